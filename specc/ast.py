@@ -1,0 +1,186 @@
+"""The syntax tree of a spec file: what the user wrote, with a span on every node.
+
+Produced by `specc.syntax` from Lark's parse tree; nothing here is checked yet beyond the
+grammar. Expressions stay unevaluated (a `Name` may be a constant, a block parameter or an
+enum word such as `relu`); the expand pass gives them meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict
+
+from specc.errors import Span
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    span: Span
+
+
+# --- expressions --------------------------------------------------------------------------
+
+
+class Number(Node):
+    value: int | float
+
+
+class String(Node):
+    value: str
+
+
+class Bool(Node):
+    value: bool
+
+
+class NoneLit(Node):
+    pass
+
+
+class Name(Node):
+    """A bare word: a constant, a block parameter, a graph name or an enum value."""
+
+    name: str
+
+
+class Unknown(Node):
+    """`?` in an input dimension."""
+
+
+class ListExpr(Node):
+    items: list[Expr]
+
+
+class BinOp(Node):
+    op: Literal["+", "-", "*", "/", "//"]
+    left: Expr
+    right: Expr
+
+
+class Neg(Node):
+    operand: Expr
+
+
+class Keyword(Node):
+    name: str
+    value: Expr
+
+
+class Call(Node):
+    """`name(args, key=value)`; `repeat` holds N of `call * N` where the grammar allows it."""
+
+    name: str
+    name_span: Span
+    args: list[Expr]
+    keywords: list[Keyword]
+    repeat: Expr | None = None
+
+
+Expr = Union[Number, String, Bool, NoneLit, Name, Unknown, ListExpr, BinOp, Neg, Call]
+
+
+# --- network bodies -----------------------------------------------------------------------
+
+
+class Binding(Node):
+    """`target = source -> step -> ...` in a graph body."""
+
+    target: str
+    target_span: Span
+    source: Name | Call
+    steps: list[Call]
+
+
+class SequenceBody(Node):
+    kind: Literal["sequence"] = "sequence"
+    calls: list[Call]
+
+
+class GraphBody(Node):
+    kind: Literal["graph"] = "graph"
+    bindings: list[Binding]
+
+
+Body = Union[SequenceBody, GraphBody]
+
+
+# --- file-level statements ----------------------------------------------------------------
+
+
+class Import(Node):
+    path: str
+
+
+class Let(Node):
+    name: str
+    value: Expr
+
+
+class Param(Node):
+    name: str
+    default: Expr | None
+
+
+class Block(Node):
+    name: str
+    params: list[Param]
+    body: Body
+    file: str  # the file that defines it: errors inside point here
+
+
+class Input(Node):
+    name: str
+    dtype: str
+    dtype_span: Span
+    dims: list[Expr]
+
+
+class LossTerm(Node):
+    """One loss; `output` is None for the single-output form `loss cross_entropy()`."""
+
+    output: str | None
+    call: Call
+
+
+class Setting(Node):
+    """A `train { }` entry: `key = value`, or a call such as `early_stopping(...)`."""
+
+    key: str
+    value: Expr
+
+
+class Section(Node):
+    """Where a model section was written; lets the checker report duplicates."""
+
+    keyword: str
+
+
+class Model(Node):
+    name: str
+    name_span: Span
+    inputs: list[Input]
+    body: Body | None
+    outputs: list[Name]
+    losses: list[LossTerm]
+    optimizer: Call | None
+    metrics: list[Call]
+    data: Call | None
+    augment: list[Call]
+    settings: list[Setting]
+    sections: list[Section]
+
+
+class File(Node):
+    path: str
+    imports: list[Import]
+    lets: list[Let]
+    blocks: list[Block]
+    models: list[Model]
+    comments: list[tuple[int, int, str]] = []  # (line, column, text): kept for `specc fmt`
+
+
+for _cls in (ListExpr, BinOp, Neg, Keyword, Call, Binding, SequenceBody, GraphBody, Let, Param,
+             Block, Input, LossTerm, Setting, Model, File):
+    _cls.model_rebuild()

@@ -1,0 +1,36 @@
+"""Code generators, one package per backend, each exposing
+`generate(model: ir.Model, program_dir: Path) -> dict[str, str]` (file name → source)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+
+from specc import ir
+from specc.errors import SpecError
+
+BACKENDS = ("torch", "tensorflow")
+
+
+def generate(model: ir.Model, backend: str, program_dir: Path) -> dict[str, str]:
+    if backend not in BACKENDS:
+        raise SpecError.at(None, f"unknown backend `{backend}` (expected one of: "
+                                 f"{', '.join(BACKENDS)})")
+    module = import_module(f"specc.backends.{backend}")
+    if not hasattr(module, "generate"):
+        raise SpecError.at(None, f"the {backend} backend is not available yet")
+    if not model.losses:
+        raise SpecError.at(model.span, f"model `{model.name}` has no `loss` section (needed to "
+                                       "train; expected e.g. `loss cross_entropy()`)")
+    return module.generate(model, Path(program_dir))
+
+
+def select_model(program: ir.Program, name: str | None) -> ir.Model:
+    """The model called `name`, or the file's first model."""
+    if name is None:
+        return program.models[0]
+    for model in program.models:
+        if model.name == name:
+            return model
+    known = ", ".join(m.name for m in program.models)
+    raise SpecError.at(None, f"no model `{name}` in {program.file} (expected one of: {known})")

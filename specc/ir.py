@@ -1,0 +1,147 @@
+"""The IR: a checked model as a typed, frozen graph with a shape on every edge.
+
+This is what the checker produces and what the backends read. Everything in it is concrete:
+constants are substituted, arguments validated into layer models, shapes and parameter counts
+computed. Blocks stay visible as nested graphs so that generated code can give each block a
+class of its own.
+
+A `Graph` lists its nodes in an order where every node comes after the values it reads.
+Values are named by unique ids within their graph; `label` keeps the spec's own name (which
+may be `class` or `lambda`: backends turn labels into safe identifiers).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict
+
+from specc.errors import Span
+from specc.layers import AnyLayer
+from specc.layers.base import Backend, ParamCount, Shape
+from specc.training import Augmentation, Loss, Metric, Optimizer, TrainConfig
+
+DType = Literal["float32", "int64"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Value(Frozen):
+    """A tensor flowing along an edge. `id` is unique within its graph."""
+
+    id: str
+    label: str
+    shape: Shape
+    dtype: DType
+
+
+class LayerNode(Frozen):
+    """One layer applied to one or more values."""
+
+    id: str  # unique within its graph, e.g. "conv2d_1"; backends use it for attribute names
+    layer: AnyLayer
+    inputs: tuple[str, ...]
+    output: Value
+    params: dict[Backend, ParamCount]
+    flops: int | None
+    span: Span
+
+
+class BlockNode(Frozen):
+    """A block instantiated with concrete arguments; its body is a graph of its own."""
+
+    id: str
+    block: str  # the block's name in the spec
+    args: dict[str, object]  # the concrete parameter values, for naming and comments
+    body: Graph
+    inputs: tuple[str, ...]
+    output: Value
+    span: Span
+
+    @property
+    def params(self) -> dict[Backend, ParamCount]:
+        return self.body.params
+
+    @property
+    def flops(self) -> int | None:
+        return self.body.flops
+
+
+Node = Union[LayerNode, BlockNode]
+
+
+class Graph(Frozen):
+    inputs: tuple[Value, ...]
+    nodes: tuple[Node, ...]
+    outputs: tuple[str, ...]  # value ids
+
+    @property
+    def params(self) -> dict[Backend, ParamCount]:
+        total: dict[Backend, ParamCount] = {"torch": ParamCount(), "tensorflow": ParamCount()}
+        for node in self.nodes:
+            for backend, count in node.params.items():
+                total[backend] = total[backend] + count
+        return total
+
+    @property
+    def flops(self) -> int | None:
+        counts = [node.flops for node in self.nodes]
+        return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
+
+    def value(self, value_id: str) -> Value:
+        for v in self.inputs:
+            if v.id == value_id:
+                return v
+        for node in self.nodes:
+            if node.output.id == value_id:
+                return node.output
+        raise KeyError(value_id)
+
+    def walk(self) -> list[tuple[tuple[str, ...], LayerNode]]:
+        """Every layer node, depth first, with the path of block ids that contains it."""
+        found: list[tuple[tuple[str, ...], LayerNode]] = []
+        for node in self.nodes:
+            if isinstance(node, BlockNode):
+                found += [((node.id, *path), n) for path, n in node.body.walk()]
+            else:
+                found.append(((), node))
+        return found
+
+
+class LossTerm(Frozen):
+    output: str  # value id of the model output it applies to
+    loss: Loss
+    span: Span
+
+
+class DataSource(Frozen):
+    """A validated `data` section; `source` is a model from specc.data.sources."""
+
+    source: object
+    spec_dir: str  # folder of the spec file that named it: relative paths start here
+    span: Span
+
+
+class Model(Frozen):
+    name: str
+    graph: Graph
+    losses: tuple[LossTerm, ...]
+    optimizer: Optimizer
+    metrics: tuple[Metric, ...]
+    data: DataSource | None
+    augment: tuple[Augmentation, ...]
+    train: TrainConfig
+    file: str
+    span: Span
+
+
+class Program(Frozen):
+    """Everything a spec file defines, checked."""
+
+    file: str
+    models: tuple[Model, ...]
+
+
+BlockNode.model_rebuild()

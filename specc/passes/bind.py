@@ -1,0 +1,141 @@
+"""Binding a call's arguments to a kind's Pydantic model, with errors at the argument.
+
+One mechanism serves layers, losses, optimizers, schedules, metrics, data sources,
+augmentations and `train` calls: positional arguments fill fields in declaration order,
+keywords fill fields by name, Pydantic validates, and every failure is reported at the span
+of the argument it concerns, in the form `what (expected …, got …)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from specc.errors import Diagnostic, Span, SpecError
+from specc.passes.evaluate import Arg, CallValue, Word, show
+
+# Fields whose value is itself a call of some registry: field name -> (what, registry).
+NestedRegistries = dict[str, tuple[str, dict[str, type[BaseModel]]]]
+
+
+def argument_names(cls: type[BaseModel]) -> list[str]:
+    return [name for name in cls.model_fields if name != "kind"]
+
+
+def suggest(name: str, candidates: list[str], hints: dict[str, str] | None = None) -> str:
+    """` (did you mean `x`?)` or an empty string."""
+    if hints and name in hints:
+        return f" (did you mean `{hints[name]}`?)"
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def lookup(registry: dict[str, Any], name: str, span: Span, what: str) -> Any:
+    """The kind called `name`, or a SpecError listing what exists."""
+    if name in registry:
+        return registry[name]
+    hint = suggest(name, list(registry))
+    known = ", ".join(sorted(registry))
+    raise SpecError.at(span, f"unknown {what} `{name}`{hint} (expected one of: {known})")
+
+
+def _plain(value: object) -> object:
+    """Evaluated values as Pydantic should see them: words as plain strings."""
+    if isinstance(value, Word):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _message(error: dict[str, Any]) -> str:
+    """Pydantic's message turned into the 'expected …' part of ours."""
+    message: str = error["msg"]
+    if error["type"] == "value_error":
+        return message.removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        message = message.removeprefix("Input should be ")
+    return message.replace("'", "`")
+
+
+def bind(cls: type[BaseModel], call: CallValue, what: str,
+         nested: NestedRegistries | None = None) -> Any:
+    """An instance of `cls` from `call`'s arguments; SpecError with every problem found."""
+    nested = nested or {}
+    fields = argument_names(cls)
+    hints: dict[str, str] = getattr(cls, "hints", {}) or {}
+    problems: list[Diagnostic] = []
+    given: dict[str, Arg] = {}
+
+    if len(call.args) > len(fields):
+        extra = call.args[len(fields)]
+        problems.append(Diagnostic(
+            f"{what} `{call.name}` takes at most {len(fields)} positional argument"
+            f"{'s' if len(fields) != 1 else ''} (expected {', '.join(fields) or 'none'}, "
+            f"got {len(call.args)})", extra.span))
+    for name, arg in zip(fields, call.args):
+        given[name] = arg
+    for name, arg in call.keywords.items():
+        if name not in fields:
+            problems.append(Diagnostic(
+                f"{what} `{call.name}` has no argument `{name}`{suggest(name, fields, hints)}"
+                f" (expected one of: {', '.join(fields) or 'no arguments'})",
+                arg.name_span or arg.span))
+        elif name in given:
+            problems.append(Diagnostic(f"argument `{name}` of `{call.name}` is given both by "
+                                       "position and by name", arg.name_span or arg.span))
+        else:
+            given[name] = arg
+
+    values: dict[str, object] = {}
+    for name, arg in given.items():
+        if isinstance(arg.value, CallValue) and name in nested:
+            nested_what, registry = nested[name]
+            try:
+                kind = lookup(registry, arg.value.name, arg.value.name_span, nested_what)
+                values[name] = bind(kind, arg.value, nested_what)
+            except SpecError as error:
+                problems += error.diagnostics
+        elif isinstance(arg.value, CallValue):
+            problems.append(Diagnostic(f"argument `{name}` of `{call.name}` takes a value, not "
+                                       f"a call (got `{arg.value.name}(...)`)", arg.span))
+        else:
+            values[name] = _plain(arg.value)
+    if problems:
+        raise SpecError(problems)
+
+    try:
+        return cls(**values)
+    except ValidationError as error:
+        raise SpecError(_validation_diagnostics(error, call, what, given)) from None
+
+
+def _validation_diagnostics(error: ValidationError, call: CallValue, what: str,
+                            given: dict[str, Arg]) -> list[Diagnostic]:
+    by_field: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        by_field[field].append(item)
+    diagnostics = []
+    for field, items in by_field.items():
+        arg = given.get(field)
+        span = arg.span if arg else call.span
+        if field and items[0]["type"] == "missing":
+            diagnostics.append(Diagnostic(
+                f"{what} `{call.name}` is missing its argument `{field}`", call.span))
+            continue
+        custom = [_message(i) for i in items if i["type"] == "value_error"]
+        if custom:
+            text = custom[0]
+            prefix = f"`{call.name}`: " if not field else f"`{call.name}` argument `{field}`: "
+            diagnostics.append(Diagnostic(prefix + text, span))
+            continue
+        expected = " or ".join(dict.fromkeys(_message(i) for i in items))
+        got = show(arg.value) if arg else "nothing"
+        diagnostics.append(Diagnostic(
+            f"invalid argument `{field}` of {what} `{call.name}` (expected {expected}, "
+            f"got {got})", span))
+    return diagnostics

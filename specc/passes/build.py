@@ -1,0 +1,380 @@
+"""AST model → IR model: expand blocks and repeats, bind arguments, infer shapes.
+
+This is where a model acquires meaning. Walking the body in order, each call is either a
+block (instantiated with its arguments into a nested graph) or a layer (its arguments bound
+to the layer's Pydantic model, its output shape and parameter count computed). Problems are
+collected, not raised: a failed node poisons only the values that depend on it, so one run
+reports every independent mistake. Errors inside a block carry a note at each call site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from specc import ast, ir
+from specc.errors import Diagnostic, Diagnostics, ShapeError, Span, SpecError
+from specc.layers import LAYERS
+from specc.layers.base import BACKENDS, Layer
+from specc.passes.bind import argument_names, bind, lookup, suggest
+from specc.passes.evaluate import CallValue, Env, evaluate, evaluate_call, evaluate_count, show
+from specc.passes.resolve import Scope
+
+_DTYPES: dict[str, ir.DType] = {"float": "float32", "int": "int64"}
+# The dtype a layer's `accepts` names, and what it is called in messages.
+_ACCEPTS = {"float": ("float32",), "int": ("int64",), "any": ("float32", "int64")}
+_DTYPE_WORDS = {"float32": "float", "int64": "int"}
+
+
+class _Poison:
+    """Stands for a value whose computation failed; uses of it report nothing more."""
+
+
+POISON = _Poison()
+Slot = ir.Value | _Poison
+
+
+@dataclass
+class _Frame:
+    """A block being expanded, for the notes that point at its call sites."""
+
+    block: str
+    call_span: Span
+
+
+@dataclass
+class GraphBuilder:
+    """Builds one `ir.Graph` (a model body or one block instantiation)."""
+
+    scope: Scope
+    diags: Diagnostics
+    env: Env
+    frames: tuple[_Frame, ...] = ()
+    nodes: list[ir.Node] = field(default_factory=list)
+    used_ids: set[str] = field(default_factory=set)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    # --- reporting ------------------------------------------------------------------------
+
+    def report(self, diagnostic: Diagnostic) -> None:
+        for frame in reversed(self.frames):
+            diagnostic = diagnostic.with_note(f"in block `{frame.block}`, used here",
+                                              frame.call_span)
+        if diagnostic not in self.diags.items:  # a block used twice repeats its errors
+            self.diags.items.append(diagnostic)
+
+    def report_all(self, error: SpecError) -> None:
+        for diagnostic in error.diagnostics:
+            self.report(diagnostic)
+
+    def new_id(self, base: str) -> str:
+        while True:
+            self.counters[base] = self.counters.get(base, 0) + 1
+            candidate = f"{base}_{self.counters[base]}"
+            if candidate not in self.used_ids:
+                self.used_ids.add(candidate)
+                return candidate
+
+    # --- applying calls -------------------------------------------------------------------
+
+    def apply(self, call: ast.Call, inputs: list[Slot], label: str | None = None) -> Slot:
+        """Apply `call` (repeated if `call * N`) to `inputs`; the result's label is `label`
+        when given (the name a graph binds it to), else the node id."""
+        if any(isinstance(i, _Poison) for i in inputs):
+            return POISON
+        times = 1
+        if call.repeat is not None:
+            try:
+                times = evaluate_count(call.repeat, self.env, "the repeat count")
+            except SpecError as error:
+                self.report_all(error)
+                return POISON
+        result: Slot = POISON
+        for index in range(times):
+            result = self._apply_once(call, inputs, label if index == times - 1 else None)
+            if isinstance(result, _Poison):
+                return POISON
+            inputs = [result]
+        return result
+
+    def _apply_once(self, call: ast.Call, inputs: list[ir.Value], label: str | None) -> Slot:
+        if call.name in self.scope.blocks:
+            return self._apply_block(self.scope.blocks[call.name], call, inputs, label)
+        try:
+            layer_cls = lookup(LAYERS, call.name, call.name_span, "layer")
+            if layer_cls.arity == "many":
+                raise SpecError.at(call.name_span, f"`{call.name}` merges named tensors: write "
+                                   f"it as the start of a graph chain, e.g. `{call.name}(a, b)`")
+            layer = bind(layer_cls, evaluate_call(call, self.env), "layer")
+        except SpecError as error:
+            self.report_all(error)
+            return POISON
+        return self.add_layer(layer, inputs, call.span, label)
+
+    def add_layer(self, layer: Layer, inputs: list[ir.Value], span: Span,
+                  label: str | None) -> Slot:
+        """Check dtypes and shapes of `layer` on `inputs` and append its node."""
+        name = layer.kind
+        for value in inputs:
+            if value.dtype not in _ACCEPTS[layer.accepts]:
+                self.report(Diagnostic(
+                    f"`{name}` cannot take `{value.label}` of type {_DTYPE_WORDS[value.dtype]} "
+                    f"(expected {layer.accepts}, got {_DTYPE_WORDS[value.dtype]})", span))
+                return POISON
+        shapes = [v.shape for v in inputs]
+        try:
+            shape = layer.output_shape(shapes)
+            params = {backend: layer.params(shapes, backend) for backend in BACKENDS}
+        except ShapeError as error:
+            self.report(Diagnostic(f"{name}: {error}", span))
+            return POISON
+        node_id = self.new_id(name)
+        dtype = inputs[0].dtype if layer.produces == "same" else "float32"
+        output = ir.Value(id=node_id, label=label or node_id, shape=tuple(shape), dtype=dtype)
+        self.nodes.append(ir.LayerNode(
+            id=node_id, layer=layer, inputs=tuple(v.id for v in inputs), output=output,
+            params=params, flops=layer.flops(shapes, shape), span=span))
+        return output
+
+    def _apply_block(self, block: ast.Block, call: ast.Call, inputs: list[ir.Value],
+                     label: str | None) -> Slot:
+        if len(inputs) != 1:
+            self.report(Diagnostic(f"block `{block.name}` takes one input (got {len(inputs)})",
+                                   call.span))
+            return POISON
+        try:
+            args = _bind_block_args(block, evaluate_call(call, self.env), self.scope)
+        except SpecError as error:
+            self.report_all(error)
+            return POISON
+        child = GraphBuilder(self.scope, self.diags, self.scope.constants.child(args),
+                             (*self.frames, _Frame(block.name, call.span)))
+        (value,) = inputs
+        body_input = value.model_copy(update={"label": "in", "id": "in"})
+        child.used_ids.add("in")
+        outputs = child.build_body(block.body, [body_input], result_name="out")
+        if outputs is None:
+            return POISON
+        body = ir.Graph(inputs=(body_input,), nodes=tuple(child.nodes),
+                        outputs=tuple(o.id for o in outputs))
+        node_id = self.new_id(block.name)
+        output = ir.Value(id=node_id, label=label or node_id, shape=outputs[0].shape,
+                          dtype=outputs[0].dtype)
+        self.nodes.append(ir.BlockNode(id=node_id, block=block.name, args=args, body=body,
+                                       inputs=(value.id,), output=output, span=call.span))
+        return output
+
+    # --- bodies ---------------------------------------------------------------------------
+
+    def build_body(self, body: ast.Body, inputs: list[ir.Value],
+                   result_name: str | None = None,
+                   output_names: list[ast.Name] | None = None) -> list[ir.Value] | None:
+        """Build a sequence or graph body over `inputs`; the body's output values, or None
+        when something failed (already reported)."""
+        if isinstance(body, ast.SequenceBody):
+            if len(inputs) != 1:
+                self.report(Diagnostic(
+                    f"`layers` needs exactly one input (got {len(inputs)}: "
+                    f"{', '.join(v.label for v in inputs)}); use `graph` for several",
+                    body.span))
+                return None
+            if not body.calls:
+                self.report(Diagnostic("empty body (expected at least one layer)", body.span))
+                return None
+            slot: Slot = inputs[0]
+            for call in body.calls:
+                slot = self.apply(call, [slot])
+            return None if isinstance(slot, _Poison) else [slot]
+        return self._build_graph(body, inputs, result_name, output_names)
+
+    def _build_graph(self, body: ast.GraphBody, inputs: list[ir.Value],
+                     result_name: str | None,
+                     output_names: list[ast.Name] | None) -> list[ir.Value] | None:
+        names: dict[str, Slot] = {v.label: v for v in inputs}
+        bound_at: dict[str, Span] = {}
+        uses: dict[int, int] = {id(v): 0 for v in inputs}
+        later = {b.target: b.target_span for b in body.bindings}
+        for value in inputs:
+            self.used_ids.add(value.id)
+
+        def resolve_name(ref: ast.Name) -> Slot:
+            if ref.name in names:
+                slot = names[ref.name]
+                uses[id(slot)] = uses.get(id(slot), 0) + 1
+                return slot
+            if ref.name in later:
+                self.report(Diagnostic(
+                    f"`{ref.name}` is used before it is bound (graphs are acyclic: a name can "
+                    f"only use names bound above it; `{ref.name}` is bound at line "
+                    f"{later[ref.name].line})", ref.span))
+            else:
+                hint = suggest(ref.name, list(names))
+                self.report(Diagnostic(f"unknown name `{ref.name}`{hint} (expected one of: "
+                                       f"{', '.join(names)})", ref.span))
+            return POISON
+
+        for binding in body.bindings:
+            if isinstance(binding.source, ast.Name):
+                slot = resolve_name(binding.source)
+                steps = binding.steps
+            else:
+                slot = self._merge(binding.source, resolve_name)
+                steps = binding.steps
+            for index, step in enumerate(steps):
+                is_last = index == len(steps) - 1
+                slot = self.apply(step, [slot], binding.target if is_last else None)
+            if isinstance(slot, ir.Value) and slot.label != binding.target:
+                slot = self._relabel(slot, binding.target)
+            previous = names.get(binding.target)
+            if isinstance(previous, ir.Value) and uses.get(id(previous), 0) == 0:
+                self.report(Diagnostic(f"`{binding.target}` is re-bound before it is used",
+                                       bound_at[binding.target], "warning"))
+            names[binding.target] = slot
+            bound_at[binding.target] = binding.target_span
+            uses.setdefault(id(slot), 0)
+
+        if result_name is not None:  # a block: bind `out`
+            if result_name not in names:
+                self.report(Diagnostic(f"a graph block must bind `{result_name}` (expected "
+                                       f"`{result_name} = ...`)", body.span))
+                return None
+            uses[id(names[result_name])] = uses.get(id(names[result_name]), 0) + 1
+            outputs: list[Slot] = [names[result_name]]
+        else:
+            outputs = [resolve_name(ref) for ref in output_names or []]
+
+        for value in inputs:
+            if uses.get(id(value), 0) == 0 and value.label != "in":
+                self.report(Diagnostic(f"input `{value.label}` is never used", None))
+        for name, slot in names.items():
+            if isinstance(slot, ir.Value) and uses.get(id(slot), 0) == 0 \
+                    and name in bound_at:
+                self.report(Diagnostic(f"`{name}` is bound but never used", bound_at[name],
+                                       "warning"))
+        if any(isinstance(o, _Poison) for o in outputs):
+            return None
+        return outputs  # type: ignore[return-value]
+
+    def _merge(self, call: ast.Call, resolve_name) -> Slot:
+        layer_cls = LAYERS.get(call.name)
+        if call.name in self.scope.blocks or layer_cls is None or layer_cls.arity != "many":
+            what = "block" if call.name in self.scope.blocks else "layer"
+            if layer_cls is None and call.name not in self.scope.blocks:
+                self.report(Diagnostic(
+                    f"a chain starts with a name or a merge such as `add(a, b)` (got "
+                    f"unknown `{call.name}`{suggest(call.name, list(LAYERS))})", call.name_span))
+            else:
+                self.report(Diagnostic(
+                    f"a chain starts with a name or a merge such as `add(a, b)` (got {what} "
+                    f"`{call.name}`: write `x -> {call.name}(...)`)", call.name_span))
+            return POISON
+        inputs: list[Slot] = []
+        for arg in call.args:
+            if not isinstance(arg, ast.Name):
+                self.report(Diagnostic(f"`{call.name}` takes names of tensors (got "
+                                       f"{type(arg).__name__.lower()})", arg.span))
+                return POISON
+            inputs.append(resolve_name(arg))
+        if len(inputs) < 2:
+            self.report(Diagnostic(f"`{call.name}` merges two or more tensors (got "
+                                   f"{len(inputs)})", call.span))
+            return POISON
+        if any(isinstance(i, _Poison) for i in inputs):
+            return POISON
+        try:
+            keywords = CallValue(call.name, [], evaluate_call(call.model_copy(
+                update={"args": []}), self.env).keywords, call.span, call.name_span)
+            layer = bind(layer_cls, keywords, "layer")
+        except SpecError as error:
+            self.report_all(error)
+            return POISON
+        return self.add_layer(layer, inputs, call.span, None)  # type: ignore[arg-type]
+
+    def _relabel(self, value: ir.Value, label: str) -> ir.Value:
+        """Give the value produced last a graph name (its node was labelled by id)."""
+        relabelled = value.model_copy(update={"label": label})
+        node = self.nodes[-1]
+        if node.output.id == value.id:
+            self.nodes[-1] = node.model_copy(update={"output": relabelled})
+            return relabelled
+        return value  # an alias such as `b = a`: the tensor keeps its first name
+
+
+def _bind_block_args(block: ast.Block, call: CallValue, scope: Scope) -> dict[str, object]:
+    params = [p.name for p in block.params]
+    problems: list[Diagnostic] = []
+    values: dict[str, object] = {}
+    if len(call.args) > len(params):
+        problems.append(Diagnostic(
+            f"block `{block.name}` takes {len(params)} argument{'s' if len(params) != 1 else ''}"
+            f" (expected {', '.join(params) or 'none'}, got {len(call.args)})",
+            call.args[len(params)].span).with_note("the block is defined here", block.span))
+    for param, arg in zip(params, call.args):
+        values[param] = arg.value
+    for name, arg in call.keywords.items():
+        if name not in params:
+            problems.append(Diagnostic(
+                f"block `{block.name}` has no parameter `{name}`{suggest(name, params)} "
+                f"(expected one of: {', '.join(params) or 'none'})", arg.name_span or arg.span))
+        elif name in values:
+            problems.append(Diagnostic(f"parameter `{name}` is given twice",
+                                       arg.name_span or arg.span))
+        else:
+            values[name] = arg.value
+    for param in block.params:
+        if param.name in values:
+            continue
+        if param.default is None:
+            problems.append(Diagnostic(
+                f"block `{block.name}` is missing its argument `{param.name}` (expected "
+                f"{len(params)} argument{'s' if len(params) != 1 else ''}: "
+                f"{', '.join(params)})", call.span).with_note("the block is defined here",
+                                                              block.span))
+            continue
+        try:
+            values[param.name] = evaluate(param.default, scope.constants.child(values))
+        except SpecError as error:
+            problems += error.diagnostics
+    if problems:
+        raise SpecError(problems)
+    return values
+
+
+def build_inputs(model: ast.Model, env: Env, diags: Diagnostics) -> list[ir.Value]:
+    inputs: list[ir.Value] = []
+    seen: dict[str, Span] = {}
+    for item in model.inputs:
+        if item.name in seen:
+            diags.items.append(Diagnostic(f"input `{item.name}` is declared twice", item.span)
+                               .with_note("first declared here", seen[item.name]))
+            continue
+        seen[item.name] = item.span
+        if item.dtype not in _DTYPES:
+            diags.error(item.dtype_span, f"unknown input type `{item.dtype}` (expected float or "
+                                         f"int{suggest(item.dtype, list(_DTYPES))})")
+            continue
+        dims: list[int | None] = []
+        for dim in item.dims:
+            if isinstance(dim, ast.Unknown):
+                dims.append(None)
+                continue
+            try:
+                value = evaluate(dim, env)
+            except SpecError as error:
+                diags.extend(error.diagnostics)
+                break
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                diags.error(dim.span, f"a dimension must be a positive integer or `?` (got "
+                                      f"{show(value)})")
+                break
+            dims.append(value)
+        else:
+            if not dims:
+                diags.error(item.span, "an input needs at least one dimension (expected e.g. "
+                                       "float[4], got float[])")
+                continue
+            inputs.append(ir.Value(id=item.name, label=item.name, shape=tuple(dims),
+                                   dtype=_DTYPES[item.dtype]))
+    if not model.inputs:
+        diags.error(model.name_span, f"model `{model.name}` has no input (expected e.g. "
+                                     "`input x: float[4]`)")
+    return inputs

@@ -1,0 +1,5 @@
+"""The syntax stage: spec text → AST. Lark is used here and nowhere else."""
+
+from specc.syntax.parser import grammar_path, parse, parse_file
+
+__all__ = ["grammar_path", "parse", "parse_file"]

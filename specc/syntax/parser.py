@@ -1,0 +1,175 @@
+"""Source text → `specc.ast.File`, reporting every syntax error the parser can get past.
+
+The grammar lives in `grammars/specc.lark` (shipped inside the wheel as
+`specc/grammars/specc.lark`). Lark never appears past this package.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import VisitError
+
+from specc import ast
+from specc.errors import Diagnostic, Span, SpecError
+from specc.syntax.transformer import ToAst, token_span
+
+_HERE = Path(__file__).resolve().parent
+# Installed wheel first, then the source checkout.
+_GRAMMAR_CANDIDATES = (_HERE.parent / "grammars" / "specc.lark",
+                       _HERE.parent.parent / "grammars" / "specc.lark")
+_MAX_SYNTAX_ERRORS = 20
+
+# How terminals read in messages, for those whose pattern is not a plain string.
+_TERMINAL_WORDS = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string",
+                   "$END": "end of file"}
+
+
+def grammar_path() -> Path:
+    for candidate in _GRAMMAR_CANDIDATES:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"specc grammar not found in {[str(c) for c in _GRAMMAR_CANDIDATES]}")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
+                propagate_positions=True, maybe_placeholders=True, cache=True)
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    try:
+        pattern = _parser().get_terminal(name).pattern
+    except KeyError:
+        return name
+    return f"`{pattern.value}`" if pattern.type == "str" else name.lower()
+
+
+def _expected(names: set[str] | frozenset[str]) -> str:
+    words = sorted({_describe_terminal(n) for n in names})
+    if len(words) > 8:
+        words = words[:8] + ["…"]
+    return ", ".join(words)
+
+
+def _unclosed_brace(text: str, file: str) -> Span | None:
+    """The `{` that is never closed, ignoring strings and comments."""
+    stack: list[tuple[int, int]] = []
+    in_string = in_comment = False
+    line, column = 1, 0
+    previous = ""
+    for char in text:
+        column += 1
+        if char == "\n":
+            line, column, in_comment = line + 1, 0, False
+        elif in_comment:
+            pass
+        elif in_string:
+            if char == '"' and previous != "\\":
+                in_string = False
+        elif char == "#":
+            in_comment = True
+        elif char == '"':
+            in_string = True
+        elif char == "{":
+            stack.append((line, column))
+        elif char == "}" and stack:
+            stack.pop()
+        previous = char if previous != "\\" else ""
+    if not stack:
+        return None
+    line, column = stack[-1]
+    return Span(file=file, line=line, column=column, end_line=line, end_column=column + 1)
+
+
+def _syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnostic:
+    if isinstance(error, UnexpectedToken) and error.token.type != "$END":
+        token: Token = error.token
+        return Diagnostic(f"unexpected `{token}` (expected {_expected(error.expected)}, "
+                          f"got `{token}`)", token_span(file, token))
+    if isinstance(error, UnexpectedCharacters):
+        span = Span(file=file, line=error.line, column=error.column, end_line=error.line,
+                    end_column=error.column + 1)
+        char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else "?"
+        return Diagnostic(f"unexpected character `{char}` (expected "
+                          f"{_expected(error.allowed)})", span)
+    # End of file in the middle of something; usually a missing `}`.
+    expected = getattr(error, "expected", None) or set()
+    lines = text.splitlines() or [""]
+    end = Span(file=file, line=len(lines), column=len(lines[-1]) + 1, end_line=len(lines),
+               end_column=len(lines[-1]) + 2)
+    diagnostic = Diagnostic(f"unexpected end of file (expected {_expected(expected)})", end)
+    brace = _unclosed_brace(text, file)
+    if brace is not None:
+        diagnostic = Diagnostic("unclosed `{` (expected a matching `}` before the end of file)",
+                                brace)
+    return diagnostic
+
+
+def parse(text: str, file: str = "<spec>") -> ast.File:
+    """Parse spec text; raise SpecError with every syntax error found."""
+    errors: list[Diagnostic] = []
+    comments: list[tuple[int, int, str]] = []
+
+    def recover(error: UnexpectedInput) -> bool:
+        diagnostic = _syntax_diagnostic(error, text, file)
+        # One report per line: what follows a first mistake on a line is usually noise.
+        if not errors or errors[-1].span is None or diagnostic.span is None \
+                or errors[-1].span.line != diagnostic.span.line:
+            errors.append(diagnostic)
+        return len(errors) < _MAX_SYNTAX_ERRORS and not isinstance(error, UnexpectedEOF)
+
+    try:
+        tree = _parser().parse(text, on_error=recover)
+    except UnexpectedInput as error:
+        diagnostic = _syntax_diagnostic(error, text, file)
+        if not errors or errors[-1] != diagnostic:
+            errors.append(diagnostic)
+        raise SpecError(errors) from None
+    if errors:
+        raise SpecError(errors)
+
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        _collect_comment(line_no, line, comments)
+
+    transformer = ToAst(file)
+    try:
+        result = transformer.transform(tree)
+    except VisitError as error:  # a bug in a transformer method, or a SpecError it raised
+        if isinstance(error.orig_exc, SpecError):
+            raise error.orig_exc from None
+        raise error.orig_exc from error
+    if transformer.diagnostics:
+        raise SpecError(transformer.diagnostics)
+    return result.model_copy(update={"comments": comments})
+
+
+def _collect_comment(line_no: int, line: str, comments: list[tuple[int, int, str]]) -> None:
+    in_string = False
+    previous = ""
+    for index, char in enumerate(line):
+        if in_string:
+            if char == '"' and previous != "\\":
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "#":
+            comments.append((line_no, index + 1, line[index:].rstrip()))
+            return
+        previous = char if previous != "\\" else ""
+
+
+def parse_file(path: str | Path) -> ast.File:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SpecError.at(None, f"cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise SpecError.at(None, f"{path} is not UTF-8 text ({error.reason})") from None
+    return parse(text, str(path))
