@@ -15,7 +15,7 @@ from specc.errors import Span
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     span: Span
 
@@ -179,8 +179,3 @@ class File(Node):
     blocks: list[Block]
     models: list[Model]
     comments: list[tuple[int, int, str]] = []  # (line, column, text): kept for `specc fmt`
-
-
-for _cls in (ListExpr, BinOp, Neg, Keyword, Call, Binding, SequenceBody, GraphBody, Let, Param,
-             Block, Input, LossTerm, Setting, Model, File):
-    _cls.model_rebuild()

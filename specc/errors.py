@@ -23,7 +23,7 @@ Severity = Literal["error", "warning"]
 class Span(BaseModel):
     """A region of a source file; lines and columns count from 1."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     file: str
     line: int

@@ -25,7 +25,7 @@ DType = Literal["float32", "int64"]
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Value(Frozen):
@@ -143,5 +143,3 @@ class Program(Frozen):
     file: str
     models: tuple[Model, ...]
 
-
-BlockNode.model_rebuild()

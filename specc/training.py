@@ -20,7 +20,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 class Section(BaseModel):
     """Base of every training-section kind."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: str
     hints: ClassVar[dict[str, str]] = {}
@@ -296,7 +296,7 @@ class Checkpoint(Section):
 class TrainConfig(BaseModel):
     """The `train { }` keys with their defaults."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     backend: Literal["torch", "tensorflow"] = "torch"
     device: str = "auto"
