@@ -6,6 +6,11 @@ declaration order. Field defaults are the normative defaults. The class knows no
 any framework: backends read its fields and the shapes the checker computed.
 
 Shapes never include the batch dimension. A dimension is an int, or None for `?`.
+
+Messages do not name their layer: the checker shows a ShapeError after the layer's name
+("conv2d: window is larger than the input along height (expected …, got …)") and an argument's
+validation error after the layer's and the argument's. Both follow `specc.errors.mismatch`:
+what, expected, got.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ class ParamCount(NamedTuple):
 class Layer(BaseModel):
     """Base of every layer kind. Subclasses declare `kind: Literal["name"] = "name"` first."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: str
     # How many inputs the layer takes: 1, or "many" for merges (two or more).
@@ -53,6 +58,7 @@ class Layer(BaseModel):
     # Older or Keras-style spellings a user may try, mapped to our argument name; used only
     # for the "did you mean" hint, never accepted silently.
     hints: ClassVar[dict[str, str]] = {}
+    # The element type the layer needs of its inputs, and the one it outputs (see Accepts).
     accepts: ClassVar[Accepts] = "float"
     produces: ClassVar[Produces] = "float"
 
@@ -82,30 +88,31 @@ def fmt_shape(shape: Shape) -> str:
 
 
 def require_rank(layer: str, shape: Shape, ranks: int | tuple[int, ...], meaning: str) -> None:
-    """Fail with a message naming the layer, the layout it needs and the shape received.
+    """Fail with a message naming the layout the layer needs and the shape received.
 
     `meaning` spells out the layout, e.g. "[height, width, channels]"; the batch is never
-    counted, as in the spec's own `input` lines.
+    counted, as in the spec's own `input` lines. `layer` is not repeated in the message: the
+    checker already shows every shape error after the layer's name.
     """
     ranks = (ranks,) if isinstance(ranks, int) else ranks
     if len(shape) not in ranks:
         expected = " or ".join(str(r) for r in ranks)
         raise ShapeError(
             mismatch(
-                f"{layer} needs an input {meaning}",
+                f"input must be {meaning}",
                 f"{expected} dimensions",
                 f"{len(shape)}: {fmt_shape(shape)}",
             )
         )
 
 
-def require_known(layer: str, shape: Shape, axis: int, meaning: str) -> int:
+def require_known(shape: Shape, axis: int, meaning: str) -> int:
     """The size of `shape[axis]`, which the layer needs to create its weights; fail on `?`."""
     size = shape[axis]
     if size is None:
         raise ShapeError(
             mismatch(
-                f"{layer} needs a known number of {meaning} to create its weights",
+                f"needs a known number of {meaning} to create its weights",
                 "a number",
                 f"? in {fmt_shape(shape)}",
             )
@@ -113,7 +120,7 @@ def require_known(layer: str, shape: Shape, axis: int, meaning: str) -> int:
     return size
 
 
-def resolve_axis(layer: str, axis: int, shape: Shape) -> int:
+def resolve_axis(axis: int, shape: Shape) -> int:
     """The index into `shape` of an axis written the frameworks' way, batch as axis 0.
 
     `shape` excludes the batch, so axis a ≥ 1 is shape[a - 1] and a < 0 is shape[a]; axis 0
@@ -123,7 +130,7 @@ def resolve_axis(layer: str, axis: int, shape: Shape) -> int:
     if not (1 <= axis <= rank or -rank <= axis <= -1):
         raise ShapeError(
             mismatch(
-                f"{layer} axis {axis} does not exist in its input {fmt_shape(shape)}",
+                f"axis {axis} does not exist in the input {fmt_shape(shape)}",
                 f"1..{rank} or -{rank}..-1 (axis 0 is the batch)",
                 axis,
             )

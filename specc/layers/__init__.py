@@ -1,0 +1,85 @@
+"""The layer catalog: every layer kind of the language, by name.
+
+`LAYERS` maps a kind (the name written in a spec) to its class; `AnyLayer` validates any of
+them from a dict with a "kind" key; `ACTIVATIONS` lists the activation names, which work
+both as layers and as `activation=` values.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from specc.layers.activation import ACTIVATION_LAYERS, ACTIVATIONS, Activation
+from specc.layers.attention import MultiHeadAttention, TransformerEncoder
+from specc.layers.base import Layer
+from specc.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D
+from specc.layers.core import Dense, Dropout, Flatten, Identity, Permute, Reshape
+from specc.layers.initializers import INITIALIZERS, Initializer
+from specc.layers.merge import Add, Average, Concat, Multiply
+from specc.layers.normalization import BatchNorm, LayerNorm
+from specc.layers.pooling import (
+    AvgPool1D,
+    AvgPool2D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    MaxPool1D,
+    MaxPool2D,
+    UpSample2D,
+    ZeroPad2D,
+)
+from specc.layers.sequence import GRU, LSTM, Embedding, PositionalEmbedding, SimpleRNN
+
+_CLASSES: tuple[type[Layer], ...] = (
+    Dense,
+    Dropout,
+    Flatten,
+    Reshape,
+    Permute,
+    Identity,
+    *ACTIVATION_LAYERS,
+    Conv1D,
+    Conv2D,
+    Conv2DTranspose,
+    DepthwiseConv2D,
+    MaxPool1D,
+    MaxPool2D,
+    AvgPool1D,
+    AvgPool2D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    UpSample2D,
+    ZeroPad2D,
+    BatchNorm,
+    LayerNorm,
+    Embedding,
+    PositionalEmbedding,
+    SimpleRNN,
+    LSTM,
+    GRU,
+    MultiHeadAttention,
+    TransformerEncoder,
+    Add,
+    Multiply,
+    Average,
+    Concat,
+)
+
+LAYERS: dict[str, type[Layer]] = {cls.model_fields["kind"].default: cls for cls in _CLASSES}
+
+AnyLayer = Annotated[Union[_CLASSES], Field(discriminator="kind")]
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITIALIZERS",
+    "LAYERS",
+    "Activation",
+    "AnyLayer",
+    "Initializer",
+    "Layer",
+]

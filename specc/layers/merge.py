@@ -1,0 +1,126 @@
+"""Merges: layers that combine two or more tensors (graph form only).
+
+Elementwise merges (add, multiply, average) need inputs of one shape — no broadcasting, so
+a mistake in the wiring is reported rather than silently broadcast. `?` matches any size.
+`concat` joins along `axis` (batch = axis 0, as in both frameworks; -1, the default, is the
+channels / features axis) and needs every other axis equal.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import field_validator
+
+from specc.errors import ShapeError, mismatch
+from specc.layers.args import Int, invalid
+from specc.layers.base import Dim, Layer, Shape, fmt_shape, numel, resolve_axis
+
+
+def _shapes(shapes: list[Shape]) -> str:
+    return ", ".join(fmt_shape(s) for s in shapes)
+
+
+def _meet(a: Dim, b: Dim) -> Dim:
+    """The size two compatible dims agree on (`?` yields to a number)."""
+    return b if a is None else a
+
+
+def _compatible(a: Dim, b: Dim) -> bool:
+    return a is None or b is None or a == b
+
+
+class Merge(Layer):
+    """Two or more inputs of one shape, combined element by element."""
+
+    arity = "many"
+
+    def _check_count(self, inputs: list[Shape]) -> None:
+        if len(inputs) < 2:
+            raise ShapeError(
+                mismatch("needs two or more inputs to merge", "two or more", len(inputs))
+            )
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        self._check_count(inputs)
+        out = inputs[0]
+        for shape in inputs[1:]:
+            if len(shape) != len(out) or not all(map(_compatible, out, shape)):
+                raise ShapeError(
+                    mismatch(
+                        "needs inputs of one shape",
+                        "equal shapes",
+                        _shapes(inputs),
+                    )
+                )
+            out = tuple(map(_meet, out, shape))
+        return out
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        elements = numel(output)
+        return None if elements is None else (len(inputs) - 1) * elements
+
+
+class Add(Merge):
+    kind: Literal["add"] = "add"
+
+
+class Multiply(Merge):
+    kind: Literal["multiply"] = "multiply"
+
+
+class Average(Merge):
+    kind: Literal["average"] = "average"
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        elements = numel(output)
+        return None if elements is None else len(inputs) * elements
+
+
+class Concat(Merge):
+    """Joins its inputs along `axis`; works on any element type (int token ids too), but
+    all inputs must share it."""
+
+    kind: Literal["concat"] = "concat"
+    axis: Int = -1
+
+    hints: ClassVar[dict[str, str]] = {"dim": "axis"}
+    accepts = "any"
+    produces = "same"
+
+    @field_validator("axis")
+    @classmethod
+    def _not_batch(cls, axis: int) -> int:
+        if axis == 0:
+            raise invalid("concat cannot join along the batch", "a non-zero axis", "axis 0")
+        return axis
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        self._check_count(inputs)
+        first = inputs[0]
+        at = resolve_axis(self.axis, first)
+        for shape in inputs[1:]:
+            same_rank = len(shape) == len(first)
+            others = same_rank and all(
+                _compatible(a, b)
+                for i, (a, b) in enumerate(zip(first, shape, strict=True))
+                if i != at
+            )
+            if not others:
+                raise ShapeError(
+                    mismatch(
+                        f"along axis {self.axis} needs inputs equal on every other axis",
+                        "equal shapes except along the axis",
+                        _shapes(inputs),
+                    )
+                )
+        out = list(first)
+        for shape in inputs[1:]:
+            out = [
+                (None if a is None or b is None else a + b) if i == at else _meet(a, b)
+                for i, (a, b) in enumerate(zip(out, shape, strict=True))
+            ]
+        return tuple(out)
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        return 0

@@ -1,0 +1,171 @@
+"""Sequence layers: token and positional embeddings, and recurrent layers over [time, features]."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from specc.errors import ShapeError, mismatch
+from specc.layers.args import Flag, PositiveInt
+from specc.layers.base import (
+    Backend,
+    Layer,
+    ParamCount,
+    Shape,
+    fmt_shape,
+    require_known,
+    require_rank,
+)
+from specc.layers.initializers import BIAS_INIT_HINTS, INIT_HINTS, BiasInitializer, Initializer
+
+SEQUENCE = "[time, features]"
+
+
+def sequence_features(layer: str, shape: Shape) -> int:
+    """Check that `shape` is [time, features] and return the (known) feature count."""
+    require_rank(layer, shape, 2, SEQUENCE)
+    return require_known(shape, -1, "features (last axis)")
+
+
+class Embedding(Layer):
+    """Looks up a learned `dim`-vector for each int token id in [0, vocab): [...] → [..., dim].
+
+    Initialized U(-0.05, 0.05) (`uniform`, Keras's default) unless `init` says otherwise.
+    """
+
+    kind: Literal["embedding"] = "embedding"
+    vocab: PositiveInt
+    dim: PositiveInt
+    init: Initializer = "uniform"
+
+    hints: ClassVar[dict[str, str]] = {
+        "num_embeddings": "vocab",
+        "input_dim": "vocab",
+        "vocab_size": "vocab",
+        "embedding_dim": "dim",
+        "output_dim": "dim",
+        **INIT_HINTS,
+    }
+    accepts = "int"
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        return (*inputs[0], self.dim)
+
+    def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
+        return ParamCount(self.vocab * self.dim)
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        return 0  # a table lookup
+
+
+class PositionalEmbedding(Layer):
+    """Adds a learned vector per position to a [time, features] input (as in keras.io's
+    TokenAndPositionEmbedding); sequences may be shorter than `max_len`, never longer.
+    Initialized U(-0.05, 0.05) (`uniform`) unless `init` says otherwise."""
+
+    kind: Literal["positional_embedding"] = "positional_embedding"
+    max_len: PositiveInt
+    init: Initializer = "uniform"
+
+    hints: ClassVar[dict[str, str]] = {
+        "maxlen": "max_len",
+        "sequence_length": "max_len",
+        **INIT_HINTS,
+    }
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        shape = inputs[0]
+        sequence_features(self.kind, shape)
+        time = shape[0]
+        if time is not None and time > self.max_len:
+            raise ShapeError(
+                mismatch(
+                    f"max_len={self.max_len} has no position for every step of the input "
+                    f"{fmt_shape(shape)}",
+                    f"at most {self.max_len} time steps",
+                    time,
+                )
+            )
+        return shape
+
+    def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
+        return ParamCount(self.max_len * sequence_features(self.kind, inputs[0]))
+
+
+class Recurrent(Layer):
+    """A recurrent layer over [time, features] (shared by simple_rnn, lstm and gru).
+
+    Output: the last step's state [units], or every step's [time, units] with
+    `return_sequences`; `bidirectional` runs a second layer backwards in time and
+    concatenates, doubling units and parameters. Kernels start `glorot_uniform`, recurrent
+    kernels `orthogonal` and biases zeros, as Keras does (Keras's LSTM adds 1 to the forget
+    gate bias by default; the contract's zeros win, so its backend passes
+    unit_forget_bias=False).
+
+    Parameters per direction, g gates, f features, u units: g * (u * (f + u) + b * u), where
+    b counts bias vectors: PyTorch always has two (input and recurrent); Keras has one,
+    except GRU whose default reset_after=True has two as well.
+    """
+
+    units: PositiveInt
+    return_sequences: Flag = False
+    bidirectional: Flag = False
+    init: Initializer = "glorot_uniform"
+    recurrent_init: Initializer = "orthogonal"
+    bias_init: BiasInitializer = "zeros"
+
+    gates: ClassVar[int]
+    keras_biases: ClassVar[int] = 1
+    hints: ClassVar[dict[str, str]] = {
+        "hidden_size": "units",
+        "num_units": "units",
+        "recurrent_initializer": "recurrent_init",
+        **INIT_HINTS,
+        **BIAS_INIT_HINTS,
+    }
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        shape = inputs[0]
+        sequence_features(self.kind, shape)
+        width = self.units * self.directions
+        return (shape[0], width) if self.return_sequences else (width,)
+
+    def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
+        features = sequence_features(self.kind, inputs[0])
+        biases = 2 if backend == "torch" else self.keras_biases
+        u = self.units
+        return ParamCount(self.directions * self.gates * (u * (features + u) + biases * u))
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        time, features = inputs[0]
+        if time is None or features is None:
+            return None
+        u = self.units
+        return 2 * time * self.directions * self.gates * u * (features + u)
+
+
+class SimpleRNN(Recurrent):
+    """h_t = tanh(W x_t + U h_{t-1} + b)."""
+
+    kind: Literal["simple_rnn"] = "simple_rnn"
+    gates = 1
+
+
+class LSTM(Recurrent):
+    """Long short-term memory; both frameworks stack the gates as input, forget, cell, output
+    (PyTorch calls the cell candidate g), so copied weights need no reordering."""
+
+    kind: Literal["lstm"] = "lstm"
+    gates = 4
+
+
+class GRU(Recurrent):
+    """Gated recurrent unit with the reset gate applied after the recurrent matmul (Keras's
+    reset_after=True, PyTorch's only form); gate order Keras z, r, h vs PyTorch r, z, n."""
+
+    kind: Literal["gru"] = "gru"
+    gates = 3
+    keras_biases = 2

@@ -1,0 +1,611 @@
+"""Our shape and parameter arithmetic against the real frameworks' layers.
+
+Every case builds the layer kind from spec-like arguments, then the equivalent
+`keras.layers` layer (channels-last, compared directly, `?` included) and `torch.nn`
+module (channels-first: inputs and outputs are transposed; `?` and `same` at stride > 1,
+which PyTorch cannot express, are compared against Keras only). A builder returning None
+means "this framework has no direct equivalent for these arguments".
+"""
+
+from __future__ import annotations
+
+import os
+from math import prod
+from types import ModuleType
+
+import pytest
+from pydantic import TypeAdapter
+
+from specc.errors import ShapeError
+from specc.layers import LAYERS, AnyLayer
+from specc.layers.args import per_axis
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel"),
+]
+
+# The frameworks are imported by the fixture below, not at collection, so that a
+# `-m "not slow"` run never pays for importing TensorFlow (~6 s).
+keras: ModuleType
+torch: ModuleType
+nn: ModuleType
+L: ModuleType
+
+
+@pytest.fixture(scope="module", autouse=True)
+def frameworks():
+    global keras, torch, nn, L
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    keras = pytest.importorskip("keras")
+    torch = pytest.importorskip("torch")
+    nn, L = torch.nn, keras.layers
+
+
+_ADAPTER = TypeAdapter(AnyLayer)
+
+
+def layer_of(kind, **args):
+    return _ADAPTER.validate_python({"kind": kind, **args})
+
+
+# --- Keras equivalents ------------------------------------------------------------------------
+
+_KERAS_ACTIVATION = {"relu", "gelu", "sigmoid", "tanh", "silu", "elu"}
+_KERAS_POOL = {
+    "maxpool1d": "MaxPooling1D",
+    "maxpool2d": "MaxPooling2D",
+    "avgpool1d": "AveragePooling1D",
+    "avgpool2d": "AveragePooling2D",
+    "global_avgpool1d": "GlobalAveragePooling1D",
+    "global_avgpool2d": "GlobalAveragePooling2D",
+    "global_maxpool1d": "GlobalMaxPooling1D",
+    "global_maxpool2d": "GlobalMaxPooling2D",
+}
+_KERAS_MERGE = {"add": "Add", "multiply": "Multiply", "average": "Average"}
+_KERAS_RNN = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def keras_layer(layer, shapes):
+    k = layer.kind
+    word = isinstance(getattr(layer, "padding", "valid"), str)
+    if k == "dense":
+        return L.Dense(layer.units, use_bias=layer.bias)
+    if k == "dropout":
+        return L.Dropout(layer.rate)
+    if k == "flatten":
+        return L.Flatten()
+    if k == "reshape":
+        return L.Reshape(tuple(layer.shape))
+    if k == "permute":
+        return L.Permute(tuple(layer.axes))
+    if k == "identity":
+        return L.Identity()
+    if k in _KERAS_ACTIVATION:
+        return L.Activation(k)
+    if k == "softmax":
+        return L.Softmax(axis=layer.axis)
+    if k == "leaky_relu":
+        return L.LeakyReLU(negative_slope=layer.slope)
+    if k in ("conv1d", "conv2d"):
+        if not word:
+            return None
+        cls = L.Conv1D if k == "conv1d" else L.Conv2D
+        return cls(
+            layer.filters,
+            layer.kernel,
+            strides=layer.stride,
+            padding=layer.padding,
+            dilation_rate=layer.dilation,
+            groups=layer.groups,
+            use_bias=layer.bias,
+        )
+    if k == "conv2d_transpose":
+        if not word:
+            return None
+        return L.Conv2DTranspose(
+            layer.filters,
+            layer.kernel,
+            strides=layer.stride,
+            padding=layer.padding,
+            use_bias=layer.bias,
+        )
+    if k == "depthwise_conv2d":
+        if not word:
+            return None
+        return L.DepthwiseConv2D(
+            layer.kernel,
+            strides=layer.stride,
+            padding=layer.padding,
+            depth_multiplier=layer.multiplier,
+            dilation_rate=layer.dilation,
+            use_bias=layer.bias,
+        )
+    if k in _KERAS_POOL and k.startswith("global"):
+        return getattr(L, _KERAS_POOL[k])()
+    if k in _KERAS_POOL:
+        return getattr(L, _KERAS_POOL[k])(layer.size, strides=layer.stride, padding=layer.padding)
+    if k == "upsample2d":
+        return L.UpSampling2D(layer.scale)
+    if k == "zeropad2d":
+        return L.ZeroPadding2D(layer.pads)
+    if k == "batchnorm":
+        return L.BatchNormalization()
+    if k == "layernorm":
+        return L.LayerNormalization()
+    if k == "embedding":
+        return L.Embedding(layer.vocab, layer.dim)
+    if k in _KERAS_RNN:
+        rnn = getattr(L, _KERAS_RNN[k])(layer.units, return_sequences=layer.return_sequences)
+        return L.Bidirectional(rnn) if layer.bidirectional else rnn
+    if k == "multihead_attention":
+        key_dim = layer.key_dim or shapes[0][-1] // layer.heads
+        return L.MultiHeadAttention(layer.heads, key_dim, dropout=layer.dropout)
+    if k in _KERAS_MERGE:
+        return getattr(L, _KERAS_MERGE[k])()
+    if k == "concat":
+        return L.Concatenate(axis=layer.axis)
+    return None  # positional_embedding, transformer_encoder: no Keras layer
+
+
+def keras_result(layer, shapes):
+    """(output shape without batch, (trainable, non-trainable)) of the Keras layer, or None."""
+    built = keras_layer(layer, shapes)
+    if built is None:
+        return None
+    dtype = "int32" if layer.accepts == "int" else "float32"
+    inputs = [keras.Input(shape=s, dtype=dtype) for s in shapes]
+    if layer.kind == "multihead_attention":
+        out = built(inputs[0], inputs[0], use_causal_mask=layer.causal)
+    else:
+        out = built(inputs if layer.arity == "many" else inputs[0])
+    return tuple(out.shape[1:]), (
+        _count(built.trainable_weights),
+        _count(built.non_trainable_weights),
+    )
+
+
+def _count(weights):
+    return sum(prod(w.shape) for w in weights)
+
+
+# --- PyTorch equivalents ----------------------------------------------------------------------
+
+
+def _torch_padding(layer):
+    """PyTorch's `padding` for our word or ints; None where it has no equivalent."""
+    if layer.padding == "valid":
+        return 0
+    if layer.padding == "same":
+        return "same" if max(per_axis(layer.stride, layer.rank)) == 1 else None
+    return tuple(per_axis(layer.padding, layer.rank))
+
+
+def torch_module(layer, shapes):
+    k, shape = layer.kind, shapes[0]
+    channels = shape[-1]
+    if k == "dense":
+        return nn.Linear(channels, layer.units, bias=layer.bias)
+    if k == "dropout":
+        return nn.Dropout(layer.rate)
+    if k == "flatten":
+        return nn.Flatten()
+    if k == "identity":
+        return nn.Identity()
+    if k in ("relu", "gelu", "sigmoid", "tanh", "silu", "elu"):
+        return {
+            "relu": nn.ReLU,
+            "gelu": nn.GELU,
+            "sigmoid": nn.Sigmoid,
+            "tanh": nn.Tanh,
+            "silu": nn.SiLU,
+            "elu": nn.ELU,
+        }[k]()
+    if k == "leaky_relu":
+        return nn.LeakyReLU(layer.slope)
+    if k in ("conv1d", "conv2d"):
+        padding = _torch_padding(layer)
+        if padding is None:
+            return None
+        cls = nn.Conv1d if k == "conv1d" else nn.Conv2d
+        return cls(
+            channels,
+            layer.filters,
+            layer.kernel,
+            layer.stride,
+            padding,
+            layer.dilation,
+            layer.groups,
+            layer.bias,
+        )
+    if k == "conv2d_transpose":
+        if layer.padding == "same":
+            return None
+        kernel, stride = per_axis(layer.kernel, 2), per_axis(layer.stride, 2)
+        if layer.padding == "valid":  # as the window module documents
+            padding, extra = 0, tuple(max(s - k, 0) for k, s in zip(kernel, stride, strict=True))
+        else:
+            padding, extra = tuple(per_axis(layer.padding, 2)), 0
+        return nn.ConvTranspose2d(
+            channels, layer.filters, kernel, stride, padding, extra, bias=layer.bias
+        )
+    if k == "depthwise_conv2d":
+        padding = _torch_padding(layer)
+        if padding is None:
+            return None
+        return nn.Conv2d(
+            channels,
+            channels * layer.multiplier,
+            layer.kernel,
+            layer.stride,
+            padding,
+            layer.dilation,
+            groups=channels,
+            bias=layer.bias,
+        )
+    if k in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
+        if layer.padding == "same":
+            return None
+        cls = {
+            "maxpool1d": nn.MaxPool1d,
+            "maxpool2d": nn.MaxPool2d,
+            "avgpool1d": nn.AvgPool1d,
+            "avgpool2d": nn.AvgPool2d,
+        }[k]
+        return cls(layer.size, layer.stride)
+    if k.startswith("global_"):
+        pool = nn.AdaptiveAvgPool1d if "avg" in k else nn.AdaptiveMaxPool1d
+        if k.endswith("2d"):
+            pool = nn.AdaptiveAvgPool2d if "avg" in k else nn.AdaptiveMaxPool2d
+        return nn.Sequential(pool(1), nn.Flatten())
+    if k == "upsample2d":
+        return nn.Upsample(scale_factor=tuple(float(s) for s in per_axis(layer.scale, 2)))
+    if k == "zeropad2d":
+        (top, bottom), (left, right) = layer.pads
+        return nn.ZeroPad2d((left, right, top, bottom))
+    if k == "batchnorm":
+        return (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(channels)
+    if k == "layernorm":
+        return nn.LayerNorm(channels)
+    if k == "embedding":
+        return nn.Embedding(layer.vocab, layer.dim)
+    if k in ("simple_rnn", "lstm", "gru"):
+        cls = {"simple_rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[k]
+        return cls(channels, layer.units, batch_first=True, bidirectional=layer.bidirectional)
+    if k == "multihead_attention":
+        if layer.key_dim not in (None, channels // layer.heads):
+            return None  # PyTorch's module cannot; the backend writes its own
+        return nn.MultiheadAttention(channels, layer.heads, dropout=layer.dropout, batch_first=True)
+    if k == "transformer_encoder":
+        return nn.TransformerEncoderLayer(
+            channels,
+            layer.heads,
+            layer.ff,
+            layer.dropout,
+            batch_first=True,
+            norm_first=layer.norm_first,
+        )
+    if k == "positional_embedding":
+        return nn.Embedding(layer.max_len, channels)  # the same table: compare counts only
+    return None  # reshape, permute, softmax(axis), merges: layout-bound, compared with Keras
+
+
+_CHANNELS_FIRST = {
+    "conv1d",
+    "conv2d",
+    "conv2d_transpose",
+    "depthwise_conv2d",
+    "maxpool1d",
+    "maxpool2d",
+    "avgpool1d",
+    "avgpool2d",
+    "global_avgpool1d",
+    "global_avgpool2d",
+    "global_maxpool1d",
+    "global_maxpool2d",
+    "upsample2d",
+    "zeropad2d",
+    "batchnorm",
+}
+
+
+def torch_result(layer, shapes):
+    """(output shape without batch, params) of the PyTorch module on channels-first data."""
+    if any(d is None for s in shapes for d in s):
+        return None
+    module = torch_module(layer, shapes)
+    if module is None:
+        return None
+    module.eval()
+    shape = shapes[0]
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    buffers = sum(b.numel() for n, b in module.named_buffers() if "num_batches" not in n)
+    if layer.kind == "positional_embedding":
+        return tuple(shape), (trainable, buffers)
+    if layer.accepts == "int":
+        x = torch.zeros((2, *shape), dtype=torch.long)
+    else:
+        x = torch.zeros((2, *shape))
+    channels_first = layer.kind in _CHANNELS_FIRST and len(shape) > 1
+    if channels_first:
+        x = x.movedim(-1, 1)
+    with torch.no_grad():
+        if layer.kind == "multihead_attention":
+            out = module(x, x, x, need_weights=False)[0]
+        elif layer.kind in ("simple_rnn", "lstm", "gru"):
+            out = module(x)[0]
+            out = out if layer.return_sequences else out[:, -1]
+        else:
+            out = module(x)
+    if channels_first and out.dim() > 2:
+        out = out.movedim(1, -1)
+    return tuple(out.shape[1:]), (trainable, buffers)
+
+
+# --- the cases --------------------------------------------------------------------------------
+# (kind, arguments, input shapes): a spread over every kind and the arguments that change
+# shapes or counts.
+
+IMG = [(9, 11, 4)]
+IMG_ODD = [(10, 7, 6)]
+SEQ = [(8, 6)]
+
+CASES = [
+    ("dense", {"units": 5}, [(7,)]),
+    ("dense", {"units": 5, "bias": False}, [(3, 7)]),
+    ("dense", {"units": 3}, [(None, 4, 6)]),
+    ("dropout", {"rate": 0.5}, IMG),
+    ("flatten", {}, IMG),
+    ("flatten", {}, [(None, 3)]),
+    ("reshape", {"shape": [11, 36]}, IMG),
+    ("reshape", {"shape": [-1, 4]}, IMG),
+    ("reshape", {"shape": [-1, 2]}, [(None, 4)]),
+    ("permute", {"axes": [2, 1]}, SEQ),
+    ("permute", {"axes": [3, 1, 2]}, IMG),
+    ("identity", {}, SEQ),
+    *[(k, {}, IMG) for k in ("relu", "gelu", "sigmoid", "tanh", "silu", "elu")],
+    ("softmax", {}, SEQ),
+    ("softmax", {"axis": 1}, SEQ),
+    ("softmax", {"axis": -2}, IMG),
+    ("leaky_relu", {"slope": 0.2}, SEQ),
+    # convolutions: kernels, strides 1-3 under each padding, dilation, groups, lists
+    *[
+        ("conv2d", {"filters": 8, "kernel": k, "stride": s, "padding": p}, shapes)
+        for k in (1, 2, 3, [3, 2])
+        for s in (1, 2, 3, [2, 1])
+        for p in ("valid", "same", 1)
+        for shapes in (IMG, IMG_ODD)
+    ],
+    ("conv2d", {"filters": 4, "kernel": 3, "dilation": 2}, IMG),
+    ("conv2d", {"filters": 4, "kernel": 3, "dilation": [2, 1], "padding": "same"}, IMG),
+    ("conv2d", {"filters": 4, "kernel": 3, "dilation": 2, "padding": [2, 1]}, IMG),
+    ("conv2d", {"filters": 6, "kernel": 3, "groups": 2}, IMG),
+    ("conv2d", {"filters": 8, "kernel": 3, "groups": 4, "bias": False}, IMG),
+    ("conv2d", {"filters": 8, "kernel": 3, "stride": 2, "padding": "same"}, [(None, None, 3)]),
+    ("conv2d", {"filters": 8, "kernel": 5}, [(None, 12, 3)]),
+    *[
+        ("conv1d", {"filters": 5, "kernel": k, "stride": s, "padding": p}, SEQ)
+        for k in (1, 3, 4)
+        for s in (1, 2, 3)
+        for p in ("valid", "same", 2)
+    ],
+    ("conv1d", {"filters": 4, "kernel": 3, "dilation": 3}, [(13, 2)]),
+    ("conv1d", {"filters": 4, "kernel": 3, "groups": 2, "padding": "same"}, SEQ),
+    ("conv1d", {"filters": 4, "kernel": 3, "stride": 2}, [(None, 2)]),
+    *[
+        ("conv2d_transpose", {"filters": 3, "kernel": k, "stride": s, "padding": p}, IMG_ODD)
+        for k in (1, 2, 3, [3, 4])
+        for s in (1, 2, 3, [2, 3])
+        for p in ("valid", "same", 1)
+        if not (p == 1 and k == 1)
+    ],
+    ("conv2d_transpose", {"filters": 3, "kernel": 3, "stride": 2, "bias": False}, [(None, 5, 2)]),
+    *[
+        ("depthwise_conv2d", {"kernel": k, "stride": s, "padding": p, "multiplier": m}, IMG)
+        for k in (1, 3, [2, 3])
+        for s in (1, 2, 3)
+        for p in ("valid", "same", [1, 0])
+        for m in (1, 2)
+    ],
+    ("depthwise_conv2d", {"kernel": 3, "dilation": 2, "bias": False}, IMG),
+    # pooling
+    *[
+        (kind, {"size": size, "stride": stride, "padding": pad}, IMG_ODD)
+        for kind in ("maxpool2d", "avgpool2d")
+        for size in (2, 3, [3, 2])
+        for stride in (None, 1, 2, 3)
+        for pad in ("valid", "same")
+    ],
+    *[
+        (kind, {"size": size, "stride": stride, "padding": pad}, [(11, 3)])
+        for kind in ("maxpool1d", "avgpool1d")
+        for size in (2, 3)
+        for stride in (None, 1, 2)
+        for pad in ("valid", "same")
+    ],
+    ("maxpool2d", {"size": 2}, [(None, 8, 3)]),
+    ("global_avgpool1d", {}, SEQ),
+    ("global_maxpool1d", {}, [(None, 6)]),
+    ("global_avgpool2d", {}, IMG),
+    ("global_maxpool2d", {}, IMG),
+    ("upsample2d", {}, IMG),
+    ("upsample2d", {"scale": [3, 2]}, IMG),
+    ("upsample2d", {"scale": 2}, [(None, 4, 3)]),
+    ("zeropad2d", {"padding": 2}, IMG),
+    ("zeropad2d", {"padding": [1, 3]}, IMG),
+    ("zeropad2d", {"padding": [[0, 1], [2, 3]]}, IMG),
+    # normalization
+    ("batchnorm", {}, IMG),
+    ("batchnorm", {}, SEQ),
+    ("batchnorm", {}, [(12,)]),
+    ("batchnorm", {"momentum": 0.01}, [(None, 5)]),
+    ("layernorm", {}, SEQ),
+    ("layernorm", {}, [(12,)]),
+    # sequence
+    ("embedding", {"vocab": 50, "dim": 8}, [(10,)]),
+    ("embedding", {"vocab": 50, "dim": 8}, [(None,)]),
+    ("positional_embedding", {"max_len": 20}, SEQ),
+    *[
+        (kind, {"units": 5, "return_sequences": rs, "bidirectional": bi}, SEQ)
+        for kind in ("simple_rnn", "lstm", "gru")
+        for rs in (False, True)
+        for bi in (False, True)
+    ],
+    ("lstm", {"units": 4, "return_sequences": True}, [(None, 3)]),
+    ("multihead_attention", {"heads": 2}, SEQ),
+    ("multihead_attention", {"heads": 3, "key_dim": 4}, SEQ),
+    ("multihead_attention", {"heads": 2, "key_dim": 5, "causal": True}, [(None, 6)]),
+    ("multihead_attention", {"heads": 6, "dropout": 0.1}, SEQ),
+    ("transformer_encoder", {"heads": 2, "ff": 16}, SEQ),
+    ("transformer_encoder", {"heads": 3, "ff": 10, "norm_first": True}, SEQ),
+    # merges
+    ("add", {}, [(4, 5), (4, 5)]),
+    ("add", {}, [(None, 5), (3, 5)]),
+    ("multiply", {}, [(3, 2, 4)] * 3),
+    ("average", {}, [(6,), (6,)]),
+    ("concat", {}, [(4, 5), (4, 3)]),
+    ("concat", {"axis": 1}, [(4, 5), (2, 5), (1, 5)]),
+    ("concat", {"axis": -2}, [(None, 5), (2, 5)]),
+    ("concat", {"axis": 2}, [(3, 4, 2), (3, 1, 2)]),
+]
+
+
+def _case_id(case):
+    kind, args, shapes = case
+    text = ",".join(f"{k}={v}" for k, v in args.items())
+    return f"{kind}({text})@{'+'.join(str(list(s)) for s in shapes)}".replace(" ", "")
+
+
+def _ours(layer, shapes, backend):
+    shape = layer.output_shape(shapes)
+    params = layer.params(shapes, backend)
+    return shape, (params.trainable, params.non_trainable)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_matches_frameworks(case):
+    kind, args, shapes = case
+    layer = layer_of(kind, **args)
+    compared = 0
+    keras_out = keras_result(layer, shapes)
+    if keras_out is not None:
+        shape, params = _ours(layer, shapes, "tensorflow")
+        assert params == keras_out[1]
+        if layer.arity == "many":
+            # A merge of [?, 5] and [3, 5] is [3, 5] to us; Keras keeps the `?`.
+            assert len(shape) == len(keras_out[0])
+            assert all(k is None or d == k for d, k in zip(shape, keras_out[0], strict=True))
+        else:
+            assert shape == keras_out[0]
+        compared += 1
+    torch_out = torch_result(layer, shapes)
+    if torch_out is not None:
+        assert _ours(layer, shapes, "torch") == torch_out
+        compared += 1
+    assert compared, f"{kind} was compared with neither framework"
+
+
+def test_every_kind_is_covered():
+    assert {kind for kind, _, _ in CASES} == set(LAYERS)
+
+
+# Inputs that both frameworks refuse must be refused by our shape check too.
+REJECTED = [
+    ("conv2d", {"filters": 2, "kernel": 5}, [(4, 9, 1)]),
+    ("conv2d", {"filters": 2, "kernel": 3, "dilation": 3}, [(6, 9, 1)]),
+    ("conv1d", {"filters": 2, "kernel": 4, "stride": 2}, [(3, 1)]),
+    ("maxpool2d", {"size": 3}, [(2, 8, 1)]),
+    ("depthwise_conv2d", {"kernel": [1, 4]}, [(5, 3, 2)]),
+    ("conv2d", {"filters": 4, "kernel": 1, "groups": 2}, [(5, 5, 3)]),
+    ("add", {}, [(4, 5), (4, 6)]),
+    ("concat", {"axis": 1}, [(4, 5), (4, 6)]),
+]
+
+
+@pytest.mark.parametrize("case", REJECTED, ids=[_case_id(c) for c in REJECTED])
+def test_rejects_what_frameworks_reject(case):
+    kind, args, shapes = case
+    layer = layer_of(kind, **args)
+    with pytest.raises(ShapeError):
+        layer.output_shape(shapes)
+    with pytest.raises(Exception):  # noqa: B017 - each framework raises its own type
+        keras_result(layer, shapes)
+    if kind not in ("add", "concat"):
+        with pytest.raises(Exception):  # noqa: B017
+            torch_result(layer, shapes)
+
+
+# `same` at stride > 1: PyTorch reproduces TensorFlow by padding with Window.same_padding.
+SAME = [  # (input h, w), kernel, stride, dilation
+    ((7, 8), 3, 2, 1),
+    ((6, 6), 3, 2, 1),
+    ((9, 5), [4, 2], [3, 2], 1),
+    ((5, 7), 5, 3, 1),
+    ((8, 8), 3, 1, 2),
+    ((6, 9), 2, [1, 3], 1),
+]
+
+
+def _numbers(*shape):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "dilation"), SAME)
+def test_same_padding_reproduces_tensorflow_conv(size, kernel, stride, dilation):
+    layer = layer_of(
+        "conv2d",
+        filters=3,
+        kernel=kernel,
+        stride=stride,
+        padding="same",
+        dilation=dilation,
+        bias=False,
+    )
+    x = _numbers(1, *size, 2)
+    keras_conv = keras_layer(layer, [(*size, 2)])
+    keras_conv.build((1, *size, 2))
+    weights = _numbers(*keras_conv.kernel.shape)
+    keras_conv.kernel.assign(weights.numpy())
+    expected = keras.ops.convert_to_numpy(keras_conv(x.numpy()))
+
+    (top, bottom), (left, right) = layer.window.same_padding(size)
+    padded = torch.nn.functional.pad(x.movedim(-1, 1), (left, right, top, bottom))
+    got = torch.nn.functional.conv2d(
+        padded, weights.permute(3, 2, 0, 1), stride=stride, dilation=dilation
+    ).movedim(1, -1)
+    assert got.shape[1:] == layer.output_shape([(*size, 2)])
+    assert torch.allclose(got, torch.from_numpy(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride"),
+    [
+        ((4, 5), 3, 2),
+        ((3, 3), 4, 2),
+        ((4, 3), 2, 3),
+        ((3, 4), [5, 3], [2, 3]),
+        ((2, 3), 3, 1),
+    ],
+)
+def test_same_padding_crops_tensorflow_conv_transpose(size, kernel, stride):
+    layer = layer_of(
+        "conv2d_transpose", filters=3, kernel=kernel, stride=stride, padding="same", bias=False
+    )
+    x = _numbers(1, *size, 2)
+    keras_conv = keras_layer(layer, [(*size, 2)])
+    keras_conv.build((1, *size, 2))
+    weights = _numbers(*keras_conv.kernel.shape)  # [kh, kw, out, in]
+    keras_conv.kernel.assign(weights.numpy())
+    expected = torch.from_numpy(keras.ops.convert_to_numpy(keras_conv(x.numpy())))
+
+    out = layer.output_shape([(*size, 2)])[:2]
+    full = torch.nn.functional.conv_transpose2d(
+        x.movedim(-1, 1), weights.permute(3, 2, 0, 1), stride=stride
+    )
+    (top, _), (left, _) = layer.window.same_padding(out)
+    short = [max(0, o + b - f) for o, b, f in zip(out, (top, left), full.shape[2:], strict=True)]
+    full = torch.nn.functional.pad(full, (0, short[1], 0, short[0]))
+    got = full[:, :, top : top + out[0], left : left + out[1]].movedim(1, -1)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-5)
