@@ -117,7 +117,7 @@ class LossTerm(Frozen):
 
 
 class DataSource(Frozen):
-    """A validated `data` section; `source` is a model from specc.data.sources."""
+    """A validated `data` section; `source` is a model from specc.data_sources."""
 
     source: object
     spec_dir: str  # folder of the spec file that named it: relative paths start here

@@ -1,0 +1,185 @@
+"""The data loader inside generated programs, shared by the PyTorch and TensorFlow backends.
+
+`render_data_code(model, program_dir)` returns a `DataCode`: the import lines the code
+needs, and top-level Python (NumPy only, plus scikit-learn for its bundled datasets and
+Pillow for image_folder) that a backend template pastes into the generated program after
+its imports. Only the code the model's source needs is emitted. What it defines:
+
+    load_splits(seed, data_path=None) -> (splits, preprocessing)
+        splits: {"train": (x, y), "val": (x, y), "test": (x, y)}; "val" and "test" only when
+        they hold samples (mnist, fashion_mnist, cifar10 and imdb always have "test": their
+        own test split). x: the model input's samples, float32 (or int64 token ids) numpy,
+        batch first, channels-last, already in the input's shape; a tuple of arrays in
+        input order for a model with several inputs. y: int64 class ids [n] for
+        cross_entropy (one per position [n, T] for a sequence output); float32 shaped like
+        the output [n, units] for binary_cross_entropy, mse, mae and huber; a tuple in
+        output order for several outputs with a loss. Deterministic for a given seed.
+        preprocessing: a JSON-serializable dict fitted on the training split, always with
+        "class_names" (a list, empty when the classes have no names); bundled tabular sets
+        and csv add "mean" and "std" (features are standardized with them), text_csv adds
+        "vocabulary" (word i has token id i + 2).
+    prepare_inputs(raw, preprocessing) -> x
+        What predict calls on new raw inputs so that they are prepared exactly as in
+        training. raw is what the source reads: feature rows [n, d] (bundled sets, csv),
+        uint8 images [n, 28, 28] / [n, 32, 32, 3] (mnist, fashion_mnist / cifar10), lists
+        of word ranks (imdb), strings (text_csv), image file paths (image_folder), arrays
+        as stored (npz, synthetic).
+    save_preprocessing(preprocessing, path) / load_preprocessing(path)
+        JSON; train.py saves it into the run folder, predict loads it from there.
+    DataError
+        Raised for missing files (the message names the resolved path and where to get the
+        file), data that does not fit the model (wrong shapes, labels outside the output's
+        units or [0, 1], token ids outside the embedding's vocabulary, NaN or infinite
+        values). One line: train.py catches it, prints it and exits with status 1.
+    DATA_PATH (only when `DataCode.reads_file`)
+        The spec's path, written relative to `program_dir` (absolute paths stay absolute)
+        and resolved at run time against the program's own folder. The runner's `--data
+        PATH` (relative to the working directory) is passed as `load_splits(seed,
+        data_path=args.data)`; do not assign DATA_PATH. Sources that read no file raise
+        DataError when given a data_path.
+
+Also defined, for the runner to read: VALIDATION, TEST, MODEL_INPUTS and MODEL_OUTPUTS
+(name -> per-sample shape and dtype / loss), CLASS_NAMES for the standard sets.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from specc import ir
+from specc.backends.common import py_literal, template_environment
+from specc.data_sources import COLOR_MODES, ImageFolder, Source, resolve_path
+from specc.passes.data_check import labelled_outputs, token_vocab
+
+_ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
+
+# scikit-learn's bundled sets: loader function, what it holds, whether classes have names.
+_BUNDLED: dict[str, tuple[str, str, bool]] = {
+    "digits": ("load_digits", "1,797 8x8 images of handwritten digits as 64 pixel values", True),
+    "iris": ("load_iris", "150 iris flowers, 4 measurements each, of 3 species", True),
+    "breast_cancer": ("load_breast_cancer", "569 breast tumours, 30 measurements each, "
+                      "malignant or benign", True),
+    "diabetes": ("load_diabetes", "442 patients, 10 measurements each, and their disease "
+                 "progression a year later", False),
+}
+
+# The template of each source (in templates/data/sources/) and the imports it adds.
+_SOURCES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    # kind: (template, standard-library imports, third-party imports)
+    **{kind: ("bundled", (), (f"from sklearn.datasets import {loader}",))
+       for kind, (loader, _, _) in _BUNDLED.items()},
+    "mnist": ("mnist", ("import gzip", "import struct"), ()),
+    "fashion_mnist": ("mnist", ("import gzip", "import struct"), ()),
+    "cifar10": ("cifar10", ("import pickle",), ()),
+    "imdb": ("imdb", (), ()),
+    "npz": ("npz", (), ()),
+    "csv": ("csv", ("import csv",), ()),
+    "text_csv": ("text_csv", ("import csv", "import re", "from collections import Counter"), ()),
+    "image_folder": ("image_folder", (), ("from PIL import Image",)),
+    "synthetic": ("synthetic", (), ()),
+}
+_COMMON_STDLIB = ("import json", "import math", "from pathlib import Path")
+_COMMON_THIRD_PARTY = ("import numpy as np",)
+# Sources whose preprocessing is fitted on the training split (see `fit_preprocessing`).
+_FITTED = frozenset({*_BUNDLED, "csv", "text_csv"})
+
+# The length a `?` dimension gets in synthetic data.
+SYNTHETIC_SEQUENCE_LENGTH = 16
+# Token ids synthetic data draws for an int input that no embedding reads.
+SYNTHETIC_TOKEN_LIMIT = 2
+
+
+@dataclass(frozen=True)
+class DataCode:
+    """The loader code of one model, and what the program around it must provide."""
+
+    stdlib_imports: tuple[str, ...]  # sorted as isort sorts them: `import x`, then `from`
+    third_party_imports: tuple[str, ...]
+    code: str  # top-level definitions; starts with a comment line, ends with a newline
+    reads_file: bool  # whether DATA_PATH exists and `--data PATH` applies
+
+    @property
+    def imports(self) -> tuple[str, ...]:
+        return (*self.stdlib_imports, *self.third_party_imports)
+
+
+def render_data_code(model: ir.Model, program_dir: str | Path) -> DataCode:
+    """The loader of `model`'s data section for a program written to `program_dir`.
+    The model must have passed the data check (`specc.passes.data_check`)."""
+    if model.data is None:
+        raise ValueError(f"model `{model.name}` has no data section to generate a loader for")
+    source = model.data.source
+    assert isinstance(source, Source)
+    template, stdlib, third_party = _SOURCES[source.kind]
+    context = _context(model, source, Path(program_dir))
+    source_code = _ENVIRONMENT.get_template(f"data/sources/{template}.py.j2").make_module(context)
+    code = _ENVIRONMENT.get_template("data/loader.py.j2").render(
+        **context, source_code=source_code)
+    return DataCode(stdlib_imports=_isort((*_COMMON_STDLIB, *stdlib)),
+                    third_party_imports=_isort((*_COMMON_THIRD_PARTY, *third_party)),
+                    code=code, reads_file=source.reads_file)
+
+
+def _context(model: ir.Model, source: Source, program_dir: Path) -> dict[str, object]:
+    inputs = model.graph.inputs
+    outputs = labelled_outputs(model)
+    token_limits = {}
+    for value in inputs:
+        if value.dtype == "int64":
+            limit = token_vocab(model.graph, value.id)
+            if limit is None and source.kind == "synthetic":
+                limit = SYNTHETIC_TOKEN_LIMIT
+            if limit is not None:
+                token_limits[value.label] = limit
+    context: dict[str, object] = {
+        "source": source,
+        "call": _call(source),
+        "reads_file": source.reads_file,
+        "fixed_test_split": source.fixed_test_split,
+        "fits_preprocessing": source.kind in _FITTED,
+        "model_inputs": {v.label: (v.shape, v.dtype) for v in inputs},
+        "model_outputs": {v.label: (v.shape, loss.kind) for v, loss in outputs},
+        "token_limits": token_limits,
+        "input_name": inputs[0].label,
+        "classification": any(loss.kind in ("cross_entropy", "binary_cross_entropy")
+                              for _, loss in outputs),
+        "sequence_length": SYNTHETIC_SEQUENCE_LENGTH,
+    }
+    if source.reads_file:
+        spec_dir = model.data.spec_dir  # type: ignore[union-attr]
+        context["data_path"] = _program_relative(source.path, spec_dir, program_dir)  # type: ignore[attr-defined]
+    if source.kind in _BUNDLED:
+        loader, description, named = _BUNDLED[source.kind]
+        context["bundled"] = {"loader": loader, "description": description, "named": named}
+    if isinstance(source, ImageFolder):
+        height, width, channels = source.sample_shape
+        context.update(image_size=(height, width), pil_mode=COLOR_MODES[source.color_mode][0],
+                       channels=channels)
+    return context
+
+
+def _call(source: Source) -> str:
+    """The data section as the comment atop the loader shows it; values are repr()-quoted,
+    so nothing in them can end the comment line."""
+    arguments = source.model_dump(exclude_defaults=True, exclude={"kind"})
+    shown = ", ".join(f"{name}={py_literal(value)}" for name, value in arguments.items())
+    return f"{source.kind}({shown})"
+
+
+def _program_relative(path: str, spec_dir: str, program_dir: Path) -> str:
+    """The spec's data path as the generated program names it: absolute paths as written
+    (`~` is expanded at run time), relative ones re-rooted from the spec's folder to the
+    program's, so that the program finds the data from wherever it is run."""
+    if Path(path).expanduser().is_absolute():
+        return path
+    target = resolve_path(path, spec_dir).resolve()
+    return Path(os.path.relpath(target, program_dir.resolve())).as_posix()
+
+
+def _isort(lines: tuple[str, ...]) -> tuple[str, ...]:
+    """Import lines in isort's order: `import x` lines, then `from x import y`, each sorted."""
+    unique = sorted(set(lines), key=lambda line: line.split()[1].lower())
+    return (*[line for line in unique if line.startswith("import ")],
+            *[line for line in unique if line.startswith("from ")])
