@@ -1,0 +1,1071 @@
+"""PyTorch `model.py`: a spec model's network as nn.Modules.
+
+Conventions of the generated file (train.py, the parity tool and readers rely on them):
+
+- One class per model, named `model_class_name(model)`: the PascalCase of the model's name
+  (`mnist_cnn` → `MnistCnn`). Its `forward` takes one tensor per spec input, in declaration
+  order, and returns the output (a tuple in `output` order when there are several). Tensors
+  that enter or leave it are in the spec's canonical layout, batch first and channels-last
+  ([B, H, W, C] images, [B, T, F] sequences), so inputs and weights port to Keras unchanged.
+- One class per distinct block instantiation, named after the block: `Residual`, or
+  `Residual16` / `Residual2` when instantiations differ; identical ones share a class. A
+  block's `forward` takes its input in the layout its caller holds it in and returns its
+  output in the layout its body ends in; its docstring says which.
+- Submodules are attributes named by IR node ids (`self.conv2d_1`), so state-dict keys read
+  `conv2d_1.weight`, `residual_1.conv_bn_1.conv2d_1.weight`.
+- Inside, convolution-family layers (and pooling, upsampling, batchnorm) run channels-first.
+  The generator tracks the layout in which each value is held and permutes only where a layer
+  needs the other one; axis arguments (softmax, concat) are canonical and remapped here.
+- Every weight is initialized explicitly in its class's `_init_weights`, as Keras would
+  (glorot_uniform kernels with Keras's fans, zero biases, orthogonal recurrent kernels, ...).
+- `regularization()` exists only when some layer has `l1`/`l2` (`has_regularization`); it
+  returns the penalty to add to the loss at every training step.
+
+How each layer kind becomes code is decided in one table, `LayerWriter.RULES`: simple kinds as
+data, the rest as methods; a kind missing from it is reported by `unsupported`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import textwrap
+import tokenize
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from specc import ir
+from specc.backends.naming import Namer, Step, candidates, identifier, pascal_case, variable_names
+from specc.errors import SpecError
+from specc.layers.args import per_axis
+from specc.layers.base import Shape
+from specc.layers.window import Window
+
+# How a value of rank ≥ 2 is held inside `forward`: "last" is the canonical channels-last
+# layout, "first" puts channels right after the batch (what torch's conv layers take). A
+# value of rank < 2 has one layout only, recorded as "last".
+Layout = Literal["first", "last"]
+# What a layer needs of its input: a layout, or "any" (it adapts to what it is given).
+Need = Literal["first", "last", "any"]
+
+# Module-level names of every generated model.py. Model and block classes avoid all of them
+# (whether or not a given file defines the helper), so a class name never depends on which
+# helpers a model happens to use. A helper (templates/model_helpers.j2) is emitted when the
+# model's code names it, in this order.
+IMPORTED = ("math", "torch", "nn", "F")
+HELPERS = (
+    "truncated_normal_",
+    "same_padding",
+    "average_inside",
+    "final_state",
+    "PositionalEmbedding",
+    "MultiheadAttention",
+    "TransformerEncoder",
+)
+# Helpers that use other helpers.
+HELPER_NEEDS = {"TransformerEncoder": ("MultiheadAttention",)}
+MODULE_NAMES = frozenset(IMPORTED + HELPERS)
+
+# Keras's VarianceScaling initializers: name → (scale, fan mode, distribution).
+VARIANCE_SCALING = {
+    "glorot_uniform": (1.0, "fan_avg", "uniform"),
+    "glorot_normal": (1.0, "fan_avg", "normal"),
+    "he_uniform": (2.0, "fan_in", "uniform"),
+    "he_normal": (2.0, "fan_in", "normal"),
+    "lecun_uniform": (1.0, "fan_in", "uniform"),
+    "lecun_normal": (1.0, "fan_in", "normal"),
+}
+# torch.nn.init's equivalents of the uniform ones, valid when torch's fans equal Keras's.
+TORCH_UNIFORM = {
+    "glorot_uniform": "nn.init.xavier_uniform_({w})",
+    "he_uniform": 'nn.init.kaiming_uniform_({w}, nonlinearity="relu")',
+    "lecun_uniform": 'nn.init.kaiming_uniform_({w}, nonlinearity="linear")',
+}
+# Keras's truncated normal keeps draws within two standard deviations; its VarianceScaling
+# divides the standard deviation by this factor first, so the truncated draws keep the
+# intended one. (The cut itself is the helper truncated_normal_.)
+TRUNCATION_CORRECTION = 0.87962566103423978
+
+# Activations as functions of a tensor; `leaky_relu` and `softmax` take extra arguments.
+ACTIVATIONS = {
+    "relu": "F.relu",
+    "gelu": "F.gelu",  # the exact erf form, as Keras's default approximate=False
+    "sigmoid": "torch.sigmoid",
+    "tanh": "torch.tanh",
+    "softmax": "F.softmax",
+    "silu": "F.silu",
+    "elu": "F.elu",
+    "leaky_relu": "F.leaky_relu",
+}
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class Code(str):
+    """A fragment of generated Python, inserted as it is: never spec text."""
+
+
+def lit(value: object) -> str:
+    """A literal from the spec as Python source. Only plain data passes, through repr()."""
+    if isinstance(value, Code):
+        return value
+    if isinstance(value, str):
+        quoted = repr(value)
+        # Double quotes, as the rest of the file, when that needs no escaping.
+        return f'"{quoted[1:-1]}"' if quoted[0] == "'" and '"' not in value else quoted
+    if value is None or isinstance(value, (bool, int)):
+        return repr(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"not a finite number: {value!r}")
+        return repr(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(lit(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(lit(v) for v in value) + "]"
+    raise TypeError(f"no literal form for {type(value).__name__}")
+
+
+def call(function: str, *args: object, **kwargs: object) -> Code:
+    """`function(args, key=value)`; values are literals (`lit`) unless they are `Code`.
+    Keyword arguments given as None are left out, so callers pass None for defaults."""
+    parts = [lit(a) for a in args]
+    parts += [f"{key}={lit(value)}" for key, value in kwargs.items() if value is not None]
+    return Code(f"{function}({', '.join(parts)})")
+
+
+def axes(values: Sequence[int]) -> int | tuple[int, ...]:
+    """One number when every axis has the same one (`3`), else a tuple (`(3, 5)`)."""
+    return values[0] if len(set(values)) == 1 else tuple(values)
+
+
+def unless(value: object, default: object) -> object:
+    """`value`, or None (left out of the call) when it is the framework's default."""
+    return None if value == default else value
+
+
+# --- layouts --------------------------------------------------------------------------------
+
+
+def to_layout(layout: Layout, rank: int) -> tuple[int, ...]:
+    """The `permute` that turns a rank-`rank` value (batch excluded) into `layout`."""
+    if layout == "first":
+        return (0, rank, *range(1, rank))
+    return (0, *range(2, rank + 1), 1)
+
+
+def held_shape(shape: Shape, layout: Layout) -> tuple[int | None, ...]:
+    """A canonical shape as the tensor holds it (batch excluded)."""
+    if layout == "first" and len(shape) >= 2:
+        return (shape[-1], *shape[:-1])
+    return tuple(shape)
+
+
+def shape_comment(shape: Shape, layout: Layout) -> str:
+    dims = ["?" if d is None else str(d) for d in held_shape(shape, layout)]
+    return "(" + ", ".join(["B", *dims]) + ")"
+
+
+def torch_axis(axis: int, rank: int, layout: Layout) -> int:
+    """A canonical axis (batch = 0, channels last) as a dim of the tensor held in `layout`."""
+    if layout == "last" or rank < 2:
+        return axis
+    position = axis if axis > 0 else rank + 1 + axis  # 1..rank, rank being the channels
+    return 1 if position == rank else position + 1
+
+
+def spatial_dims(rank: int, layout: Layout) -> tuple[int, ...]:
+    """The dims of the spatial axes of a value of `rank` (channels excluded) as held."""
+    first = 2 if layout == "first" else 1
+    return tuple(range(first, first + rank - 1))
+
+
+@dataclass(frozen=True)
+class Line:
+    """One statement of generated code and its trailing comment."""
+
+    code: str  # empty for a comment-only line
+    comment: str = ""
+
+
+# --- initializers ---------------------------------------------------------------------------
+
+
+def keras_fans(shape: Sequence[int]) -> tuple[int, int]:
+    """Keras's compute_fans: a kernel is [..., fan_in axis, fan_out axis]."""
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def torch_fans(shape: Sequence[int]) -> tuple[int, int]:
+    """torch.nn.init's fans: a weight is [fan_out axis, fan_in axis, ...]."""
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def init_statement(
+    initializer: str, weight: str, torch_shape: Shape = (), keras_shape: Shape = ()
+) -> Line:
+    """The torch statement that draws `weight` as the Keras initializer `initializer` does.
+
+    The fan-scaled initializers need the weight's shape in both frameworks: torch.nn.init
+    reads fans off its own layout, which agrees with Keras's for dense, convolution and
+    recurrent kernels but not for depthwise kernels or embeddings; there the bounds are
+    computed here from Keras's fans.
+    """
+    if initializer == "zeros":
+        return Line(f"nn.init.zeros_({weight})")
+    if initializer == "ones":
+        return Line(f"nn.init.ones_({weight})")
+    if initializer == "uniform":
+        return Line(f"nn.init.uniform_({weight}, -0.05, 0.05)")
+    if initializer == "orthogonal":
+        # Keras draws one (semi-)orthogonal matrix for the whole kernel (all gates of a
+        # recurrent kernel together); torch's orthogonal_ does the same on its transpose.
+        return Line(f"nn.init.orthogonal_({weight})")
+    scale, mode, distribution = VARIANCE_SCALING[initializer]
+    fan = _fan(mode, keras_fans(keras_shape))
+    if distribution == "uniform":
+        if fan == _fan(mode, torch_fans(torch_shape)):
+            return Line(TORCH_UNIFORM[initializer].format(w=weight))
+        limit = math.sqrt(3.0 * scale / fan)
+        return Line(
+            f"nn.init.uniform_({weight}, {-limit!r}, {limit!r})",
+            f"{initializer} with Keras's fans of a {list(keras_shape)} kernel",
+        )
+    std = math.sqrt(scale / fan) / TRUNCATION_CORRECTION
+    return Line(
+        f"truncated_normal_({weight}, std={std!r})",
+        f"{initializer} with Keras's fans of a {list(keras_shape)} kernel",
+    )
+
+
+def _fan(mode: str, fans: tuple[int, int]) -> float:
+    fan_in, fan_out = fans
+    return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+
+
+# --- what a layer contributes to its class --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Held:
+    """A value as `forward` holds it: in which variable, in which layout."""
+
+    var: str
+    layout: Layout
+    shape: Shape
+
+
+@dataclass
+class Emission:
+    """One node's share of its class."""
+
+    expr: str  # computes the node's output from its inputs' variables
+    module: str | ClassSpec | None = None  # constructor of `self.<node id>`
+    init: list[Line] = field(default_factory=list)  # statements of `_init_weights`
+    penalties: list[tuple[str, float, float]] = field(default_factory=list)  # (weight, l1, l2)
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """Everything the class template needs. Hashable: identical blocks share one class."""
+
+    block: str  # the block's name; "" for the model class
+    args: tuple[tuple[str, object], ...]
+    doc: str
+    modules: tuple[tuple[str, str | ClassSpec], ...]
+    init: tuple[Line, ...]
+    params: tuple[str, ...]
+    forward: tuple[Line, ...]
+    returns: str
+    penalties: tuple[tuple[str, float, float], ...]  # (weight path from self, l1, l2)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one layer kind becomes code.
+
+    `need`: the layout its input must be in. Either `emit` names a LayerWriter method for
+    everything data cannot say, or the data says it: `module` constructs `self.<id>` and
+    `expr` computes the output. In both templates `{x}` is the input variable, `{self}` the
+    submodule and `{<argument>}` a layer argument as a literal.
+    """
+
+    need: Need
+    expr: str = "{self}({x})"
+    module: str | None = None
+    emit: str | None = None
+
+
+def unsupported(what: str, node: ir.Node) -> SpecError:
+    """The one way this backend refuses something; never a silent default."""
+    return SpecError.at(node.span, f"the torch backend does not support {what}")
+
+
+class LayerWriter:
+    """Turns layer nodes into Emissions."""
+
+    RULES: dict[str, Rule] = {
+        "dense": Rule("last", emit="dense"),
+        "dropout": Rule("any", module="nn.Dropout({rate})"),
+        "flatten": Rule("last", expr="{x}.flatten(1)"),
+        "reshape": Rule("last", emit="reshape"),
+        "permute": Rule("last", emit="permute"),
+        "identity": Rule("any", expr="{x}"),
+        **{kind: Rule("any", emit="activation") for kind in ACTIVATIONS},
+        "conv1d": Rule("first", emit="conv"),
+        "conv2d": Rule("first", emit="conv"),
+        "conv2d_transpose": Rule("first", emit="conv_transpose"),
+        "depthwise_conv2d": Rule("first", emit="depthwise_conv"),
+        "maxpool1d": Rule("first", emit="pool"),
+        "maxpool2d": Rule("first", emit="pool"),
+        "avgpool1d": Rule("first", emit="pool"),
+        "avgpool2d": Rule("first", emit="pool"),
+        "global_avgpool1d": Rule("any", emit="global_pool"),
+        "global_avgpool2d": Rule("any", emit="global_pool"),
+        "global_maxpool1d": Rule("any", emit="global_pool"),
+        "global_maxpool2d": Rule("any", emit="global_pool"),
+        "upsample2d": Rule("first", emit="upsample"),
+        "zeropad2d": Rule("any", emit="zeropad"),
+        "batchnorm": Rule("first", emit="batchnorm"),
+        "layernorm": Rule("last", emit="layernorm"),
+        "embedding": Rule("last", emit="embedding"),
+        "positional_embedding": Rule("last", emit="positional_embedding"),
+        "simple_rnn": Rule("last", emit="recurrent"),
+        "lstm": Rule("last", emit="recurrent"),
+        "gru": Rule("last", emit="recurrent"),
+        "multihead_attention": Rule("last", emit="attention"),
+        "transformer_encoder": Rule("last", emit="transformer"),
+        "add": Rule("any", emit="merge"),
+        "multiply": Rule("any", emit="merge"),
+        "average": Rule("any", emit="merge"),
+        "concat": Rule("any", emit="concat"),
+    }
+
+    def rule(self, node: ir.LayerNode) -> Rule:
+        kind = node.layer.kind
+        if kind not in self.RULES:
+            raise unsupported(f"the layer `{kind}`", node)
+        return self.RULES[kind]
+
+    def emit(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        rule = self.rule(node)
+        if rule.emit is not None:
+            return getattr(self, f"_{rule.emit}")(node, attr, ins)
+        fields = {name: lit(value) for name, value in node.layer if name != "kind"}
+        fill = {**fields, "x": ins[0].var, "self": f"self.{attr}"}
+        module = rule.module.format(**fill) if rule.module else None
+        return Emission(rule.expr.format(**fill), module)
+
+    # --- activations -------------------------------------------------------------------
+
+    def activate(self, kind: str | None, x: str, layout: Layout, rank: int, **args) -> str:
+        """`x` passed through the activation `kind` (None: unchanged)."""
+        if kind is None:
+            return x
+        if kind == "softmax":
+            return call("F.softmax", Code(x), dim=torch_axis(args.get("axis", -1), rank, layout))
+        if kind == "leaky_relu":
+            return call("F.leaky_relu", Code(x), args.get("slope", 0.01))
+        return f"{ACTIVATIONS[kind]}({x})"
+
+    def _activation(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        (x,) = ins
+        args = {name: value for name, value in node.layer if name != "kind"}
+        return Emission(self.activate(node.layer.kind, x.var, x.layout, len(x.shape), **args))
+
+    def _then_activate(self, node: ir.LayerNode, emission: Emission, layout: Layout) -> Emission:
+        """Apply a weighted layer's `activation=` to its output."""
+        rank = len(node.output.shape)
+        emission.expr = self.activate(node.layer.activation, emission.expr, layout, rank)
+        return emission
+
+    # --- weights -----------------------------------------------------------------------
+
+    def _kernel_and_bias(self, layer, module: str, torch_shape, keras_shape) -> list[Line]:
+        """Initialization of `module.weight` (shapes in both frameworks) and its bias."""
+        lines = [init_statement(layer.init, f"{module}.weight", torch_shape, keras_shape)]
+        if getattr(layer, "bias", True):
+            lines.append(init_statement(layer.bias_init, f"{module}.bias"))
+        return lines
+
+    def _penalties(self, layer, self_attr: str) -> list[tuple[str, float, float]]:
+        if layer.l1 or layer.l2:
+            return [(f"{self_attr}.weight", layer.l1, layer.l2)]
+        return []
+
+    # --- core --------------------------------------------------------------------------
+
+    def _dense(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        layer, (x,) = node.layer, ins
+        features = x.shape[-1]
+        module = call("nn.Linear", features, layer.units, bias=unless(layer.bias, True))
+        me = f"self.{attr}"
+        emission = Emission(
+            f"{me}({x.var})",
+            module,
+            self._kernel_and_bias(layer, me, (layer.units, features), (features, layer.units)),
+            penalties=self._penalties(layer, me),
+        )
+        return self._then_activate(node, emission, "last")
+
+    def _reshape(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        x = ins[0].var
+        return Emission(call(f"{x}.reshape", Code(f"{x}.shape[0]"), *node.layer.shape))
+
+    def _permute(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        # Spec axes count from 1 after the batch, so they are the tensor's dims already.
+        return Emission(call(f"{ins[0].var}.permute", 0, *node.layer.axes))
+
+    # --- convolution -------------------------------------------------------------------
+
+    def _padding(self, window: Window, x: Held) -> tuple[tuple[int, ...], str | None]:
+        """How a windowed layer realizes its padding: (the module's own symmetric padding,
+        per axis; the F.pad amounts for `x` when it must pad more on one side, or None).
+
+        `same` is TensorFlow's: total = max((ceil(n/s)-1)*s + (k-1)*d + 1 - n, 0), the odd
+        pixel after. Sizes are known at generation time when the input's are (or the stride
+        is 1, where n cancels out); otherwise `same_padding` computes them at run time.
+        """
+        rank = window.rank
+        if window.padding == "valid":
+            return (0,) * rank, None
+        if window.padding != "same":
+            return tuple(window.padding), None
+        spatial = x.shape[:rank]
+        if any(n is None and s > 1 for n, s in zip(spatial, window.stride, strict=True)):
+            runtime = call(
+                "same_padding", Code(x.var), window.kernel, window.stride, window.dilation
+            )
+            return (0,) * rank, runtime
+        # At stride 1 the padding does not depend on n, so any size stands in for `?`.
+        sizes = tuple(1 if n is None else n for n in spatial)
+        pads = window.same_padding(sizes)  # type: ignore[arg-type]
+        if all(before == after for before, after in pads):
+            return tuple(before for before, _ in pads), None
+        # F.pad lists the last dim first.
+        flat = tuple(p for before_after in reversed(pads) for p in before_after)
+        return (0,) * rank, lit(flat)
+
+    def _conv(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        layer, (x,) = node.layer, ins
+        window, channels = layer.window, x.shape[-1]
+        padding, pad = self._padding(window, x)
+        module = call(
+            f"nn.Conv{window.rank}d",
+            channels,
+            layer.filters,
+            kernel_size=axes(window.kernel),
+            stride=unless(axes(window.stride), 1),
+            padding=unless(axes(padding), 0),
+            dilation=unless(axes(window.dilation), 1),
+            groups=unless(layer.groups, 1),
+            bias=unless(layer.bias, True),
+        )
+        me = f"self.{attr}"
+        per_group = channels // layer.groups
+        torch_shape = (layer.filters, per_group, *window.kernel)
+        keras_shape = (*window.kernel, per_group, layer.filters)
+        emission = Emission(
+            f"{me}({_padded(pad, x.var)})",
+            module,
+            self._kernel_and_bias(layer, me, torch_shape, keras_shape),
+            penalties=self._penalties(layer, me),
+        )
+        return self._then_activate(node, emission, "first")
+
+    def _depthwise_conv(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        # A grouped convolution with one group per input channel; its output channel
+        # c * multiplier + j is Keras's (channel c, multiplier j), so the order agrees.
+        layer, (x,) = node.layer, ins
+        window, channels = layer.window, x.shape[-1]
+        padding, pad = self._padding(window, x)
+        outputs = channels * layer.multiplier
+        module = call(
+            "nn.Conv2d",
+            channels,
+            outputs,
+            kernel_size=axes(window.kernel),
+            stride=unless(axes(window.stride), 1),
+            padding=unless(axes(padding), 0),
+            dilation=unless(axes(window.dilation), 1),
+            groups=channels,
+            bias=unless(layer.bias, True),
+        )
+        me = f"self.{attr}"
+        torch_shape = (outputs, 1, *window.kernel)
+        keras_shape = (*window.kernel, channels, layer.multiplier)
+        init = self._kernel_and_bias(layer, me, torch_shape, keras_shape)
+        emission = Emission(f"{me}({_padded(pad, x.var)})", module, init)
+        return self._then_activate(node, emission, "first")
+
+    def _conv_transpose(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        """Keras's output sizes: `valid` gives (n-1)*s + max(k, s), `same` n*s, an int p
+        crops p from both sides of (n-1)*s + k (torch's own meaning)."""
+        layer, (x,) = node.layer, ins
+        window, channels = layer.window, x.shape[-1]
+        kernel, stride = window.kernel, window.stride
+        padding, extra, crop = (0,) * 2, [0, 0], [False, False]
+        if isinstance(window.padding, tuple):
+            padding = window.padding
+        else:
+            for axis, (k, s) in enumerate(zip(kernel, stride, strict=True)):
+                extra[axis] = max(s - k, 0)  # output_padding: (n-1)*s + k falls short of it
+                if window.padding == "same":
+                    # TensorFlow crops the k - s surplus, the odd one at the end; torch crops
+                    # symmetrically, so crop the smaller share and slice off the last one.
+                    total = max(k - s, 0)
+                    crop[axis] = total % 2 == 1
+                    padding = (*padding[:axis], total // 2, *padding[axis + 1 :])
+        module = call(
+            "nn.ConvTranspose2d",
+            channels,
+            layer.filters,
+            kernel_size=axes(kernel),
+            stride=unless(axes(stride), 1),
+            padding=unless(axes(padding), 0),
+            output_padding=unless(axes(extra), 0),
+            bias=unless(layer.bias, True),
+        )
+        me = f"self.{attr}"
+        expr = f"{me}({x.var})"
+        if any(crop):
+            expr += "[:, :, " + ", ".join(":-1" if c else ":" for c in crop) + "]"
+        torch_shape = (channels, layer.filters, *kernel)
+        keras_shape = (*kernel, layer.filters, channels)
+        init = self._kernel_and_bias(layer, me, torch_shape, keras_shape)
+        return self._then_activate(node, Emission(expr, module, init), "first")
+
+    # --- pooling and resampling --------------------------------------------------------
+
+    def _pool(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        layer, (x,) = node.layer, ins
+        window = layer.window
+        padding, pad = self._padding(window, x)
+        is_max = layer.op == "max"
+        module = call(
+            f"nn.{'Max' if is_max else 'Avg'}Pool{window.rank}d",
+            axes(window.kernel),
+            stride=unless(axes(window.stride), axes(window.kernel)),
+            padding=unless(axes(padding), 0),
+            # TensorFlow's average counts only the input's own elements under the window.
+            count_include_pad=None if is_max or not any(padding) else False,
+        )
+        me = f"self.{attr}"
+        if pad is None:
+            return Emission(f"{me}({x.var})", module)
+        if is_max:  # TensorFlow's max ignores the padding: pad with -inf
+            return Emission(f"{me}(F.pad({x.var}, {pad}, value=-math.inf))", module)
+        return Emission(f"average_inside({me}, {x.var}, {pad})", module)
+
+    def _global_pool(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        (x,) = ins
+        dims = spatial_dims(len(x.shape), x.layout)
+        reduce = "amax" if node.layer.op == "max" else "mean"
+        return Emission(call(f"{x.var}.{reduce}", dim=axes(dims) if len(dims) > 1 else dims[0]))
+
+    def _upsample(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        (x,) = ins
+        scale = axes(per_axis(node.layer.scale, 2))
+        return Emission(call("F.interpolate", Code(x.var), scale_factor=scale, mode="nearest"))
+
+    def _zeropad(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        (x,) = ins
+        (top, bottom), (left, right) = node.layer.pads
+        pads = (
+            (left, right, top, bottom) if x.layout == "first" else (0, 0, left, right, top, bottom)
+        )
+        return Emission(call("F.pad", Code(x.var), pads))
+
+    # --- normalization -----------------------------------------------------------------
+
+    def _batchnorm(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        layer, (x,) = node.layer, ins
+        rank = len(x.shape)
+        if rank > 4:
+            raise unsupported(f"batchnorm over a rank-{rank} input (at most 4 dimensions)", node)
+        dims = max(rank - 1, 1)  # [C] and [T, C] are BatchNorm1d, [H, W, C] BatchNorm2d
+        module = call(
+            f"nn.BatchNorm{dims}d",
+            x.shape[-1],
+            eps=unless(layer.epsilon, 1e-5),
+            momentum=unless(layer.momentum, 0.1),  # weight of the new batch statistic
+        )
+        return Emission(f"self.{attr}({x.var})", module)
+
+    def _layernorm(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        (x,) = ins
+        module = call("nn.LayerNorm", x.shape[-1], eps=unless(node.layer.epsilon, 1e-5))
+        return Emission(f"self.{attr}({x.var})", module)
+
+    # --- sequences ---------------------------------------------------------------------
+
+    def _embedding(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        layer, me = node.layer, f"self.{attr}"
+        shape = (layer.vocab, layer.dim)
+        init = [init_statement(layer.init, f"{me}.weight", shape, shape)]
+        return Emission(f"{me}({ins[0].var})", call("nn.Embedding", *shape), init)
+
+    def _positional_embedding(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        layer, (x,), me = node.layer, ins, f"self.{attr}"
+        shape = (layer.max_len, x.shape[-1])
+        init = [init_statement(layer.init, f"{me}.weight", shape, shape)]
+        return Emission(f"{me}({x.var})", call("PositionalEmbedding", *shape), init)
+
+    def _recurrent(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        layer, (x,), me = node.layer, ins, f"self.{attr}"
+        features, units, gates = x.shape[-1], layer.units, layer.gates
+        cls = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}[layer.kind]
+        module = call(
+            cls, features, units, batch_first=True, bidirectional=unless(layer.bidirectional, False)
+        )
+        # Keras's GRU (reset_after) has a recurrent bias too; its RNN and LSTM have one bias,
+        # which torch's second one must not change: it starts at zero.
+        recurrent_bias = layer.bias_init if layer.kind == "gru" else "zeros"
+        width = gates * units  # the gates stacked
+        init = []
+        for suffix in ("", "_reverse")[: layer.directions]:
+            init += [
+                init_statement(
+                    layer.init, f"{me}.weight_ih_l0{suffix}", (width, features), (features, width)
+                ),
+                init_statement(
+                    layer.recurrent_init,
+                    f"{me}.weight_hh_l0{suffix}",
+                    (width, units),
+                    (units, width),
+                ),
+                init_statement(layer.bias_init, f"{me}.bias_ih_l0{suffix}"),
+                init_statement(recurrent_bias, f"{me}.bias_hh_l0{suffix}"),
+            ]
+        if layer.return_sequences:
+            return Emission(f"{me}({x.var})[0]", module, init)
+        return Emission(f"final_state({me}({x.var}))", module, init)
+
+    def _projections(self, me: str, names: Sequence[str], layer, shapes) -> list[Line]:
+        """Initialization of nn.Linear submodules `me.<name>` of [in, out] `shapes`."""
+        init = []
+        for name, (fan_in, fan_out) in zip(names, shapes, strict=True):
+            init += self._kernel_and_bias(
+                layer, f"{me}.{name}", (fan_out, fan_in), (fan_in, fan_out)
+            )
+        return init
+
+    def _attention(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        layer, (x,), me = node.layer, ins, f"self.{attr}"
+        features = x.shape[-1]
+        key_dim = layer.head_width(x.shape)
+        module = call(
+            "MultiheadAttention",
+            features,
+            layer.heads,
+            key_dim,
+            dropout=unless(layer.dropout, 0.0),
+            causal=unless(layer.causal, False),
+        )
+        width = layer.heads * key_dim
+        shapes = [(features, width)] * 3 + [(width, features)]
+        init = self._projections(me, ("query", "key", "value", "output"), layer, shapes)
+        return Emission(f"{me}({x.var})", module, init)
+
+    def _transformer(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        layer, (x,), me = node.layer, ins, f"self.{attr}"
+        features = x.shape[-1]
+        activation = layer.activation
+        function = "nn.Softmax(dim=-1)" if activation == "softmax" else ACTIVATIONS[activation]
+        module = call(
+            "TransformerEncoder",
+            features,
+            layer.heads,
+            layer.ff,
+            dropout=layer.dropout,
+            activation=Code(function),
+            norm_first=layer.norm_first,
+            epsilon=unless(layer.epsilon, 1e-5),
+        )
+        attention = (f"{me}.attention", ("query", "key", "value", "output"))
+        init = self._projections(attention[0], attention[1], layer, [(features, features)] * 4)
+        init += self._projections(
+            me, ("linear1", "linear2"), layer, [(features, layer.ff), (layer.ff, features)]
+        )
+        return Emission(f"{me}({x.var})", module, init)
+
+    # --- merges ------------------------------------------------------------------------
+
+    def _merge(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        names = [x.var for x in ins]
+        if node.layer.kind == "add":
+            return Emission(" + ".join(names))
+        if node.layer.kind == "multiply":
+            return Emission(" * ".join(names))
+        return Emission(f"({' + '.join(names)}) / {len(names)}")
+
+    def _concat(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        x = ins[0]
+        dim = torch_axis(node.layer.axis, len(x.shape), x.layout)
+        return Emission(f"torch.cat([{', '.join(i.var for i in ins)}], dim={dim})")
+
+
+def _padded(pad: str | None, x: str) -> str:
+    """`x`, zero-padded first when the layer pads unevenly."""
+    return x if pad is None else f"F.pad({x}, {pad})"
+
+
+# --- one class from one graph ----------------------------------------------------------------
+
+
+class ClassBuilder:
+    """Builds the ClassSpec of one graph: the model's, or one block instantiation's."""
+
+    def __init__(self, module: ModuleBuilder, graph: ir.Graph, input_layouts: Sequence[Layout]):
+        self.module, self.graph = module, graph
+        self.held: dict[str, Held] = {}
+        self.modules: list[tuple[str, str | ClassSpec]] = []
+        self.init: list[Line] = []
+        self.lines: list[Line] = []
+        self.penalties: list[tuple[str, float, float]] = []
+        self.names = self._variable_names()
+        self.params = tuple(self.names[v.id] for v in graph.inputs)
+        for value, layout in zip(graph.inputs, input_layouts, strict=True):
+            self.held[value.id] = Held(
+                self.names[value.id], _layout(layout, value.shape), value.shape
+            )
+
+    def _variable_names(self) -> dict[str, str]:
+        """Spec names for named values; `x` for the unnamed ones (sequence layers, the middle
+        of a chain), which the checker labels with their node id."""
+        graph = self.graph
+        named = any(node.output.label != node.id for node in graph.nodes)
+        inputs = [(v.id, "x" if v.id == "in" and not named else v.label) for v in graph.inputs]
+        steps = [
+            Step(n.output.id, "x" if n.output.label == n.id else n.output.label, n.inputs)
+            for n in graph.nodes
+        ]
+        return variable_names(inputs, steps, graph.outputs, reserved=MODULE_NAMES)
+
+    def convert(self, value_id: str, layout: Layout) -> Held:
+        """The value, permuted in its variable to `layout` first if it is held otherwise."""
+        held = self.held[value_id]
+        rank = len(held.shape)
+        if held.layout == layout or rank < 2:
+            return held
+        converted = Held(held.var, layout, held.shape)
+        order = ", ".join(map(str, to_layout(layout, rank)))
+        note = "channels-first" if layout == "first" else "channels-last"
+        self.lines.append(
+            Line(
+                f"{held.var} = {held.var}.permute({order})",
+                f"{shape_comment(held.shape, layout)} {note}",
+            )
+        )
+        self.held[value_id] = converted
+        self.module.channels_first |= layout == "first"
+        return converted
+
+    def add(self, node: ir.Node) -> None:
+        attr = identifier(node.id)
+        if isinstance(node, ir.BlockNode):
+            need: Need = "any"
+        else:
+            need = self.module.layers.rule(node).need
+        ins = self._inputs(node.inputs, need)
+        if isinstance(node, ir.BlockNode):
+            emission, out_layout = self.module.block(node, attr, ins)
+        else:
+            emission = self.module.layers.emit(node, attr, ins)
+            out_layout = ins[0].layout if need == "any" else need
+        out = node.output
+        held = Held(self.names[out.id], _layout(out_layout, out.shape), out.shape)
+        if emission.module is not None:
+            self.modules.append((attr, emission.module))
+        self.init += emission.init
+        self.penalties += emission.penalties
+        comment = shape_comment(out.shape, held.layout)
+        if emission.expr == held.var:
+            self.lines.append(Line("", f"{node.id}: {held.var} passes through {comment}"))
+        else:
+            self.lines.append(Line(f"{held.var} = {emission.expr}", comment))
+        self.held[out.id] = held
+
+    def _inputs(self, value_ids: Sequence[str], need: Need) -> list[Held]:
+        if need == "any":
+            # Merges need one layout: the first input's (of rank ≥ 2) decides.
+            layouts = [self.held[v].layout for v in value_ids if len(self.held[v].shape) >= 2]
+            need = layouts[0] if layouts else "last"
+        return [self.convert(v, need) for v in value_ids]
+
+    def finish(
+        self, output_layout: Layout | None, block: str = "", args=(), doc: str = ""
+    ) -> ClassSpec:
+        """The class; outputs are converted to `output_layout` (None: left as they are)."""
+        outputs = [
+            self.convert(v, output_layout) if output_layout else self.held[v]
+            for v in self.graph.outputs
+        ]
+        return ClassSpec(
+            block=block,
+            args=tuple(args),
+            doc=doc,
+            modules=tuple(self.modules),
+            init=tuple(self.init),
+            params=self.params,
+            forward=tuple(self.lines),
+            returns=", ".join(o.var for o in outputs),
+            penalties=tuple(self.penalties),
+        )
+
+    def output_layout(self) -> Layout:
+        return self.held[self.graph.outputs[0]].layout
+
+
+def _layout(layout: Layout, shape: Shape) -> Layout:
+    return layout if len(shape) >= 2 else "last"
+
+
+# --- the whole module ------------------------------------------------------------------------
+
+
+class ModuleBuilder:
+    """Builds every class of one model.py: the model's and its blocks' (shared when equal)."""
+
+    def __init__(self) -> None:
+        self.layers = LayerWriter()
+        self.blocks: dict[ClassSpec, None] = {}  # distinct block classes, in definition order
+        self.channels_first = False  # whether any value is ever held channels-first
+
+    def block(self, node: ir.BlockNode, attr: str, ins: list[Held]) -> tuple[Emission, Layout]:
+        builder = ClassBuilder(self, node.body, [x.layout for x in ins])
+        for body_node in node.body.nodes:
+            builder.add(body_node)
+        layout_out = builder.output_layout()
+        args = ", ".join(f"{k}={_describe(v)}" for k, v in node.args.items())
+        doc = (
+            f"The `{identifier(node.block)}` block ({args}): takes "
+            f"{_layout_words(ins[0].shape, ins[0].layout)} and returns "
+            f"{_layout_words(node.output.shape, layout_out)}."
+        )
+        args = tuple((k, _hashable(v)) for k, v in node.args.items())
+        spec = builder.finish(None, node.block, args, doc)
+        self.blocks.setdefault(spec, None)
+        # The model's regularization() reaches a block's kernels through the block.
+        penalties = [
+            (f"self.{attr}.{path[len('self.') :]}", l1, l2) for path, l1, l2 in spec.penalties
+        ]
+        expr = f"self.{attr}({', '.join(x.var for x in ins)})"
+        return Emission(expr, spec, penalties=penalties), layout_out
+
+
+def _hashable(value: object) -> object:
+    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
+
+
+def _layout_words(shape: Shape, layout: Layout) -> str:
+    if len(shape) < 2:
+        return f"{shape_comment(shape, 'last')} tensors"
+    words = "channels-first" if layout == "first" else "channels-last"
+    return f"{words} {shape_comment(shape, layout)} tensors"
+
+
+def _describe(value: object) -> str:
+    """A block argument for a docstring: numbers and words as written, other text elided
+    (a docstring must never carry arbitrary spec text)."""
+    if isinstance(value, str):
+        return value if re.fullmatch(r"[A-Za-z0-9_.\-]*", value) else "..."
+    if isinstance(value, list):
+        return "[" + ", ".join(_describe(v) for v in value) + "]"
+    return lit(value) if isinstance(value, (bool, int, float, type(None))) else "..."
+
+
+# --- names and rendering ---------------------------------------------------------------------
+
+
+def model_class_name(model: ir.Model) -> str:
+    """The name of the model's class in model.py (`from model import <name>`)."""
+    return next(candidates(pascal_case(model.name), _CLASS_RESERVED, escape="Model", sep=""))
+
+
+_CLASS_RESERVED = frozenset(Namer().reserved | MODULE_NAMES)
+
+
+def has_regularization(model: ir.Model) -> bool:
+    """Whether model.py's class has `regularization()`, whose result train.py must add to
+    the loss at every training step: some layer has a nonzero `l1` or `l2`."""
+    return any(
+        getattr(node.layer, "l1", 0) or getattr(node.layer, "l2", 0)
+        for _, node in model.graph.walk()
+    )
+
+
+def block_class_names(blocks: Sequence[ClassSpec], namer: Namer) -> dict[ClassSpec, str]:
+    """`Residual` for a block with one distinct instantiation. With several: the value of the
+    one argument that differs when it is a number (`Residual16`, `Residual32`), else
+    `Residual`, `Residual2`, ... in order of appearance."""
+    variants: dict[str, list[ClassSpec]] = {}
+    for spec in blocks:
+        variants.setdefault(spec.block, []).append(spec)
+    names: dict[ClassSpec, str] = {}
+    for block, specs in variants.items():
+        base = pascal_case(block)
+        suffixes = [""] * len(specs)
+        keys = [k for k, _ in specs[0].args]
+        differing = [k for k in keys if len({repr(dict(s.args).get(k)) for s in specs}) > 1]
+        if len(differing) == 1:
+            values = [dict(s.args).get(differing[0]) for s in specs]
+            numbers = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+            if numbers and len(set(values)) == len(values):
+                suffixes = [str(v) for v in values]
+        for spec, suffix in zip(specs, suffixes, strict=True):
+            names[spec] = namer.name(base + suffix)
+    return names
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["py"] = lit
+    return env
+
+
+def render_model(model: ir.Model) -> str:
+    """The source of a standalone model.py for `model` (see the module docstring)."""
+    module = ModuleBuilder()
+    graph = model.graph
+    builder = ClassBuilder(module, graph, ["last"] * len(graph.inputs))
+    for node in graph.nodes:
+        builder.add(node)
+    name = model_class_name(model)
+    ins = ", ".join(f"{builder.names[v.id]} {shape_comment(v.shape, 'last')}" for v in graph.inputs)
+    outs = ", ".join(
+        f"{builder.names[v]} {shape_comment(graph.value(v).shape, 'last')}" for v in graph.outputs
+    )
+    doc = f"The `{identifier(model.name)}` model: takes {ins} and returns {outs}, channels-last."
+    spec = builder.finish("last", doc=doc)
+
+    namer = Namer(_CLASS_RESERVED, escape="Block", sep="")
+    namer.taken.add(name)
+    names = {spec: name, **block_class_names(list(module.blocks), namer)}
+    classes = [_class_context(s, names) for s in [*module.blocks, spec]]
+    env = _environment()
+    classes_source = env.get_template("model_classes.j2").render(classes=classes)
+    helpers_source = env.get_template("model_helpers.j2").render(
+        helpers=_helpers_named(classes_source)
+    )
+    source = env.get_template("model.py.j2").render(
+        model_name=identifier(model.name),
+        class_name=name,
+        source=Path(model.file).name,
+        channels_first=module.channels_first,
+        imports=_imports(helpers_source + classes_source),
+        helpers=helpers_source.strip(),
+        classes=classes_source.strip(),
+    )
+    return source.rstrip() + "\n"
+
+
+def _names(source: str) -> set[str]:
+    """The identifiers `source` uses; comments and strings do not count."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return {token.string for token in tokens if token.type == tokenize.NAME}
+
+
+def _helpers_named(source: str) -> list[str]:
+    """The helpers `source` calls, with the helpers they call, in HELPERS order."""
+    used = _names(source) & set(HELPERS)
+    for helper in list(used):
+        used.update(HELPER_NEEDS.get(helper, ()))
+    return [h for h in HELPERS if h in used]
+
+
+def _class_context(spec: ClassSpec, names: dict[ClassSpec, str]) -> dict[str, object]:
+    """The class template's view of `spec`: statements laid out as indented source lines."""
+    modules = [
+        Line(f"self.{attr} = {names[c]}()" if isinstance(c, ClassSpec) else f"self.{attr} = {c}")
+        for attr, c in spec.modules
+    ]
+    # Shape comments line up in a column, unless one long line would push it too far right.
+    column = min(max((len(line.code) for line in spec.forward), default=0), 56)
+    terms = []
+    for weight, l1, l2 in spec.penalties:
+        if l1:
+            terms.append(f"{lit(l1)} * {weight}.abs().sum()")
+        if l2:
+            terms.append(f"{lit(l2)} * {weight}.square().sum()")
+    return {
+        "name": names[spec],
+        "doc": textwrap.fill(spec.doc, width=LINE_LIMIT - 8, subsequent_indent="    "),
+        "modules": _layout_lines(modules),
+        "init": _layout_lines(spec.init),
+        "params": spec.params,
+        "forward": _layout_lines(spec.forward, column),
+        "returns": spec.returns,
+        "penalties": terms if not spec.block else [],
+    }
+
+
+LINE_LIMIT = 100  # the project's ruff line length
+BODY_INDENT = 8  # method bodies, where every generated statement goes
+
+
+def _layout_lines(lines: Sequence[Line], column: int = 0) -> list[str]:
+    """Statements as source lines within LINE_LIMIT: a comment trails its code (from
+    `column` on) when it fits, else goes above it; a long call breaks after its opening
+    parenthesis, as ruff format would break it."""
+    out = []
+    room = LINE_LIMIT - BODY_INDENT
+    for line in lines:
+        if not line.code:
+            out.append(f"# {line.comment}")
+            continue
+        if not line.comment:
+            out += _break_call(line.code, room)
+            continue
+        trailing = f"{line.code.ljust(column)}  # {line.comment}"
+        if len(trailing) <= room:
+            out.append(trailing)
+        else:
+            out += [f"# {line.comment}", *_break_call(line.code, room)]
+    return out
+
+
+def _break_call(code: str, room: int) -> list[str]:
+    """`code` as is when it fits in `room`; else, when it ends in a call whose parenthesis
+    opens first, its arguments on a line of their own."""
+    if len(code) <= room or not code.endswith(")"):
+        return [code]
+    opening = code.index("(")
+    depth = 0
+    for position, char in enumerate(code[opening:], opening):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and position < len(code) - 1:
+            return [code]  # the first parenthesis closes early: no single call to break
+    return [code[: opening + 1], f"    {code[opening + 1 : -1]}", ")"]
+
+
+def _imports(source: str) -> list[str]:
+    """The import lines for the modules `source` uses."""
+    names = _names(source)
+    lines = ["import math", ""] if "math" in names else []
+    if "torch" in names:
+        lines.append("import torch")
+    if "F" in names:
+        lines.append("import torch.nn.functional as F")
+    lines.append("from torch import nn")
+    return lines

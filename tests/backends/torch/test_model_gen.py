@@ -1,0 +1,583 @@
+"""The PyTorch model.py generator: names, layouts, every layer kind, and numbers checked
+against references (numpy, torch's own modules, TensorFlow for `same` padding).
+
+Specs go through the real front end (`specc.load`). Tests that import torch or TensorFlow are
+marked slow; the rest only render and inspect source.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import specc
+from specc import ir
+from specc.backends.naming import Step, candidates, pascal_case, snake_case, variable_names
+from specc.backends.torch import model_gen
+from specc.backends.torch.model_gen import has_regularization, model_class_name, render_model
+from specc.errors import SpecError
+from specc.layers import LAYERS
+
+RUFF = Path(sys.executable).with_name("ruff")
+_modules = itertools.count()
+
+
+def load(tmp_path: Path, text: str) -> ir.Model:
+    spec = tmp_path / f"spec{next(_modules)}.spec"
+    spec.write_text(textwrap.dedent(text))
+    return specc.load(spec).models[0]
+
+
+def model_spec(inputs: str, body: str, outputs: str = "", blocks: str = "") -> str:
+    """A spec with one model `net`: `inputs` lines, a `graph` body (or `layers` when
+    `outputs` is empty) and the blocks it uses."""
+    section = f"graph {{\n{body}\n}}\noutput {outputs}" if outputs else f"layers {{\n{body}\n}}"
+    return f"{blocks}\nmodel net {{\n{inputs}\n{section}\n}}\n"
+
+
+def instantiate(tmp_path: Path, model: ir.Model):
+    """Render model.py into tmp_path, import it, and return (source, the model instance)."""
+    import torch
+
+    source = render_model(model)
+    path = tmp_path / f"model_{next(_modules)}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    return source, getattr(module, model_class_name(model))()
+
+
+def random_inputs(model: ir.Model, batch: int = 2, unknown: int = 9):
+    import torch
+
+    generator = torch.Generator().manual_seed(1)
+    tensors = []
+    for value in model.graph.inputs:
+        shape = (batch, *(unknown if d is None else d for d in value.shape))
+        if value.dtype == "int64":
+            tensors.append(torch.randint(0, 10, shape, generator=generator))
+        else:
+            tensors.append(torch.randn(shape, generator=generator))
+    return tensors
+
+
+def check_against_ir(tmp_path: Path, model: ir.Model, unknown: int = 9):
+    """Forward random canonical inputs; outputs and parameter counts must be the IR's."""
+    net = instantiate(tmp_path, model)[1]
+    outputs = net(*random_inputs(model, unknown=unknown))
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    assert len(outputs) == len(model.graph.outputs)
+    for tensor, value_id in zip(outputs, model.graph.outputs, strict=True):
+        expected = model.graph.value(value_id).shape
+        assert tuple(tensor.shape) == (2, *(unknown if d is None else d for d in expected))
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    buffers = sum(
+        b.numel() for name, b in net.named_buffers() if not name.endswith("num_batches_tracked")
+    )
+    assert (trainable, buffers) == tuple(model.graph.params["torch"])
+    return net
+
+
+# --- every layer kind, through forward passes ----------------------------------------------
+
+BLOCKS = """
+block conv_bn(filters, stride=1) {
+    conv2d(filters, 3, stride=stride, padding=same, bias=false, l2=0.001)
+    batchnorm(momentum=0.01, epsilon=0.001)
+    relu()
+}
+block residual(filters) {
+    h = in -> conv_bn(filters) -> conv2d(filters, 3, padding=same, bias=false)
+    out = add(in, h) -> relu()
+}
+"""
+
+VISION = model_spec(
+    "input image: float[15, 17, 3]",
+    """
+    a = image -> zeropad2d([[1, 0], [2, 1]])
+        -> conv2d(8, 3, stride=2, padding=same, activation=relu, l1=0.01)
+    b = a -> depthwise_conv2d(3, stride=2, padding=same, multiplier=2)
+        -> conv_bn(16) -> conv_bn(16, stride=2) -> residual(16)
+    c = b -> conv2d_transpose(8, 3, stride=2, padding=same) -> maxpool2d(3, stride=2, padding=same)
+    d = c -> avgpool2d(3, stride=2, padding=same) -> upsample2d(2)
+        -> conv2d(8, [2, 3], padding=same, dilation=2, groups=2)
+    e = d -> conv2d_transpose(4, 2, stride=3) -> conv2d_transpose(4, 4, stride=2, padding=1)
+        -> gelu() -> softmax(axis=1)
+    class = e -> global_maxpool2d() -> dense(10, activation=softmax)
+    lambda = e -> global_avgpool2d() -> leaky_relu(0.2) -> dense(10)
+    np = concat(class, lambda) -> dense(4)
+    torch = d -> flatten() -> dropout(0.5) -> dense(4, activation=tanh)
+    tf = average(np, torch) -> elu() -> silu() -> sigmoid() -> tanh() -> identity()
+    F = d -> permute([3, 1, 2]) -> reshape([-1, 4]) -> layernorm(epsilon=0.001) -> relu()
+    self = multiply(F, F) -> maxpool1d(2) -> avgpool1d(3, stride=1, padding=same)
+    """,
+    "tf, self",
+    BLOCKS,
+)
+
+SEQUENCES = model_spec(
+    "input tokens: int[12]",
+    """
+    x = tokens -> embedding(50, 16, init=glorot_normal) -> positional_embedding(20, init=he_uniform)
+    a = x -> lstm(8, return_sequences=true, bidirectional=true) -> gru(6, return_sequences=true)
+    b = x -> simple_rnn(5, bidirectional=true)
+    c = x -> gru(7, bidirectional=true, init=lecun_normal, recurrent_init=glorot_uniform,
+                 bias_init=ones)
+    d = x -> lstm(4)
+    e = x -> multihead_attention(3, key_dim=5, dropout=0.1, causal=true)
+        -> transformer_encoder(4, 32)
+        -> transformer_encoder(2, 8, norm_first=true, activation=gelu, dropout=0.0)
+    f = e -> conv1d(8, 3, padding=same, stride=2) -> maxpool1d(2) -> avgpool1d(2, padding=same)
+        -> batchnorm() -> global_avgpool1d()
+    g = e -> global_maxpool1d()
+    h = a -> flatten()
+    out = concat(b, c, d, f, g, h) -> batchnorm() -> dense(3)
+    print = e -> permute([2, 1]) -> softmax(axis=1) -> conv1d(4, 2)
+    """,
+    "out, print",
+)
+
+# `?` sizes: `same` padding at stride 2 must be computed at run time.
+UNKNOWN_SIZES = model_spec(
+    "input image: float[?, ?, 3]\ninput series: float[?, 4]",
+    """
+    a = image -> conv2d(4, 3, stride=2, padding=same) -> maxpool2d(2, padding=same)
+    a = a -> avgpool2d(3, stride=2, padding=same) -> depthwise_conv2d(2, stride=2, padding=same)
+    a = a -> global_avgpool2d()
+    b = series -> conv1d(4, 5, stride=3, padding=same) -> lstm(3)
+    out = concat(a, b) -> dense(2)
+    """,
+    "out",
+)
+
+# The seed's convnet, as a plain sequence.
+MNIST = model_spec(
+    "input image: float[28, 28, 1]",
+    """
+    conv2d(32, 3, activation=relu)
+    maxpool2d(2)
+    conv2d(64, 3, activation=relu)
+    maxpool2d(2)
+    flatten()
+    dense(64, activation=relu)
+    dense(10)
+    """,
+)
+
+ALL_SPECS = {
+    "vision": VISION,
+    "sequences": SEQUENCES,
+    "unknown_sizes": UNKNOWN_SIZES,
+    "mnist": MNIST,
+}
+
+
+def test_the_specs_cover_every_layer_kind(tmp_path: Path) -> None:
+    kinds = set()
+    for text in ALL_SPECS.values():
+        kinds |= {node.layer.kind for _, node in load(tmp_path, text).graph.walk()}
+    assert kinds == set(LAYERS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL_SPECS)
+def test_forward_gives_the_ir_shapes_and_parameter_counts(tmp_path: Path, name: str) -> None:
+    check_against_ir(tmp_path, load(tmp_path, ALL_SPECS[name]))
+
+
+@pytest.mark.slow
+def test_unknown_sizes_run_at_several_sizes(tmp_path: Path) -> None:
+    model = load(tmp_path, UNKNOWN_SIZES)
+    for size in (7, 8, 13):
+        check_against_ir(tmp_path, model, unknown=size)
+
+
+# --- generated source ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_SPECS)
+def test_generated_source_passes_ruff(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "model.py"
+    path.write_text(render_model(load(tmp_path, ALL_SPECS[name])))
+    for rules in ([], ["--line-length", "100", "--extend-select", "E,W,I,B,UP"]):
+        found = subprocess.run(
+            [str(RUFF), "check", "--isolated", "--no-cache", *rules, str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert found.returncode == 0, found.stdout
+
+
+def test_generation_is_deterministic_and_standalone(tmp_path: Path) -> None:
+    model = load(tmp_path, VISION)
+    source = render_model(model)
+    assert render_model(model) == source
+    assert "specc" not in source.split('"""', 2)[2]  # after the module docstring
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert imports == [
+        "import math",
+        "import torch",
+        "import torch.nn.functional as F",
+        "from torch import nn",
+    ]
+
+
+def test_only_used_imports_and_helpers_are_emitted(tmp_path: Path) -> None:
+    source = render_model(load(tmp_path, model_spec("input x: float[4]", "dense(2)")))
+    assert "import torch\n" not in source and "import math" not in source
+    assert "functional" not in source
+    assert "def same_padding" not in source and "class MultiheadAttention" not in source
+    transformer = render_model(
+        load(tmp_path, model_spec("input x: float[5, 8]", "transformer_encoder(2, 16)"))
+    )
+    # The encoder layer is built on the attention helper, which must come along.
+    assert "class MultiheadAttention" in transformer and "class TransformerEncoder" in transformer
+
+
+def test_spec_names_that_are_python_names_are_renamed(tmp_path: Path) -> None:
+    source = render_model(load(tmp_path, VISION))
+    for statement in ("class_ = ", "lambda_ = ", "np = ", "torch_ = ", "tf = ", "f = ", "self_ = "):
+        assert f"        {statement}" in source, statement
+    assert "return tf, self_" in source
+    compile(source, "model.py", "exec")
+
+
+def test_sequence_layers_use_x_and_the_input_name(tmp_path: Path) -> None:
+    source = render_model(load(tmp_path, MNIST))
+    forward = source[source.index("def forward(self, image):") :]
+    assert "image = image.permute(0, 3, 1, 2)  " in forward
+    assert "x = F.relu(self.conv2d_1(image))" in forward
+    # Back to channels-last before flatten, so flatten gives the spec's order.
+    assert forward.index("x = x.permute(0, 2, 3, 1)") < forward.index("x = x.flatten(1)")
+    assert "x = self.dense_2(x)" in forward and "return x" in forward
+    assert "# (B, 32, 26, 26)" in forward  # shape comments in the held (channels-first) layout
+
+
+def test_block_instantiations_share_or_split_classes(tmp_path: Path) -> None:
+    def classes(layers: str) -> list[str]:
+        text = model_spec("input image: float[8, 8, 16]", layers, "", BLOCKS)
+        return re.findall(r"^class (\w+)", render_model(load(tmp_path, text)), re.MULTILINE)
+
+    # residual(16) twice on one shape shares a class, named by the argument that differs.
+    layers = "residual(16)\nresidual(16)\nconv2d(32, 1)\nresidual(32)"
+    assert classes(layers) == ["ConvBn16", "Residual16", "ConvBn32", "Residual32", "Net"]
+    # residual(32) on two shapes needs two classes, which its argument cannot tell apart.
+    layers += "\nmaxpool2d(2)\nresidual(32)"
+    assert classes(layers) == [
+        *("ConvBn", "Residual", "ConvBn2", "Residual2", "ConvBn3", "Residual3", "Net")
+    ]
+
+
+def test_block_arguments_never_inject_code(tmp_path: Path) -> None:
+    text = model_spec(
+        "input x: float[4]",
+        'b("a\\"\\"\\"\\nimport os", 3)',
+        "",
+        "block b(name, n) {\n dense(n)\n}",
+    )
+    source = render_model(load(tmp_path, text))
+    compile(source, "model.py", "exec")
+    assert "import os" not in source
+
+
+def test_unsupported_layer_is_an_error_at_its_line(tmp_path: Path, monkeypatch) -> None:
+    model = load(tmp_path, model_spec("input x: float[4]", "dense(3)\nrelu()"))
+    monkeypatch.delitem(model_gen.LayerWriter.RULES, "relu")
+    with pytest.raises(SpecError, match="does not support the layer `relu`") as error:
+        render_model(model)
+    assert error.value.diagnostics[0].span.line == model.graph.nodes[1].span.line
+
+
+def test_regularization_is_declared_only_with_penalties(tmp_path: Path) -> None:
+    plain = load(tmp_path, MNIST)
+    assert not has_regularization(plain)
+    assert "def regularization" not in render_model(plain)
+    vision = load(tmp_path, VISION)
+    assert has_regularization(vision)
+    source = render_model(vision)
+    method = source[source.index("def regularization") :]
+    assert "0.01 * self.conv2d_1.weight.abs().sum()" in method
+    # Penalties inside blocks are reached through the block's attribute.
+    assert "0.001 * self.conv_bn_1.conv2d_1.weight.square().sum()" in method
+
+
+# --- naming -------------------------------------------------------------------------------
+
+
+def test_names() -> None:
+    assert pascal_case("mnist_cnn") == "MnistCnn"
+    assert pascal_case("3d_net") == "M3dNet"
+    assert snake_case("myValue") == "my_value" and snake_case("X") == "x"
+    reserved = frozenset({"class", "torch", "torch_"})
+    assert list(itertools.islice(candidates("class", reserved), 3)) == [
+        "class_",
+        "class__2",
+        "class__3",
+    ]
+    assert next(candidates("torch", reserved)) == "torch__2"
+    assert list(itertools.islice(candidates("Residual", set(), "Block", ""), 2)) == [
+        "Residual",
+        "Residual2",
+    ]
+
+
+def test_variable_names_reuse_a_name_only_once_its_value_is_dead() -> None:
+    steps = [
+        Step("v1", "h", ("in",)),
+        Step("v2", "h", ("v1",)),  # h = h -> ...: the old h is dead, reuse
+        Step("v3", "y", ("v2",)),
+        Step("v4", "h", ("v2",)),  # v2 is still read by v5: needs a new name
+        Step("v5", "out", ("v2", "v4")),
+    ]
+    names = variable_names([("in", "in")], steps, ["v5"])
+    assert names == {"in": "in_", "v1": "h", "v2": "h", "v3": "y", "v4": "h_2", "v5": "out"}
+
+
+def test_model_class_names_avoid_the_module_names() -> None:
+    def named(name: str) -> str:
+        return model_class_name(ir.Model.model_construct(name=name))
+
+    assert named("mnist_cnn") == "MnistCnn"
+    assert named("transformer_encoder") == "TransformerEncoderModel"
+    assert named("f") == "FModel"
+
+
+def test_torch_initializers_are_used_only_where_its_fans_are_keras_s() -> None:
+    def statement(initializer, torch_shape, keras_shape):
+        return model_gen.init_statement(initializer, "w", torch_shape, keras_shape).code
+
+    # Convolution kernels, transposed ones included: torch's fans equal Keras's.
+    assert statement("glorot_uniform", (32, 3, 3, 3), (3, 3, 3, 32)) == "nn.init.xavier_uniform_(w)"
+    assert statement("glorot_uniform", (16, 8, 3, 3), (3, 3, 8, 16)).startswith("nn.init.xavier")
+    # A depthwise kernel [3, 3, 8, 4] is torch's [32, 1, 3, 3]: Keras's fans, written out.
+    limit = math.sqrt(6 / (72 + 36))
+    assert statement("glorot_uniform", (32, 1, 3, 3), (3, 3, 8, 4)) == (
+        f"nn.init.uniform_(w, {-limit!r}, {limit!r})"
+    )
+    # An embedding table has the same shape in both, but torch reads its fans the other way.
+    assert statement("he_uniform", (50, 16), (50, 16)) == (
+        f"nn.init.uniform_(w, {-math.sqrt(6 / 50)!r}, {math.sqrt(6 / 50)!r})"
+    )
+    assert statement("he_uniform", (16, 50), (50, 16)).startswith("nn.init.kaiming_uniform_")
+
+
+# --- numbers against references ------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_flatten_keeps_the_channels_last_order(tmp_path: Path) -> None:
+    import torch
+
+    model = load(
+        tmp_path, model_spec("input x: float[4, 5, 3]", "conv2d(2, 1, bias=false)\nflatten()")
+    )
+    net = instantiate(tmp_path, model)[1]
+    x = np.random.default_rng(0).standard_normal((2, 4, 5, 3)).astype(np.float32)
+    kernel = net.conv2d_1.weight.detach().numpy()[:, :, 0, 0]  # [out, in]
+    expected = np.einsum("bhwc,oc->bhwo", x, kernel).reshape(2, -1)
+    got = net(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_axis_arguments_are_canonical(tmp_path: Path) -> None:
+    import torch
+
+    model = load(
+        tmp_path,
+        model_spec(
+            "input x: float[4, 5, 3]",
+            "a = x -> conv2d(2, 1, bias=false)\ns = a -> softmax(axis=1)\nc = concat(a, a, axis=2)",
+            "s, c",
+        ),
+    )
+    net = instantiate(tmp_path, model)[1]
+    x = torch.randn(2, 4, 5, 3)
+    conv = torch.einsum("bhwc,oc->bhwo", x, net.conv2d_1.weight[:, :, 0, 0])
+    softmax, concat = net(x)
+    torch.testing.assert_close(softmax, torch.softmax(conv, dim=1))
+    torch.testing.assert_close(concat, torch.cat([conv, conv], dim=2))
+
+
+@pytest.mark.slow
+def test_recurrent_final_state_is_keras_s(tmp_path: Path) -> None:
+    import torch
+
+    model = load(
+        tmp_path,
+        model_spec(
+            "input x: float[6, 3]",
+            "a = x -> lstm(4, bidirectional=true)\ns = x -> gru(5)",
+            "a, s",
+        ),
+    )
+    net = instantiate(tmp_path, model)[1]
+    x = torch.randn(2, 6, 3)
+    final, last = net(x)
+    steps = net.lstm_1(x)[0]
+    # Forward direction's state after the last step, backward's after the first.
+    torch.testing.assert_close(final, torch.cat([steps[:, -1, :4], steps[:, 0, 4:]], dim=-1))
+    torch.testing.assert_close(last, net.gru_1(x)[0][:, -1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_encoder_is_torch_s_encoder_layer(tmp_path: Path, norm_first: bool) -> None:
+    import torch
+    from torch import nn
+
+    model = load(
+        tmp_path,
+        model_spec(
+            "input x: float[7, 8]",
+            f"transformer_encoder(2, 16, activation=gelu, norm_first={str(norm_first).lower()})",
+        ),
+    )
+    ours = instantiate(tmp_path, model)[1].transformer_encoder_1.eval()
+    theirs = nn.TransformerEncoderLayer(
+        8, 2, 16, dropout=0.1, activation="gelu", batch_first=True, norm_first=norm_first
+    ).eval()
+    attention = ours.attention
+    with torch.no_grad():
+        for parameter in ours.parameters():  # our initializers leave the biases at zero
+            parameter.add_(0.1 * torch.randn_like(parameter))
+        projections = (attention.query, attention.key, attention.value)
+        theirs.self_attn.in_proj_weight.copy_(torch.cat([p.weight for p in projections]))
+        theirs.self_attn.in_proj_bias.copy_(torch.cat([p.bias for p in projections]))
+        theirs.self_attn.out_proj.load_state_dict(attention.output.state_dict())
+        for name in ("linear1", "linear2", "norm1", "norm2"):
+            getattr(theirs, name).load_state_dict(getattr(ours, name).state_dict())
+        x = torch.randn(3, 7, 8)
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_attention_with_any_key_dim(tmp_path: Path) -> None:
+    import torch
+
+    model = load(
+        tmp_path,
+        model_spec("input x: float[5, 6]", "multihead_attention(4, key_dim=3, causal=true)"),
+    )
+    net = instantiate(tmp_path, model)[1].eval()
+    attention = net.multihead_attention_1
+    x = torch.randn(2, 5, 6)
+
+    def heads(projection):  # [B, T, 4 * 3] -> [B, 4, T, 3]
+        return projection(x).view(2, 5, 4, 3).transpose(1, 2)
+
+    q, k, v = heads(attention.query), heads(attention.key), heads(attention.value)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(3)
+    scores = scores.masked_fill(torch.ones(5, 5).triu(1).bool(), float("-inf"))
+    mixed = (scores.softmax(-1) @ v).transpose(1, 2).reshape(2, 5, 12)
+    torch.testing.assert_close(net(x), attention.output(mixed), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_initializers_follow_keras(tmp_path: Path) -> None:
+    import torch
+
+    model = load(
+        tmp_path,
+        model_spec(
+            "input x: float[16, 16, 8]",
+            """
+            a = x -> depthwise_conv2d(3, multiplier=4) -> flatten() -> dense(300)
+            b = a -> dense(200, init=he_normal, bias_init=ones)
+            c = x -> reshape([256, 8]) -> lstm(32)
+            out = concat(b, c)
+            """,
+            "out",
+        ),
+    )
+    net = instantiate(tmp_path, model)[1]
+    # glorot_uniform: U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)), Keras's fans.
+    dense = net.dense_1.weight.detach()
+    limit = math.sqrt(6 / (14 * 14 * 32 + 300))
+    assert dense.abs().max() <= limit and dense.abs().max() > 0.99 * limit
+    assert dense.std().item() == pytest.approx(limit / math.sqrt(3), rel=0.02)
+    assert not net.dense_1.bias.detach().any()
+    # A depthwise kernel [3, 3, 8, 4]: Keras's fans 72 and 36, not torch's 9 and 288.
+    depthwise = net.depthwise_conv2d_1.weight.detach()
+    limit = math.sqrt(6 / (72 + 36))
+    assert depthwise.abs().max() <= limit and depthwise.abs().max() > 0.95 * limit
+    # he_normal: a normal cut at two standard deviations, std sqrt(2 / fan_in) after the cut.
+    he = net.dense_2.weight.detach()
+    assert he.abs().max() <= 2 * math.sqrt(2 / 300) / 0.87962566103423978
+    assert he.std().item() == pytest.approx(math.sqrt(2 / 300), rel=0.03)
+    assert torch.equal(net.dense_2.bias.detach(), torch.ones(200))
+    # The recurrent kernel, all four gates together, is one orthogonal matrix.
+    recurrent = net.lstm_1.weight_hh_l0.detach()  # [4 * 32, 32]
+    torch.testing.assert_close(recurrent.T @ recurrent, torch.eye(32), atol=1e-5, rtol=0)
+    assert not net.lstm_1.bias_hh_l0.detach().any()
+
+
+@pytest.mark.slow
+def test_regularization_is_keras_s_penalty(tmp_path: Path) -> None:
+    model = load(
+        tmp_path,
+        model_spec("input x: float[6]", "dense(4, l1=0.01, l2=0.1)\ndense(2)\ndense(3, l2=0.5)"),
+    )
+    net = instantiate(tmp_path, model)[1]
+    w1, w3 = net.dense_1.weight, net.dense_3.weight
+    expected = 0.01 * w1.abs().sum() + 0.1 * (w1**2).sum() + 0.5 * (w3**2).sum()
+    assert net.regularization().item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.slow
+def test_same_padding_and_windows_match_tensorflow(tmp_path: Path) -> None:
+    """`same` at stride 2 pads asymmetrically in TensorFlow; every windowed layer must agree,
+    on even and odd sizes, with the weights copied across."""
+    tf = pytest.importorskip("tensorflow")
+    import torch
+
+    model = load(
+        tmp_path,
+        model_spec(
+            "input x: float[9, 10, 3]",
+            """
+            c = x -> conv2d(4, 3, stride=2, padding=same)
+            k = x -> conv2d(4, [4, 2], stride=[2, 3], padding=same, bias=false)
+            d = x -> depthwise_conv2d(4, stride=2, padding=same, multiplier=2, bias=false)
+            t = x -> conv2d_transpose(2, 3, stride=2, padding=same, bias=false)
+            m = x -> maxpool2d(3, stride=2, padding=same)
+            a = x -> avgpool2d(3, stride=2, padding=same)
+            """,
+            "c, k, d, t, m, a",
+        ),
+    )
+    net = instantiate(tmp_path, model)[1]
+    x = np.random.default_rng(0).standard_normal((2, 9, 10, 3)).astype(np.float32)
+    got = [t.detach().numpy() for t in net(torch.from_numpy(x))]
+
+    def kernel(module, *axes):  # torch's weight in TensorFlow's layout
+        return tf.constant(module.weight.detach().numpy().transpose(*axes))
+
+    conv = (
+        tf.nn.conv2d(x, kernel(net.conv2d_1, 2, 3, 1, 0), 2, "SAME")
+        + net.conv2d_1.bias.detach().numpy()
+    )
+    rect = tf.nn.conv2d(x, kernel(net.conv2d_2, 2, 3, 1, 0), [1, 2, 3, 1], "SAME")
+    depthwise = tf.reshape(kernel(net.depthwise_conv2d_1, 2, 3, 1, 0), (4, 4, 3, 2))
+    depth = tf.nn.depthwise_conv2d(x, depthwise, [1, 2, 2, 1], "SAME")
+    transposed = tf.nn.conv2d_transpose(
+        x, kernel(net.conv2d_transpose_1, 2, 3, 1, 0), (2, 18, 20, 2), 2, "SAME"
+    )
+    pooled_max = tf.nn.max_pool2d(x, 3, 2, "SAME")
+    pooled_avg = tf.nn.avg_pool2d(x, 3, 2, "SAME")
+    expected = [conv, rect, depth, transposed, pooled_max, pooled_avg]
+    for name, ours, theirs in zip("ckdtma", got, expected, strict=True):
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
