@@ -1,0 +1,70 @@
+"""`specc train`: compile one model of a spec into RUN/code, then run its train.py.
+
+The generated program runs in a child process, with this one's Python, working directory
+and terminal, so that its output streams straight through (a terminal still gets the
+program's updating progress line) and specc itself never imports a framework. The child's
+exit status is the result: 0 trained, 1 a data or training error (it printed why).
+
+The run directory RUN defaults to `runs/<model name>`. Without `resume`, a RUN that holds
+checkpoints is never overwritten: the run goes to `RUN-2`, `RUN-3`, ... instead, and says
+so. With `resume`, the program is regenerated into RUN/code and continues from RUN's newest
+checkpoint (train.py refuses checkpoints of a different network).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import specc
+from specc.backends import generate, select_model
+
+
+def train(spec_path: str | Path, *, backend: str | None = None, device: str | None = None,
+          epochs: int | None = None, out: str | Path | None = None, resume: bool = False,
+          max_steps: int | None = None, data: str | None = None,
+          model: str | None = None) -> int:
+    """Train a model of the spec at `spec_path` (the first unless `model` names one) with
+    `backend` (default: the spec's `train { backend }`); returns the exit status. Raises
+    SpecError when the spec has errors; nothing has been written then."""
+    program = specc.load(spec_path)
+    chosen = select_model(program, model)
+    backend = backend or chosen.train.backend
+    run_dir = Path(out) if out is not None else Path("runs") / chosen.name
+    if not resume:
+        run_dir = unused_run_dir(run_dir)
+
+    code_dir = run_dir / "code"
+    sources = generate(chosen, backend, code_dir)
+    code_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in sources.items():
+        (code_dir / name).write_text(text, encoding="utf-8")
+
+    options = {"--device": device, "--epochs": epochs, "--max-steps": max_steps, "--data": data}
+    command = [sys.executable, str(code_dir / "train.py"), "--out", str(run_dir)]
+    for option, value in options.items():
+        if value is not None:
+            command += [option, str(value)]
+    if resume:
+        command.append("--resume")
+    print(f"training `{chosen.name}` with {backend} in {run_dir}", flush=True)
+    status = subprocess.run(command, check=False).returncode
+    return 128 - status if status < 0 else status  # killed by signal N: the shell's 128 + N
+
+
+def unused_run_dir(run_dir: Path) -> Path:
+    """`run_dir`, or the first of `run_dir-2`, `run_dir-3`, ... that holds no checkpoints,
+    saying so when it is not `run_dir` itself."""
+    chosen, number = run_dir, 1
+    while holds_checkpoints(chosen):
+        number += 1
+        chosen = run_dir.with_name(f"{run_dir.name}-{number}")
+    if chosen != run_dir:
+        print(f"{run_dir} holds an earlier run (pass --resume to continue it); "
+              f"this one goes to {chosen}")
+    return chosen
+
+
+def holds_checkpoints(run_dir: Path) -> bool:
+    return any((run_dir / "checkpoints").glob("*.pt"))
