@@ -54,7 +54,7 @@ def model_table(model: ir.Model) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     right = {2, 4, 5}
     lines = ["  ".join(cell.rjust(w) if i in right else cell.ljust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
              for row in table]
     rule = "-" * len(lines[0])
     totals = graph.params

@@ -76,7 +76,7 @@ def bind(cls: type[BaseModel], call: CallValue, what: str,
             f"{what} `{call.name}` takes at most {len(fields)} positional argument"
             f"{'s' if len(fields) != 1 else ''} (expected {', '.join(fields) or 'none'}, "
             f"got {len(call.args)})", extra.span))
-    for name, arg in zip(fields, call.args):
+    for name, arg in zip(fields, call.args, strict=False):  # extras were reported above
         given[name] = arg
     for name, arg in call.keywords.items():
         if name not in fields:

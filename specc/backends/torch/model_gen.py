@@ -944,6 +944,14 @@ def _environment() -> Environment:
     return env
 
 
+def _docstring(text: str) -> str:
+    """A class docstring's text: one line when it fits beside the quotes and indent, else
+    wrapped with the closing quotes on a line of their own."""
+    if len(text) <= LINE_LIMIT - 10:
+        return text
+    return textwrap.fill(text, width=LINE_LIMIT - 8, subsequent_indent="    ") + "\n    "
+
+
 def render_model(model: ir.Model) -> str:
     """The source of a standalone model.py for `model` (see the module docstring)."""
     module = ModuleBuilder()
@@ -1010,7 +1018,7 @@ def _class_context(spec: ClassSpec, names: dict[ClassSpec, str]) -> dict[str, ob
             terms.append(f"{lit(l2)} * {weight}.square().sum()")
     return {
         "name": names[spec],
-        "doc": textwrap.fill(spec.doc, width=LINE_LIMIT - 8, subsequent_indent="    "),
+        "doc": _docstring(spec.doc),
         "modules": _layout_lines(modules),
         "init": _layout_lines(spec.init),
         "params": spec.params,

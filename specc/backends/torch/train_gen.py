@@ -37,7 +37,7 @@ STDLIB_IMPORTS = ("import argparse", "import json", "import math", "import os",
                   "import random", "import sys", "import time",
                   "from contextlib import nullcontext", "from pathlib import Path")
 THIRD_PARTY_IMPORTS = ("import numpy as np", "import torch",
-                       "import torch.nn.functional as F  # noqa: N812")
+                       "import torch.nn.functional as F")
 
 # Top-level names of train.py's own that a model class name could take (it is PascalCase);
 # the data loader's are added per program (`_top_level_names`).
