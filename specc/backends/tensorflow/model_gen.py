@@ -1,0 +1,739 @@
+"""TensorFlow/Keras `model.py`: a spec model's network as a Keras 3 functional model.
+
+Conventions of the generated file (the TensorFlow train.py, the parity tool and readers rely
+on them):
+
+- `build_model()` (BUILDER) returns a functional keras.Model named after the model. Its inputs
+  are `keras.Input`s named by the spec's inputs, in declaration order; its outputs come in
+  `output` order (a list when there are several). Tensors are batch first and channels-last,
+  the spec's canonical layout and Keras's own, so no layout conversion appears anywhere.
+- Every layer is named explicitly (Keras's automatic names could collide with ours): by its IR
+  node id (`conv2d_1`), after the ids of the blocks that contain it, joined by `__`
+  (`residual_1__conv_bn_1__conv2d_1`; `layer_name`). With `.` for `__` that is the PyTorch
+  program's submodule holding the same weights, which is how `weights.py` ports them. A second
+  layer that a node needs in Keras (explicit convolution padding, transposed-convolution
+  cropping) has no weights and takes the node's name and a suffix (`conv2d_1_pad`).
+- One function per distinct block instantiation, `def residual(x, prefix)`, named after the
+  block (`residual_16`, `residual_32` when instantiations differ in one number, else
+  `residual`, `residual_2`, ...); identical instantiations share a function. `prefix` is the
+  block node's layer name, which the function's own layer names extend.
+- Helpers, emitted when a model uses them (HELPERS order): `leaky_relu`, the `activation=` form
+  of the spec's leaky_relu (slope 0.01; Keras's string default is 0.2); `PositionalEmbedding`,
+  a registered-serializable layer; `transformer_encoder`, a function that builds one encoder
+  layer from Keras layers named as the PyTorch program's TransformerEncoder submodules.
+- One statement per node, its output shape as a comment; two where Keras needs two layers.
+- Normative numbers Keras spells differently are passed explicitly: BatchNormalization's
+  momentum is 1 - the spec's (Keras's weighs the running average), the epsilons of both
+  normalizations, LSTM `unit_forget_bias=False` (the spec's biases start at zero), GRU
+  `reset_after=True` (PyTorch's only form).
+
+How each layer kind becomes code is decided in one table, `LayerWriter.RULES`: simple kinds as
+data, the rest as methods; a kind missing from it is reported by `unsupported`.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+import tokenize
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+
+from specc import ir
+from specc.backends.common import template_environment
+from specc.backends.naming import (
+    Namer,
+    Step,
+    identifier,
+    snake_case,
+    variable_names,
+    variant_suffixes,
+)
+
+# Framework-neutral pieces of the PyTorch generator: literals, argument defaults, comments.
+from specc.backends.torch.model_gen import Code, _describe, axes, lit, shape_comment, unless
+from specc.errors import SpecError
+from specc.layers import ACTIVATIONS as ACTIVATION_KINDS
+from specc.layers.args import per_axis
+from specc.layers.base import Shape
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+BUILDER = "build_model"
+IMPORTED = ("keras", "layers", "ops")
+HELPERS = ("leaky_relu", "PositionalEmbedding", "transformer_encoder")
+# Block functions and variables never take these names, whether or not a file defines them.
+MODULE_NAMES = frozenset((*IMPORTED, *HELPERS, BUILDER))
+PREFIX = "prefix"  # a block function's parameter: the layer-name prefix of its layers
+
+SEPARATOR = "__"  # joins block node ids and a node id into a layer name
+
+
+def layer_name(path: Sequence[str]) -> str:
+    """The Keras layer name of the node reached through the block node ids of `path`, its
+    own id last: `residual_1__conv2d_1` (the PyTorch module `residual_1.conv2d_1`)."""
+    return SEPARATOR.join(identifier(part) for part in path)
+
+
+# `activation=` values: Keras's own names (its "gelu" is the exact erf form, its "elu" has
+# alpha 1, as the spec's), except leaky_relu, whose slope needs the helper.
+ACTIVATIONS: dict[str, Code] = {
+    **{kind: Code(lit(kind)) for kind in ACTIVATION_KINDS if kind != "leaky_relu"},
+    "leaky_relu": Code("leaky_relu"),
+}
+
+RECURRENT = {"simple_rnn": "layers.SimpleRNN", "lstm": "layers.LSTM", "gru": "layers.GRU"}
+POOLS = {"avg": "AveragePooling", "max": "MaxPooling"}
+MERGES = {"add": "layers.Add", "multiply": "layers.Multiply", "average": "layers.Average"}
+
+
+def arguments(*args: object, **kwargs: object) -> tuple[str, ...]:
+    """A call's arguments as source: literals (`lit`) unless they are `Code`. Keyword
+    arguments given as None are left out, so callers pass None for defaults."""
+    return (
+        *(lit(a) for a in args),
+        *(f"{key}={lit(value)}" for key, value in kwargs.items() if value is not None),
+    )
+
+
+def keras_momentum(momentum: float) -> float:
+    """Keras's momentum (the running average's weight) for the spec's (the new batch
+    statistic's), subtracted in decimal: 0.07 gives 0.93, not 0.9299999999999999."""
+    return float(Decimal(1) - Decimal(repr(momentum)))
+
+
+def unsupported(what: str, node: ir.Node) -> SpecError:
+    """The one way this backend refuses something; never a silent default."""
+    return SpecError.at(node.span, f"the tensorflow backend does not support {what}")
+
+
+# --- statements -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Statement:
+    """`target = function(args)` or, for a layer, `target = function(args)(inputs)`; a
+    `target` of "return" returns the value instead."""
+
+    target: str
+    function: str
+    args: tuple[str, ...]
+    inputs: tuple[str, ...] | None = None
+    comment: str = ""
+
+    def head(self) -> str:
+        assign = "return " if self.target == "return" else f"{self.target} = "
+        return f"{assign}{self.function}("
+
+    def tail(self) -> str:
+        return ")" if self.inputs is None else f")({', '.join(self.inputs)})"
+
+    def one_line(self) -> str:
+        return f"{self.head()}{', '.join(self.args)}{self.tail()}"
+
+
+LINE_LIMIT = 100  # the project's ruff line length
+INDENT = 4  # function bodies, where every generated statement goes; and each nesting level
+ROOM = LINE_LIMIT - INDENT
+
+
+class Call(Code):
+    """A call as an argument of another, which `layout` may break over lines too."""
+
+    function: str
+    args: tuple[str, ...]
+
+    def __new__(cls, function: str, args: Sequence[str]) -> Call:
+        call = super().__new__(cls, f"{function}({', '.join(args)})")
+        call.function, call.args = function, tuple(args)
+        return call
+
+
+def layout(statements: Sequence[Statement]) -> list[str]:
+    """Statements as source lines (without the function's indent) within LINE_LIMIT, the
+    way ruff format writes them: a call that does not fit breaks after its parenthesis, its
+    arguments on one line or, when they do not fit either, one per line (a nested call
+    breaking in turn). Shape comments line up in a column, unless one long line would push
+    it too far right; a broken call's comment trails its last line."""
+
+    def fits(s: Statement) -> bool:
+        return len(s.one_line()) + (len(s.comment) + 4 if s.comment else 0) <= ROOM
+
+    column = min(max((len(s.one_line()) for s in statements if fits(s)), default=0), 60)
+    lines: list[str] = []
+    for s in statements:
+        comment = f"  # {s.comment}" if s.comment else ""
+        if fits(s):
+            code = s.one_line()
+            aligned = code.ljust(column) + comment if comment else code
+            lines.append(aligned if len(aligned) <= ROOM else code + comment)
+        else:
+            broken = _broken(s.head(), s.args, s.tail(), depth=0)
+            lines += [*broken[:-1], broken[-1] + comment]
+    return lines
+
+
+def _broken(head: str, args: Sequence[str], tail: str, depth: int) -> list[str]:
+    """`head`, the arguments and `tail` broken over lines, indented relative to `depth`."""
+    pad = " " * INDENT
+    inner = ", ".join(args)
+    if depth + INDENT + len(inner) <= ROOM:
+        return [head, pad + inner, tail]
+    lines = [head]
+    for arg in args:
+        if depth + INDENT + len(arg) + 1 <= ROOM or not isinstance(arg, Call):
+            lines.append(f"{pad}{arg},")
+        else:
+            nested = _broken(f"{arg.function}(", arg.args, "),", depth + INDENT)
+            lines += [pad + line for line in nested]
+    lines.append(tail)
+    return lines
+
+
+# --- what a node becomes --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    """A layer node where its function builds it: input variables and shapes, the output
+    variable, and the expression of its layer name (a literal, or an f-string of `prefix`)."""
+
+    node: ir.LayerNode
+    ins: tuple[str, ...]
+    shapes: tuple[Shape, ...]
+    out: str
+    name_of: Callable[[str], Code]
+
+    def name(self, suffix: str = "") -> Code:
+        return self.name_of(identifier(self.node.id) + suffix)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one layer kind becomes code: either `layer`, a Keras layer taking the layer's
+    arguments named in `args` (positionally) and its name; or `emit`, the LayerWriter method
+    for everything data cannot say."""
+
+    layer: str | None = None
+    args: tuple[str, ...] = ()
+    emit: str | None = None
+
+
+class LayerWriter:
+    """Turns layer nodes into Statements, recording the helpers they use."""
+
+    RULES: dict[str, Rule] = {
+        "dense": Rule(emit="dense"),
+        "dropout": Rule("layers.Dropout", ("rate",)),
+        "flatten": Rule("layers.Flatten"),
+        "reshape": Rule(emit="reshape"),
+        "permute": Rule(emit="permute"),
+        "identity": Rule("layers.Identity"),
+        **{kind: Rule(emit="activation") for kind in ACTIVATIONS},
+        "conv1d": Rule(emit="conv"),
+        "conv2d": Rule(emit="conv"),
+        "conv2d_transpose": Rule(emit="conv_transpose"),
+        "depthwise_conv2d": Rule(emit="depthwise_conv"),
+        "maxpool1d": Rule(emit="pool"),
+        "maxpool2d": Rule(emit="pool"),
+        "avgpool1d": Rule(emit="pool"),
+        "avgpool2d": Rule(emit="pool"),
+        "global_avgpool1d": Rule("layers.GlobalAveragePooling1D"),
+        "global_avgpool2d": Rule("layers.GlobalAveragePooling2D"),
+        "global_maxpool1d": Rule("layers.GlobalMaxPooling1D"),
+        "global_maxpool2d": Rule("layers.GlobalMaxPooling2D"),
+        "upsample2d": Rule(emit="upsample"),
+        "zeropad2d": Rule(emit="zeropad"),
+        "batchnorm": Rule(emit="batchnorm"),
+        "layernorm": Rule(emit="layernorm"),
+        "embedding": Rule(emit="embedding"),
+        "positional_embedding": Rule(emit="positional_embedding"),
+        "simple_rnn": Rule(emit="recurrent"),
+        "lstm": Rule(emit="recurrent"),
+        "gru": Rule(emit="recurrent"),
+        "multihead_attention": Rule(emit="attention"),
+        "transformer_encoder": Rule(emit="transformer"),
+        "add": Rule(emit="merge"),
+        "multiply": Rule(emit="merge"),
+        "average": Rule(emit="merge"),
+        "concat": Rule(emit="merge"),
+    }
+
+    def __init__(self) -> None:
+        self.helpers: set[str] = set()
+
+    def emit(self, site: Site) -> list[Statement]:
+        kind = site.node.layer.kind
+        if kind not in self.RULES:
+            raise unsupported(f"the layer `{kind}`", site.node)
+        rule = self.RULES[kind]
+        if rule.emit is not None:
+            method: Callable[[Site], list[Statement]] = getattr(self, f"_{rule.emit}")
+            return method(site)
+        values = [getattr(site.node.layer, name) for name in rule.args]
+        return [self.layer(site, rule.layer, *values)]  # type: ignore[arg-type]
+
+    def layer(
+        self,
+        site: Site,
+        function: str,
+        *args: object,
+        inputs: tuple[str, ...] | None = None,
+        **kwargs: object,
+    ) -> Statement:
+        """`out = function(args, name=<the node's name>)(inputs)`, the site's inputs unless
+        given."""
+        kwargs.setdefault("name", site.name())
+        return Statement(site.out, function, arguments(*args, **kwargs), inputs or site.ins)
+
+    # --- arguments shared by weighted layers --------------------------------------------
+
+    def activation(self, kind: str | None) -> Code | None:
+        if kind == "leaky_relu":
+            self.helpers.add("leaky_relu")
+        return None if kind is None else ACTIVATIONS[kind]
+
+    @staticmethod
+    def initializers(layer, kernel: str = "kernel_initializer") -> dict[str, object]:
+        """The initializer arguments that differ from Keras's defaults (glorot_uniform
+        kernels, zero biases: the spec's defaults too)."""
+        found: dict[str, object] = {kernel: unless(layer.init, "glorot_uniform")}
+        if getattr(layer, "bias", True):
+            found["bias_initializer"] = unless(layer.bias_init, "zeros")
+        return found
+
+    @staticmethod
+    def regularizer(layer) -> Code | None:
+        """Keras's kernel penalty l1 * sum(|w|) + l2 * sum(w^2), added to the loss."""
+        if not (layer.l1 or layer.l2):
+            return None
+        penalties = arguments(l1=unless(layer.l1, 0), l2=unless(layer.l2, 0))
+        return Call("keras.regularizers.L1L2", penalties)
+
+    # --- core ---------------------------------------------------------------------------
+
+    def _dense(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        return [
+            self.layer(
+                site,
+                "layers.Dense",
+                layer.units,
+                activation=self.activation(layer.activation),
+                use_bias=unless(layer.bias, True),
+                **self.initializers(layer),
+                kernel_regularizer=self.regularizer(layer),
+            )
+        ]
+
+    def _reshape(self, site: Site) -> list[Statement]:
+        return [self.layer(site, "layers.Reshape", tuple(site.node.layer.shape))]
+
+    def _permute(self, site: Site) -> list[Statement]:
+        # The spec numbers axes from 1 after the batch, as Keras's Permute does.
+        return [self.layer(site, "layers.Permute", tuple(site.node.layer.axes))]
+
+    def _activation(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        if layer.kind == "softmax":
+            return [self.layer(site, "layers.Softmax", axis=unless(layer.axis, -1))]
+        if layer.kind == "leaky_relu":
+            return [self.layer(site, "layers.LeakyReLU", negative_slope=layer.slope)]
+        return [self.layer(site, "layers.Activation", layer.kind)]
+
+    # --- convolution --------------------------------------------------------------------
+
+    def _explicit_padding(self, site: Site, rank: int, padding) -> tuple[list[Statement], str]:
+        """Keras convolutions pad only `valid` or `same`: explicit zeros come first, from a
+        ZeroPadding layer. Returns its statements and the variable the convolution reads."""
+        if isinstance(padding, str):
+            return [], site.ins[0]
+        pad = self.layer(site, f"layers.ZeroPadding{rank}D", axes(padding), name=site.name("_pad"))
+        return [pad], site.out
+
+    def _conv(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        window = layer.window
+        steps, x = self._explicit_padding(site, window.rank, window.padding)
+        padding = window.padding if isinstance(window.padding, str) else "valid"
+        conv = self.layer(
+            site,
+            f"layers.Conv{window.rank}D",
+            layer.filters,
+            axes(window.kernel),
+            strides=unless(axes(window.stride), 1),
+            padding=unless(padding, "valid"),
+            dilation_rate=unless(axes(window.dilation), 1),
+            groups=unless(layer.groups, 1),
+            activation=self.activation(layer.activation),
+            use_bias=unless(layer.bias, True),
+            **self.initializers(layer),
+            kernel_regularizer=self.regularizer(layer),
+            inputs=(x,),
+        )
+        return [*steps, conv]
+
+    def _depthwise_conv(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        window = layer.window
+        steps, x = self._explicit_padding(site, window.rank, window.padding)
+        padding = window.padding if isinstance(window.padding, str) else "valid"
+        conv = self.layer(
+            site,
+            "layers.DepthwiseConv2D",
+            axes(window.kernel),
+            strides=unless(axes(window.stride), 1),
+            padding=unless(padding, "valid"),
+            depth_multiplier=unless(layer.multiplier, 1),
+            dilation_rate=unless(axes(window.dilation), 1),
+            activation=self.activation(layer.activation),
+            use_bias=unless(layer.bias, True),
+            **self.initializers(layer, kernel="depthwise_initializer"),
+            inputs=(x,),
+        )
+        return [*steps, conv]
+
+    def _conv_transpose(self, site: Site) -> list[Statement]:
+        """`valid` and `same` are Keras's own ((n-1)*s + max(k, s) and n*s). An int p crops p
+        from both sides of (n-1)*s + k: output_padding=0 asks Keras for exactly that length
+        where a stride exceeds the kernel, and a Cropping2D layer then crops."""
+        layer = site.node.layer
+        window = layer.window
+        explicit = not isinstance(window.padding, str)
+        short = any(s > k for k, s in zip(window.kernel, window.stride, strict=True))
+        conv = self.layer(
+            site,
+            "layers.Conv2DTranspose",
+            layer.filters,
+            axes(window.kernel),
+            strides=unless(axes(window.stride), 1),
+            padding=None if explicit else unless(window.padding, "valid"),
+            output_padding=0 if explicit and short else None,
+            activation=self.activation(layer.activation),
+            use_bias=unless(layer.bias, True),
+            **self.initializers(layer),
+        )
+        if not explicit:
+            return [conv]
+        crop = self.layer(
+            site,
+            "layers.Cropping2D",
+            axes(window.padding),  # type: ignore[arg-type]
+            name=site.name("_crop"),
+            inputs=(site.out,),
+        )
+        return [conv, crop]  # the activation commutes with the cropping
+
+    # --- pooling and resampling ---------------------------------------------------------
+
+    def _pool(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        window = layer.window
+        return [
+            self.layer(
+                site,
+                f"layers.{POOLS[layer.op]}{window.rank}D",
+                axes(window.kernel),
+                strides=unless(axes(window.stride), axes(window.kernel)),
+                padding=unless(window.padding, "valid"),
+            )
+        ]
+
+    def _upsample(self, site: Site) -> list[Statement]:
+        scale = axes(per_axis(site.node.layer.scale, 2))
+        return [self.layer(site, "layers.UpSampling2D", scale)]
+
+    def _zeropad(self, site: Site) -> list[Statement]:
+        (top, bottom), (left, right) = site.node.layer.pads
+        padding: object = ((top, bottom), (left, right))
+        if top == bottom and left == right:
+            padding = top if top == left else (top, left)
+        return [self.layer(site, "layers.ZeroPadding2D", padding)]
+
+    # --- normalization ------------------------------------------------------------------
+
+    def _batchnorm(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        return [
+            self.layer(
+                site,
+                "layers.BatchNormalization",
+                momentum=keras_momentum(layer.momentum),
+                epsilon=layer.epsilon,
+            )
+        ]
+
+    def _layernorm(self, site: Site) -> list[Statement]:
+        epsilon = site.node.layer.epsilon
+        return [self.layer(site, "layers.LayerNormalization", epsilon=epsilon)]
+
+    # --- sequences ----------------------------------------------------------------------
+
+    def _embedding(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        init = unless(layer.init, "uniform")
+        embedding = self.layer(
+            site, "layers.Embedding", layer.vocab, layer.dim, embeddings_initializer=init
+        )
+        return [embedding]
+
+    def _positional_embedding(self, site: Site) -> list[Statement]:
+        self.helpers.add("PositionalEmbedding")
+        layer = site.node.layer
+        init = unless(layer.init, "uniform")
+        return [self.layer(site, "PositionalEmbedding", layer.max_len, initializer=init)]
+
+    def _recurrent(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        function = RECURRENT[layer.kind]
+        args = arguments(
+            layer.units,
+            return_sequences=unless(layer.return_sequences, False),
+            kernel_initializer=unless(layer.init, "glorot_uniform"),
+            recurrent_initializer=unless(layer.recurrent_init, "orthogonal"),
+            bias_initializer=unless(layer.bias_init, "zeros"),
+            unit_forget_bias=False if layer.kind == "lstm" else None,
+            reset_after=True if layer.kind == "gru" else None,
+        )
+        if not layer.bidirectional:
+            return [self.layer(site, function, *map(Code, args))]
+        # Keras concatenates the forward output, then the backward one (as PyTorch does),
+        # and puts the backward sequence back in time order.
+        return [self.layer(site, "layers.Bidirectional", Call(function, args))]
+
+    def _attention(self, site: Site) -> list[Statement]:
+        layer, (x,) = site.node.layer, site.ins
+        causal = ("use_causal_mask=True",) if layer.causal else ()
+        return [
+            self.layer(
+                site,
+                "layers.MultiHeadAttention",
+                num_heads=layer.heads,
+                key_dim=layer.head_width(site.shapes[0]),
+                dropout=unless(layer.dropout, 0.0),
+                **self.initializers(layer),
+                inputs=(x, x, *causal),  # self-attention: queries, keys and values are x
+            )
+        ]
+
+    def _transformer(self, site: Site) -> list[Statement]:
+        self.helpers.add("transformer_encoder")
+        layer = site.node.layer
+        args = arguments(
+            Code(site.ins[0]),
+            site.name(),
+            heads=layer.heads,
+            ff=layer.ff,
+            dropout=unless(layer.dropout, 0.1),
+            activation=self.activation(layer.activation) if layer.activation != "relu" else None,
+            norm_first=unless(layer.norm_first, False),
+            epsilon=unless(layer.epsilon, 1e-5),
+            init=unless(layer.init, "glorot_uniform"),
+            bias_init=unless(layer.bias_init, "zeros"),
+        )
+        return [Statement(site.out, "transformer_encoder", args)]
+
+    # --- merges -------------------------------------------------------------------------
+
+    def _merge(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        inputs = (f"[{', '.join(site.ins)}]",)
+        if layer.kind == "concat":
+            axis = unless(layer.axis, -1)
+            return [self.layer(site, "layers.Concatenate", axis=axis, inputs=inputs)]
+        return [self.layer(site, MERGES[layer.kind], inputs=inputs)]
+
+
+# --- functions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Function:
+    """One function of model.py: a block's, or the model builder."""
+
+    name: str
+    params: tuple[str, ...]
+    doc: str
+    body: tuple[str, ...]  # source lines, unindented
+
+
+def _block_key(node: ir.BlockNode) -> tuple[str, str]:
+    """Instantiations with equal keys have equal code (shapes included), so share a function."""
+    return node.block, node.body.model_dump_json(exclude={"span"})
+
+
+class ModuleBuilder:
+    """Builds every function of one model.py: the blocks' (shared when equal), the model's."""
+
+    def __init__(self, model: ir.Model) -> None:
+        self.model = model
+        self.layers = LayerWriter()
+        self.blocks: dict[tuple[str, str], ir.BlockNode] = {}  # in definition order
+        self._collect(model.graph)
+        self.function_names = self._name_functions()
+        # Variables never shadow a module-level name.
+        self.reserved = MODULE_NAMES | frozenset(self.function_names.values())
+
+    def _collect(self, graph: ir.Graph) -> None:
+        """The distinct block instantiations, inner blocks before the blocks that use them."""
+        for node in graph.nodes:
+            if isinstance(node, ir.BlockNode):
+                self._collect(node.body)
+                self.blocks.setdefault(_block_key(node), node)
+
+    def _name_functions(self) -> dict[tuple[str, str], str]:
+        namer = Namer(MODULE_NAMES | {PREFIX})  # a block function may call another
+        variants: dict[str, list[tuple[str, str]]] = {}
+        for key in self.blocks:
+            variants.setdefault(key[0], []).append(key)
+        names = {}
+        for block, keys in variants.items():
+            suffixes = variant_suffixes([self.blocks[k].args for k in keys])
+            for key, suffix in zip(keys, suffixes, strict=True):
+                names[key] = namer.name(snake_case(block) + (f"_{suffix}" if suffix else ""))
+        return names
+
+    def functions(self) -> list[Function]:
+        blocks = [self._block_function(key, node) for key, node in self.blocks.items()]
+        return [*blocks, self._builder()]
+
+    def _variables(
+        self, graph: ir.Graph, reserved: frozenset[str], keep_inputs: bool = False
+    ) -> dict[str, str]:
+        """Spec names for named values; `x` for the unnamed ones (sequence layers, the middle
+        of a chain), which the checker labels with their node id. With `keep_inputs`, the
+        inputs' variables live to the end (keras.Model takes them there)."""
+        named = any(node.output.label != node.id for node in graph.nodes)
+        inputs = [(v.id, "x" if v.id == "in" and not named else v.label) for v in graph.inputs]
+        steps = [
+            Step(n.output.id, "x" if n.output.label == n.id else n.output.label, n.inputs)
+            for n in graph.nodes
+        ]
+        kept = [*graph.outputs, *(v.id for v in graph.inputs if keep_inputs)]
+        return variable_names(inputs, steps, kept, reserved=reserved)
+
+    def _statements(
+        self, graph: ir.Graph, names: dict[str, str], name_of: Callable[[str], Code]
+    ) -> list[Statement]:
+        statements: list[Statement] = []
+        for node in graph.nodes:
+            ins = tuple(names[v] for v in node.inputs)
+            out = names[node.output.id]
+            if isinstance(node, ir.BlockNode):
+                function = self.function_names[_block_key(node)]
+                steps = [Statement(out, function, (*ins, name_of(identifier(node.id))))]
+            else:
+                shapes = tuple(graph.value(v).shape for v in node.inputs)
+                steps = self.layers.emit(Site(node, ins, shapes, out, name_of))
+            last = steps[-1]
+            comment = shape_comment(node.output.shape, "last")
+            statements += [*steps[:-1], replace(last, comment=comment)]
+        return statements
+
+    def _block_function(self, key: tuple[str, str], node: ir.BlockNode) -> Function:
+        graph = node.body
+        names = self._variables(graph, self.reserved | {PREFIX})
+
+        def name_of(name: str) -> Code:  # an identifier: safe inside the f-string
+            return Code(f'f"{{{PREFIX}}}{SEPARATOR}{name}"')
+
+        body = layout(self._statements(graph, names, name_of))
+        body.append(f"return {', '.join(names[v] for v in graph.outputs)}")
+        args = ", ".join(f"{k}={_describe(v)}" for k, v in node.args.items())
+        (value,) = graph.inputs
+        doc = (
+            f"The `{identifier(node.block)}` block ({args}): takes "
+            f"{shape_comment(value.shape, 'last')} and returns "
+            f"{shape_comment(node.output.shape, 'last')}; its layers' names start with "
+            f"`{PREFIX}`."
+        )
+        params = (names[value.id], PREFIX)
+        return Function(self.function_names[key], params, doc, tuple(body))
+
+    def _builder(self) -> Function:
+        graph = self.model.graph
+        names = self._variables(graph, self.reserved, keep_inputs=True)
+        statements = [
+            Statement(
+                names[v.id],
+                "keras.Input",
+                arguments(
+                    shape=tuple(v.shape),
+                    dtype=None if v.dtype == "float32" else v.dtype,
+                    name=identifier(v.id),
+                ),
+                comment=shape_comment(v.shape, "last"),
+            )
+            for v in graph.inputs
+        ]
+        statements += self._statements(graph, names, lambda name: Code(lit(name)))
+        inputs = [names[v.id] for v in graph.inputs]
+        outputs = [names[v] for v in graph.outputs]
+        model = Statement(
+            "return",
+            "keras.Model",
+            arguments(
+                inputs=Code(inputs[0] if len(inputs) == 1 else f"[{', '.join(inputs)}]"),
+                outputs=Code(outputs[0] if len(outputs) == 1 else f"[{', '.join(outputs)}]"),
+                name=identifier(self.model.name),
+            ),
+        )
+        body = [*layout(statements), *layout([model])]
+        ins = ", ".join(f"{names[v.id]} {shape_comment(v.shape, 'last')}" for v in graph.inputs)
+        outs = ", ".join(
+            f"{names[v]} {shape_comment(graph.value(v).shape, 'last')}" for v in graph.outputs
+        )
+        doc = f"The `{identifier(self.model.name)}` model: takes {ins} and returns {outs}."
+        return Function(BUILDER, (), doc, tuple(body))
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+@cache
+def _environment():
+    env = template_environment(TEMPLATES)
+    env.filters["py"] = lit  # double-quoted strings, as the rest of the file
+    return env
+
+
+def render_model(model: ir.Model) -> str:
+    """The source of a standalone model.py for `model` (see the module docstring)."""
+    module = ModuleBuilder(model)
+    functions = module.functions()
+    env = _environment()
+    functions_source = env.get_template("model_functions.j2").render(
+        functions=[_function_context(f) for f in functions]
+    )
+    helpers = [h for h in HELPERS if h in module.layers.helpers]
+    helpers_source = env.get_template("model_helpers.j2").render(helpers=helpers)
+    used = _names(helpers_source + functions_source)
+    source = env.get_template("model.py.j2").render(
+        model_name=identifier(model.name),
+        builder=BUILDER,
+        source=Path(model.file).name,
+        from_keras=[name for name in IMPORTED[1:] if name in used],
+        helpers=helpers_source.strip(),
+        functions=functions_source.strip(),
+    )
+    return source.rstrip() + "\n"
+
+
+def _function_context(function: Function) -> dict[str, object]:
+    width = LINE_LIMIT - INDENT - 6  # the docstring's quotes, at both ends of one line
+    return {
+        "name": function.name,
+        "params": ", ".join(function.params),
+        "returns": " -> keras.Model" if function.name == BUILDER else "",
+        "doc": textwrap.fill(function.doc, width=width, subsequent_indent=" " * INDENT),
+        "body": function.body,
+    }
+
+
+def _names(source: str) -> set[str]:
+    """The identifiers `source` uses; comments and strings do not count."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return {token.string for token in tokens if token.type == tokenize.NAME}
