@@ -35,8 +35,12 @@ def load(path: str | Path):
     return result.program
 
 
-def compile(path: str | Path, backend: str | None = None, out: str | Path | None = None,
-            model: str | None = None) -> dict[str, Path]:
+def compile(
+    path: str | Path,
+    backend: str | None = None,
+    out: str | Path | None = None,
+    model: str | None = None,
+) -> dict[str, Path]:
     """Generate the program of one model of a spec (the first unless `model` names one)
     into `out` (default: `build/<model>/<backend>`); returns the written files by name."""
     from specc.backends import generate, select_model

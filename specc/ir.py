@@ -142,4 +142,3 @@ class Program(Frozen):
 
     file: str
     models: tuple[Model, ...]
-

@@ -19,16 +19,23 @@ def _flops(value: int | None) -> str:
     return str(value)
 
 
-def _rows(graph: ir.Graph, depth: int) -> list[tuple[str, str, str, str, ParamCount,
-                                                        ParamCount]]:
+def _rows(graph: ir.Graph, depth: int) -> list[tuple[str, str, str, str, ParamCount, ParamCount]]:
     rows = []
     indent = "  " * depth
     for node in graph.nodes:
         name = node.id if node.output.label == node.id else f"{node.output.label} = {node.id}"
         kind = node.block if isinstance(node, ir.BlockNode) else node.layer.kind
         params = node.params
-        rows.append((indent + name, kind, str(node.span.line), fmt_shape(node.output.shape),
-                     params["tensorflow"], params["torch"]))
+        rows.append(
+            (
+                indent + name,
+                kind,
+                str(node.span.line),
+                fmt_shape(node.output.shape),
+                params["tensorflow"],
+                params["torch"],
+            )
+        )
         if isinstance(node, ir.BlockNode):
             rows += _rows(node.body, depth + 1)
     return rows
@@ -36,13 +43,20 @@ def _rows(graph: ir.Graph, depth: int) -> list[tuple[str, str, str, str, ParamCo
 
 def model_table(model: ir.Model) -> str:
     graph = model.graph
-    rows = [(f"{v.label}", "input", "", fmt_shape(v.shape) + ("" if v.dtype == "float32"
-                                                              else " int"),
-             ParamCount(), ParamCount()) for v in graph.inputs]
+    rows = [
+        (
+            f"{v.label}",
+            "input",
+            "",
+            fmt_shape(v.shape) + ("" if v.dtype == "float32" else " int"),
+            ParamCount(),
+            ParamCount(),
+        )
+        for v in graph.inputs
+    ]
     rows += _rows(graph, 0)
     differ = any(keras != torch for *_, keras, torch in rows)
-    header = ["layer", "kind", "line", "output shape",
-              "params (keras)" if differ else "params"]
+    header = ["layer", "kind", "line", "output shape", "params (keras)" if differ else "params"]
     if differ:
         header.append("params (torch)")
     table = [header]
@@ -53,17 +67,23 @@ def model_table(model: ir.Model) -> str:
         table.append(row)
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     right = {2, 4, 5}
-    lines = ["  ".join(cell.rjust(w) if i in right else cell.ljust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-             for row in table]
+    lines = [
+        "  ".join(
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in table
+    ]
     rule = "-" * len(lines[0])
     totals = graph.params
     summary = [f"model {model.name} ({model.file})", rule, lines[0], rule, *lines[1:], rule]
-    for backend in (("tensorflow", "torch") if differ else ("tensorflow",)):
+    for backend in ("tensorflow", "torch") if differ else ("tensorflow",):
         count = totals[backend]
         label = {"tensorflow": "keras", "torch": "torch"}[backend] if differ else ""
         prefix = f"{label} " if label else ""
-        summary.append(f"{prefix}total params: {count.total:,} (trainable {count.trainable:,}, "
-                       f"non-trainable {count.non_trainable:,})")
+        summary.append(
+            f"{prefix}total params: {count.total:,} (trainable {count.trainable:,}, "
+            f"non-trainable {count.non_trainable:,})"
+        )
     summary.append(f"forward FLOPs per sample: {_flops(graph.flops)}")
     return "\n".join(summary)

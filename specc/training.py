@@ -149,8 +149,12 @@ class Adam(Section):
     epsilon: PositiveFloat = 1e-8
     weight_decay: NonNegativeFloat = 0.0
     schedule: Schedule = Constant()
-    hints: ClassVar[dict[str, str]] = {"learning_rate": "lr", "beta_1": "beta1",
-                                       "beta_2": "beta2", "eps": "epsilon"}
+    hints: ClassVar[dict[str, str]] = {
+        "learning_rate": "lr",
+        "beta_1": "beta1",
+        "beta_2": "beta2",
+        "eps": "epsilon",
+    }
 
 
 class AdamW(Adam):
@@ -315,9 +319,7 @@ class TrainConfig(BaseModel):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        if value in ("auto", "cpu", "cuda") or (
-            value.startswith("cuda:") and value[5:].isdigit()
-        ):
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
             return value
         raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
 

@@ -28,7 +28,7 @@ def _cases():
             yield pytest.param(spec, backend, id=f"{spec.stem}-{backend}")
 
 
-@pytest.mark.parametrize(("spec", "backend"), _cases())
+@pytest.mark.parametrize(("spec", "backend"), list(_cases()))
 def test_example_is_current(spec: Path, backend: str) -> None:
     program = specc.load(spec)
     model = program.models[0]

@@ -14,14 +14,18 @@ BACKENDS = ("torch", "tensorflow")
 
 def generate(model: ir.Model, backend: str, program_dir: Path) -> dict[str, str]:
     if backend not in BACKENDS:
-        raise SpecError.at(None, f"unknown backend `{backend}` (expected one of: "
-                                 f"{', '.join(BACKENDS)})")
+        raise SpecError.at(
+            None, f"unknown backend `{backend}` (expected one of: {', '.join(BACKENDS)})"
+        )
     module = import_module(f"specc.backends.{backend}")
     if not hasattr(module, "generate"):
         raise SpecError.at(None, f"the {backend} backend is not available yet")
     if not model.losses:
-        raise SpecError.at(model.span, f"model `{model.name}` has no `loss` section (needed to "
-                                       "train; expected e.g. `loss cross_entropy()`)")
+        raise SpecError.at(
+            model.span,
+            f"model `{model.name}` has no `loss` section (needed to "
+            "train; expected e.g. `loss cross_entropy()`)",
+        )
     return module.generate(model, Path(program_dir))
 
 

@@ -61,8 +61,9 @@ def _message(error: dict[str, Any]) -> str:
     return message.replace("'", "`")
 
 
-def bind(cls: type[BaseModel], call: CallValue, what: str,
-         nested: NestedRegistries | None = None) -> Any:
+def bind(
+    cls: type[BaseModel], call: CallValue, what: str, nested: NestedRegistries | None = None
+) -> Any:
     """An instance of `cls` from `call`'s arguments; SpecError with every problem found."""
     nested = nested or {}
     fields = argument_names(cls)
@@ -72,21 +73,32 @@ def bind(cls: type[BaseModel], call: CallValue, what: str,
 
     if len(call.args) > len(fields):
         extra = call.args[len(fields)]
-        problems.append(Diagnostic(
-            f"{what} `{call.name}` takes at most {len(fields)} positional argument"
-            f"{'s' if len(fields) != 1 else ''} (expected {', '.join(fields) or 'none'}, "
-            f"got {len(call.args)})", extra.span))
+        problems.append(
+            Diagnostic(
+                f"{what} `{call.name}` takes at most {len(fields)} positional argument"
+                f"{'s' if len(fields) != 1 else ''} (expected {', '.join(fields) or 'none'}, "
+                f"got {len(call.args)})",
+                extra.span,
+            )
+        )
     for name, arg in zip(fields, call.args, strict=False):  # extras were reported above
         given[name] = arg
     for name, arg in call.keywords.items():
         if name not in fields:
-            problems.append(Diagnostic(
-                f"{what} `{call.name}` has no argument `{name}`{suggest(name, fields, hints)}"
-                f" (expected one of: {', '.join(fields) or 'no arguments'})",
-                arg.name_span or arg.span))
+            problems.append(
+                Diagnostic(
+                    f"{what} `{call.name}` has no argument `{name}`{suggest(name, fields, hints)}"
+                    f" (expected one of: {', '.join(fields) or 'no arguments'})",
+                    arg.name_span or arg.span,
+                )
+            )
         elif name in given:
-            problems.append(Diagnostic(f"argument `{name}` of `{call.name}` is given both by "
-                                       "position and by name", arg.name_span or arg.span))
+            problems.append(
+                Diagnostic(
+                    f"argument `{name}` of `{call.name}` is given both by position and by name",
+                    arg.name_span or arg.span,
+                )
+            )
         else:
             given[name] = arg
 
@@ -100,21 +112,31 @@ def bind(cls: type[BaseModel], call: CallValue, what: str,
             except SpecError as error:
                 problems += error.diagnostics
         elif isinstance(arg.value, CallValue):
-            problems.append(Diagnostic(f"argument `{name}` of `{call.name}` takes a value, not "
-                                       f"a call (got `{arg.value.name}(...)`)", arg.span))
+            problems.append(
+                Diagnostic(
+                    f"argument `{name}` of `{call.name}` takes a value, not "
+                    f"a call (got `{arg.value.name}(...)`)",
+                    arg.span,
+                )
+            )
         else:
             values[name] = _plain(arg.value)
+
+    # The values given are validated even when some names were wrong, so that one run
+    # reports every mistake of the call.
+    try:
+        instance = cls(**values)
+    except ValidationError as error:
+        # A misnamed argument leaves the field it was meant for missing: say it once.
+        problems += _validation_diagnostics(error, call, what, given, report_missing=not problems)
     if problems:
         raise SpecError(problems)
-
-    try:
-        return cls(**values)
-    except ValidationError as error:
-        raise SpecError(_validation_diagnostics(error, call, what, given)) from None
+    return instance
 
 
-def _validation_diagnostics(error: ValidationError, call: CallValue, what: str,
-                            given: dict[str, Arg]) -> list[Diagnostic]:
+def _validation_diagnostics(
+    error: ValidationError, call: CallValue, what: str, given: dict[str, Arg], report_missing: bool
+) -> list[Diagnostic]:
     by_field: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else ""
@@ -124,8 +146,11 @@ def _validation_diagnostics(error: ValidationError, call: CallValue, what: str,
         arg = given.get(field)
         span = arg.span if arg else call.span
         if field and items[0]["type"] == "missing":
-            diagnostics.append(Diagnostic(
-                f"{what} `{call.name}` is missing its argument `{field}`", call.span))
+            if not report_missing:
+                continue
+            diagnostics.append(
+                Diagnostic(f"{what} `{call.name}` is missing its argument `{field}`", call.span)
+            )
             continue
         custom = [_message(i) for i in items if i["type"] == "value_error"]
         if custom:
@@ -135,7 +160,11 @@ def _validation_diagnostics(error: ValidationError, call: CallValue, what: str,
             continue
         expected = " or ".join(dict.fromkeys(_message(i) for i in items))
         got = show(arg.value) if arg else "nothing"
-        diagnostics.append(Diagnostic(
-            f"invalid argument `{field}` of {what} `{call.name}` (expected {expected}, "
-            f"got {got})", span))
+        diagnostics.append(
+            Diagnostic(
+                f"invalid argument `{field}` of {what} `{call.name}` (expected {expected}, "
+                f"got {got})",
+                span,
+            )
+        )
     return diagnostics

@@ -5,6 +5,9 @@ block (instantiated with its arguments into a nested graph) or a layer (its argu
 to the layer's Pydantic model, its output shape and parameter count computed). Problems are
 collected, not raised: a failed node poisons only the values that depend on it, so one run
 reports every independent mistake. Errors inside a block carry a note at each call site.
+
+IR nodes are made with `model_construct` from parts that are already validated (layers by
+`bind`, shapes by the layers themselves); tests validate the IR of every spec once.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from specc import ast, ir
 from specc.errors import Diagnostic, Diagnostics, ShapeError, Span, SpecError
 from specc.layers import LAYERS
 from specc.layers.base import BACKENDS, Layer
-from specc.passes.bind import argument_names, bind, lookup, suggest
+from specc.passes.bind import bind, lookup, suggest
 from specc.passes.evaluate import CallValue, Env, evaluate, evaluate_call, evaluate_count, show
 from specc.passes.resolve import Scope
 
@@ -52,13 +55,15 @@ class GraphBuilder:
     nodes: list[ir.Node] = field(default_factory=list)
     used_ids: set[str] = field(default_factory=set)
     counters: dict[str, int] = field(default_factory=dict)
+    input_spans: dict[str, Span] = field(default_factory=dict)  # where model inputs are declared
 
     # --- reporting ------------------------------------------------------------------------
 
     def report(self, diagnostic: Diagnostic) -> None:
         for frame in reversed(self.frames):
-            diagnostic = diagnostic.with_note(f"in block `{frame.block}`, used here",
-                                              frame.call_span)
+            diagnostic = diagnostic.with_note(
+                f"in block `{frame.block}`, used here", frame.call_span
+            )
         if diagnostic not in self.diags.items:  # a block used twice repeats its errors
             self.diags.items.append(diagnostic)
 
@@ -80,6 +85,7 @@ class GraphBuilder:
         """Apply `call` (repeated if `call * N`) to `inputs`; the result's label is `label`
         when given (the name a graph binds it to), else the node id."""
         if any(isinstance(i, _Poison) for i in inputs):
+            self._check_arguments(call)
             return POISON
         times = 1
         if call.repeat is not None:
@@ -96,29 +102,56 @@ class GraphBuilder:
             inputs = [result]
         return result
 
+    def _check_arguments(self, call: ast.Call) -> None:
+        """Report the mistakes in a call's arguments alone, for a call whose input failed:
+        they do not depend on the input, and one run should report them all."""
+        try:
+            if call.repeat is not None:
+                evaluate_count(call.repeat, self.env, "the repeat count")
+            if call.name in self.scope.blocks:
+                _bind_block_args(
+                    self.scope.blocks[call.name], evaluate_call(call, self.env), self.scope
+                )
+            else:
+                self._layer(call)
+        except SpecError as error:
+            self.report_all(error)
+
+    def _layer(self, call: ast.Call) -> Layer:
+        """The layer a (non-block) call names, its arguments bound; raises SpecError."""
+        layer_cls = lookup(LAYERS, call.name, call.name_span, "layer")
+        if layer_cls.arity == "many":
+            raise SpecError.at(
+                call.name_span,
+                f"`{call.name}` merges named tensors: write "
+                f"it as the start of a graph chain, e.g. `{call.name}(a, b)`",
+            )
+        return bind(layer_cls, evaluate_call(call, self.env), "layer")
+
     def _apply_once(self, call: ast.Call, inputs: list[ir.Value], label: str | None) -> Slot:
         if call.name in self.scope.blocks:
             return self._apply_block(self.scope.blocks[call.name], call, inputs, label)
         try:
-            layer_cls = lookup(LAYERS, call.name, call.name_span, "layer")
-            if layer_cls.arity == "many":
-                raise SpecError.at(call.name_span, f"`{call.name}` merges named tensors: write "
-                                   f"it as the start of a graph chain, e.g. `{call.name}(a, b)`")
-            layer = bind(layer_cls, evaluate_call(call, self.env), "layer")
+            layer = self._layer(call)
         except SpecError as error:
             self.report_all(error)
             return POISON
         return self.add_layer(layer, inputs, call.span, label)
 
-    def add_layer(self, layer: Layer, inputs: list[ir.Value], span: Span,
-                  label: str | None) -> Slot:
+    def add_layer(
+        self, layer: Layer, inputs: list[ir.Value], span: Span, label: str | None
+    ) -> Slot:
         """Check dtypes and shapes of `layer` on `inputs` and append its node."""
         name = layer.kind
         for value in inputs:
             if value.dtype not in _ACCEPTS[layer.accepts]:
-                self.report(Diagnostic(
-                    f"`{name}` cannot take `{value.label}` of type {_DTYPE_WORDS[value.dtype]} "
-                    f"(expected {layer.accepts}, got {_DTYPE_WORDS[value.dtype]})", span))
+                self.report(
+                    Diagnostic(
+                        f"`{name}` cannot take `{value.label}` of type {_DTYPE_WORDS[value.dtype]} "
+                        f"(expected {layer.accepts}, got {_DTYPE_WORDS[value.dtype]})",
+                        span,
+                    )
+                )
                 return POISON
         shapes = [v.shape for v in inputs]
         try:
@@ -129,53 +162,89 @@ class GraphBuilder:
             return POISON
         node_id = self.new_id(name)
         dtype = inputs[0].dtype if layer.produces == "same" else "float32"
-        output = ir.Value(id=node_id, label=label or node_id, shape=tuple(shape), dtype=dtype)
-        self.nodes.append(ir.LayerNode(
-            id=node_id, layer=layer, inputs=tuple(v.id for v in inputs), output=output,
-            params=params, flops=layer.flops(shapes, shape), span=span))
+        output = ir.Value.model_construct(
+            id=node_id, label=label or node_id, shape=tuple(shape), dtype=dtype
+        )
+        self.nodes.append(
+            ir.LayerNode.model_construct(
+                id=node_id,
+                layer=layer,
+                inputs=tuple(v.id for v in inputs),
+                output=output,
+                params=params,
+                flops=layer.flops(shapes, shape),
+                span=span,
+            )
+        )
         return output
 
-    def _apply_block(self, block: ast.Block, call: ast.Call, inputs: list[ir.Value],
-                     label: str | None) -> Slot:
+    def _apply_block(
+        self, block: ast.Block, call: ast.Call, inputs: list[ir.Value], label: str | None
+    ) -> Slot:
+        if any(frame.block == block.name for frame in self.frames):
+            return POISON  # a recursive block: `resolve` has reported it; expanding never ends
         if len(inputs) != 1:
-            self.report(Diagnostic(f"block `{block.name}` takes one input (got {len(inputs)})",
-                                   call.span))
+            self.report(
+                Diagnostic(f"block `{block.name}` takes one input (got {len(inputs)})", call.span)
+            )
             return POISON
         try:
             args = _bind_block_args(block, evaluate_call(call, self.env), self.scope)
         except SpecError as error:
             self.report_all(error)
             return POISON
-        child = GraphBuilder(self.scope, self.diags, self.scope.constants.child(args),
-                             (*self.frames, _Frame(block.name, call.span)))
+        child = GraphBuilder(
+            self.scope,
+            self.diags,
+            self.scope.constants.child(args),
+            (*self.frames, _Frame(block.name, call.span)),
+        )
         (value,) = inputs
         body_input = value.model_copy(update={"label": "in", "id": "in"})
         child.used_ids.add("in")
         outputs = child.build_body(block.body, [body_input], result_name="out")
         if outputs is None:
             return POISON
-        body = ir.Graph(inputs=(body_input,), nodes=tuple(child.nodes),
-                        outputs=tuple(o.id for o in outputs))
+        body = ir.Graph.model_construct(
+            inputs=(body_input,), nodes=tuple(child.nodes), outputs=tuple(o.id for o in outputs)
+        )
         node_id = self.new_id(block.name)
-        output = ir.Value(id=node_id, label=label or node_id, shape=outputs[0].shape,
-                          dtype=outputs[0].dtype)
-        self.nodes.append(ir.BlockNode(id=node_id, block=block.name, args=args, body=body,
-                                       inputs=(value.id,), output=output, span=call.span))
+        output = ir.Value.model_construct(
+            id=node_id, label=label or node_id, shape=outputs[0].shape, dtype=outputs[0].dtype
+        )
+        self.nodes.append(
+            ir.BlockNode.model_construct(
+                id=node_id,
+                block=block.name,
+                args=args,
+                body=body,
+                inputs=(value.id,),
+                output=output,
+                span=call.span,
+            )
+        )
         return output
 
     # --- bodies ---------------------------------------------------------------------------
 
-    def build_body(self, body: ast.Body, inputs: list[ir.Value],
-                   result_name: str | None = None,
-                   output_names: list[ast.Name] | None = None) -> list[ir.Value] | None:
+    def build_body(
+        self,
+        body: ast.Body,
+        inputs: list[ir.Value],
+        result_name: str | None = None,
+        output_names: list[ast.Name] | None = None,
+    ) -> list[ir.Value] | None:
         """Build a sequence or graph body over `inputs`; the body's output values, or None
         when something failed (already reported)."""
         if isinstance(body, ast.SequenceBody):
             if len(inputs) != 1:
-                self.report(Diagnostic(
-                    f"`layers` needs exactly one input (got {len(inputs)}: "
-                    f"{', '.join(v.label for v in inputs)}); use `graph` for several",
-                    body.span))
+                self.report(
+                    Diagnostic(
+                        f"`layers` needs exactly one input (got {len(inputs)}: "
+                        f"{', '.join(v.label for v in inputs)}); use `graph` for several",
+                        body.span,
+                    )
+                )
                 return None
             if not body.calls:
                 self.report(Diagnostic("empty body (expected at least one layer)", body.span))
@@ -186,9 +255,13 @@ class GraphBuilder:
             return None if isinstance(slot, _Poison) else [slot]
         return self._build_graph(body, inputs, result_name, output_names)
 
-    def _build_graph(self, body: ast.GraphBody, inputs: list[ir.Value],
-                     result_name: str | None,
-                     output_names: list[ast.Name] | None) -> list[ir.Value] | None:
+    def _build_graph(
+        self,
+        body: ast.GraphBody,
+        inputs: list[ir.Value],
+        result_name: str | None,
+        output_names: list[ast.Name] | None,
+    ) -> list[ir.Value] | None:
         names: dict[str, Slot] = {v.label: v for v in inputs}
         bound_at: dict[str, Span] = {}
         uses: dict[int, int] = {id(v): 0 for v in inputs}
@@ -202,14 +275,22 @@ class GraphBuilder:
                 uses[id(slot)] = uses.get(id(slot), 0) + 1
                 return slot
             if ref.name in later:
-                self.report(Diagnostic(
-                    f"`{ref.name}` is used before it is bound (graphs are acyclic: a name can "
-                    f"only use names bound above it; `{ref.name}` is bound at line "
-                    f"{later[ref.name].line})", ref.span))
+                self.report(
+                    Diagnostic(
+                        f"`{ref.name}` is used before it is bound (graphs are acyclic: a name can "
+                        f"only use names bound above it; `{ref.name}` is bound at line "
+                        f"{later[ref.name].line})",
+                        ref.span,
+                    )
+                )
             else:
                 hint = suggest(ref.name, list(names))
-                self.report(Diagnostic(f"unknown name `{ref.name}`{hint} (expected one of: "
-                                       f"{', '.join(names)})", ref.span))
+                self.report(
+                    Diagnostic(
+                        f"unknown name `{ref.name}`{hint} (expected one of: {', '.join(names)})",
+                        ref.span,
+                    )
+                )
             return POISON
 
         for binding in body.bindings:
@@ -226,16 +307,25 @@ class GraphBuilder:
                 slot = self._relabel(slot, binding.target)
             previous = names.get(binding.target)
             if isinstance(previous, ir.Value) and uses.get(id(previous), 0) == 0:
-                self.report(Diagnostic(f"`{binding.target}` is re-bound before it is used",
-                                       bound_at[binding.target], "warning"))
+                self.report(
+                    Diagnostic(
+                        f"`{binding.target}` is re-bound before it is used",
+                        bound_at[binding.target],
+                        "warning",
+                    )
+                )
             names[binding.target] = slot
             bound_at[binding.target] = binding.target_span
             uses.setdefault(id(slot), 0)
 
         if result_name is not None:  # a block: bind `out`
             if result_name not in names:
-                self.report(Diagnostic(f"a graph block must bind `{result_name}` (expected "
-                                       f"`{result_name} = ...`)", body.span))
+                self.report(
+                    Diagnostic(
+                        f"a graph block must bind `{result_name}` (expected `{result_name} = ...`)",
+                        body.span,
+                    )
+                )
                 return None
             uses[id(names[result_name])] = uses.get(id(names[result_name]), 0) + 1
             outputs: list[Slot] = [names[result_name]]
@@ -244,12 +334,16 @@ class GraphBuilder:
 
         for value in inputs:
             if uses.get(id(value), 0) == 0 and value.label != "in":
-                self.report(Diagnostic(f"input `{value.label}` is never used", None))
+                self.report(
+                    Diagnostic(
+                        f"input `{value.label}` is never used", self.input_spans.get(value.label)
+                    )
+                )
         for name, slot in names.items():
-            if isinstance(slot, ir.Value) and uses.get(id(slot), 0) == 0 \
-                    and name in bound_at:
-                self.report(Diagnostic(f"`{name}` is bound but never used", bound_at[name],
-                                       "warning"))
+            if isinstance(slot, ir.Value) and uses.get(id(slot), 0) == 0 and name in bound_at:
+                self.report(
+                    Diagnostic(f"`{name}` is bound but never used", bound_at[name], "warning")
+                )
         if any(isinstance(o, _Poison) for o in outputs):
             return None
         return outputs  # type: ignore[return-value]
@@ -259,30 +353,50 @@ class GraphBuilder:
         if call.name in self.scope.blocks or layer_cls is None or layer_cls.arity != "many":
             what = "block" if call.name in self.scope.blocks else "layer"
             if layer_cls is None and call.name not in self.scope.blocks:
-                self.report(Diagnostic(
-                    f"a chain starts with a name or a merge such as `add(a, b)` (got "
-                    f"unknown `{call.name}`{suggest(call.name, list(LAYERS))})", call.name_span))
+                self.report(
+                    Diagnostic(
+                        f"a chain starts with a name or a merge such as `add(a, b)` (got "
+                        f"unknown `{call.name}`{suggest(call.name, list(LAYERS))})",
+                        call.name_span,
+                    )
+                )
             else:
-                self.report(Diagnostic(
-                    f"a chain starts with a name or a merge such as `add(a, b)` (got {what} "
-                    f"`{call.name}`: write `x -> {call.name}(...)`)", call.name_span))
+                self.report(
+                    Diagnostic(
+                        f"a chain starts with a name or a merge such as `add(a, b)` (got {what} "
+                        f"`{call.name}`: write `x -> {call.name}(...)`)",
+                        call.name_span,
+                    )
+                )
             return POISON
         inputs: list[Slot] = []
         for arg in call.args:
             if not isinstance(arg, ast.Name):
-                self.report(Diagnostic(f"`{call.name}` takes names of tensors (got "
-                                       f"{type(arg).__name__.lower()})", arg.span))
+                self.report(
+                    Diagnostic(
+                        f"`{call.name}` takes names of tensors (got {type(arg).__name__.lower()})",
+                        arg.span,
+                    )
+                )
                 return POISON
             inputs.append(resolve_name(arg))
         if len(inputs) < 2:
-            self.report(Diagnostic(f"`{call.name}` merges two or more tensors (got "
-                                   f"{len(inputs)})", call.span))
+            self.report(
+                Diagnostic(
+                    f"`{call.name}` merges two or more tensors (got {len(inputs)})", call.span
+                )
+            )
             return POISON
         if any(isinstance(i, _Poison) for i in inputs):
             return POISON
         try:
-            keywords = CallValue(call.name, [], evaluate_call(call.model_copy(
-                update={"args": []}), self.env).keywords, call.span, call.name_span)
+            keywords = CallValue(
+                call.name,
+                [],
+                evaluate_call(call.model_copy(update={"args": []}), self.env).keywords,
+                call.span,
+                call.name_span,
+            )
             layer = bind(layer_cls, keywords, "layer")
         except SpecError as error:
             self.report_all(error)
@@ -299,36 +413,51 @@ class GraphBuilder:
         return value  # an alias such as `b = a`: the tensor keeps its first name
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _bind_block_args(block: ast.Block, call: CallValue, scope: Scope) -> dict[str, object]:
     params = [p.name for p in block.params]
     problems: list[Diagnostic] = []
     values: dict[str, object] = {}
     if len(call.args) > len(params):
-        problems.append(Diagnostic(
-            f"block `{block.name}` takes {len(params)} argument{'s' if len(params) != 1 else ''}"
-            f" (expected {', '.join(params) or 'none'}, got {len(call.args)})",
-            call.args[len(params)].span).with_note("the block is defined here", block.span))
-    for param, arg in zip(params, call.args):
+        problems.append(
+            Diagnostic(
+                f"block `{block.name}` takes {_count(len(params), 'argument')} (expected "
+                f"{', '.join(params) or 'none'}, got {len(call.args)})",
+                call.args[len(params)].span,
+            ).with_note("the block is defined here", block.span)
+        )
+    for param, arg in zip(params, call.args, strict=False):  # extras were reported above
         values[param] = arg.value
     for name, arg in call.keywords.items():
         if name not in params:
-            problems.append(Diagnostic(
-                f"block `{block.name}` has no parameter `{name}`{suggest(name, params)} "
-                f"(expected one of: {', '.join(params) or 'none'})", arg.name_span or arg.span))
+            problems.append(
+                Diagnostic(
+                    f"block `{block.name}` has no parameter `{name}`{suggest(name, params)} "
+                    f"(expected one of: {', '.join(params) or 'none'})",
+                    arg.name_span or arg.span,
+                )
+            )
         elif name in values:
-            problems.append(Diagnostic(f"parameter `{name}` is given twice",
-                                       arg.name_span or arg.span))
+            problems.append(
+                Diagnostic(f"parameter `{name}` is given twice", arg.name_span or arg.span)
+            )
         else:
             values[name] = arg.value
     for param in block.params:
         if param.name in values:
             continue
         if param.default is None:
-            problems.append(Diagnostic(
-                f"block `{block.name}` is missing its argument `{param.name}` (expected "
-                f"{len(params)} argument{'s' if len(params) != 1 else ''}: "
-                f"{', '.join(params)})", call.span).with_note("the block is defined here",
-                                                              block.span))
+            problems.append(
+                Diagnostic(
+                    f"block `{block.name}` is missing its argument `{param.name}` (expected "
+                    f"{_count(len(params), 'argument')}: "
+                    f"{', '.join(params)})",
+                    call.span,
+                ).with_note("the block is defined here", block.span)
+            )
             continue
         try:
             values[param.name] = evaluate(param.default, scope.constants.child(values))
@@ -344,13 +473,19 @@ def build_inputs(model: ast.Model, env: Env, diags: Diagnostics) -> list[ir.Valu
     seen: dict[str, Span] = {}
     for item in model.inputs:
         if item.name in seen:
-            diags.items.append(Diagnostic(f"input `{item.name}` is declared twice", item.span)
-                               .with_note("first declared here", seen[item.name]))
+            diags.items.append(
+                Diagnostic(f"input `{item.name}` is declared twice", item.span).with_note(
+                    "first declared here", seen[item.name]
+                )
+            )
             continue
         seen[item.name] = item.span
         if item.dtype not in _DTYPES:
-            diags.error(item.dtype_span, f"unknown input type `{item.dtype}` (expected float or "
-                                         f"int{suggest(item.dtype, list(_DTYPES))})")
+            diags.error(
+                item.dtype_span,
+                f"unknown input type `{item.dtype}` (expected float or "
+                f"int{suggest(item.dtype, list(_DTYPES))})",
+            )
             continue
         dims: list[int | None] = []
         for dim in item.dims:
@@ -363,18 +498,26 @@ def build_inputs(model: ast.Model, env: Env, diags: Diagnostics) -> list[ir.Valu
                 diags.extend(error.diagnostics)
                 break
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                diags.error(dim.span, f"a dimension must be a positive integer or `?` (got "
-                                      f"{show(value)})")
+                diags.error(
+                    dim.span, f"a dimension must be a positive integer or `?` (got {show(value)})"
+                )
                 break
             dims.append(value)
         else:
             if not dims:
-                diags.error(item.span, "an input needs at least one dimension (expected e.g. "
-                                       "float[4], got float[])")
+                diags.error(
+                    item.span,
+                    "an input needs at least one dimension (expected e.g. float[4], got float[])",
+                )
                 continue
-            inputs.append(ir.Value(id=item.name, label=item.name, shape=tuple(dims),
-                                   dtype=_DTYPES[item.dtype]))
+            inputs.append(
+                ir.Value.model_construct(
+                    id=item.name, label=item.name, shape=tuple(dims), dtype=_DTYPES[item.dtype]
+                )
+            )
     if not model.inputs:
-        diags.error(model.name_span, f"model `{model.name}` has no input (expected e.g. "
-                                     "`input x: float[4]`)")
+        diags.error(
+            model.name_span,
+            f"model `{model.name}` has no input (expected e.g. `input x: float[4]`)",
+        )
     return inputs

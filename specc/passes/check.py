@@ -53,9 +53,11 @@ def check_file(path: str | Path) -> CheckResult:
     names: dict[str, ast.Model] = {}
     for model in file.models:
         if model.name in names:
-            diags.items.append(Diagnostic(f"model `{model.name}` is defined twice",
-                                          model.name_span)
-                               .with_note("first defined here", names[model.name].name_span))
+            diags.items.append(
+                Diagnostic(f"model `{model.name}` is defined twice", model.name_span).with_note(
+                    "first defined here", names[model.name].name_span
+                )
+            )
             continue
         names[model.name] = model
         built = check_model(model, scope.constants, scope, diags, file.path)
@@ -63,43 +65,71 @@ def check_file(path: str | Path) -> CheckResult:
             models.append(built)
     if not file.models:
         diags.error(None, f"{file.path}: no model found (expected `model NAME {{ ... }}`)")
-    program = None if diags.errors else ir.Program(file=file.path, models=tuple(models))
+    program = (
+        None if diags.errors else ir.Program.model_construct(file=file.path, models=tuple(models))
+    )
     return CheckResult(program, diags)
 
 
-def check_model(model: ast.Model, env: Env, scope, diags: Diagnostics,
-                file: str) -> ir.Model | None:
+def check_model(
+    model: ast.Model, env: Env, scope, diags: Diagnostics, file: str
+) -> ir.Model | None:
     errors_before = len(diags.errors)
     inputs = build_inputs(model, env, diags)
-    builder = GraphBuilder(scope, diags, env)
+    builder = GraphBuilder(
+        scope, diags, env, input_spans={item.name: item.span for item in model.inputs}
+    )
     outputs: list[ir.Value] | None = None
     if model.body is None:
         diags.error(model.name_span, f"model `{model.name}` has no `layers` or `graph` section")
     elif isinstance(model.body, ast.GraphBody) and not model.outputs:
-        diags.error(model.body.span, "a `graph` needs an `output` line naming its result(s) "
-                                     "(expected e.g. `output logits`)")
+        diags.error(
+            model.body.span,
+            "a `graph` needs an `output` line naming its result(s) (expected e.g. `output logits`)",
+        )
     elif isinstance(model.body, ast.SequenceBody) and model.outputs:
-        diags.error(model.outputs[0].span, "`output` is only used with `graph` (a `layers` "
-                                           "sequence outputs its last line)")
+        diags.error(
+            model.outputs[0].span,
+            "`output` is only used with `graph` (a `layers` sequence outputs its last line)",
+        )
     elif inputs and len(inputs) == len(model.inputs):
         outputs = builder.build_body(model.body, inputs, output_names=model.outputs)
 
     losses = _losses(model, outputs, env, diags)
-    optimizer = _bind_one(model.optimizer, env, diags, OPTIMIZERS, "optimizer",
-                          {"schedule": ("schedule", SCHEDULES)}) if model.optimizer else Adam()
+    optimizer = (
+        _bind_one(
+            model.optimizer,
+            env,
+            diags,
+            OPTIMIZERS,
+            "optimizer",
+            {"schedule": ("schedule", SCHEDULES)},
+        )
+        if model.optimizer
+        else Adam()
+    )
     metrics = [_bind_one(call, env, diags, METRICS, "metric") for call in model.metrics]
-    augment = [_bind_one(call, env, diags, AUGMENTATIONS, "augmentation")
-               for call in model.augment]
+    augment = [_bind_one(call, env, diags, AUGMENTATIONS, "augmentation") for call in model.augment]
     train = _train_config(model, env, diags)
     data = _data(model, env, diags, file)
 
     if len(diags.errors) > errors_before or outputs is None:
         return None
-    graph = ir.Graph(inputs=tuple(inputs), nodes=tuple(builder.nodes),
-                     outputs=tuple(o.id for o in outputs))
-    built = ir.Model(name=model.name, graph=graph, losses=tuple(losses), optimizer=optimizer,
-                     metrics=tuple(metrics), data=data, augment=tuple(augment), train=train,
-                     file=file, span=model.span)
+    graph = ir.Graph.model_construct(
+        inputs=tuple(inputs), nodes=tuple(builder.nodes), outputs=tuple(o.id for o in outputs)
+    )
+    built = ir.Model.model_construct(
+        name=model.name,
+        graph=graph,
+        losses=tuple(losses),
+        optimizer=optimizer,
+        metrics=tuple(metrics),
+        data=data,
+        augment=tuple(augment),
+        train=train,
+        file=file,
+        span=model.span,
+    )
     _warn_probabilities_into_logit_loss(built, diags)
     if data is not None:
         from specc.passes.data_check import check_data
@@ -110,8 +140,7 @@ def check_model(model: ast.Model, env: Env, scope, diags: Diagnostics,
     return built
 
 
-def _bind_one(call: ast.Call, env: Env, diags: Diagnostics, registry, what: str,
-              nested=None):
+def _bind_one(call: ast.Call, env: Env, diags: Diagnostics, registry, what: str, nested=None):
     try:
         kind = lookup(registry, call.name, call.name_span, what)
         return bind(kind, evaluate_call(call, env), what, nested)
@@ -120,8 +149,9 @@ def _bind_one(call: ast.Call, env: Env, diags: Diagnostics, registry, what: str,
         return None
 
 
-def _losses(model: ast.Model, outputs: list[ir.Value] | None, env: Env,
-            diags: Diagnostics) -> list[ir.LossTerm]:
+def _losses(
+    model: ast.Model, outputs: list[ir.Value] | None, env: Env, diags: Diagnostics
+) -> list[ir.LossTerm]:
     terms: list[ir.LossTerm] = []
     by_label = {v.label: v for v in outputs or []}
     for term in model.losses:
@@ -130,22 +160,31 @@ def _losses(model: ast.Model, outputs: list[ir.Value] | None, env: Env,
             continue
         if term.output is None:
             if len(outputs) != 1:
-                diags.error(term.span, f"the model has {len(outputs)} outputs: give a loss per "
-                                       f"output (expected e.g. `loss {outputs[0].label}: ...`)")
+                diags.error(
+                    term.span,
+                    f"the model has {len(outputs)} outputs: give a loss per "
+                    f"output (expected e.g. `loss {outputs[0].label}: ...`)",
+                )
                 continue
             target = outputs[0]
         elif term.output not in by_label:
-            diags.error(term.span, f"loss for `{term.output}`, which is not an output "
-                                   f"(expected one of: {', '.join(by_label)})")
+            diags.error(
+                term.span,
+                f"loss for `{term.output}`, which is not an output "
+                f"(expected one of: {', '.join(by_label)})",
+            )
             continue
         else:
             target = by_label[term.output]
-        terms.append(ir.LossTerm(output=target.id, loss=loss, span=term.span))
+        terms.append(ir.LossTerm.model_construct(output=target.id, loss=loss, span=term.span))
     if outputs and model.losses and len(terms) == len(model.losses):
         missing = [v.label for v in outputs if v.id not in {t.output for t in terms}]
         if missing:
-            diags.error(model.losses[0].span, f"no loss for output{'s' if len(missing) > 1 else ''}"
-                                              f" {', '.join(missing)} (expected a loss per output)")
+            diags.error(
+                model.losses[0].span,
+                f"no loss for output{'s' if len(missing) > 1 else ''}"
+                f" {', '.join(missing)} (expected a loss per output)",
+            )
     return terms
 
 
@@ -156,15 +195,15 @@ def _train_config(model: ast.Model, env: Env, diags: Diagnostics) -> TrainConfig
             diags.error(setting.span, f"train setting `{setting.key}` is given twice")
             continue
         try:
-            keywords[setting.key] = Arg(evaluate(setting.value, env), setting.value.span,
-                                        setting.span)
+            keywords[setting.key] = Arg(
+                evaluate(setting.value, env), setting.value.span, setting.span
+            )
         except SpecError as error:
             diags.extend(error.diagnostics)
     nested = {key: ("train setting", {key: cls}) for key, cls in TRAIN_CALLS.items()}
     span = model.settings[0].span if model.settings else model.name_span
     try:
-        return bind(TrainConfig, CallValue("train", [], keywords, span, span), "section",
-                    nested)
+        return bind(TrainConfig, CallValue("train", [], keywords, span, span), "section", nested)
     except SpecError as error:
         diags.extend(error.diagnostics)
         return TrainConfig()
@@ -178,8 +217,9 @@ def _data(model: ast.Model, env: Env, diags: Diagnostics, file: str) -> ir.DataS
     source = _bind_one(model.data, env, diags, DATA_SOURCES, "data source")
     if source is None:
         return None
-    return ir.DataSource(source=source, spec_dir=str(Path(file).resolve().parent),
-                         span=model.data.span)
+    return ir.DataSource.model_construct(
+        source=source, spec_dir=str(Path(file).resolve().parent), span=model.data.span
+    )
 
 
 def _warn_probabilities_into_logit_loss(model: ir.Model, diags: Diagnostics) -> None:
@@ -190,8 +230,12 @@ def _warn_probabilities_into_logit_loss(model: ir.Model, diags: Diagnostics) -> 
             continue
         node = producers.get(term.output)
         layer = getattr(node, "layer", None)
-        if layer is not None and (layer.kind == squash
-                                  or getattr(layer, "activation", None) == squash):
-            diags.warning(term.span, f"`{term.loss.kind}` expects logits but the output "
-                                     f"already goes through {squash} (expected "
-                                     f"from_logits=false, or drop the {squash})")
+        if layer is not None and (
+            layer.kind == squash or getattr(layer, "activation", None) == squash
+        ):
+            diags.warning(
+                term.span,
+                f"`{term.loss.kind}` expects logits but the output "
+                f"already goes through {squash} (expected "
+                f"from_logits=false, or drop the {squash})",
+            )

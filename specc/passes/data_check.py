@@ -51,8 +51,11 @@ def labelled_outputs(model: ir.Model) -> list[tuple[ir.Value, Loss]]:
     """The outputs that a loss trains, in output order, each with its loss: the data must
     give one array of labels for each."""
     losses = {term.output: term.loss for term in model.losses}
-    return [(model.graph.value(output), losses[output])
-            for output in model.graph.outputs if output in losses]
+    return [
+        (model.graph.value(output), losses[output])
+        for output in model.graph.outputs
+        if output in losses
+    ]
 
 
 def token_vocab(graph: ir.Graph, value_id: str) -> int | None:
@@ -89,9 +92,13 @@ def _names(values: list[ir.Value] | tuple[ir.Value, ...]) -> str:
 def _check_features(features: tuple[Features, ...], graph: ir.Graph) -> list[str]:
     inputs = graph.inputs
     if len(features) != len(inputs):
-        return [mismatch("the data gives one array of samples per model input",
-                         f"{len(inputs)} for {_names(inputs)}",
-                         f"{len(features)}: {', '.join(f.what for f in features)}")]
+        return [
+            mismatch(
+                "the data gives one array of samples per model input",
+                f"{len(inputs)} for {_names(inputs)}",
+                f"{len(features)}: {', '.join(f.what for f in features)}",
+            )
+        ]
     problems = []
     for feature, value in zip(features, inputs, strict=True):
         problem = _feature_fit(feature, value, graph)
@@ -103,39 +110,53 @@ def _check_features(features: tuple[Features, ...], graph: ir.Graph) -> list[str
 def _feature_fit(feature: Features, value: ir.Value, graph: ir.Graph) -> str | None:
     what, sample = feature.what, feature.shape
     if feature.dtype == "int64" and value.dtype == "float32":
-        return mismatch(f"{what} yields int token ids, which cannot feed input "
-                        f"`{declaration(value)}`", "an `int` input", "`float`")
+        return mismatch(
+            f"{what} yields int token ids, which cannot feed input `{declaration(value)}`",
+            "an `int` input",
+            "`float`",
+        )
     if feature.dtype == "float32" and value.dtype == "int64":
-        return mismatch(f"{what} yields float features, which cannot feed input "
-                        f"`{declaration(value)}`", "a `float` input (`int` inputs take token "
-                        "ids)", "`int`")
+        return mismatch(
+            f"{what} yields float features, which cannot feed input `{declaration(value)}`",
+            "a `float` input (`int` inputs take token ids)",
+            "`int`",
+        )
     if sample is not None and not fits(sample, value.shape):
         if None in value.shape:
-            return mismatch(f"{what} yields samples that cannot feed input "
-                            f"`{declaration(value)}`",
-                            f"shape {fmt_shape(value.shape)}, where `?` takes any size",
-                            fmt_shape(sample))
-        return (f"{what} yields samples of shape {fmt_shape(sample)} ({numel(sample)} values), "
-                f"which cannot feed input `{declaration(value)}` ({numel(value.shape)} values)")
+            return mismatch(
+                f"{what} yields samples that cannot feed input `{declaration(value)}`",
+                f"shape {fmt_shape(value.shape)}, where `?` takes any size",
+                fmt_shape(sample),
+            )
+        return (
+            f"{what} yields samples of shape {fmt_shape(sample)} ({numel(sample)} values), "
+            f"which cannot feed input `{declaration(value)}` ({numel(value.shape)} values)"
+        )
     if feature.vocab is not None and value.dtype == "int64":
         limit = token_vocab(graph, value.id)
         if limit is not None and feature.vocab > limit:
-            return mismatch(f"{what} yields token ids up to {feature.vocab - 1}, beyond the "
-                            f"vocabulary of the embedding that reads input `{value.label}`",
-                            f"vocab <= {limit}", f"vocab={feature.vocab}")
+            return mismatch(
+                f"{what} yields token ids up to {feature.vocab - 1}, beyond the "
+                f"vocabulary of the embedding that reads input `{value.label}`",
+                f"vocab <= {limit}",
+                f"vocab={feature.vocab}",
+            )
     return None
 
 
 # --- labels -------------------------------------------------------------------------------
 
 
-def _check_labels(labels: tuple[Labels, ...],
-                  outputs: list[tuple[ir.Value, Loss]]) -> list[str]:
+def _check_labels(labels: tuple[Labels, ...], outputs: list[tuple[ir.Value, Loss]]) -> list[str]:
     if len(labels) != len(outputs):
         values = [value for value, _ in outputs]
-        return [mismatch("the data gives one array of labels per output with a loss",
-                         f"{len(outputs)} for {_names(values)}",
-                         f"{len(labels)}: {', '.join(label.what for label in labels)}")]
+        return [
+            mismatch(
+                "the data gives one array of labels per output with a loss",
+                f"{len(outputs)} for {_names(values)}",
+                f"{len(labels)}: {', '.join(label.what for label in labels)}",
+            )
+        ]
     problems = []
     for label, (value, loss) in zip(labels, outputs, strict=True):
         problem = _label_fit(label, value, loss.kind)
@@ -154,32 +175,50 @@ def _label_fit(labels: Labels, output: ir.Value, loss: str) -> str | None:
 
     if loss == "cross_entropy":
         if labels.kind == "values":
-            return mismatch(f"{where} does not fit the labels of {what}",
-                            "integer class labels", "continuous targets")
+            return mismatch(
+                f"{where} does not fit the labels of {what}",
+                "integer class labels",
+                "continuous targets",
+            )
         if labels.shape is not None and labels.shape != output.shape[:-1]:
-            return mismatch(f"{where} needs one class id per sample and position of output "
-                            f"{shown} (its last axis holds the classes)",
-                            f"labels of shape {fmt_shape(output.shape[:-1])}",
-                            f"{fmt_shape(labels.shape)} from {what}")
+            return mismatch(
+                f"{where} needs one class id per sample and position of output "
+                f"{shown} (its last axis holds the classes)",
+                f"labels of shape {fmt_shape(output.shape[:-1])}",
+                f"{fmt_shape(labels.shape)} from {what}",
+            )
         if labels.classes is not None and units is not None and units < labels.classes:
-            return mismatch(f"output {shown} has fewer units than {what} has classes",
-                            f"at least {labels.classes} units", units)
+            return mismatch(
+                f"output {shown} has fewer units than {what} has classes",
+                f"at least {labels.classes} units",
+                units,
+            )
     elif loss == "binary_cross_entropy":
         if labels.classes is not None and labels.classes != 2:
-            return mismatch(f"{where} needs 0/1 labels, but {what} has {labels.classes} "
-                            "classes", "2 classes", f"{labels.classes} (use cross_entropy())")
+            return mismatch(
+                f"{where} needs 0/1 labels, but {what} has {labels.classes} classes",
+                "2 classes",
+                f"{labels.classes} (use cross_entropy())",
+            )
         if per_sample is not None and values is not None and per_sample != values:
             hint = " (use cross_entropy() for one unit per class)" if per_sample == 1 else ""
-            return mismatch(f"{where} needs one unit per 0/1 label of {what}",
-                            f"{per_sample} unit{'s' if per_sample != 1 else ''}",
-                            f"{values}{hint}")
+            return mismatch(
+                f"{where} needs one unit per 0/1 label of {what}",
+                f"{per_sample} unit{'s' if per_sample != 1 else ''}",
+                f"{values}{hint}",
+            )
     elif loss in REGRESSION_LOSSES:
         if labels.kind == "classes":
             classes = f" ({labels.classes} classes)" if labels.classes else ""
-            return mismatch(f"{where} does not fit the labels of {what}",
-                            "continuous targets", f"class labels{classes}")
+            return mismatch(
+                f"{where} does not fit the labels of {what}",
+                "continuous targets",
+                f"class labels{classes}",
+            )
         if per_sample is not None and values is not None and per_sample != values:
-            return (f"{what} yields targets of shape {fmt_shape(labels.shape or ())} "
-                    f"({per_sample} value{'s' if per_sample != 1 else ''}), which cannot train "
-                    f"output {shown} ({values} values)")
+            return (
+                f"{what} yields targets of shape {fmt_shape(labels.shape or ())} "
+                f"({per_sample} value{'s' if per_sample != 1 else ''}), which cannot train "
+                f"output {shown} ({values} values)"
+            )
     return None

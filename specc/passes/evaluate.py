@@ -48,10 +48,12 @@ class Env:
 
 def _arith(op: str, left: object, right: object, span: Span) -> object:
     numbers = (int, float)
-    if not (isinstance(left, numbers) and isinstance(right, numbers)) \
-            or isinstance(left, bool) or isinstance(right, bool):
-        raise SpecError.at(span, f"`{op}` needs two numbers (got {_show(left)} and "
-                                 f"{_show(right)})")
+    if (
+        not (isinstance(left, numbers) and isinstance(right, numbers))
+        or isinstance(left, bool)
+        or isinstance(right, bool)
+    ):
+        raise SpecError.at(span, f"`{op}` needs two numbers (got {_show(left)} and {_show(right)})")
     if op in ("/", "//") and right == 0:
         raise SpecError.at(span, "division by zero")
     if op == "+":
@@ -64,8 +66,11 @@ def _arith(op: str, left: object, right: object, span: Span) -> object:
         return left // right
     result = left / right
     # `64 / 2` is 32, not 32.0: exact quotients stay integers so they can be sizes.
-    return int(result) if isinstance(left, int) and isinstance(right, int) \
-        and left % right == 0 else result
+    return (
+        int(result)
+        if isinstance(left, int) and isinstance(right, int) and left % right == 0
+        else result
+    )
 
 
 def _show(value: object) -> str:
@@ -100,8 +105,7 @@ def evaluate(expr: ast.Expr, env: Env) -> object:
             value = evaluate(expr.operand, env)
             return _arith("-", 0, value, expr.span)
         case ast.BinOp():
-            return _arith(expr.op, evaluate(expr.left, env), evaluate(expr.right, env),
-                          expr.span)
+            return _arith(expr.op, evaluate(expr.left, env), evaluate(expr.right, env), expr.span)
         case ast.Call():
             return evaluate_call(expr, env)
         case ast.Unknown():
@@ -115,8 +119,7 @@ def evaluate_call(call: ast.Call, env: Env) -> CallValue:
     for keyword in call.keywords:
         if keyword.name in keywords:
             raise SpecError.at(keyword.span, f"argument `{keyword.name}` is given twice")
-        keywords[keyword.name] = Arg(evaluate(keyword.value, env), keyword.value.span,
-                                     keyword.span)
+        keywords[keyword.name] = Arg(evaluate(keyword.value, env), keyword.value.span, keyword.span)
     args = [Arg(evaluate(arg, env), arg.span) for arg in call.args]
     return CallValue(call.name, args, keywords, call.span, call.name_span)
 

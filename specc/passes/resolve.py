@@ -27,10 +27,14 @@ class Scope:
 
 def _define(scope: Scope, kind: str, name: str, span: Span, diags: Diagnostics) -> bool:
     previous = scope.constant_spans.get(name) or (
-        scope.blocks[name].span if name in scope.blocks else None)
+        scope.blocks[name].span if name in scope.blocks else None
+    )
     if previous is not None:
-        diags.items.append(Diagnostic(f"`{name}` is defined twice (as a constant or block)",
-                                      span).with_note("first defined here", previous))
+        diags.items.append(
+            Diagnostic(f"`{name}` is defined twice (as a constant or block)", span).with_note(
+                "first defined here", previous
+            )
+        )
         return False
     return True
 
@@ -50,13 +54,19 @@ def resolve(file: ast.File, diags: Diagnostics, _stack: tuple[str, ...] = ()) ->
             imported_file = parse_file(target)
         except SpecError as error:
             if not target.is_file():
-                diags.error(imp.span, f"cannot import \"{imp.path}\" (expected a file at "
-                                      f"{target}, got no such file)")
+                diags.error(
+                    imp.span,
+                    f'cannot import "{imp.path}" (expected a file at {target}, got no such file)',
+                )
             else:
-                diags.extend([d.with_note("imported from here", imp.span)
-                              for d in error.diagnostics])
+                diags.extend(
+                    [d.with_note("imported from here", imp.span) for d in error.diagnostics]
+                )
             continue
-        imported = resolve(imported_file, diags, stack)
+        # Problems inside the imported file also say which import brought it in.
+        found = Diagnostics()
+        imported = resolve(imported_file, found, stack)
+        diags.extend([d.with_note("imported from here", imp.span) for d in found.items])
         for name, value in imported.constants.values.items():
             if _define(scope, "constant", name, imported.constant_spans[name], diags):
                 scope.constants.values[name] = value
@@ -99,12 +109,15 @@ def _check_recursion(blocks: dict[str, ast.Block], diags: Diagnostics) -> None:
     def visit(name: str, path: list[tuple[str, Span | None]]) -> None:
         names = [n for n, _ in path]
         if name in names:
-            cycle = names[names.index(name):] + [name]
+            cycle = names[names.index(name) :] + [name]
             if name not in reported:
                 reported.update(cycle)
                 span = path[-1][1]
-                diags.error(span, f"block `{name}` is recursive: {' -> '.join(cycle)} "
-                                  "(blocks may use other blocks, never themselves)")
+                diags.error(
+                    span,
+                    f"block `{name}` is recursive: {' -> '.join(cycle)} "
+                    "(blocks may use other blocks, never themselves)",
+                )
             return
         for call in _calls_in(blocks[name]):
             if call.name in blocks:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.exceptions import VisitError
+from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 from specc import ast
 from specc.errors import Diagnostic, Span, SpecError
@@ -18,13 +19,32 @@ from specc.syntax.transformer import ToAst, token_span
 
 _HERE = Path(__file__).resolve().parent
 # Installed wheel first, then the source checkout.
-_GRAMMAR_CANDIDATES = (_HERE.parent / "grammars" / "specc.lark",
-                       _HERE.parent.parent / "grammars" / "specc.lark")
+_GRAMMAR_CANDIDATES = (
+    _HERE.parent / "grammars" / "specc.lark",
+    _HERE.parent.parent / "grammars" / "specc.lark",
+)
 _MAX_SYNTAX_ERRORS = 20
+# After a syntax error, how many following tokens a repair is judged on.
+_REPAIR_LOOKAHEAD = 8
+# Tokens that error recovery may insert where one is missing (Lark's terminal names): closing
+# brackets and separators, and a number for a missing value (`epochs = }`).
+_INSERTABLE = {
+    "RPAR": ")",
+    "RSQB": "]",
+    "RBRACE": "}",
+    "COLON": ":",
+    "COMMA": ",",
+    "EQUAL": "=",
+    "NUMBER": "0",
+}
 
 # How terminals read in messages, for those whose pattern is not a plain string.
-_TERMINAL_WORDS = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string",
-                   "$END": "end of file"}
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "$END": "end of file",
+}
 
 
 def grammar_path() -> Path:
@@ -36,8 +56,23 @@ def grammar_path() -> Path:
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
-                propagate_positions=True, maybe_placeholders=True, cache=True)
+    return Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        cache=True,
+    )
+
+
+@lru_cache(maxsize=1)
+def _keywords() -> dict[str, str]:
+    """Keyword text → its terminal name, e.g. "train" → "TRAIN"."""
+    return {
+        t.pattern.value: t.name
+        for t in _parser().terminals
+        if t.pattern.type == "str" and t.pattern.value.isidentifier()
+    }
 
 
 def _describe_terminal(name: str) -> str:
@@ -90,46 +125,130 @@ def _unclosed_brace(text: str, file: str) -> Span | None:
 def _syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnostic:
     if isinstance(error, UnexpectedToken) and error.token.type != "$END":
         token: Token = error.token
-        return Diagnostic(f"unexpected `{token}` (expected {_expected(error.expected)}, "
-                          f"got `{token}`)", token_span(file, token))
+        return Diagnostic(
+            f"unexpected `{token}` (expected {_expected(error.expected)}, got `{token}`)",
+            token_span(file, token),
+        )
     if isinstance(error, UnexpectedCharacters):
-        span = Span(file=file, line=error.line, column=error.column, end_line=error.line,
-                    end_column=error.column + 1)
+        span = Span(
+            file=file,
+            line=error.line,
+            column=error.column,
+            end_line=error.line,
+            end_column=error.column + 1,
+        )
         char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else "?"
-        return Diagnostic(f"unexpected character `{char}` (expected "
-                          f"{_expected(error.allowed)})", span)
+        return Diagnostic(
+            f"unexpected character `{char}` (expected {_expected(error.allowed)})", span
+        )
     # End of file in the middle of something; usually a missing `}`.
     expected = getattr(error, "expected", None) or set()
     lines = text.splitlines() or [""]
-    end = Span(file=file, line=len(lines), column=len(lines[-1]) + 1, end_line=len(lines),
-               end_column=len(lines[-1]) + 2)
+    end = Span(
+        file=file,
+        line=len(lines),
+        column=len(lines[-1]) + 1,
+        end_line=len(lines),
+        end_column=len(lines[-1]) + 2,
+    )
     diagnostic = Diagnostic(f"unexpected end of file (expected {_expected(expected)})", end)
     brace = _unclosed_brace(text, file)
     if brace is not None:
-        diagnostic = Diagnostic("unclosed `{` (expected a matching `}` before the end of file)",
-                                brace)
+        diagnostic = Diagnostic(
+            "unclosed `{` (expected a matching `}` before the end of file)", brace
+        )
     return diagnostic
+
+
+def _lookahead(text: str) -> list[Token]:
+    """The tokens of `text` as far as they can be lexed, for judging repairs."""
+    tokens: list[Token] = []
+    try:
+        tokens.extend(_parser().lex(text))
+    except UnexpectedInput:
+        pass
+    return tokens
+
+
+def _tokens_accepted(parser: InteractiveParser, feed: list[Token], upcoming: list[Token]) -> int:
+    """How many of `upcoming` (then the end of file) a copy of `parser` takes after `feed`;
+    -1 when it does not take `feed` itself."""
+    trial = parser.copy()
+    try:
+        for token in feed:
+            trial.feed_token(token)
+    except UnexpectedInput:
+        return -1
+    for count, token in enumerate(upcoming[:_REPAIR_LOOKAHEAD]):
+        try:
+            trial.feed_token(token)
+        except UnexpectedInput:
+            return count
+    if len(upcoming) > _REPAIR_LOOKAHEAD:
+        return _REPAIR_LOOKAHEAD
+    try:
+        trial.feed_eof()
+    except UnexpectedInput:
+        return len(upcoming)
+    return len(upcoming) + 1
+
+
+def _repair(error: UnexpectedToken, tokens: list[Token]) -> None:
+    """Choose how the parser goes on after an unexpected token, so that one mistake does
+    not cause a cascade of reports: drop the token (what Lark does by default), insert a
+    missing punctuation token before it (`input x float[4]`), or replace it by one (`f(]`).
+    The choice is the one that lets the most of the following tokens parse."""
+    parser = error.interactive_parser
+    token = error.token
+    upcoming = [t for t in tokens if t.start_pos > token.start_pos]
+    # Where a keyword was not expected, Lark's lexer reads it as a name; after an inserted
+    # token it may be the keyword again (`adam(lr=1e-3` and then `train {`).
+    keyword = _keywords().get(str(token)) if token.type == "NAME" else None
+    as_written = (
+        [token] if keyword is None else [token, Token.new_borrow_pos(keyword, str(token), token)]
+    )
+    candidates: list[list[Token]] = [[]]
+    for name in sorted(error.expected & set(_INSERTABLE)):
+        missing = Token.new_borrow_pos(name, _INSERTABLE[name], token)
+        candidates += [[missing, again] for again in as_written] + [[missing]]
+    best = max(candidates, key=lambda feed: _tokens_accepted(parser, feed, upcoming))
+    for repair in best:
+        parser.feed_token(repair)
 
 
 def parse(text: str, file: str = "<spec>") -> ast.File:
     """Parse spec text; raise SpecError with every syntax error found."""
     errors: list[Diagnostic] = []
     comments: list[tuple[int, int, str]] = []
+    tokens: list[Token] | None = None
 
-    def recover(error: UnexpectedInput) -> bool:
+    def report(error: UnexpectedInput) -> None:
         diagnostic = _syntax_diagnostic(error, text, file)
         # One report per line: what follows a first mistake on a line is usually noise.
-        if not errors or errors[-1].span is None or diagnostic.span is None \
-                or errors[-1].span.line != diagnostic.span.line:
+        if (
+            not errors
+            or errors[-1].span is None
+            or diagnostic.span is None
+            or errors[-1].span.line != diagnostic.span.line
+        ):
             errors.append(diagnostic)
-        return len(errors) < _MAX_SYNTAX_ERRORS and not isinstance(error, UnexpectedEOF)
+
+    def recover(error: UnexpectedInput) -> bool:
+        nonlocal tokens
+        report(error)
+        if isinstance(error, UnexpectedEOF) or len(errors) >= _MAX_SYNTAX_ERRORS:
+            return False
+        if isinstance(error, UnexpectedToken):
+            if error.token.type == "$END":
+                return False
+            tokens = _lookahead(text) if tokens is None else tokens
+            _repair(error, tokens)
+        return True
 
     try:
         tree = _parser().parse(text, on_error=recover)
     except UnexpectedInput as error:
-        diagnostic = _syntax_diagnostic(error, text, file)
-        if not errors or errors[-1] != diagnostic:
-            errors.append(diagnostic)
+        report(error)
         raise SpecError(errors) from None
     if errors:
         raise SpecError(errors)

@@ -1,8 +1,10 @@
 """Lark parse tree → `specc.ast`, one method per grammar rule.
 
-Only this module and `parser.py` know Lark. Problems that the grammar cannot express
-(a string with a bad escape, a model with two `loss` sections) are collected as diagnostics
-rather than raised, so one run reports all of them.
+Only this module and `parser.py` know Lark. Nodes are made with `model_construct`: the
+grammar already guarantees their structure, and validating every node again would cost more
+than the rest of `specc check` (tests validate the AST of every spec once). Problems that
+the grammar cannot express (a string with a bad escape, a model with two `loss` sections)
+are collected as diagnostics rather than raised, so one run reports all of them.
 """
 
 from __future__ import annotations
@@ -16,14 +18,27 @@ from specc import ast
 from specc.errors import Diagnostic, Span
 
 # Sections that may appear once per model.
-_SINGLE_SECTIONS = ("layers", "graph", "output", "loss", "optimizer", "metrics", "data",
-                    "augment", "train")
+_SINGLE_SECTIONS = (
+    "layers",
+    "graph",
+    "output",
+    "loss",
+    "optimizer",
+    "metrics",
+    "data",
+    "augment",
+    "train",
+)
 
 
 def token_span(file: str, token: Token) -> Span:
-    return Span(file=file, line=token.line or 0, column=token.column or 0,
-                end_line=token.end_line or token.line or 0,
-                end_column=token.end_column or (token.column or 0) + len(token))
+    return Span.model_construct(
+        file=file,
+        line=token.line or 0,
+        column=token.column or 0,
+        end_line=token.end_line or token.line or 0,
+        end_column=token.end_column or (token.column or 0) + len(token),
+    )
 
 
 @v_args(meta=True)
@@ -37,9 +52,14 @@ class ToAst(Transformer):
 
     def _span(self, meta: Meta) -> Span:
         if getattr(meta, "empty", True):
-            return Span(file=self.file, line=0, column=0, end_line=0, end_column=0)
-        return Span(file=self.file, line=meta.line, column=meta.column,
-                    end_line=meta.end_line, end_column=meta.end_column)
+            return Span.model_construct(file=self.file, line=0, column=0, end_line=0, end_column=0)
+        return Span.model_construct(
+            file=self.file,
+            line=meta.line,
+            column=meta.column,
+            end_line=meta.end_line,
+            end_column=meta.end_column,
+        )
 
     def _tok(self, token: Token) -> Span:
         return token_span(self.file, token)
@@ -49,40 +69,51 @@ class ToAst(Transformer):
     def number(self, meta, children):
         text = str(children[0])
         is_float = any(c in text for c in ".eE")
-        return ast.Number(span=self._span(meta), value=float(text) if is_float else int(text))
+        return ast.Number.model_construct(
+            span=self._span(meta), value=float(text) if is_float else int(text)
+        )
 
     def string(self, meta, children):
         token = children[0]
         try:
             value = json.loads(str(token))
         except json.JSONDecodeError as error:
-            self.diagnostics.append(Diagnostic(
-                f"invalid string escape (expected JSON escapes such as \\\" \\\\ \\n, "
-                f"got {str(token)!s}): {error.msg}", self._tok(token)))
+            self.diagnostics.append(
+                Diagnostic(
+                    f'invalid string escape (expected JSON escapes such as \\" \\\\ \\n, '
+                    f"got {str(token)!s}): {error.msg}",
+                    self._tok(token),
+                )
+            )
             value = ""
-        return ast.String(span=self._span(meta), value=value)
+        return ast.String.model_construct(span=self._span(meta), value=value)
 
     def true(self, meta, children):
-        return ast.Bool(span=self._span(meta), value=True)
+        return ast.Bool.model_construct(span=self._span(meta), value=True)
 
     def false(self, meta, children):
-        return ast.Bool(span=self._span(meta), value=False)
+        return ast.Bool.model_construct(span=self._span(meta), value=False)
 
     def none(self, meta, children):
-        return ast.NoneLit(span=self._span(meta))
+        return ast.NoneLit.model_construct(span=self._span(meta))
 
     def name_ref(self, meta, children):
-        return ast.Name(span=self._span(meta), name=str(children[0]))
+        return ast.Name.model_construct(span=self._span(meta), name=str(children[0]))
 
     def unknown_dim(self, meta, children):
-        return ast.Unknown(span=self._span(meta))
+        return ast.Unknown.model_construct(span=self._span(meta))
 
     def list(self, meta, children):
-        return ast.ListExpr(span=self._span(meta), items=[c for c in children if c is not None])
+        return ast.ListExpr.model_construct(
+            span=self._span(meta), items=[c for c in children if c is not None]
+        )
 
     def _binop(op):  # noqa: N805 - a factory evaluated in the class body
         def method(self, meta, children):
-            return ast.BinOp(span=self._span(meta), op=op, left=children[0], right=children[1])
+            return ast.BinOp.model_construct(
+                span=self._span(meta), op=op, left=children[0], right=children[1]
+            )
+
         return method
 
     add = _binop("+")
@@ -94,11 +125,13 @@ class ToAst(Transformer):
     def neg(self, meta, children):
         operand = children[0]
         if isinstance(operand, ast.Number):  # `-1` is a literal, not an operation
-            return ast.Number(span=self._span(meta), value=-operand.value)
-        return ast.Neg(span=self._span(meta), operand=operand)
+            return ast.Number.model_construct(span=self._span(meta), value=-operand.value)
+        return ast.Neg.model_construct(span=self._span(meta), operand=operand)
 
     def keyword(self, meta, children):
-        return ast.Keyword(span=self._span(meta), name=str(children[0]), value=children[1])
+        return ast.Keyword.model_construct(
+            span=self._span(meta), name=str(children[0]), value=children[1]
+        )
 
     def call(self, meta, children):
         name, *arguments = children
@@ -110,18 +143,28 @@ class ToAst(Transformer):
             if isinstance(argument, ast.Keyword):
                 keywords.append(argument)
             elif keywords:
-                self.diagnostics.append(Diagnostic(
-                    "positional argument after a keyword argument (expected keyword "
-                    "arguments last)", argument.span))
+                self.diagnostics.append(
+                    Diagnostic(
+                        "positional argument after a keyword argument (expected keyword "
+                        "arguments last)",
+                        argument.span,
+                    )
+                )
             else:
                 args.append(argument)
-        return ast.Call(span=self._span(meta), name=str(name), name_span=self._tok(name),
-                        args=args, keywords=keywords)
+        return ast.Call.model_construct(
+            span=self._span(meta),
+            name=str(name),
+            name_span=self._tok(name),
+            args=args,
+            keywords=keywords,
+        )
 
     def bare_call(self, meta, children):
         token = children[0]
-        return ast.Call(span=self._tok(token), name=str(token), name_span=self._tok(token),
-                        args=[], keywords=[])
+        return ast.Call.model_construct(
+            span=self._tok(token), name=str(token), name_span=self._tok(token), args=[], keywords=[]
+        )
 
     # --- bodies ---------------------------------------------------------------------------
 
@@ -139,64 +182,107 @@ class ToAst(Transformer):
 
     def binding(self, meta, children):
         target, (source, *steps) = children
-        return ast.Binding(span=self._span(meta), target=str(target),
-                           target_span=self._tok(target), source=source, steps=steps)
+        return ast.Binding.model_construct(
+            span=self._span(meta),
+            target=str(target),
+            target_span=self._tok(target),
+            source=source,
+            steps=steps,
+        )
 
     def _body(self, meta, lines) -> ast.Body:
         calls = [line for line in lines if isinstance(line, ast.Call)]
         bindings = [line for line in lines if isinstance(line, ast.Binding)]
         if calls and bindings:
-            self.diagnostics.append(Diagnostic(
-                "a body mixes layer lines and `name = ...` bindings (expected one form: a "
-                "sequence of calls, or a graph of bindings)", bindings[0].span))
+            self.diagnostics.append(
+                Diagnostic(
+                    "a body mixes layer lines and `name = ...` bindings (expected one form: a "
+                    "sequence of calls, or a graph of bindings)",
+                    bindings[0].span,
+                )
+            )
         if bindings:
-            return ast.GraphBody(span=self._span(meta), bindings=bindings)
-        return ast.SequenceBody(span=self._span(meta), calls=calls)
+            return ast.GraphBody.model_construct(span=self._span(meta), bindings=bindings)
+        return ast.SequenceBody.model_construct(span=self._span(meta), calls=calls)
 
     def layers_sec(self, meta, children):
-        return ("layers", self._span(meta), ast.SequenceBody(span=self._span(meta),
-                                                             calls=children))
+        return (
+            "layers",
+            self._span(meta),
+            ast.SequenceBody.model_construct(span=self._span(meta), calls=children),
+        )
 
     def graph_sec(self, meta, children):
-        return ("graph", self._span(meta), ast.GraphBody(span=self._span(meta),
-                                                         bindings=children))
+        return (
+            "graph",
+            self._span(meta),
+            ast.GraphBody.model_construct(span=self._span(meta), bindings=children),
+        )
 
     # --- file level -----------------------------------------------------------------------
 
     def import_stmt(self, meta, children):
-        return ast.Import(span=self._span(meta), path=self.string(meta, children).value)
+        return ast.Import.model_construct(
+            span=self._span(meta), path=self.string(meta, children).value
+        )
 
     def let_stmt(self, meta, children):
-        return ast.Let(span=self._span(meta), name=str(children[0]), value=children[1])
+        return ast.Let.model_construct(
+            span=self._span(meta), name=str(children[0]), value=children[1]
+        )
 
     def param(self, meta, children):
-        return ast.Param(span=self._span(meta), name=str(children[0]), default=children[1])
+        return ast.Param.model_construct(
+            span=self._span(meta), name=str(children[0]), default=children[1]
+        )
 
     def block_def(self, meta, children):
         name, *rest = children
         params = [c for c in rest if isinstance(c, ast.Param)]
         lines = [c for c in rest if isinstance(c, (ast.Call, ast.Binding))]
-        return ast.Block(span=self._span(meta), name=str(name), params=params,
-                         body=self._body(meta, lines), file=self.file)
+        return ast.Block.model_construct(
+            span=self._span(meta),
+            name=str(name),
+            params=params,
+            body=self._body(meta, lines),
+            file=self.file,
+        )
 
     # --- model sections: each returns (keyword, span, payload) ----------------------------
 
     def input_stmt(self, meta, children):
         name, dtype, *dims = children
-        return ("input", self._span(meta), ast.Input(
-            span=self._span(meta), name=str(name), dtype=str(dtype), dtype_span=self._tok(dtype),
-            dims=[d for d in dims if d is not None]))
+        return (
+            "input",
+            self._span(meta),
+            ast.Input.model_construct(
+                span=self._span(meta),
+                name=str(name),
+                dtype=str(dtype),
+                dtype_span=self._tok(dtype),
+                dims=[d for d in dims if d is not None],
+            ),
+        )
 
     def output_stmt(self, meta, children):
-        return ("output", self._span(meta),
-                [ast.Name(span=self._tok(t), name=str(t)) for t in children])
+        return (
+            "output",
+            self._span(meta),
+            [ast.Name.model_construct(span=self._tok(t), name=str(t)) for t in children],
+        )
 
     def loss_term(self, meta, children):
-        return ast.LossTerm(span=self._span(meta), output=str(children[0]), call=children[1])
+        return ast.LossTerm.model_construct(
+            span=self._span(meta), output=str(children[0]), call=children[1]
+        )
 
     def loss_stmt(self, meta, children):
-        terms = [c if isinstance(c, ast.LossTerm)
-                 else ast.LossTerm(span=c.span, output=None, call=c) for c in children]
+        terms = [
+            c
+            if isinstance(c, ast.LossTerm)
+            else ast.LossTerm.model_construct(span=c.span, output=None, call=c)
+            for c in children
+        ]
         return ("loss", self._span(meta), terms)
 
     def optimizer_stmt(self, meta, children):
@@ -212,41 +298,63 @@ class ToAst(Transformer):
         return ("augment", self._span(meta), list(children))
 
     def assign(self, meta, children):
-        return ast.Setting(span=self._span(meta), key=str(children[0]), value=children[1])
+        return ast.Setting.model_construct(
+            span=self._span(meta), key=str(children[0]), value=children[1]
+        )
 
     def train_sec(self, meta, children):
-        settings = [c if isinstance(c, ast.Setting)
-                    else ast.Setting(span=c.span, key=c.name, value=c) for c in children]
+        settings = [
+            c
+            if isinstance(c, ast.Setting)
+            else ast.Setting.model_construct(span=c.span, key=c.name, value=c)
+            for c in children
+        ]
         return ("train", self._span(meta), settings)
 
     def model_def(self, meta, children):
         name, *items = children
-        fields: dict[str, object] = {"inputs": [], "body": None, "outputs": [], "losses": [],
-                                     "optimizer": None, "metrics": [], "data": None,
-                                     "augment": [], "settings": []}
+        fields: dict[str, object] = {
+            "inputs": [],
+            "body": None,
+            "outputs": [],
+            "losses": [],
+            "optimizer": None,
+            "metrics": [],
+            "data": None,
+            "augment": [],
+            "settings": [],
+        }
         seen: dict[str, Span] = {}
         sections: list[ast.Section] = []
         for keyword, span, payload in items:
-            sections.append(ast.Section(span=span, keyword=keyword))
+            sections.append(ast.Section.model_construct(span=span, keyword=keyword))
             if keyword == "input":
                 fields["inputs"].append(payload)  # type: ignore[union-attr]
                 continue
             body_keyword = keyword in ("layers", "graph")
             slot = "body" if body_keyword else keyword
             if slot in seen and keyword in _SINGLE_SECTIONS:
-                self.diagnostics.append(Diagnostic(
-                    f"model `{name}` has a second `{keyword}` section (expected one)", span
-                ).with_note("the first one is here", seen[slot]))
+                self.diagnostics.append(
+                    Diagnostic(
+                        f"model `{name}` has a second `{keyword}` section (expected one)", span
+                    ).with_note("the first one is here", seen[slot])
+                )
                 continue
             seen[slot] = span
             target = {"output": "outputs", "loss": "losses", "train": "settings"}.get(slot, slot)
             fields[target] = payload
-        return ast.Model(span=self._span(meta), name=str(name), name_span=self._tok(name),
-                         sections=sections, **fields)
+        return ast.Model.model_construct(
+            span=self._span(meta),
+            name=str(name),
+            name_span=self._tok(name),
+            sections=sections,
+            **fields,
+        )
 
     def start(self, meta, children):
-        return ast.File(
-            span=self._span(meta), path=self.file,
+        return ast.File.model_construct(
+            span=self._span(meta),
+            path=self.file,
             imports=[c for c in children if isinstance(c, ast.Import)],
             lets=[c for c in children if isinstance(c, ast.Let)],
             blocks=[c for c in children if isinstance(c, ast.Block)],
