@@ -422,7 +422,7 @@ if args.predict:
         arrays = np.load(args.predict)
     except (OSError, ValueError) as error:
         sys.exit(f"error: cannot read {args.predict}: {error}")
-    names = ['x' if 'x' in arrays else 'features']
+    names = ["x" if "x" in arrays else 'features']  # x, or the input's name
     missing = [name for name in names if name not in arrays]
     if missing:
         sys.exit(f"error: {args.predict} has no array {missing[0]!r} (it has {sorted(arrays)})")
