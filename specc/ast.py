@@ -7,9 +7,9 @@ enum word such as `relu`); the expand pass gives them meaning.
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from specc.errors import Span
 
@@ -24,42 +24,51 @@ class Node(BaseModel):
 
 
 class Number(Node):
+    kind: Literal["number"] = "number"
     value: int | float
 
 
 class String(Node):
+    kind: Literal["string"] = "string"
     value: str
 
 
 class Bool(Node):
+    kind: Literal["bool"] = "bool"
     value: bool
 
 
 class NoneLit(Node):
-    pass
+    kind: Literal["none"] = "none"
 
 
 class Name(Node):
     """A bare word: a constant, a block parameter, a graph name or an enum value."""
 
+    kind: Literal["name"] = "name"
     name: str
 
 
 class Unknown(Node):
     """`?` in an input dimension."""
 
+    kind: Literal["unknown"] = "unknown"
+
 
 class ListExpr(Node):
+    kind: Literal["list"] = "list"
     items: list[Expr]
 
 
 class BinOp(Node):
+    kind: Literal["binop"] = "binop"
     op: Literal["+", "-", "*", "/", "//"]
     left: Expr
     right: Expr
 
 
 class Neg(Node):
+    kind: Literal["neg"] = "neg"
     operand: Expr
 
 
@@ -71,6 +80,7 @@ class Keyword(Node):
 class Call(Node):
     """`name(args, key=value)`; `repeat` holds N of `call * N` where the grammar allows it."""
 
+    kind: Literal["call"] = "call"
     name: str
     name_span: Span
     args: list[Expr]
@@ -78,7 +88,11 @@ class Call(Node):
     repeat: Expr | None = None
 
 
-Expr = Union[Number, String, Bool, NoneLit, Name, Unknown, ListExpr, BinOp, Neg, Call]
+# Tagged by `kind`, so that `none` and `?` (both only a span) stay apart when validated.
+Expr = Annotated[
+    Union[Number, String, Bool, NoneLit, Name, Unknown, ListExpr, BinOp, Neg, Call],
+    Field(discriminator="kind"),
+]
 
 
 # --- network bodies -----------------------------------------------------------------------
