@@ -40,8 +40,25 @@ class CheckResult:
     diagnostics: Diagnostics
 
 
+# Nesting deeper than this (blocks in blocks, `1 + 1 + ...` terms) is reported, not crashed on.
+_MAX_NESTING = "a few hundred levels"
+
+
 def check_file(path: str | Path) -> CheckResult:
     """Check one spec file; never raises SpecError."""
+    try:
+        return _check_file(path)
+    except RecursionError:
+        diags = Diagnostics()
+        diags.error(
+            None,
+            f"{path}: blocks or expressions nest too deeply to check (expected at "
+            f"most {_MAX_NESTING})",
+        )
+        return CheckResult(None, diags)
+
+
+def _check_file(path: str | Path) -> CheckResult:
     diags = Diagnostics()
     try:
         file = parse_file(path)

@@ -147,3 +147,17 @@ def test_question_mark_only_in_input_dims():
     assert isinstance(expr, ast.Unknown)
     with pytest.raises(SpecError, match="only allowed as an input dimension"):
         evaluate(expr, Env())
+
+
+def test_nesting_too_deep_is_an_error_not_a_crash(check):
+    terms = " + ".join(["1"] * 2000)
+    checked = check(f"""
+        let n = {terms}
+        model m {{
+            input x: float[4]
+            layers {{ dense(n) }}
+            loss mse()
+        }}
+    """)
+    assert checked.program is None
+    assert "nest too deeply" in checked.errors[0].message
