@@ -144,3 +144,31 @@ def test_the_console_command_end_to_end(spec):
     assert (ok.returncode, failed.returncode, usage.returncode) == (0, 1, 2)
     assert "total params: 67" in ok.stdout
     assert "^~~~~~" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_compile_without_data_trains_on_synthetic_data_and_says_so(spec, tmp_path, capsys):
+    path = spec("""
+        model m {
+            input x: float[4]
+            layers { dense(3) }
+            loss cross_entropy()
+        }
+    """)
+    code, out, err = run(capsys, "compile", str(path), "-o", str(tmp_path / "program"))
+    assert code == EXIT_OK
+    assert "has no `data` section" in err and "synthetic(1024)" in err
+    assert "Traceback" not in err
+    assert "synthetic" in (tmp_path / "program" / "train.py").read_text()
+
+
+def test_compile_without_loss_is_a_spec_error(spec, tmp_path, capsys):
+    path = spec("""
+        model m {
+            input x: float[4]
+            layers { dense(3) }
+        }
+    """)
+    code, out, err = run(capsys, "compile", str(path), "-o", str(tmp_path / "program"))
+    assert code == EXIT_SPEC
+    assert "no `loss` section" in err
+    assert not (tmp_path / "program").exists()

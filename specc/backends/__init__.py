@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from importlib import import_module
 from pathlib import Path
 
@@ -26,7 +27,28 @@ def generate(model: ir.Model, backend: str, program_dir: Path) -> dict[str, str]
             f"model `{model.name}` has no `loss` section (needed to "
             "train; expected e.g. `loss cross_entropy()`)",
         )
+    if model.data is None:
+        model = _with_synthetic_data(model)
     return module.generate(model, Path(program_dir))
+
+
+# What a model without a `data` section trains on: enough random samples for a few batches.
+SYNTHETIC_SAMPLES = 1024
+
+
+def _with_synthetic_data(model: ir.Model) -> ir.Model:
+    from specc.data_sources import Synthetic
+
+    warnings.warn(
+        f"model `{model.name}` has no `data` section: the program trains on "
+        f"synthetic({SYNTHETIC_SAMPLES}) random data",
+        stacklevel=3,
+    )
+    data = ir.DataSource.model_construct(
+        source=Synthetic(n=SYNTHETIC_SAMPLES), spec_dir=str(Path(model.file).resolve().parent),
+        span=model.span,
+    )
+    return model.model_copy(update={"data": data})
 
 
 def select_model(program: ir.Program, name: str | None) -> ir.Model:
