@@ -61,6 +61,53 @@ def _message(error: dict[str, Any]) -> str:
     return message.replace("'", "`")
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def match_arguments(
+    call: CallValue,
+    names: list[str],
+    what: str,
+    noun: str,
+    hints: dict[str, str] | None = None,
+) -> tuple[dict[str, Arg], list[Diagnostic]]:
+    """Pair a call's arguments with `names`: positional ones in order, then keywords by name.
+    Returns the pairs and the problems (too many, unknown or repeated names)."""
+    given: dict[str, Arg] = {}
+    problems: list[Diagnostic] = []
+    if len(call.args) > len(names):
+        problems.append(
+            Diagnostic(
+                f"{what} `{call.name}` takes {plural(len(names), 'argument')} (expected "
+                f"{', '.join(names) or 'none'}, got {len(call.args)})",
+                call.args[len(names)].span,
+            )
+        )
+    for name, arg in zip(names, call.args, strict=False):  # extras were reported above
+        given[name] = arg
+    for name, arg in call.keywords.items():
+        where = arg.name_span or arg.span
+        if name not in names:
+            problems.append(
+                Diagnostic(
+                    f"{what} `{call.name}` has no {noun} `{name}`{suggest(name, names, hints)}"
+                    f" (expected one of: {', '.join(names) or 'none'})",
+                    where,
+                )
+            )
+        elif name in given:
+            problems.append(
+                Diagnostic(
+                    f"{noun} `{name}` of `{call.name}` is given twice, by position and by name",
+                    where,
+                )
+            )
+        else:
+            given[name] = arg
+    return given, problems
+
+
 def bind(
     cls: type[BaseModel], call: CallValue, what: str, nested: NestedRegistries | None = None
 ) -> Any:
@@ -68,39 +115,7 @@ def bind(
     nested = nested or {}
     fields = argument_names(cls)
     hints: dict[str, str] = getattr(cls, "hints", {}) or {}
-    problems: list[Diagnostic] = []
-    given: dict[str, Arg] = {}
-
-    if len(call.args) > len(fields):
-        extra = call.args[len(fields)]
-        problems.append(
-            Diagnostic(
-                f"{what} `{call.name}` takes at most {len(fields)} positional argument"
-                f"{'s' if len(fields) != 1 else ''} (expected {', '.join(fields) or 'none'}, "
-                f"got {len(call.args)})",
-                extra.span,
-            )
-        )
-    for name, arg in zip(fields, call.args, strict=False):  # extras were reported above
-        given[name] = arg
-    for name, arg in call.keywords.items():
-        if name not in fields:
-            problems.append(
-                Diagnostic(
-                    f"{what} `{call.name}` has no argument `{name}`{suggest(name, fields, hints)}"
-                    f" (expected one of: {', '.join(fields) or 'no arguments'})",
-                    arg.name_span or arg.span,
-                )
-            )
-        elif name in given:
-            problems.append(
-                Diagnostic(
-                    f"argument `{name}` of `{call.name}` is given both by position and by name",
-                    arg.name_span or arg.span,
-                )
-            )
-        else:
-            given[name] = arg
+    given, problems = match_arguments(call, fields, what, "argument", hints)
 
     values: dict[str, object] = {}
     for name, arg in given.items():

@@ -18,7 +18,7 @@ from specc import ast, ir
 from specc.errors import Diagnostic, Diagnostics, ShapeError, Span, SpecError
 from specc.layers import LAYERS
 from specc.layers.base import BACKENDS, Layer
-from specc.passes.bind import bind, lookup, suggest
+from specc.passes.bind import bind, lookup, match_arguments, plural, suggest
 from specc.passes.evaluate import CallValue, Env, evaluate, evaluate_call, evaluate_count, show
 from specc.passes.resolve import Scope
 
@@ -413,39 +413,11 @@ class GraphBuilder:
         return value  # an alias such as `b = a`: the tensor keeps its first name
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
-
-
 def _bind_block_args(block: ast.Block, call: CallValue, scope: Scope) -> dict[str, object]:
     params = [p.name for p in block.params]
-    problems: list[Diagnostic] = []
-    values: dict[str, object] = {}
-    if len(call.args) > len(params):
-        problems.append(
-            Diagnostic(
-                f"block `{block.name}` takes {_count(len(params), 'argument')} (expected "
-                f"{', '.join(params) or 'none'}, got {len(call.args)})",
-                call.args[len(params)].span,
-            ).with_note("the block is defined here", block.span)
-        )
-    for param, arg in zip(params, call.args, strict=False):  # extras were reported above
-        values[param] = arg.value
-    for name, arg in call.keywords.items():
-        if name not in params:
-            problems.append(
-                Diagnostic(
-                    f"block `{block.name}` has no parameter `{name}`{suggest(name, params)} "
-                    f"(expected one of: {', '.join(params) or 'none'})",
-                    arg.name_span or arg.span,
-                )
-            )
-        elif name in values:
-            problems.append(
-                Diagnostic(f"parameter `{name}` is given twice", arg.name_span or arg.span)
-            )
-        else:
-            values[name] = arg.value
+    given, problems = match_arguments(call, params, "block", "parameter")
+    problems = [p.with_note("the block is defined here", block.span) for p in problems]
+    values: dict[str, object] = {name: arg.value for name, arg in given.items()}
     for param in block.params:
         if param.name in values:
             continue
@@ -453,8 +425,7 @@ def _bind_block_args(block: ast.Block, call: CallValue, scope: Scope) -> dict[st
             problems.append(
                 Diagnostic(
                     f"block `{block.name}` is missing its argument `{param.name}` (expected "
-                    f"{_count(len(params), 'argument')}: "
-                    f"{', '.join(params)})",
+                    f"{plural(len(params), 'argument')}: {', '.join(params)})",
                     call.span,
                 ).with_note("the block is defined here", block.span)
             )

@@ -89,7 +89,8 @@ def test_unknown_parameter_name_suggests_one(check):
 
 
 def test_parameter_given_twice(check):
-    check(model_with("conv_bn(8, filters=8)")).error("parameter `filters` is given twice")
+    checked = check(model_with("conv_bn(8, filters=8)"))
+    checked.error("parameter `filters` of `conv_bn` is given twice")
 
 
 def test_direct_recursion(check):

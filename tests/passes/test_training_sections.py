@@ -95,7 +95,7 @@ def test_a_call_where_a_value_belongs(check):
 
 def test_argument_given_twice(check):
     checked = check(classifier("optimizer sgd(0.1, lr=0.2)"))
-    checked.error("argument `lr` of `sgd` is given both by position and by name")
+    checked.error("argument `lr` of `sgd` is given twice, by position and by name")
     checked = check(classifier("optimizer sgd(lr=0.1, lr=0.2)"))
     checked.error("argument `lr` is given twice")
 
