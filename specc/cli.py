@@ -59,6 +59,22 @@ def cmd_train(args: argparse.Namespace) -> int:
                  model=args.model)
 
 
+def cmd_parity(args: argparse.Namespace) -> int:
+    from specc.parity import run
+
+    if args.steps < 1:
+        print("specc parity: --steps must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = run(args.spec, steps=args.steps, model=args.model)
+    except ModuleNotFoundError as error:  # parity runs both frameworks
+        print(f"specc parity needs both PyTorch and TensorFlow installed: {error}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    print(report.table())
+    return EXIT_OK if report.ok else EXIT_SPEC
+
+
 def cmd_fmt(args: argparse.Namespace) -> int:
     from specc.fmt import format_file
 
@@ -103,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", metavar="PATH", help="override the data file or folder")
     train.add_argument("--model", help="which model of the file (default: the first)")
     train.set_defaults(run=cmd_train)
+
+    parity = sub.add_parser("parity", help="check that the PyTorch and TensorFlow programs "
+                            "compute the same outputs, gradients and optimizer steps")
+    parity.add_argument("spec", metavar="SPEC")
+    parity.add_argument("--steps", type=int, default=3, metavar="K",
+                        help="optimizer steps to compare (default: 3)")
+    parity.add_argument("--model", help="which model of the file (default: the first)")
+    parity.set_defaults(run=cmd_parity)
 
     fmt = sub.add_parser("fmt", help="rewrite specs in canonical layout")
     fmt.add_argument("specs", nargs="+", metavar="SPEC")

@@ -66,5 +66,10 @@ def unused_run_dir(run_dir: Path) -> Path:
     return chosen
 
 
+# The checkpoint files of each backend's train.py: torch.save files, NumPy archives.
+CHECKPOINT_PATTERNS = ("*.pt", "*.npz")
+
+
 def holds_checkpoints(run_dir: Path) -> bool:
-    return any((run_dir / "checkpoints").glob("*.pt"))
+    folder = run_dir / "checkpoints"
+    return any(any(folder.glob(pattern)) for pattern in CHECKPOINT_PATTERNS)

@@ -18,7 +18,7 @@ from specc.backends import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.spec"))
-EXAMPLE_BACKENDS = ("torch",)
+EXAMPLE_BACKENDS = ("torch", "tensorflow")
 UPDATE = os.environ.get("SPECC_UPDATE_EXAMPLES") == "1"
 
 

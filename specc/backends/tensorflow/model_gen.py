@@ -18,9 +18,12 @@ on them):
   `residual`, `residual_2`, ...); identical instantiations share a function. `prefix` is the
   block node's layer name, which the function's own layer names extend.
 - Helpers, emitted when a model uses them (HELPERS order): `leaky_relu`, the `activation=` form
-  of the spec's leaky_relu (slope 0.01; Keras's string default is 0.2); `PositionalEmbedding`,
-  a registered-serializable layer; `transformer_encoder`, a function that builds one encoder
-  layer from Keras layers named as the PyTorch program's TransformerEncoder submodules.
+  of the spec's leaky_relu (slope 0.01; Keras's string default is 0.2);
+  `TorchBatchNormalization`, the spec's batchnorm: Keras's BatchNormalization except that
+  training updates the moving variance with the unbiased batch variance, as PyTorch does;
+  `PositionalEmbedding`, a registered-serializable layer; `transformer_encoder`, a function
+  that builds one encoder layer from Keras layers named as the PyTorch program's
+  TransformerEncoder submodules.
 - One statement per node, its output shape as a comment; two where Keras needs two layers.
 - Normative numbers Keras spells differently are passed explicitly: BatchNormalization's
   momentum is 1 - the spec's (Keras's weighs the running average), the epsilons of both
@@ -64,7 +67,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 BUILDER = "build_model"
 IMPORTED = ("keras", "layers", "ops")
-HELPERS = ("leaky_relu", "PositionalEmbedding", "transformer_encoder")
+HELPERS = ("leaky_relu", "TorchBatchNormalization", "PositionalEmbedding", "transformer_encoder")
 # Block functions and variables never take these names, whether or not a file defines them.
 MODULE_NAMES = frozenset((*IMPORTED, *HELPERS, BUILDER))
 PREFIX = "prefix"  # a block function's parameter: the layer-name prefix of its layers
@@ -76,6 +79,23 @@ def layer_name(path: Sequence[str]) -> str:
     """The Keras layer name of the node reached through the block node ids of `path`, its
     own id last: `residual_1__conv2d_1` (the PyTorch module `residual_1.conv2d_1`)."""
     return SEPARATOR.join(identifier(part) for part in path)
+
+
+# The second Keras layer of a node, after the layer named by `layer_name`, when there is one.
+CROP_SUFFIX = "_crop"  # conv2d_transpose with an int padding: the cropping
+
+
+def output_layer_name(path: Sequence[str], node: ir.LayerNode) -> str:
+    """The Keras layer whose output is the output of the layer node at `path` (its own id
+    last): the node's layer, or the last of the layers it becomes (the cropping after a
+    padded transposed convolution, the last residual or norm of a transformer encoder)."""
+    name = layer_name(path)
+    layer = node.layer
+    if layer.kind == "conv2d_transpose" and not isinstance(layer.window.padding, str):
+        return name + CROP_SUFFIX
+    if layer.kind == "transformer_encoder":
+        return f"{name}{SEPARATOR}{'residual2' if layer.norm_first else 'norm2'}"
+    return name
 
 
 # `activation=` values: Keras's own names (its "gelu" is the exact erf form, its "elu" has
@@ -422,7 +442,7 @@ class LayerWriter:
             site,
             "layers.Cropping2D",
             axes(window.padding),  # type: ignore[arg-type]
-            name=site.name("_crop"),
+            name=site.name(CROP_SUFFIX),
             inputs=(site.out,),
         )
         return [conv, crop]  # the activation commutes with the cropping
@@ -456,11 +476,12 @@ class LayerWriter:
     # --- normalization ------------------------------------------------------------------
 
     def _batchnorm(self, site: Site) -> list[Statement]:
+        self.helpers.add("TorchBatchNormalization")
         layer = site.node.layer
         return [
             self.layer(
                 site,
-                "layers.BatchNormalization",
+                "TorchBatchNormalization",
                 momentum=keras_momentum(layer.momentum),
                 epsilon=layer.epsilon,
             )

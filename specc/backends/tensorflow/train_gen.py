@@ -1,0 +1,102 @@
+"""The TensorFlow backend's `train.py`: a standalone Keras training program for one model.
+
+It is the PyTorch program's twin: the same command line, run directory, config block, data
+loader (`specc.backends.common.data`), losses, metrics, schedules, checkpoints and messages,
+so that a spec trains the same way whichever backend runs it. What is framework-neutral about
+it (which loss term reads which output, what the metrics can be, which value picks the best
+weights, the spec hash) is decided once, in `specc.backends.torch.train_gen`, and read here.
+
+What differs, and why:
+- The training step is a `tf.function` written out (forward, loss, gradients, optimizer), XLA
+  compiled (`jit_compile`) on a GPU, and it never syncs with the host: the epoch's loss adds
+  up in a variable, read every `log_every` steps.
+- The optimizers are small `keras.optimizers.Optimizer` subclasses with torch.optim's update
+  formulas, which the spec's optimizers mean (`training.py`); Keras's own Adam and RMSprop
+  put epsilon elsewhere and its SGD keeps a learning-rate-scaled momentum. `specc parity`
+  runs these same classes, cut from the generated train.py.
+- Checkpoints are `.npz` files: every model variable (weights, batchnorm statistics, the
+  dropout layers' random state), every optimizer variable, and the loop's position as JSON.
+- Augmentation draws from stateless random ops seeded by (seed, batch number), so a resumed
+  run draws what an uninterrupted one would.
+
+The generated program's sections are marked by `# ---` rule lines and titled comments; the
+parity tool reads the config and "optimizer and learning-rate schedule" sections by title.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from specc import ir
+from specc.backends.common import template_environment
+from specc.backends.common.data import DataCode, _isort, render_data_code
+from specc.backends.tensorflow.model_gen import BUILDER
+from specc.backends.torch.model_gen import has_regularization
+from specc.backends.torch.train_gen import (
+    FLIP_AXES,
+    _check_augmentation,
+    _loss_terms,
+    _metric_task,
+    _monitor,
+    _splits,
+    _top_level_names,
+    spec_hash,
+)
+
+_ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
+
+# train.py's own imports; the data loader adds its own, and the two lists are merged.
+STDLIB_IMPORTS = ("import argparse", "import json", "import math", "import os",
+                  "import sys", "import time", "from pathlib import Path")
+THIRD_PARTY_IMPORTS = ("import keras", "import numpy as np", "import tensorflow as tf")
+
+# The checkpoint files' suffix (`specc.run` looks for earlier runs by it).
+CHECKPOINT_SUFFIX = ".npz"
+
+# The optimizer class train.py defines for each optimizer kind.
+OPTIMIZER_CLASSES = {"sgd": "TorchSGD", "adam": "TorchAdam", "adamw": "TorchAdam",
+                     "rmsprop": "TorchRMSprop", "adagrad": "TorchAdagrad"}
+
+
+def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
+    """Everything train.py.j2 reads; its header comment lists the names."""
+    _check_augmentation(model)
+    losses = _loss_terms(model)
+    has_validation, has_test = _splits(model)
+    monitor, monitor_mode = _monitor(model, has_validation)
+    taken = _top_level_names(data)
+    assert BUILDER not in taken and not taken & set(OPTIMIZER_CLASSES.values())
+    return {
+        "model": model,
+        "spec_file": Path(model.file).name,
+        "builder": BUILDER,
+        "spec_hash": spec_hash(model),
+        "stdlib_imports": _isort((*STDLIB_IMPORTS, *data.stdlib_imports)),
+        "third_party_imports": _isort((*THIRD_PARTY_IMPORTS, *data.third_party_imports)),
+        "data_code": data.code,
+        "train": model.train,
+        "optimizer": model.optimizer,
+        "optimizer_class": OPTIMIZER_CLASSES[model.optimizer.kind],
+        "schedule": model.optimizer.schedule,
+        "input_labels": [value.label for value in model.graph.inputs],
+        "output_labels": [model.graph.value(v).label for v in model.graph.outputs],
+        "losses": losses,
+        "regularized": has_regularization(model),
+        "metrics": model.metrics,
+        "metric_kinds": [m.kind for m in model.metrics],
+        "metric_task": _metric_task(model, losses[0]),
+        "augment": model.augment,
+        "flip_axes": FLIP_AXES,
+        "has_validation": has_validation,
+        "has_test": has_test,
+        "monitor": monitor,
+        "monitor_mode": monitor_mode,
+        "checkpoint_suffix": CHECKPOINT_SUFFIX,
+    }
+
+
+def render_train(model: ir.Model, program_dir: Path) -> str:
+    """The source of train.py for `model`, to be written into `program_dir` (the data
+    loader finds the spec's data files relative to it)."""
+    context = train_context(model, render_data_code(model, program_dir))
+    return _ENVIRONMENT.get_template("train.py.j2").render(context)

@@ -1,0 +1,535 @@
+"""The TensorFlow train.py: it passes ruff and stands alone; its schedules, losses, metrics
+and optimizers compute what the PyTorch program's do (the optimizers: torch.optim's formulas);
+and (slow) it trains, logs, checkpoints, resumes bit-for-bit, stops on nan, stops early,
+predicts and exports as its docstring says. The digits convnet reaches 95% on both backends.
+
+The PyTorch tests' specs are reused: one per family of template branches, so that every loss,
+optimizer, schedule, metric and augmentation kind appears in at least one.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import specc
+from specc import parity
+from specc.backends.common.data import render_data_code
+from specc.backends.tensorflow import generate
+from specc.backends.tensorflow.train_gen import render_train
+from specc.backends.torch.train_gen import render_train as render_torch_train
+from specc.passes.data_check import labelled_outputs
+
+from ..torch.conftest import classifier_spec
+from ..torch.test_train import SOURCES, VARIANTS, bound_at_top_level
+
+ROOT = Path(__file__).resolve().parents[3]
+QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # TensorFlow's C++ start-up lines
+
+
+def load_model(folder: Path, spec_text: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = folder / "model.spec"
+    spec.write_text(textwrap.dedent(spec_text))
+    return specc.load(spec).models[0]
+
+
+def write_program(folder: Path, spec_text: str) -> Path:
+    """The TensorFlow program of `spec_text` in folder/program."""
+    model = load_model(folder, spec_text)
+    program = folder / "program"
+    program.mkdir(exist_ok=True)
+    for name, text in generate(model, program).items():
+        (program / name).write_text(text)
+    return program
+
+
+def run_train(program: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run program/train.py with `args` (`--no-export` unless "--export" is among them)."""
+    options = [str(a) for a in args if a != "--export"]
+    if "--export" not in args:
+        options.append("--no-export")
+    return subprocess.run([sys.executable, str(program / "train.py"), *options],
+                          capture_output=True, text=True, timeout=300, check=False, env=QUIET)
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def last_line(stderr: str) -> str:
+    """What train.py printed last (TensorFlow's own start-up lines may come before)."""
+    return stderr.strip().splitlines()[-1] if stderr.strip() else ""
+
+
+# --- the generated source ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_generated_train_py_passes_ruff_and_stands_alone(tmp_path: Path, variant: str) -> None:
+    model = load_model(tmp_path, VARIANTS[variant])
+    sources = generate(model, tmp_path / "program")
+    for name, source in sources.items():
+        (tmp_path / name).write_text(source)
+    paths = [str(tmp_path / name) for name in sources]
+    # Ruff's own defaults, and the project's rules less the one pyproject.toml waives for
+    # generated programs (model.py is imported after train.py puts its folder on sys.path).
+    for options in (["--isolated"], ["--config", str(ROOT / "pyproject.toml"),
+                                     "--extend-ignore", "E402"]):
+        lint = subprocess.run(
+            [sys.executable, "-m", "ruff", "check", *options, "--output-format", "concise",
+             *paths],
+            capture_output=True, text=True, check=False)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    tree = ast.parse(sources["train.py"])
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert "specc" not in imported and "torch" not in imported
+    assert {"tensorflow", "keras", "model"} <= imported
+
+
+def test_spec_text_reaches_train_py_only_as_literals(tmp_path: Path) -> None:
+    text = classifier_spec(data='npz(path="a\\"b\\nc.npz", validation=0.25)')
+    source = render_train(load_model(tmp_path, text), tmp_path / "program")
+    ast.parse(source)
+    assert 'a"b\nc.npz' not in source
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_train_py_rebinds_no_name_of_the_data_loader(tmp_path: Path, source: str) -> None:
+    input_type, layers, data = SOURCES[source]
+    model = load_model(tmp_path, f"""
+        model m {{
+            input x: {input_type}
+            layers {{
+                {layers}
+            }}
+            loss cross_entropy()
+            optimizer adam()
+            metrics accuracy, precision
+            data {data}
+        }}
+    """)
+    program = tmp_path / "program"
+    loader = render_data_code(model, program)
+    ours = render_train(model, program).replace(loader.code, "")
+    assert not bound_at_top_level(ast.parse(ours)) & bound_at_top_level(ast.parse(loader.code))
+
+
+def test_both_backends_write_the_same_config_block(tmp_path: Path) -> None:
+    # Users edit it; switching backends must not change what it says, comments aside.
+    for variant in VARIANTS:
+        model = load_model(tmp_path / variant, VARIANTS[variant])
+        blocks = [parity.section(render(model, tmp_path), parity.CONFIG_SECTION)
+                  for render in (render_train, render_torch_train)]
+        code = [[line.split("#")[0].rstrip() for line in block.splitlines()
+                 if not line.startswith("#")] for block in blocks]
+        assert code[0] == code[1], variant
+
+
+def test_specc_train_never_overwrites_a_tensorflow_run(tmp_path: Path) -> None:
+    from specc.run import unused_run_dir
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    assert unused_run_dir(tmp_path / "run") == tmp_path / "run"
+    (tmp_path / "run" / "checkpoints" / "epoch-0001.npz").write_bytes(b"")
+    assert unused_run_dir(tmp_path / "run") == tmp_path / "run-2"
+
+
+# --- the learning-rate schedules: the same numbers as the PyTorch program's -------------------
+
+
+def schedule_functions(source: str, steps_per_epoch: int, epochs: int) -> dict:
+    """A train.py's `learning_rate_at` (and `end_of_epoch_schedule`) with their config
+    values, executed without a framework."""
+    tree = ast.parse(source)
+    wanted = {"learning_rate_at", "end_of_epoch_schedule", "schedule_state"}
+    config = ast.parse(parity.section(source, parity.CONFIG_SECTION)).body
+    kept = [node for node in tree.body
+            if (isinstance(node, ast.FunctionDef) and node.name in wanted)
+            or (isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "schedule_state" for t in node.targets))]
+    namespace = {"math": math}
+    exec(compile(ast.Module(body=config + kept, type_ignores=[]), "train.py", "exec"), namespace)
+    namespace.update(steps_per_epoch=steps_per_epoch, total_steps=epochs * steps_per_epoch,
+                     epochs=epochs)
+    return namespace
+
+
+@pytest.mark.parametrize("schedule", [
+    "constant()", "step(every=2, gamma=0.5)", "exponential(0.9)",
+    "cosine(warmup=1, min_lr=0.001)", "one_cycle(max_lr=0.3)", "plateau(factor=0.5, patience=2)",
+])
+def test_schedules_give_the_pytorch_program_s_rates(tmp_path: Path, schedule: str) -> None:
+    model = load_model(tmp_path, classifier_spec(optimizer=f"sgd(lr=0.1, schedule={schedule})"))
+    ours, theirs = (schedule_functions(render(model, tmp_path), 7, 6)
+                    for render in (render_train, render_torch_train))
+    val_losses = [1.0, 0.9, 0.95, 0.95, 0.8, 0.85]
+    for namespace in (ours, theirs):
+        rates = []
+        for step in range(42):
+            if step % 7 == 0 and "end_of_epoch_schedule" in namespace and step:
+                namespace["end_of_epoch_schedule"](val_losses[step // 7 - 1])
+            rates.append(namespace["learning_rate_at"](step // 7, step))
+        namespace["rates"] = rates
+    assert ours["rates"] == theirs["rates"]
+    assert (len(set(ours["rates"])) == 1) == (schedule == "constant()")
+
+
+# --- losses, metrics and optimizers, computed by both programs --------------------------------
+
+
+def random_batch(model, rng: np.random.Generator, samples: int = 8):
+    """Outputs as the model might give them (probabilities where the loss takes them) and
+    labels as the data loader gives them."""
+    outputs, targets = [], []
+    for value in (model.graph.value(v) for v in model.graph.outputs):
+        outputs.append(rng.normal(size=(samples, *value.shape)).astype(np.float32))
+    for value, loss in labelled_outputs(model):
+        index = model.graph.outputs.index(value.id)
+        output = outputs[index]
+        if loss.kind == "cross_entropy":
+            targets.append(rng.integers(0, value.shape[-1], output.shape[:-1]))
+            if not loss.from_logits:
+                exp = np.exp(output)
+                outputs[index] = (exp / exp.sum(-1, keepdims=True)).astype(np.float32)
+        elif loss.kind == "binary_cross_entropy":
+            targets.append(rng.integers(0, 2, output.shape).astype(np.float32))
+            if not loss.from_logits:
+                outputs[index] = (1 / (1 + np.exp(-output))).astype(np.float32)
+        else:
+            targets.append(rng.normal(size=output.shape).astype(np.float32))
+    return tuple(outputs), tuple(targets)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_losses_and_metrics_are_the_pytorch_program_s(frameworks, tmp_path: Path,
+                                                      variant: str) -> None:
+    torch = frameworks[0]
+    import tensorflow as tf
+
+    model = load_model(tmp_path, VARIANTS[variant])
+    sources = {"tf": render_train(model, tmp_path), "torch": render_torch_train(model, tmp_path)}
+    # Models whose layer penalties are zero: the loss terms alone are compared.
+    namespaces = {
+        "tf": {"tf": tf, "np": np, "model": SimpleNamespace(losses=[tf.constant(0.0)])},
+        "torch": {"torch": torch, "F": torch.nn.functional,
+                  "model": SimpleNamespace(regularization=lambda: 0.0)},
+    }
+    for side, namespace in namespaces.items():
+        for root in ("compute_loss", "batch_statistics", "metric_values"):
+            exec(parity.functions_used(sources[side], root), namespace)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        outputs, targets = random_batch(model, rng)
+        ours = namespaces["tf"]["compute_loss"](tuple(map(tf.constant, outputs)),
+                                                tuple(map(tf.constant, targets)))
+        theirs = namespaces["torch"]["compute_loss"](tuple(map(torch.from_numpy, outputs)),
+                                                     tuple(map(torch.from_numpy, targets)))
+        assert float(ours) == pytest.approx(float(theirs), rel=1e-6, abs=1e-7)
+        if "metric_values" not in namespaces["tf"]:
+            continue
+        our_sums = namespaces["tf"]["batch_statistics"](tuple(map(tf.constant, outputs)),
+                                                        tuple(map(tf.constant, targets)))
+        their_sums = namespaces["torch"]["batch_statistics"](
+            tuple(map(torch.from_numpy, outputs)), tuple(map(torch.from_numpy, targets)))
+        our_metrics = namespaces["tf"]["metric_values"](
+            {name: np.asarray(value) for name, value in our_sums.items()})
+        their_metrics = namespaces["torch"]["metric_values"](their_sums)
+        assert our_metrics == pytest.approx(their_metrics, rel=1e-6), variant
+
+
+OPTIMIZERS = {
+    "sgd": "sgd(lr=0.1)",
+    "sgd_nesterov": "sgd(lr=0.1, momentum=0.9, nesterov=true, weight_decay=0.01)",
+    "adam": "adam(lr=0.01, weight_decay=0.1)",
+    "adamw": "adamw(lr=0.01, beta1=0.8, epsilon=1e-6)",
+    "rmsprop": "rmsprop(lr=0.01)",
+    "rmsprop_momentum": "rmsprop(lr=0.01, rho=0.8, momentum=0.5)",
+    "adagrad": "adagrad(lr=0.1)",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_optimizers_update_as_torch_optim_does(frameworks, tmp_path: Path,
+                                               optimizer: str) -> None:
+    """The optimizer train.py defines, against the PyTorch program's torch.optim, in float64:
+    five steps with a learning rate that changes, clipping on, tiny gradients among them
+    (where epsilon's place shows), the last as IndexedSlices (an embedding's gradient).
+    Keras keeps the learning rate in float32: hence 1e-8 of slack per step."""
+    torch, keras = frameworks
+    import tensorflow as tf
+
+    spec = classifier_spec(optimizer=OPTIMIZERS[optimizer], train="grad_clip = 2.0")
+    model = load_model(tmp_path, spec)
+    rng = np.random.default_rng(1)
+    start = [rng.normal(size=(4, 3)), rng.normal(size=5)]
+    ours = [keras.Variable(w, dtype="float64") for w in start]
+    theirs = [torch.tensor(w, requires_grad=True) for w in start]
+    code = {
+        "tf": parity.training_code(
+            render_train(model, tmp_path),
+            {"tf": tf, "keras": keras, "math": math, "np": np, "steps_per_epoch": 5,
+             "model": SimpleNamespace(trainable_variables=ours)},
+            precision="fp32"),
+        "torch": parity.training_code(
+            render_torch_train(model, tmp_path),
+            {"torch": torch, "math": math, "on_cuda": False, "steps_per_epoch": 5,
+             "model": SimpleNamespace(parameters=lambda: theirs)}),
+    }
+    for step, lr in enumerate([0.1, 0.05, 0.2, 0.01, 0.1]):
+        gradients = [rng.normal(size=w.shape) * 10.0 ** -rng.integers(0, 9) for w in start]
+        gradients[1][:2] = [1e-9, -3e-10]
+        keras_gradients = [tf.constant(g) for g in gradients]
+        if step == 4:  # rows 0 and 2 of the first weight, as an embedding's lookup gives
+            keras_gradients[0] = tf.IndexedSlices(tf.constant(gradients[0][[0, 2]]),
+                                                  tf.constant([0, 2]), tf.constant([4, 3]))
+            gradients[0][[1, 3]] = 0.0
+        code["tf"]["optimizer"].learning_rate = lr
+        code["tf"]["optimizer"].apply(keras_gradients, ours)
+        for weight, gradient in zip(theirs, gradients, strict=True):
+            weight.grad = torch.tensor(gradient)
+        for group in code["torch"]["optimizer"].param_groups:
+            group["lr"] = lr
+        torch.nn.utils.clip_grad_norm_(theirs, 2.0)
+        code["torch"]["optimizer"].step()
+        for our, their in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(np.asarray(our), their.detach().numpy(), rtol=1e-7,
+                                       atol=1e-8, err_msg=f"{optimizer}, step {step + 1}")
+
+
+@pytest.mark.slow
+def test_augmentation_is_seeded_and_keeps_images_whole(frameworks, tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    model = load_model(tmp_path, VARIANTS["images"])
+    namespace = {"tf": tf, "math": math}
+    exec(parity.functions_used(render_train(model, tmp_path), "augment"), namespace)
+    images = tf.constant(np.random.default_rng(0).normal(size=(16, 8, 8, 1)), tf.float32)
+    seed = tf.constant([0, 1], tf.int64)
+    # No rotation, shift or zoom, no padding: every pixel stays where it is.
+    same = namespace["random_affine"](images, seed)
+    np.testing.assert_allclose(np.asarray(same), np.asarray(images), atol=1e-6)
+    np.testing.assert_array_equal(namespace["random_crop"](images, seed, padding=0), images)
+    # A flip mirrors each image or leaves it, about half of them.
+    flipped = np.asarray(namespace["random_flip"](images, seed, axes=(2,)))
+    mirrored = [np.array_equal(f, i[:, ::-1]) for f, i in zip(flipped, np.asarray(images),
+                                                                 strict=True)]
+    kept = [np.array_equal(f, i) for f, i in zip(flipped, np.asarray(images), strict=True)]
+    assert all(m != k for m, k in zip(mirrored, kept, strict=True)) and 2 < sum(mirrored) < 14
+    # The spec's whole augment { }: a function of the seed, the images' shape kept.
+    first = np.asarray(namespace["augment"](images, seed))
+    assert first.shape == images.shape and np.isfinite(first).all()
+    np.testing.assert_array_equal(first, namespace["augment"](images, seed))
+    assert not np.array_equal(first, namespace["augment"](images, tf.constant([0, 2], tf.int64)))
+
+
+# --- training runs -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def six_epochs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The classifier trained for 6 epochs in one go, exported: (program, run directory)."""
+    folder = tmp_path_factory.mktemp("six_epochs")
+    program = write_program(folder, classifier_spec())
+    run = folder / "run"
+    result = run_train(program, "--out", run, "--export")
+    assert result.returncode == 0, result.stderr
+    return program, run
+
+
+@pytest.mark.slow
+def test_a_run_writes_the_documented_files_and_keys(six_epochs: tuple[Path, Path]) -> None:
+    _, run = six_epochs
+    records = read_metrics(run)
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
+    for record in records:
+        assert list(record) == ["epoch", "loss", "val_loss", "val_accuracy", "val_f1", "lr",
+                                "time"]
+        assert all(math.isfinite(value) for value in record.values())
+        assert record["lr"] == 0.01
+    results = json.loads((run / "results.json").read_text())
+    assert list(results) == ["backend", "device", "epochs_run", "train_samples_per_s", "test"]
+    assert results["backend"] == "tensorflow" and results["device"] == "cpu"
+    assert results["epochs_run"] == 6 and results["train_samples_per_s"] > 0
+    assert list(results["test"]) == ["loss", "accuracy", "f1"]
+    saved = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert saved == ["best.npz", "epoch-0004.npz", "epoch-0005.npz", "epoch-0006.npz"]
+    assert json.loads((run / "preprocessing.json").read_text()) == {"class_names": []}
+    with np.load(run / "checkpoints" / "epoch-0006.npz") as checkpoint:
+        position = json.loads(str(checkpoint["position"]))
+        optimizer_arrays = [name for name in checkpoint if name.startswith("optimizer_")]
+    assert position["epoch"] == 6 and position["step"] == 18  # 3 batches per epoch
+    assert len(optimizer_arrays) == 2 + 2 * 4  # iterations, rate; m and v of 4 weights
+    assert (run / "model.keras").is_file() and (run / "saved_model" / "saved_model.pb").is_file()
+
+
+@pytest.mark.slow
+def test_the_exported_model_computes_the_trained_one(frameworks,
+                                                     six_epochs: tuple[Path, Path]) -> None:
+    keras = frameworks[1]
+    _, run = six_epochs
+    loaded = keras.saving.load_model(run / "model.keras")
+    x = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    assert loaded(x).shape == (5, 3)
+    served = keras.layers.TFSMLayer(str(run / "saved_model"), call_endpoint="serve")
+    np.testing.assert_allclose(np.asarray(served(x)), np.asarray(loaded(x)), rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.slow
+def test_resuming_3_epochs_to_6_equals_training_6_straight(
+        tmp_path: Path, six_epochs: tuple[Path, Path]) -> None:
+    program, straight = six_epochs
+    run = tmp_path / "run"
+    first = run_train(program, "--out", run, "--epochs", "3")
+    assert first.returncode == 0, first.stderr
+    second = run_train(program, "--out", run, "--epochs", "6", "--resume")
+    assert second.returncode == 0, second.stderr
+    assert "resuming from" in second.stdout
+
+    def without_time(records: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "time"} for r in records]
+
+    # Bit for bit: the dropout layers' random state travels in the checkpoint.
+    assert without_time(read_metrics(run)) == without_time(read_metrics(straight))
+    with (np.load(run / "checkpoints" / "epoch-0006.npz") as resumed,
+          np.load(straight / "checkpoints" / "epoch-0006.npz") as reference):
+        assert set(resumed) == set(reference)
+        assert all(np.array_equal(resumed[name], reference[name]) for name in reference
+                   if name != "position")
+
+
+@pytest.mark.slow
+def test_training_again_into_a_run_with_checkpoints_is_refused(
+        six_epochs: tuple[Path, Path]) -> None:
+    program, run = six_epochs
+    result = run_train(program, "--out", run)
+    assert result.returncode == 2
+    assert "pass --resume" in result.stderr
+
+
+@pytest.mark.slow
+def test_predict_writes_one_prediction_per_input_row(
+        tmp_path: Path, six_epochs: tuple[Path, Path]) -> None:
+    program, run = six_epochs
+    inputs = tmp_path / "new.npz"
+    np.savez(inputs, x=np.random.default_rng(0).normal(size=(7, 8)).astype(np.float32))
+    result = run_train(program, "--out", run, "--predict", inputs)
+    assert result.returncode == 0, result.stderr
+    with np.load(run / "predictions.npz") as predictions:
+        assert list(predictions) == ["y"]
+        assert predictions["y"].shape == (7, 3)
+        assert np.isfinite(predictions["y"]).all()
+
+
+@pytest.mark.slow
+def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
+        tmp_path: Path, six_epochs: tuple[Path, Path]) -> None:
+    program, straight = six_epochs
+    run = tmp_path / "run"
+    shutil.copytree(straight, run)
+    exploding = tmp_path / "exploding"  # the config block edited, as a user may
+    exploding.mkdir()
+    shutil.copy(program / "model.py", exploding)
+    source = (program / "train.py").read_text()
+    assert "learning_rate = 0.01\n" in source
+    (exploding / "train.py").write_text(source.replace("learning_rate = 0.01\n",
+                                                       "learning_rate = 1e30\n"))
+    result = run_train(exploding, "--out", run, "--epochs", "8", "--resume")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = last_line(result.stderr)
+    assert message.startswith("error: the training loss became nan in epoch 7"), message
+    assert message.endswith(f"the last good checkpoint is {run / 'checkpoints'}/epoch-0006.npz")
+    assert not (run / "checkpoints" / "epoch-0007.npz").exists()
+    assert len(read_metrics(run)) == 6
+
+
+@pytest.mark.slow
+def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path: Path) -> None:
+    program = write_program(tmp_path, classifier_spec(
+        train="early_stopping(patience=1, min_delta=1e9)"))
+    run = tmp_path / "run"
+    result = run_train(program, "--out", run)
+    assert result.returncode == 0, result.stderr
+    assert "early stopping: val_loss has not improved for 1 epochs" in result.stdout
+    assert [r["epoch"] for r in read_metrics(run)] == [1, 2]
+    assert (run / "checkpoints" / "epoch-0002.npz").is_file()  # the last epoch is kept
+
+
+@pytest.mark.slow
+def test_a_missing_data_file_exits_1_with_the_message(tmp_path: Path) -> None:
+    program = write_program(tmp_path, classifier_spec(
+        data='npz(path="missing.npz", validation=0.25)'))
+    result = run_train(program, "--out", tmp_path / "run")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert last_line(result.stderr).startswith("error: ") and "missing.npz" in result.stderr
+
+
+# Optimizer steps in two epochs: `images` accumulates 2 of its 6 batches of 8 per step; the
+# others train on one or two batches per epoch.
+STEPS_IN_TWO_EPOCHS = {"images": 6, "two_outputs": 2, "sequence": 2}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", STEPS_IN_TWO_EPOCHS)
+def test_variants_train(tmp_path: Path, variant: str) -> None:
+    # images: every augmentation, grad_accum, clipping, early stopping on val_accuracy;
+    # two_outputs: two outputs with a loss each, a test split; sequence: token ids in,
+    # a class per position out (an embedding's sparse gradient through the optimizer).
+    program = write_program(tmp_path, VARIANTS[variant])
+    run = tmp_path / "run"
+    result = run_train(program, "--out", run)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stdout, result.stdout
+    records = read_metrics(run)
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert all(math.isfinite(value) for r in records for value in r.values())
+    with np.load(run / "checkpoints" / "epoch-0002.npz") as checkpoint:
+        assert json.loads(str(checkpoint["position"]))["step"] == STEPS_IN_TWO_EPOCHS[variant]
+    results = json.loads((run / "results.json").read_text())
+    assert (results["test"] is None) == (variant != "two_outputs")
+
+
+@pytest.mark.slow
+def test_max_steps_stops_within_an_epoch(tmp_path: Path) -> None:
+    program = write_program(tmp_path, classifier_spec())
+    run = tmp_path / "run"
+    result = run_train(program, "--out", run, "--max-steps", "4")
+    assert result.returncode == 0, result.stderr
+    assert "stopped by --max-steps after 4 optimizer steps, within epoch 2" in result.stdout
+    assert [r["epoch"] for r in read_metrics(run)] == [1, 2]
+    assert not (run / "checkpoints" / "epoch-0002.npz").exists()  # a partial epoch
+
+
+# --- the digits convnet, trained by `specc train` on both backends --------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", "torch"])
+def test_digits_convnet_reaches_95_percent(tmp_path: Path, monkeypatch, backend: str) -> None:
+    from specc.run import train
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    run = tmp_path / "run"
+    assert train(ROOT / "specs" / "digits_cnn.spec", backend=backend, out=run) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["backend"] == backend
+    assert results["test"]["accuracy"] >= 0.95, results
