@@ -443,8 +443,7 @@ class Comparison:
         checks = []
         for step, (inputs, targets) in enumerate(batches):
             ours = self._keras_gradients(inputs, targets)
-            theirs = self._in_keras_layout(self._torch_step(step, inputs, targets),
-                                           gradients=True)
+            theirs = self._in_keras_layout(self._torch_step(step, inputs, targets))
             checks.append(Check(f"gradients, step {step + 1} (float64)",
                                 self._compare(ours, theirs)))
             self._keras_update(step, theirs)
@@ -501,14 +500,10 @@ class Comparison:
         optimizer.learning_rate = self.keras_code["learning_rate_at"](0, step)
         optimizer.apply([self.tf.constant(by_variable[id(v)]) for v in trainable], trainable)
 
-    def _in_keras_layout(self, state: dict[str, np.ndarray],
-                         gradients: bool = False) -> dict[str, list]:
+    def _in_keras_layout(self, state: dict[str, np.ndarray]) -> dict[str, list]:
         """A PyTorch state dict (of weights, or of their gradients) as Keras weights by
-        layer name. Of gradients, a recurrent layer's second bias counts once: Keras's one
-        bias is the sum of PyTorch's two, whose gradients are equal."""
-        if gradients:
-            state = {key: np.zeros_like(value) if _second_bias(self.model, key) else value
-                     for key, value in state.items()}
+        layer name. A recurrent layer's frozen second bias has a zero gradient, so the
+        gradient of Keras's one bias (the sum of PyTorch's two) is that of the first."""
         return torch_to_keras(self.model, state)
 
     def _compare(self, ours: dict[str, list], theirs: dict[str, list]) -> list[Difference]:
@@ -520,14 +515,6 @@ class Comparison:
                 if value is not None:
                     differences.append(compare(weight.path, value, reference))
         return differences
-
-
-def _second_bias(model: ir.Model, key: str) -> bool:
-    """Whether `key` is the bias_hh of a PyTorch RNN or LSTM (Keras has one bias there)."""
-    if "bias_hh" not in key:
-        return False
-    return any(site.node.layer.kind in ("simple_rnn", "lstm") and key.startswith(site.torch + ".")
-               for site in weighted_layers(model))
 
 
 def torch_activation(torch, kind: str) -> Callable:

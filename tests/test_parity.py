@@ -22,13 +22,6 @@ from specc.backends.tensorflow import model_gen
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.spec"))
 
-# PyTorch's nn.LSTM trains a second bias (bias_hh) that Keras's LSTM does not have: Adam moves
-# their sum twice as far, and clipping sees a different norm. The torch backend should freeze
-# bias_hh (requires_grad_(False)) for simple_rnn and lstm; until then parity fails here.
-KNOWN_DIFFERENCES = {
-    "lstm_text": "PyTorch's LSTM trains a second bias that Keras's does not have",
-}
-
 SMALL = """
 block res(n) {
     h = in -> dense(n, activation=relu) -> dropout(0.5) -> dense(n)
@@ -137,11 +130,7 @@ def test_the_report_names_the_first_divergence() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec", [
-    pytest.param(spec, marks=pytest.mark.xfail(reason=KNOWN_DIFFERENCES[spec.stem], strict=True))
-    if spec.stem in KNOWN_DIFFERENCES else spec
-    for spec in SPECS
-], ids=lambda path: path.stem)
+@pytest.mark.parametrize("spec", SPECS, ids=lambda path: path.stem)
 def test_every_seed_spec_has_parity(spec: Path) -> None:
     report = parity.run(spec)
     assert report.ok, report.table()

@@ -103,7 +103,9 @@ class Recurrent(Layer):
 
     Parameters per direction, g gates, f features, u units: g * (u * (f + u) + b * u), where
     b counts bias vectors: PyTorch always has two (input and recurrent); Keras has one,
-    except GRU whose default reset_after=True has two as well.
+    except GRU whose default reset_after=True has two as well. Where Keras has one, the
+    PyTorch program keeps the second at zero and does not train it, so that both train
+    alike: it counts as non-trainable.
     """
 
     units: PositiveInt
@@ -135,9 +137,12 @@ class Recurrent(Layer):
 
     def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
         features = sequence_features(self.kind, inputs[0])
-        biases = 2 if backend == "torch" else self.keras_biases
         u = self.units
-        return ParamCount(self.directions * self.gates * (u * (features + u) + biases * u))
+        per_bias = self.directions * self.gates * u
+        trainable = self.directions * self.gates * u * (features + u) + self.keras_biases * per_bias
+        # PyTorch's second bias, where Keras has none, is frozen at zero by the torch backend.
+        frozen = per_bias * (2 - self.keras_biases) if backend == "torch" else 0
+        return ParamCount(trainable, frozen)
 
     def flops(self, inputs: list[Shape], output: Shape) -> int | None:
         time, features = inputs[0]

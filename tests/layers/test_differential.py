@@ -272,7 +272,11 @@ def torch_module(layer, shapes):
         return nn.Embedding(layer.vocab, layer.dim)
     if k in ("simple_rnn", "lstm", "gru"):
         cls = {"simple_rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[k]
-        return cls(channels, layer.units, batch_first=True, bidirectional=layer.bidirectional)
+        module = cls(channels, layer.units, batch_first=True, bidirectional=layer.bidirectional)
+        if k != "gru":  # the torch backend freezes the second bias that Keras lacks
+            for name, weight in module.named_parameters():
+                weight.requires_grad_("bias_hh" not in name)
+        return module
     if k == "multihead_attention":
         if layer.key_dim not in (None, channels // layer.heads):
             return None  # PyTorch's module cannot; the backend writes its own
@@ -320,7 +324,9 @@ def torch_result(layer, shapes):
     module.eval()
     shape = shapes[0]
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
     buffers = sum(b.numel() for n, b in module.named_buffers() if "num_batches" not in n)
+    buffers += frozen  # non-trainable: running statistics and frozen weights
     if layer.kind == "positional_embedding":
         return tuple(shape), (trainable, buffers)
     if layer.accepts == "int":

@@ -33,7 +33,7 @@ EXPECTED: dict[str, ParamCount | dict[str, ParamCount]] = {
     "digits_cnn": ParamCount(151_306),
     # embedding 20000*128 = 2,560,000; lstm 4*128*(128+128+1) = 131,584 (torch +512);
     # dense 128*2+2 = 258
-    "lstm_text": {"tensorflow": ParamCount(2_691_842), "torch": ParamCount(2_692_354)},
+    "lstm_text": {"tensorflow": ParamCount(2_691_842), "torch": ParamCount(2_691_842, 512)},
     # embedding 20000*64 = 1,280,000; positional 200*64 = 12,800; each encoder: attention
     # 4*(64*64+64) = 16,640, feed-forward 64*256+256 + 256*64+64 = 33,088, two layernorms
     # 2*128 = 256: 49,984, twice; dense 64*2+2 = 130

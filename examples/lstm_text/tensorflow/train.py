@@ -58,7 +58,7 @@ monitor = 'val_loss'  # its best epoch gives best.npz, which the test metrics us
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = 'fcb98ac4a60da6ed'  # a checkpoint of another network is not resumed
+spec_hash = '95112603e06410d4'  # a checkpoint of another network is not resumed
 # -----------------------------------------------------------------------------
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

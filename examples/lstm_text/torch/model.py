@@ -35,6 +35,7 @@ class LstmText(nn.Module):
         nn.init.orthogonal_(self.lstm_1.weight_hh_l0)
         nn.init.zeros_(self.lstm_1.bias_ih_l0)
         nn.init.zeros_(self.lstm_1.bias_hh_l0)
+        self.lstm_1.bias_hh_l0.requires_grad_(False)  # Keras has one bias here
         nn.init.xavier_uniform_(self.dense_1.weight)
         nn.init.zeros_(self.dense_1.bias)
 

@@ -631,8 +631,10 @@ class LayerWriter:
             cls, features, units, batch_first=True, bidirectional=unless(layer.bidirectional, False)
         )
         # Keras's GRU (reset_after) has a recurrent bias too; its RNN and LSTM have one bias,
-        # which torch's second one must not change: it starts at zero.
-        recurrent_bias = layer.bias_init if layer.kind == "gru" else "zeros"
+        # which torch's second one must not change: it stays zero and does not train (if it
+        # trained, Adam would move the sum of the two twice as far as Keras moves its one).
+        one_bias = layer.kind != "gru"
+        recurrent_bias = "zeros" if one_bias else layer.bias_init
         width = gates * units  # the gates stacked
         init = []
         for suffix in ("", "_reverse")[: layer.directions]:
@@ -649,6 +651,9 @@ class LayerWriter:
                 init_statement(layer.bias_init, f"{me}.bias_ih_l0{suffix}"),
                 init_statement(recurrent_bias, f"{me}.bias_hh_l0{suffix}"),
             ]
+            if one_bias:
+                init.append(Line(f"{me}.bias_hh_l0{suffix}.requires_grad_(False)",
+                                 "Keras has one bias here"))
         if layer.return_sequences:
             return Emission(f"{me}({x.var})[0]", module, init)
         return Emission(f"final_state({me}({x.var}))", module, init)

@@ -82,10 +82,11 @@ def check_against_ir(tmp_path: Path, model: ir.Model, unknown: int = 9):
         expected = model.graph.value(value_id).shape
         assert tuple(tensor.shape) == (2, *(unknown if d is None else d for d in expected))
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in net.parameters() if not p.requires_grad)
     buffers = sum(
         b.numel() for name, b in net.named_buffers() if not name.endswith("num_batches_tracked")
     )
-    assert (trainable, buffers) == tuple(model.graph.params["torch"])
+    assert (trainable, frozen + buffers) == tuple(model.graph.params["torch"])
     return net
 
 
@@ -431,6 +432,30 @@ def test_recurrent_final_state_is_keras_s(tmp_path: Path) -> None:
     # Forward direction's state after the last step, backward's after the first.
     torch.testing.assert_close(final, torch.cat([steps[:, -1, :4], steps[:, 0, 4:]], dim=-1))
     torch.testing.assert_close(last, net.gru_1(x)[0][:, -1])
+
+
+@pytest.mark.slow
+def test_recurrent_second_bias_trains_only_where_keras_has_one(tmp_path: Path) -> None:
+    import torch
+
+    model = load(
+        tmp_path,
+        model_spec(
+            "input x: float[6, 3]",
+            "a = x -> lstm(4, bidirectional=true)\nr = x -> simple_rnn(3)\ns = x -> gru(5)",
+            "a, r, s",
+        ),
+    )
+    net = instantiate(tmp_path, model)[1]
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1)
+    sum(output.square().sum() for output in net(torch.randn(2, 6, 3))).backward()
+    optimizer.step()
+    for name, weight in net.named_parameters():
+        moved = bool(weight.abs().sum() > 0)  # every bias starts at zero
+        if "bias_hh" in name and not name.startswith("gru"):
+            assert not weight.requires_grad and not moved, name  # Keras has one bias there
+        else:
+            assert weight.requires_grad and moved, name
 
 
 @pytest.mark.slow
