@@ -30,7 +30,12 @@ programs' meaning. The loss itself stays float32, as each compute_loss casts to 
 Dropout is off throughout: both programs are generated from the spec with every dropout rate
 set to 0, since the two frameworks cannot draw the same masks (in inference mode dropout is
 the identity anyway). Everything runs on the CPU. Two tensors agree when
-|a - b| <= ATOL + RTOL * |b| everywhere, b being PyTorch's.
+|a - b| <= ATOL + RTOL * |b| everywhere, b being PyTorch's. In the float32 forward pass, |b|
+there is the largest |b| of the tensor: each element of a float32 sum carries rounding of
+the size of its largest terms, not of the sum, so an element that cancels to near zero in a
+deep network (ResNet-20's last stage: values up to 88, differences up to 1.5e-4, a relative
+1.6e-6 of the tensor) is no more exact than its neighbours. In float64 the check is per
+element.
 
 `specc parity` exits 0 when everything agrees, 1 otherwise, naming the first divergence: the
 first layer whose output differs, or the first weight whose gradient or value does.
@@ -80,12 +85,14 @@ class Difference:
 
     name: str
     max_abs: float
-    max_rel: float  # over the elements where PyTorch's value exceeds ATOL in size
+    max_rel: float  # |diff| / |reference| at most, over the elements where |reference| > ATOL
     ok: bool
 
 
-def compare(name: str, ours: np.ndarray, reference: np.ndarray) -> Difference:
-    """Keras's `ours` against PyTorch's `reference`."""
+def compare(name: str, ours: np.ndarray, reference: np.ndarray,
+            per_tensor: bool = False) -> Difference:
+    """Keras's `ours` against PyTorch's `reference`, relative to each element of it, or with
+    `per_tensor` to its largest (see the module docstring)."""
     ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
     if ours.shape != reference.shape:
         return Difference(f"{name} (shapes {ours.shape} vs {reference.shape})", math.inf,
@@ -93,9 +100,12 @@ def compare(name: str, ours: np.ndarray, reference: np.ndarray) -> Difference:
     if not ours.size:
         return Difference(name, 0.0, 0.0, True)
     gap = np.abs(ours - reference)
-    sizable = np.abs(reference) > ATOL
-    relative = float(np.max(gap[sizable] / np.abs(reference[sizable]))) if sizable.any() else 0.0
-    ok = bool(np.all(gap <= ATOL + RTOL * np.abs(reference)))  # nan fails
+    size = np.abs(reference)
+    if per_tensor:
+        size = np.full_like(size, size.max())
+    sizable = size > ATOL
+    relative = float(np.max(gap[sizable] / size[sizable])) if sizable.any() else 0.0
+    ok = bool(np.all(gap <= ATOL + RTOL * size))  # nan fails
     return Difference(name, float(np.max(gap)), relative, ok)
 
 
@@ -148,7 +158,8 @@ class Report:
                          f"{shown.max_rel:.2e}", "ok" if check.ok else "FAILED"))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = [f"parity of `{self.model}`: {self.setup}",
-                 f"tolerance: |keras - torch| <= {ATOL:g} + {RTOL:g} * |torch|", ""]
+                 f"tolerance: |keras - torch| <= {ATOL:g} + {RTOL:g} * |torch|, in float32 "
+                 "the largest |torch| of the tensor", ""]
         for row in rows:
             lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths,
                                                                               strict=False))
@@ -371,6 +382,7 @@ class Comparison:
     def forward_check(self, title: str, inputs: tuple) -> list[Check]:
         """Layer by layer, then the outputs, in inference mode."""
         torch = self.torch
+        per_tensor = self.dtype == "float32"  # rounding: see the module docstring
         captured: dict[str, object] = {}
         handles = [
             self.net.get_submodule(site.torch).register_forward_hook(
@@ -395,13 +407,14 @@ class Comparison:
             value = self._torch_node_output(site, captured[site.torch])
             if value is None or tuple(value.shape) != tuple(keras_value.shape):
                 continue  # the module's output is not the node's (a crop follows): skip it
-            layers.differences.append(compare(site.torch, np.asarray(keras_value), value))
+            layers.differences.append(compare(site.torch, np.asarray(keras_value), value,
+                                              per_tensor))
         outputs = Check(f"{title}: outputs")
         keras_outputs = self._keras_forward(inputs, training=False)
         labels = [self.model.graph.value(v).label for v in self.model.graph.outputs]
         for label, ours, theirs in zip(labels, keras_outputs, torch_outputs, strict=True):
             outputs.differences.append(compare(f"output {label}", np.asarray(ours),
-                                               theirs.numpy()))
+                                               theirs.numpy(), per_tensor))
         return [layers, outputs]
 
     def _torch_node_output(self, site: Site, output) -> np.ndarray | None:

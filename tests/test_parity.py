@@ -114,6 +114,16 @@ def test_compare_is_elementwise_and_fails_on_nan_and_shape() -> None:
     assert difference.max_abs == pytest.approx(0.002) and difference.max_rel == pytest.approx(1e-3)
 
 
+def test_compare_per_tensor_scales_the_tolerance_by_the_largest_element() -> None:
+    reference = np.array([100.0, 0.01, -50.0])
+    near_zero_rounding = reference + [0, 5e-4, 0]  # 5e-6 of the tensor's largest
+    assert not parity.compare("a", near_zero_rounding, reference).ok
+    difference = parity.compare("a", near_zero_rounding, reference, per_tensor=True)
+    assert difference.ok and difference.max_rel == pytest.approx(5e-6)
+    assert not parity.compare("a", reference * 1.001, reference, per_tensor=True).ok
+    assert not parity.compare("a", reference + [0, 0.02, 0], reference, per_tensor=True).ok
+
+
 def test_the_report_names_the_first_divergence() -> None:
     report = parity.Report("m", "setup", [
         parity.Check("forward", [parity.compare("dense_1", np.ones(2), np.ones(2)),
@@ -138,6 +148,20 @@ def test_every_seed_spec_has_parity(spec: Path) -> None:
     assert titles[:4] == ["forward (float32): layers", "forward (float32): outputs",
                           "gradients, step 1 (float64)", "gradients, step 2 (float64)"]
     assert all(check.differences for check in report.checks[1:])
+
+
+# The published architectures of tests/architectures/ (VGG-16's 138 M weights excepted: its
+# layers are covered by the others): deep stacks where float32 rounding accumulates (ResNet-20),
+# l2 penalties, two bidirectional LSTMs, attention with key_dim * heads != features.
+ARCHITECTURES = sorted(p for p in (ROOT / "tests" / "architectures").glob("*.spec")
+                       if p.stem != "vgg16")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ARCHITECTURES, ids=lambda path: path.stem)
+def test_published_architectures_have_parity(spec: Path) -> None:
+    report = parity.run(spec, steps=2)
+    assert report.ok, report.table()
 
 
 @pytest.mark.slow
