@@ -47,6 +47,13 @@ print(imported - start, first - imported, time.perf_counter() - first)
 """
 
 
+def specc_command() -> list[str]:
+    """`specc` as a user runs it: the console script installed beside this Python (which
+    starts the interpreter directly), else `python -m specc.cli`."""
+    script = Path(sys.executable).parent / "specc"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "specc.cli"]
+
+
 def process_times(argv: list[str], runs: int) -> tuple[list[float], list[str]]:
     """Wall-clock seconds of `runs` runs of a process, and what each printed (after one
     untimed run that leaves bytecode and Lark's grammar cache warm, as on a user's machine)."""
@@ -62,7 +69,7 @@ def process_times(argv: list[str], runs: int) -> tuple[list[float], list[str]]:
 
 def whole_process(runs: int) -> None:
     spec = str(RESNET20)
-    check, _ = process_times([sys.executable, "-m", "specc.cli", "check", spec], runs)
+    check, _ = process_times([*specc_command(), "check", spec], runs)
     _, printed = process_times([sys.executable, "-c", PHASES, spec], runs)
     rows = [[float(seconds) for seconds in line.split()] for line in printed]
     imports, first, warm = (statistics.median(row[phase] for row in rows) for phase in range(3))

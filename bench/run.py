@@ -47,7 +47,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-sys.path.insert(0, str(ROOT))  # `import specc` from a checkout as well
+sys.path[:0] = [str(ROOT), str(BENCH)]  # `import specc` from a checkout as well
+
+from check_time import specc_command  # noqa: E402
 
 import specc  # noqa: E402  (reads specs only: never imports a framework)
 
@@ -100,7 +102,7 @@ def backend_missing(backend: str) -> str | None:
 
 def compile_spec(spec: Path, backend: str, out: Path) -> float:
     """Seconds that `specc compile SPEC --backend B -o OUT` takes as a new process."""
-    command = [sys.executable, "-m", "specc.cli", "compile", str(spec), "--backend", backend,
+    command = [*specc_command(), "compile", str(spec), "--backend", backend,
                "-o", str(out)]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)

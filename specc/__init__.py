@@ -13,10 +13,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from specc.errors import Diagnostic, SpecError, render
-
 __version__ = "0.1.0"
 __all__ = ["Diagnostic", "SpecError", "check", "compile", "load", "render"]
+
+
+def __getattr__(name: str):
+    # specc.errors imports Pydantic (~0.1 s): `import specc` and the command line's argument
+    # parsing do not wait for it.
+    if name in ("Diagnostic", "SpecError", "render"):
+        from specc import errors
+
+        return getattr(errors, name)
+    raise AttributeError(f"module 'specc' has no attribute {name!r}")
 
 
 def check(path: str | Path):
@@ -29,6 +37,8 @@ def check(path: str | Path):
 
 def load(path: str | Path):
     """The checked `ir.Program` of a spec file; raises SpecError listing every error."""
+    from specc.errors import SpecError
+
     result = check(path)
     if result.program is None:
         raise SpecError(result.diagnostics.errors)

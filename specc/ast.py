@@ -5,8 +5,10 @@ grammar. Expressions stay unevaluated (a `Name` may be a constant, a block param
 enum word such as `relu`); the expand pass gives them meaning.
 """
 
-from __future__ import annotations
-
+# Annotations are evaluated as the module runs, here and in every module of Pydantic models
+# (no `from __future__ import annotations`): Pydantic would otherwise compile each field's
+# annotation string at import, which `specc check` pays at every start. Names defined further
+# down are quoted.
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,24 +59,24 @@ class Unknown(Node):
 
 class ListExpr(Node):
     kind: Literal["list"] = "list"
-    items: list[Expr]
+    items: list["Expr"]
 
 
 class BinOp(Node):
     kind: Literal["binop"] = "binop"
     op: Literal["+", "-", "*", "/", "//"]
-    left: Expr
-    right: Expr
+    left: "Expr"
+    right: "Expr"
 
 
 class Neg(Node):
     kind: Literal["neg"] = "neg"
-    operand: Expr
+    operand: "Expr"
 
 
 class Keyword(Node):
     name: str
-    value: Expr
+    value: "Expr"
 
 
 class Call(Node):
@@ -83,9 +85,9 @@ class Call(Node):
     kind: Literal["call"] = "call"
     name: str
     name_span: Span
-    args: list[Expr]
+    args: list["Expr"]
     keywords: list[Keyword]
-    repeat: Expr | None = None
+    repeat: "Expr | None" = None
 
 
 # Tagged by `kind`, so that `none` and `?` (both only a span) stay apart when validated.

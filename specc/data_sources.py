@@ -28,8 +28,6 @@ an MNIST image (28, 28) fits `[28, 28, 1]` or `[784]`. An input with a `?` dimen
 samples of the same rank whose other dimensions match; the `?` takes the data's size.
 """
 
-from __future__ import annotations
-
 import csv
 import zipfile
 from dataclasses import dataclass
@@ -109,7 +107,7 @@ class Source(BaseModel):
     """Base of every data source. Subclasses declare `kind` first, their own arguments,
     then `validation` and `test` (declared in each class so that they come last)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: str
     hints: ClassVar[dict[str, str]] = {"validation_split": "validation", "test_split": "test"}
@@ -122,7 +120,7 @@ class Source(BaseModel):
         test: float
 
     @model_validator(mode="after")
-    def _check_fractions(self) -> Source:
+    def _check_fractions(self) -> "Source":
         validation, test = self.validation, self.test
         if self.fixed_test_split and test:
             raise ValueError(mismatch(

@@ -10,8 +10,6 @@ Values are named by unique ids within their graph; `label` keeps the spec's own 
 may be `class` or `lambda`: backends turn labels into safe identifiers).
 """
 
-from __future__ import annotations
-
 from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict
@@ -55,7 +53,7 @@ class BlockNode(Frozen):
     id: str
     block: str  # the block's name in the spec
     args: dict[str, object]  # the concrete parameter values, for naming and comments
-    body: Graph
+    body: "Graph"
     inputs: tuple[str, ...]
     output: Value
     span: Span

@@ -5,8 +5,6 @@ LANGUAGE.md lists them, with the normative defaults. Backends read these fields;
 knows a framework.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator

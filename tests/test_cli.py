@@ -146,6 +146,24 @@ def test_the_console_command_end_to_end(spec):
     assert "^~~~~~" in failed.stderr and "Traceback" not in failed.stderr
 
 
+def test_the_console_command_ends_quick_commands_with_everything_written(spec, tmp_path):
+    """check and compile end their process without the interpreter's teardown (specc.cli
+    QUICK_COMMANDS): their output must be whole all the same, however much of it there is."""
+    good = spec(SMALL, "good.spec")
+    command = [sys.executable, "-m", "specc.cli"]
+    many = subprocess.run([*command, "check", *[str(good)] * 200], capture_output=True,
+                          text=True, timeout=60)
+    assert many.returncode == 0
+    assert many.stdout.count("total params: 67") == 200 and many.stdout.endswith("\n\n")
+    out = tmp_path / "program"
+    done = subprocess.run([*command, "compile", str(good), "-o", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert done.stdout.split() == [str(out / "model.py"), str(out / "train.py")]
+    for name in ("model.py", "train.py"):
+        compile((out / name).read_text(), name, "exec")  # whole files: they parse
+
+
 def test_compile_without_data_trains_on_synthetic_data_and_says_so(spec, tmp_path, capsys):
     path = spec("""
         model m {

@@ -5,8 +5,6 @@ them from a dict with a "kind" key; `ACTIVATIONS` lists the activation names, wh
 both as layers and as `activation=` values.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Union
 
 from pydantic import Field

@@ -6,8 +6,6 @@ say 0.01), `softmax` runs along the last axis, `gelu` is the exact (erf) form in
 frameworks, `elu` has alpha 1, `silu` is x * sigmoid(x) (Keras's `swish`).
 """
 
-from __future__ import annotations
-
 from typing import ClassVar, Literal, get_args
 
 from pydantic import field_validator

@@ -6,8 +6,6 @@ parser may hand over tuples. "An int or a list" arguments (`kernel`, `stride`, â
 value as written; layers turn them into one number per axis with `per_axis`.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator

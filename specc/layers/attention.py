@@ -2,8 +2,6 @@
 encoder layer: attention and feed-forward, each with a residual and a layer norm).
 """
 
-from __future__ import annotations
-
 from typing import ClassVar, Literal
 
 from specc.errors import ShapeError, mismatch

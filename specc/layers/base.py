@@ -13,8 +13,6 @@ validation error after the layer's and the argument's. Both follow `specc.errors
 what, expected, got.
 """
 
-from __future__ import annotations
-
 from math import prod
 from typing import ClassVar, Literal, NamedTuple
 
@@ -40,7 +38,7 @@ class ParamCount(NamedTuple):
     def total(self) -> int:
         return self.trainable + self.non_trainable
 
-    def __add__(self, other: object) -> ParamCount:  # type: ignore[override]
+    def __add__(self, other: object) -> "ParamCount":  # type: ignore[override]
         assert isinstance(other, ParamCount)
         return ParamCount(
             self.trainable + other.trainable, self.non_trainable + other.non_trainable

@@ -5,8 +5,6 @@ Kernels are stored by the frameworks in different layouts (Keras [kh, kw, in, ou
 explicit padding follow `specc.layers.window`.
 """
 
-from __future__ import annotations
-
 from typing import ClassVar, Literal
 
 from pydantic import ValidationInfo, field_validator

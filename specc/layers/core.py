@@ -4,8 +4,6 @@ FLOPs of weighted layers count multiply-adds as 2 and leave out bias additions a
 activations, as published model costs do; layers that only move elements count 0.
 """
 
-from __future__ import annotations
-
 from math import prod
 from typing import ClassVar, Literal
 

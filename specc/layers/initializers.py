@@ -15,8 +15,6 @@ A bias is a vector, which has no fan to scale by, so it takes only the constant 
 initializers.
 """
 
-from __future__ import annotations
-
 from typing import Literal, get_args
 
 Initializer = Literal[

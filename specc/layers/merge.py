@@ -6,8 +6,6 @@ a mistake in the wiring is reported rather than silently broadcast. `?` matches 
 channels / features axis) and needs every other axis equal.
 """
 
-from __future__ import annotations
-
 from typing import ClassVar, Literal
 
 from pydantic import field_validator

@@ -6,8 +6,6 @@ meaning; Keras's `momentum` is 1 - this), and `epsilon` defaults to 1e-5 for bot
 (PyTorch's; Keras defaults to 1e-3, so its backend must pass it).
 """
 
-from __future__ import annotations
-
 from typing import ClassVar, Literal
 
 from specc.layers.args import PositiveFloat, UnitInterval

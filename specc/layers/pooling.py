@@ -6,8 +6,6 @@ and "count the zeros or not" for average, which the frameworks answer differentl
 `same`, an average counts only the elements inside the input (TensorFlow's meaning).
 """
 
-from __future__ import annotations
-
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import field_validator

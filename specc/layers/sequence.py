@@ -1,7 +1,5 @@
 """Sequence layers: token and positional embeddings, and recurrent layers over [time, features]."""
 
-from __future__ import annotations
-
 from typing import ClassVar, Literal
 
 from specc.errors import ShapeError, mismatch

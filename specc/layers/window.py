@@ -19,8 +19,6 @@ Every shape here is spatial only, channels-last, without the batch; None is `?` 
 `?` through the arithmetic.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from math import prod
 from typing import Annotated, ClassVar, Literal
@@ -84,7 +82,7 @@ class Window:
         stride: int | list[int],
         padding: PadWord | int | list[int],
         dilation: int | list[int] = 1,
-    ) -> Window:
+    ) -> "Window":
         """From arguments as written (an int or a list each), already validated."""
         pad = padding if isinstance(padding, str) else per_axis(padding, rank)
         return cls(per_axis(kernel, rank), per_axis(stride, rank), pad, per_axis(dilation, rank))

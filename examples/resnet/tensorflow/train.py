@@ -61,7 +61,7 @@ monitor = 'val_loss'  # its best epoch gives best.npz, which the test metrics us
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = 'ab9bf510f934bcdb'  # a checkpoint of another network is not resumed
+spec_hash = '78053ad07c32427d'  # a checkpoint of another network is not resumed
 # -----------------------------------------------------------------------------
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -38,9 +38,10 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment
 
 from specc import ir
+from specc.backends.common import template_environment
 from specc.backends.naming import Namer, Step, candidates, identifier, pascal_case, variable_names
 from specc.errors import SpecError
 from specc.layers.args import per_axis
@@ -937,15 +938,8 @@ def block_class_names(blocks: Sequence[ClassSpec], namer: Namer) -> dict[ClassSp
 
 @cache
 def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["py"] = lit
+    env = template_environment(TEMPLATES)
+    env.filters["py"] = lit  # double-quoted strings, as the rest of the file
     return env
 
 

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from specc import ir
 from specc.backends.common import template_environment
 from specc.backends.common.data import DataCode, _isort, render_data_code
@@ -74,21 +76,23 @@ def spec_hash(model: ir.Model) -> str:
     """A short hash of what a checkpoint's contents depend on: the network, the loss and the
     optimizer. Source positions, data and `train { }` are left out, so that editing a comment
     or the number of epochs does not stop `--resume`."""
-
-    def without_spans(value: object) -> object:
-        if isinstance(value, dict):
-            return {k: without_spans(v) for k, v in value.items() if k != "span"}
-        if isinstance(value, list):
-            return [without_spans(v) for v in value]
-        return value
-
-    dumped = {
-        "graph": model.graph.model_dump(mode="json"),
-        "losses": [term.model_dump(mode="json") for term in model.losses],
-        "optimizer": model.optimizer.model_dump(mode="json"),
-    }
-    text = json.dumps(without_spans(dumped), sort_keys=True)
+    hashed = {"graph": model.graph, "losses": model.losses, "optimizer": model.optimizer}
+    text = json.dumps(_plain(hashed), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(value: object) -> object:
+    """`value` as JSON data, each Pydantic model a dict of its fields but spans. (Pydantic's
+    model_dump would first build a serializer for the IR's union of every layer kind, which
+    takes longer than the rest of `specc compile`.)"""
+    if isinstance(value, BaseModel):
+        return {name: _plain(getattr(value, name))
+                for name in type(value).model_fields if name != "span"}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _loss_terms(model: ir.Model) -> list[LossTermView]:
