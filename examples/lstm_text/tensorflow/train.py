@@ -403,9 +403,19 @@ def metric_values(totals):
     }
 
 
+def rows(x, start, size):
+    """x[start:start + size] for a tensor `start` and an int `size`: a slice of static shape,
+    as XLA needs. The traced steps cut their batches out of a split this way: a slice in the
+    loop would be an eager op of its own (~0.1 ms, a tenth of a small model's step)."""
+    return tf.slice(x, [start] + [0] * (x.shape.rank - 1), [size, *x.shape[1:]])
+
+
 @traced
-def evaluation_step(inputs, targets):
-    """A batch's summed loss and metric statistics, in inference mode."""
+def evaluation_step(split_inputs, split_targets, start, size):
+    """The summed loss and metric statistics of the `size` samples from `start` of a split,
+    in inference mode."""
+    inputs = tuple(rows(x, start, size) for x in split_inputs)
+    targets = tuple(rows(y, start, size) for y in split_targets)
     outputs = forward(inputs, training=False)
     samples = tf.cast(tf.shape(targets[0])[0], tf.float64)
     return tf.cast(compute_loss(outputs, targets), tf.float64) * samples, batch_statistics(
@@ -417,9 +427,8 @@ def evaluate(inputs, targets):
     total_loss = tf.zeros((), tf.float64)
     totals = {}
     for start in range(0, len(targets[0]), batch_size):
-        batch_inputs = tuple(x[start:start + batch_size] for x in inputs)
-        batch_targets = tuple(y[start:start + batch_size] for y in targets)
-        batch_loss, statistics = evaluation_step(batch_inputs, batch_targets)
+        size = min(batch_size, len(targets[0]) - start)
+        batch_loss, statistics = evaluation_step(inputs, targets, tf.constant(start), size)
         total_loss += batch_loss
         for name, value in statistics.items():
             totals[name] = totals.get(name, 0) + value
@@ -513,9 +522,12 @@ if grad_accum > 1:  # gradients add up here over grad_accum batches
 
 
 @traced
-def train_step(inputs, targets, update):
-    """Forward and backward on one batch, then (when `update`, a Python bool: one trace per
-    value) the optimizer step on the gradients of the last grad_accum batches."""
+def train_step(epoch_inputs, epoch_targets, start, size, update):
+    """Forward and backward on the batch of `size` samples from `start` of the epoch's
+    shuffled data, then (when `update`) the optimizer step on the gradients of the last
+    grad_accum batches. `size` and `update` are Python values: one trace per value."""
+    inputs = tuple(rows(x, start, size) for x in epoch_inputs)
+    targets = tuple(rows(y, start, size) for y in epoch_targets)
     with tf.GradientTape() as tape:
         outputs = forward(inputs, training=True)
         loss = compute_loss(outputs, targets)
@@ -676,6 +688,7 @@ timed_samples, timed_seconds = 0, 0.0
 trained_samples, trained_seconds = 0, 0.0
 epochs_run = start_epoch
 lr = learning_rate_at(start_epoch, step)
+optimizer.learning_rate = lr
 for epoch in range(start_epoch, epochs):
     epoch_start = time.perf_counter()
     # The order of the batches are functions of
@@ -691,14 +704,13 @@ for epoch in range(start_epoch, epochs):
         if batch == first_timed_batch:
             loss_sum.numpy()  # waits for the queued steps, so that the clock covers them
             timer_start, timed_from = time.perf_counter(), seen
-        inputs = tuple(x[start:start + batch_size] for x in epoch_inputs)
-        targets = tuple(y[start:start + batch_size] for y in epoch_targets)
-        seen += len(targets[0])
+        size = min(batch_size, train_size - start)
+        seen += size
         update = (batch + 1) % grad_accum == 0 or batch + 1 == batches_per_epoch
-        if update:
+        if update and learning_rate_at(epoch, step) != lr:
             lr = learning_rate_at(epoch, step)
-            optimizer.learning_rate = lr
-        train_step(inputs, targets, update)
+            optimizer.learning_rate = lr  # an op of its own: only when the schedule moves it
+        train_step(epoch_inputs, epoch_targets, tf.constant(start), size, update)
         if not update:
             continue  # gradients add up over grad_accum batches
         step += 1
