@@ -25,6 +25,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -702,7 +703,11 @@ if not args.no_export:
         {0: batch},
     ]
     try:
-        exported = torch.export.export(model, example, dynamic_shapes=dynamic_shapes)
+        with warnings.catch_warnings():
+            # The recurrent layers re-assign their list of weights as they run, which
+            # torch.export reports in a UserWarning: harmless, the weights are the same.
+            warnings.filterwarnings("ignore", "The tensor attributes", UserWarning)
+            exported = torch.export.export(model, example, dynamic_shapes=dynamic_shapes)
         torch.export.save(exported, run_dir / "model.pt2")
         print(f"exported {run_dir / 'model.pt2'}")
     except (RuntimeError, TypeError, ValueError, AssertionError) as error:  # weights are safe

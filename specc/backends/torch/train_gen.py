@@ -177,6 +177,9 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
     has_validation, has_test = _splits(model)
     monitor, monitor_mode = _monitor(model, has_validation)
     class_name = model_class_name(model)
+    recurrent = any(node.layer.kind in ("simple_rnn", "lstm", "gru")
+                    for _, node in model.graph.walk())
+    stdlib_imports = (*STDLIB_IMPORTS, *data.stdlib_imports, *(("import warnings",) * recurrent))
     return {
         "model": model,
         "spec_file": Path(model.file).name,
@@ -184,7 +187,7 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         "class_alias": next(candidates(class_name,
                                        TRAIN_MODULE_NAMES | _top_level_names(data))),
         "spec_hash": spec_hash(model),
-        "stdlib_imports": _isort((*STDLIB_IMPORTS, *data.stdlib_imports)),
+        "stdlib_imports": _isort(stdlib_imports),
         "third_party_imports": _isort((*THIRD_PARTY_IMPORTS, *data.third_party_imports)),
         "data_code": data.code,
         "train": model.train,
@@ -194,6 +197,7 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         # per input, the axes (counting the batch) of its `?` dimensions
         "unknown_axes": [[axis + 1 for axis, dim in enumerate(value.shape) if dim is None]
                          for value in model.graph.inputs],
+        "recurrent": recurrent,
         "output_labels": [model.graph.value(v).label for v in model.graph.outputs],
         "losses": losses,
         "regularized": has_regularization(model),
