@@ -294,13 +294,14 @@ def training_batches(model: ir.Model, folder: Path, count: int) -> tuple[list, s
     words on where they come from. The spec's data when its loader can read it, else
     synthetic data (the loader of `synthetic()` for the same model)."""
     try:
-        splits = _load(model, folder)
+        splits = load_splits(model, folder)
         source = f"its {model.data.source.kind} data"  # type: ignore[union-attr]
     except (LookupError, ImportError) as error:
         message = str(error).split(";")[0]  # what is missing, not how to get it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            splits = _load(_with_synthetic_data(model.model_copy(update={"data": None})), folder)
+            synthetic = _with_synthetic_data(model.model_copy(update={"data": None}))
+            splits = load_splits(synthetic, folder)
         source = f"synthetic data (the spec's data: {message})" if model.data else (
             "synthetic data")
     inputs, targets = (part if isinstance(part, tuple) else (part,) for part in splits["train"])
@@ -312,9 +313,10 @@ def training_batches(model: ir.Model, folder: Path, count: int) -> tuple[list, s
     return batches, f"{count} batches of {size} samples of {source}"
 
 
-def _load(model: ir.Model, folder: Path) -> dict:
-    """The splits that the data loader of a program in `folder` makes; LookupError when it
-    cannot (its DataError: a missing file, data that does not fit)."""
+def load_splits(model: ir.Model, folder: Path) -> dict:
+    """The splits that the data loader of a program in `folder` makes, as its train.py
+    loads them; LookupError when it cannot (its DataError: a missing file, data that does
+    not fit)."""
     if model.data is None:
         raise LookupError("no data section")
     data = render_data_code(model, folder)

@@ -1,0 +1,135 @@
+"""The generated programs' fast paths do not change fp32 numbers (slow).
+
+Each backend's train.py trains one epoch of a small convnet on the CPU; a plain loop written
+here trains the same model from the same initial weights on the same batches, with the code
+the program's own loss and optimizer sections hold (cut from its train.py, as `specc parity`
+cuts them). The weights they end with must be equal, bit for bit. What the plain loop leaves
+out is what the generated one does for speed:
+
+- PyTorch: the data on the device for the whole run and each epoch's batches gathered in one
+  go (here: each batch gathered from the NumPy split and copied to a tensor), no host sync in
+  the loop (here: the loss read back at every step);
+- TensorFlow: each batch cut out of the epoch's tensors inside the traced step, and the
+  learning rate set only when the schedule moves it (here: sliced eagerly and set at every
+  step).
+
+The schedule (cosine) changes the rate at every step and the last batch is a partial one, so
+both paths are exercised.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import specc
+from specc import parity
+from specc.backends.torch.model_gen import model_class_name
+
+pytestmark = pytest.mark.slow
+
+SPEC = """
+model fast {
+    input image: float[8, 8, 1]
+    layers {
+        conv2d(4, 3, padding=same, activation=relu)
+        batchnorm()
+        maxpool2d(2)
+        flatten()
+        dense(3)
+    }
+    loss cross_entropy()
+    optimizer adam(lr=0.01, schedule=cosine())
+    data synthetic(100)
+    train {
+        epochs = 1
+        batch_size = 16
+        seed = 3
+    }
+}
+"""
+SEED, BATCH = 3, 16
+
+
+def trained(tmp_path: Path, backend: str):
+    """The spec's model, its program's folder and train.py source, after train.py has
+    trained it for its one epoch into tmp_path/run."""
+    spec = tmp_path / "fast.spec"
+    spec.write_text(textwrap.dedent(SPEC))
+    program = tmp_path / "program"
+    specc.compile(spec, backend=backend, out=program)
+    done = subprocess.run(
+        [sys.executable, str(program / "train.py"), "--out", str(tmp_path / "run"),
+         "--no-export"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return specc.load(spec).models[0], program, (program / "train.py").read_text()
+
+
+def test_torch_fast_paths_train_the_same_weights(tmp_path: Path) -> None:
+    import torch
+
+    model, program, source = trained(tmp_path, "torch")
+    x, y = parity.load_splits(model, program)["train"]
+    torch.manual_seed(SEED)  # as train.py seeds before it builds the model
+    net = getattr(parity.import_file(program / "model.py"), model_class_name(model))()
+    steps = math.ceil(len(y) / BATCH)
+    code = parity.training_code(source, {"torch": torch, "F": torch.nn.functional,
+                                         "math": math, "model": net, "on_cuda": False,
+                                         "steps_per_epoch": steps})
+    code["total_steps"] = steps
+    optimizer = code["optimizer"]
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(SEED)).numpy()
+    net.train()
+    for step, start in enumerate(range(0, len(y), BATCH)):
+        rows = order[start:start + BATCH]
+        inputs, targets = torch.from_numpy(x[rows]), torch.from_numpy(y[rows])
+        optimizer.zero_grad()
+        loss = code["compute_loss"]((net(inputs),), (targets,))
+        loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = code["learning_rate_at"](0, step)
+        optimizer.step()
+        assert math.isfinite(loss.item())  # a host sync at every step
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "epoch-0001.pt",
+                            weights_only=True)
+    assert checkpoint["step"] == steps == 7
+    for name, value in net.state_dict().items():
+        assert torch.equal(checkpoint["model"][name], value), name
+
+
+def test_tensorflow_fast_paths_train_the_same_weights(tmp_path: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    model, program, source = trained(tmp_path, "tensorflow")
+    x, y = parity.load_splits(model, program)["train"]
+    keras.utils.set_random_seed(SEED)  # as train.py seeds before it builds the model
+    net = parity.import_file(program / "model.py").build_model()
+    steps = math.ceil(len(y) / BATCH)
+    code = parity.training_code(source, {"tf": tf, "keras": keras, "np": np, "math": math,
+                                         "model": net, "steps_per_epoch": steps},
+                                precision="fp32")
+    code["total_steps"] = steps
+    optimizer, compute_loss = code["optimizer"], code["compute_loss"]
+
+    @tf.function  # traced as train.py's step is: graph rewrites may round differently
+    def train_step(inputs, targets):
+        with tf.GradientTape() as tape:
+            loss = compute_loss((net(inputs, training=True),), (targets,))
+        optimizer.apply(tape.gradient(loss, net.trainable_variables), net.trainable_variables)
+
+    order = tf.random.experimental.stateless_shuffle(tf.range(len(y)), seed=[SEED, 0])
+    epoch_x, epoch_y = tf.gather(x, order), tf.gather(y, order)
+    for step, start in enumerate(range(0, len(y), BATCH)):
+        optimizer.learning_rate = code["learning_rate_at"](0, step)
+        train_step(epoch_x[start:start + BATCH], epoch_y[start:start + BATCH])
+    with np.load(tmp_path / "run" / "checkpoints" / "epoch-0001.npz") as saved:
+        assert '"step": 7' in str(saved["position"])
+        for index, variable in enumerate(net.variables):
+            assert np.array_equal(saved[f"model_{index}"], variable.numpy()), variable.path
