@@ -14,11 +14,14 @@ out is what the generated one does for speed:
   step).
 
 The schedule (cosine) changes the rate at every step and the last batch is a partial one, so
-both paths are exercised.
+both paths are exercised. The plain loop runs in a process of its own, as train.py does
+(`python tests/test_fast_paths.py BACKEND SPEC PROGRAM OUT.npz`): thread counts, which this
+test process may have set otherwise, change how a convolution's gradient is summed.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import subprocess
 import sys
@@ -57,24 +60,47 @@ model fast {
 SEED, BATCH = 3, 16
 
 
-def trained(tmp_path: Path, backend: str):
-    """The spec's model, its program's folder and train.py source, after train.py has
-    trained it for its one epoch into tmp_path/run."""
+def trained(tmp_path: Path, backend: str) -> tuple[dict, dict]:
+    """The weights train.py ends its one epoch with, and those of the plain loop, by name."""
     spec = tmp_path / "fast.spec"
     spec.write_text(textwrap.dedent(SPEC))
-    program = tmp_path / "program"
+    program, run = tmp_path / "program", tmp_path / "run"
     specc.compile(spec, backend=backend, out=program)
-    done = subprocess.run(
-        [sys.executable, str(program / "train.py"), "--out", str(tmp_path / "run"),
-         "--no-export"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return specc.load(spec).models[0], program, (program / "train.py").read_text()
+    plain = tmp_path / "plain.npz"
+    for command in ([str(program / "train.py"), "--out", str(run), "--no-export"],
+                    [__file__, backend, str(spec), str(program), str(plain)]):
+        done = subprocess.run([sys.executable, *command], capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    if backend == "torch":
+        import torch
+
+        checkpoint = torch.load(run / "checkpoints" / "epoch-0001.pt", weights_only=True)
+        assert checkpoint["step"] == 7
+        generated = {name: value.numpy() for name, value in checkpoint["model"].items()}
+    else:
+        with np.load(run / "checkpoints" / "epoch-0001.npz") as saved:
+            assert '"step": 7' in str(saved["position"])
+            generated = {name: saved[name] for name in saved.files if name != "position"
+                         and name.startswith("model_")}
+    with np.load(plain) as saved:
+        return generated, dict(saved)
 
 
-def test_torch_fast_paths_train_the_same_weights(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_fast_paths_train_the_same_weights(tmp_path: Path, backend: str) -> None:
+    generated, plain = trained(tmp_path, backend)
+    assert sorted(generated) == sorted(plain) and len(plain) >= 6
+    for name, value in plain.items():
+        assert np.array_equal(generated[name], value), name
+
+
+# --- the plain loops, each run as a process of its own ------------------------------------------
+
+
+def plain_torch(model, program: Path, source: str) -> dict[str, np.ndarray]:
     import torch
 
-    model, program, source = trained(tmp_path, "torch")
     x, y = parity.load_splits(model, program)["train"]
     torch.manual_seed(SEED)  # as train.py seeds before it builds the model
     net = getattr(parity.import_file(program / "model.py"), model_class_name(model))()
@@ -96,18 +122,13 @@ def test_torch_fast_paths_train_the_same_weights(tmp_path: Path) -> None:
             group["lr"] = code["learning_rate_at"](0, step)
         optimizer.step()
         assert math.isfinite(loss.item())  # a host sync at every step
-    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "epoch-0001.pt",
-                            weights_only=True)
-    assert checkpoint["step"] == steps == 7
-    for name, value in net.state_dict().items():
-        assert torch.equal(checkpoint["model"][name], value), name
+    return {name: value.numpy() for name, value in net.state_dict().items()}
 
 
-def test_tensorflow_fast_paths_train_the_same_weights(tmp_path: Path) -> None:
+def plain_tensorflow(model, program: Path, source: str) -> dict[str, np.ndarray]:
     import keras
     import tensorflow as tf
 
-    model, program, source = trained(tmp_path, "tensorflow")
     x, y = parity.load_splits(model, program)["train"]
     keras.utils.set_random_seed(SEED)  # as train.py seeds before it builds the model
     net = parity.import_file(program / "model.py").build_model()
@@ -129,7 +150,16 @@ def test_tensorflow_fast_paths_train_the_same_weights(tmp_path: Path) -> None:
     for step, start in enumerate(range(0, len(y), BATCH)):
         optimizer.learning_rate = code["learning_rate_at"](0, step)
         train_step(epoch_x[start:start + BATCH], epoch_y[start:start + BATCH])
-    with np.load(tmp_path / "run" / "checkpoints" / "epoch-0001.npz") as saved:
-        assert '"step": 7' in str(saved["position"])
-        for index, variable in enumerate(net.variables):
-            assert np.array_equal(saved[f"model_{index}"], variable.numpy()), variable.path
+    return {f"model_{index}": variable.numpy() for index, variable in enumerate(net.variables)}
+
+
+if __name__ == "__main__":
+    arguments = argparse.ArgumentParser(description="the plain loop of one backend")
+    arguments.add_argument("backend", choices=["torch", "tensorflow"])
+    for name in ("spec", "program", "out"):
+        arguments.add_argument(name, type=Path)
+    args = arguments.parse_args()
+    plain = plain_torch if args.backend == "torch" else plain_tensorflow
+    weights = plain(specc.load(args.spec).models[0], args.program,
+                    (args.program / "train.py").read_text())
+    np.savez(args.out, **weights)
