@@ -715,9 +715,9 @@ for epoch in range(start_epoch, epochs):
         size = min(batch_size, train_size - start)
         seen += size
         update = (batch + 1) % grad_accum == 0 or batch + 1 == batches_per_epoch
-        if update and learning_rate_at(epoch, step) != lr:
-            lr = learning_rate_at(epoch, step)
-            optimizer.learning_rate = lr  # an op of its own: only when the schedule moves it
+        if update and (rate := learning_rate_at(epoch, step)) != lr:
+            lr = rate
+            optimizer.learning_rate = lr  # an op of its own: set only when the rate moves
         train_step(epoch_inputs, epoch_targets, tf.constant(start), size, update)
         if not update:
             continue  # gradients add up over grad_accum batches
