@@ -136,8 +136,8 @@ class Recurrent(Layer):
     def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
         features = sequence_features(self.kind, inputs[0])
         u = self.units
-        per_bias = self.directions * self.gates * u
-        trainable = self.directions * self.gates * u * (features + u) + self.keras_biases * per_bias
+        per_bias = self.directions * self.gates * u  # the gates stacked, in each direction
+        trainable = per_bias * (features + u + self.keras_biases)
         # PyTorch's second bias, where Keras has none, is frozen at zero by the torch backend.
         frozen = per_bias * (2 - self.keras_biases) if backend == "torch" else 0
         return ParamCount(trainable, frozen)

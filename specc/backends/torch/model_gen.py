@@ -634,7 +634,7 @@ class LayerWriter:
         # Keras's GRU (reset_after) has a recurrent bias too; its RNN and LSTM have one bias,
         # which torch's second one must not change: it stays zero and does not train (if it
         # trained, Adam would move the sum of the two twice as far as Keras moves its one).
-        one_bias = layer.kind != "gru"
+        one_bias = layer.keras_biases == 1
         recurrent_bias = "zeros" if one_bias else layer.bias_init
         width = gates * units  # the gates stacked
         init = []

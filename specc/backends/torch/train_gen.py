@@ -29,6 +29,7 @@ from specc.backends.common.data import DataCode, _isort, render_data_code
 from specc.backends.naming import candidates
 from specc.backends.torch.model_gen import has_regularization, model_class_name
 from specc.errors import SpecError, mismatch
+from specc.layers.sequence import Recurrent
 from specc.passes.data_check import labelled_outputs
 from specc.training import CLASSIFICATION_METRICS, Loss
 
@@ -177,8 +178,7 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
     has_validation, has_test = _splits(model)
     monitor, monitor_mode = _monitor(model, has_validation)
     class_name = model_class_name(model)
-    recurrent = any(node.layer.kind in ("simple_rnn", "lstm", "gru")
-                    for _, node in model.graph.walk())
+    recurrent = any(isinstance(node.layer, Recurrent) for _, node in model.graph.walk())
     stdlib_imports = (*STDLIB_IMPORTS, *data.stdlib_imports, *(("import warnings",) * recurrent))
     return {
         "model": model,
