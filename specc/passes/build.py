@@ -72,6 +72,11 @@ class GraphBuilder:
             self.report(diagnostic)
 
     def new_id(self, base: str) -> str:
+        """A fresh node id: `base_N`, N counting the uses of `base`. Leading underscores are
+        dropped (a block `__import__` gives `import___1`): generated code names attributes
+        and layers after ids, and Python mangles `self.__x` while TensorFlow refuses a root
+        name scope starting with `_`."""
+        base = base.lstrip("_") or "block"
         while True:
             self.counters[base] = self.counters.get(base, 0) + 1
             candidate = f"{base}_{self.counters[base]}"

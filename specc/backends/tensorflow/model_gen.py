@@ -37,6 +37,7 @@ data, the rest as methods; a kind missing from it is reported by `unsupported`.
 from __future__ import annotations
 
 import io
+import keyword
 import textwrap
 import tokenize
 from collections.abc import Callable, Sequence
@@ -50,6 +51,7 @@ from specc.backends.common import template_environment
 from specc.backends.naming import (
     Namer,
     Step,
+    candidates,
     identifier,
     snake_case,
     variable_names,
@@ -77,12 +79,33 @@ SEPARATOR = "__"  # joins block node ids and a node id into a layer name
 
 def layer_name(path: Sequence[str]) -> str:
     """The Keras layer name of the node reached through the block node ids of `path`, its
-    own id last: `residual_1__conv2d_1` (the PyTorch module `residual_1.conv2d_1`)."""
+    own id last: `residual_1__conv2d_1` (the PyTorch module `residual_1.conv2d_1`). Node ids
+    never start with `_`, which a root name scope of TensorFlow's cannot."""
     return SEPARATOR.join(identifier(part) for part in path)
 
 
 # The second Keras layer of a node, after the layer named by `layer_name`, when there is one.
 CROP_SUFFIX = "_crop"  # conv2d_transpose with an int padding: the cropping
+
+
+def keras_model_name(name: str) -> str:
+    """The keras.Model's name: the spec's, less leading underscores. TensorFlow opens a root
+    name scope with it, and a root scope name cannot start with `_` (`_m`, `__import__`)."""
+    return identifier(name).lstrip("_") or "model"
+
+
+# What a keras.Input may not be called: `model.export` makes the input names the argument
+# names of a traced method, whose first argument is `self`.
+INPUT_RESERVED = frozenset({*keyword.kwlist, "self"})
+
+
+def input_names(labels: Sequence[str]) -> list[str]:
+    """The keras.Inputs' names: the spec's, a Python keyword or `self` with a trailing `_`
+    (`class_`), each distinct."""
+    names: list[str] = []
+    for label in labels:  # builtins (`input`, `print`) are valid argument names: kept
+        names.append(next(c for c in candidates(label, INPUT_RESERVED) if c not in names))
+    return names
 
 
 def output_layer_name(path: Sequence[str], node: ir.LayerNode) -> str:
@@ -614,7 +637,9 @@ class ModuleBuilder:
         for block, keys in variants.items():
             suffixes = variant_suffixes([self.blocks[k].args for k in keys])
             for key, suffix in zip(keys, suffixes, strict=True):
-                names[key] = namer.name(snake_case(block) + (f"_{suffix}" if suffix else ""))
+                # No dunder names (`__import__` → `import_`): they are Python's own.
+                base = snake_case(block).strip("_") or "block"
+                names[key] = namer.name(base + (f"_{suffix}" if suffix else ""))
         return names
 
     def functions(self) -> list[Function]:
@@ -677,6 +702,7 @@ class ModuleBuilder:
     def _builder(self) -> Function:
         graph = self.model.graph
         names = self._variables(graph, self.reserved, keep_inputs=True)
+        keras_names = input_names([v.id for v in graph.inputs])
         statements = [
             Statement(
                 names[v.id],
@@ -684,11 +710,11 @@ class ModuleBuilder:
                 arguments(
                     shape=tuple(v.shape),
                     dtype=None if v.dtype == "float32" else v.dtype,
-                    name=identifier(v.id),
+                    name=keras_name,
                 ),
                 comment=shape_comment(v.shape, "last"),
             )
-            for v in graph.inputs
+            for v, keras_name in zip(graph.inputs, keras_names, strict=True)
         ]
         statements += self._statements(graph, names, lambda name: Code(lit(name)))
         inputs = [names[v.id] for v in graph.inputs]
@@ -699,7 +725,7 @@ class ModuleBuilder:
             arguments(
                 inputs=Code(inputs[0] if len(inputs) == 1 else f"[{', '.join(inputs)}]"),
                 outputs=Code(outputs[0] if len(outputs) == 1 else f"[{', '.join(outputs)}]"),
-                name=identifier(self.model.name),
+                name=keras_model_name(self.model.name),
             ),
         )
         body = [*layout(statements), *layout([model])]

@@ -294,7 +294,7 @@ def test_spec_names_that_are_python_or_module_names_are_renamed(tmp_path: Path) 
     for statement in ("lambda_ = ", "ops_ = ", "build_model_ = ", "prefix = "):
         assert f"    {statement}" in source, statement
     # Keras input names are the spec's own: they are strings, not variables.
-    assert 'class_ = keras.Input(shape=(4,), name="class")' in source
+    assert 'class_ = keras.Input(shape=(4,), name="class_")' in source
     assert "def conv_bn_block(in_, prefix):" in source and "ops_ = layers.Dense" in source
     compile(source, "model.py", "exec")
 
