@@ -18,6 +18,7 @@ from specc.passes.bind import bind, lookup
 from specc.passes.build import GraphBuilder, build_inputs
 from specc.passes.evaluate import Arg, CallValue, Env, evaluate, evaluate_call
 from specc.passes.resolve import resolve
+from specc.passes.training_check import check_training
 from specc.syntax import parse_file
 from specc.training import (
     AUGMENTATIONS,
@@ -148,6 +149,7 @@ def check_model(
         span=model.span,
     )
     _warn_probabilities_into_logit_loss(built, diags)
+    check_training(model, built, diags)
     if data is not None:
         from specc.passes.data_check import check_data
 

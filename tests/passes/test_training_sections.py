@@ -101,7 +101,7 @@ def test_argument_given_twice(check):
 
 
 def test_metrics_bare_and_called(check):
-    model = check(classifier("metrics accuracy, f1(), precision")).model
+    model = check(classifier("loss cross_entropy()\nmetrics accuracy, f1(), precision")).model
     assert [m.kind for m in model.metrics] == ["accuracy", "f1", "precision"]
     checked = check(classifier("metrics acuracy"))
     assert "did you mean `accuracy`?" in checked.error("unknown metric `acuracy`").message
@@ -175,7 +175,8 @@ def test_train_setting_given_twice(check):
 
 
 def test_train_call_settings(check):
-    model = check(classifier('train {\n checkpoint(every=2, keep=1)\n device = "cuda:1"\n}')).model
+    model = check(classifier(
+        'loss mse()\ntrain {\n checkpoint(every=2, keep=1)\n device = "cuda:1"\n}')).model
     assert (model.train.checkpoint.every, model.train.checkpoint.keep) == (2, 1)
     assert model.train.device == "cuda:1"
     checked = check(classifier("train {\n early_stopping(patience=-1)\n}"))

@@ -32,16 +32,8 @@ from specc.backends.common import template_environment
 from specc.backends.common.data import DataCode, _isort, render_data_code
 from specc.backends.tensorflow.model_gen import BUILDER
 from specc.backends.torch.model_gen import has_regularization
-from specc.backends.torch.train_gen import (
-    FLIP_AXES,
-    _check_augmentation,
-    _loss_terms,
-    _metric_task,
-    _monitor,
-    _splits,
-    _top_level_names,
-    spec_hash,
-)
+from specc.backends.torch.train_gen import FLIP_AXES, _loss_terms, _top_level_names, spec_hash
+from specc.passes.training_check import metric_task, monitor, splits
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
@@ -60,10 +52,9 @@ OPTIMIZER_CLASSES = {"sgd": "TorchSGD", "adam": "TorchAdam", "adamw": "TorchAdam
 
 def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
     """Everything train.py.j2 reads; its header comment lists the names."""
-    _check_augmentation(model)
     losses = _loss_terms(model)
-    has_validation, has_test = _splits(model)
-    monitor, monitor_mode = _monitor(model, has_validation)
+    has_validation, has_test = splits(model)
+    monitor_name, monitor_mode = monitor(model)
     taken = _top_level_names(data)
     assert BUILDER not in taken and not taken & set(OPTIMIZER_CLASSES.values())
     return {
@@ -84,12 +75,12 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         "regularized": has_regularization(model),
         "metrics": model.metrics,
         "metric_kinds": [m.kind for m in model.metrics],
-        "metric_task": _metric_task(model, losses[0]),
+        "metric_task": metric_task(model),
         "augment": model.augment,
         "flip_axes": FLIP_AXES,
         "has_validation": has_validation,
         "has_test": has_test,
-        "monitor": monitor,
+        "monitor": monitor_name,
         "monitor_mode": monitor_mode,
         "checkpoint_suffix": CHECKPOINT_SUFFIX,
     }

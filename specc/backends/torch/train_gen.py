@@ -28,10 +28,10 @@ from specc.backends.common import template_environment
 from specc.backends.common.data import DataCode, _isort, render_data_code
 from specc.backends.naming import candidates
 from specc.backends.torch.model_gen import has_regularization, model_class_name
-from specc.errors import SpecError, mismatch
 from specc.layers.sequence import Recurrent
 from specc.passes.data_check import labelled_outputs
-from specc.training import CLASSIFICATION_METRICS, Loss
+from specc.passes.training_check import metric_task, monitor, splits
+from specc.training import Loss
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
@@ -45,19 +45,6 @@ THIRD_PARTY_IMPORTS = ("import numpy as np", "import torch",
 # Top-level names of train.py's own that a model class name could take (it is PascalCase);
 # the data loader's are added per program (`_top_level_names`).
 TRAIN_MODULE_NAMES = frozenset({"F", "Path", "np", "nullcontext", "torch"})
-
-# Metrics where higher is better; losses, mae and mse are minimized.
-HIGHER_IS_BETTER = CLASSIFICATION_METRICS
-
-# How outputs become predictions for the metrics, by the loss of the first output that has
-# one: `classes` (argmax over the last axis), `binary` (a threshold per unit) or `values`
-# (regression); and the metrics each way supports.
-METRIC_TASKS = {"cross_entropy": "classes", "binary_cross_entropy": "binary"}
-TASK_METRICS = {
-    "classes": CLASSIFICATION_METRICS,
-    "binary": CLASSIFICATION_METRICS - {"top_k_accuracy"},
-    "values": frozenset({"mae", "mse"}),
-}
 
 # The image axes (of [batch, height, width, channels]) that each random_flip mode mirrors.
 FLIP_AXES = {"horizontal": (2,), "vertical": (1,), "horizontal_and_vertical": (1, 2)}
@@ -105,57 +92,6 @@ def _loss_terms(model: ir.Model) -> list[LossTermView]:
     ]
 
 
-def _metric_task(model: ir.Model, first: LossTermView) -> str:
-    """How the metrics read the first output that has a loss; every metric must fit it."""
-    task = METRIC_TASKS.get(first.loss.kind, "values")
-    for metric in model.metrics:
-        if metric.kind not in TASK_METRICS[task]:
-            raise SpecError.at(model.span, mismatch(
-                f"metric {metric.kind} does not fit the {first.loss.kind} loss on "
-                f"`{first.label}`", "one of " + ", ".join(sorted(TASK_METRICS[task])),
-                metric.kind))
-    return task
-
-
-def _splits(model: ir.Model) -> tuple[bool, bool]:
-    """Whether the data has a validation split and a test split (the loader holds out at
-    least one sample for any fraction above 0)."""
-    source = model.data.source if model.data else None
-    validation = bool(getattr(source, "validation", 0))
-    test = bool(getattr(source, "test", 0)) or bool(getattr(source, "fixed_test_split", False))
-    return validation, test
-
-
-def _monitor(model: ir.Model, has_validation: bool) -> tuple[str, str]:
-    """The value that picks the best weights (and stops early), and "min" or "max". Without
-    validation data the training loss stands in for val_loss."""
-    stopping = model.train.early_stopping
-    monitor = stopping.monitor if stopping else "val_loss"
-    if monitor == "val_loss" and not has_validation:
-        monitor = "loss"
-    available = ["loss"]
-    if has_validation:
-        available += ["val_loss", *(f"val_{m.kind}" for m in model.metrics)]
-    if monitor not in available:
-        raise SpecError.at(model.span, mismatch(
-            "early_stopping monitors a value this model does not report"
-            + ("" if has_validation else " (the data has no validation split)"),
-            "one of " + ", ".join(available), repr(monitor)))
-    return monitor, "max" if monitor.removeprefix("val_") in HIGHER_IS_BETTER else "min"
-
-
-def _check_augmentation(model: ir.Model) -> None:
-    """Augmentation keeps the image size: a random crop must cut back to the input's size."""
-    image = model.graph.inputs[0]
-    for step in model.augment:
-        if step.kind == "random_crop":
-            size = step.size if isinstance(step.size, list) else [step.size, step.size]
-            if tuple(size) != tuple(image.shape[:2]):
-                raise SpecError.at(model.span, mismatch(
-                    "random_crop must cut windows of the input's height and width",
-                    list(image.shape[:2]), size))
-
-
 def _top_level_names(data: DataCode) -> set[str]:
     """The names the data loader's imports and code bind at the top of train.py."""
     tree = ast.parse("\n".join(data.imports) + "\n" + data.code)
@@ -173,10 +109,9 @@ def _top_level_names(data: DataCode) -> set[str]:
 
 def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
     """Everything train.py.j2 reads; its header comment lists the names."""
-    _check_augmentation(model)
     losses = _loss_terms(model)
-    has_validation, has_test = _splits(model)
-    monitor, monitor_mode = _monitor(model, has_validation)
+    has_validation, has_test = splits(model)
+    monitor_name, monitor_mode = monitor(model)
     class_name = model_class_name(model)
     recurrent = any(isinstance(node.layer, Recurrent) for _, node in model.graph.walk())
     stdlib_imports = (*STDLIB_IMPORTS, *data.stdlib_imports, *(("import warnings",) * recurrent))
@@ -203,12 +138,12 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         "regularized": has_regularization(model),
         "metrics": model.metrics,
         "metric_kinds": [m.kind for m in model.metrics],
-        "metric_task": _metric_task(model, losses[0]),
+        "metric_task": metric_task(model),
         "augment": model.augment,
         "flip_axes": FLIP_AXES,
         "has_validation": has_validation,
         "has_test": has_test,
-        "monitor": monitor,
+        "monitor": monitor_name,
         "monitor_mode": monitor_mode,
     }
 

@@ -1,0 +1,122 @@
+"""The training sections checked against the rest of the model, and what they decide about it.
+
+Four facts about a program depend on more than one section: which metrics the loss allows,
+what early stopping (and best.pt) can monitor, whether a random crop fits the input, and
+whether there is a loss to train with at all. They are decided here, once, from the checked
+IR: `check_training` reports every mistake at its place in the spec during `specc check`,
+and the backends' train.py generators read the same answers (`metric_task`, `monitor`,
+`splits`) instead of working them out again.
+"""
+
+from __future__ import annotations
+
+from specc import ast, ir
+from specc.errors import Diagnostics, mismatch
+from specc.passes.data_check import labelled_outputs
+from specc.training import CLASSIFICATION_METRICS
+
+# How outputs become predictions for the metrics, by the loss of the first output that has
+# one: `classes` (argmax over the last axis), `binary` (a threshold per unit) or `values`
+# (regression); and the metrics each way supports.
+METRIC_TASKS = {"cross_entropy": "classes", "binary_cross_entropy": "binary"}
+TASK_METRICS = {
+    "classes": CLASSIFICATION_METRICS,
+    "binary": CLASSIFICATION_METRICS - {"top_k_accuracy"},
+    "values": frozenset({"mae", "mse"}),
+}
+
+# Metrics where higher is better; losses, mae and mse are minimized.
+HIGHER_IS_BETTER = CLASSIFICATION_METRICS
+
+# Sections that say a model is meant to be trained; a model with none of them is an
+# architecture only (checked for shapes and parameters), which needs no loss.
+TRAINING_SECTIONS = ("optimizer", "metrics", "data", "augment", "train")
+
+
+def metric_task(model: ir.Model) -> str:
+    """How the metrics read the first output that has a loss: classes, binary or values."""
+    first = labelled_outputs(model)[0][1]
+    return METRIC_TASKS.get(first.kind, "values")
+
+
+def splits(model: ir.Model) -> tuple[bool, bool]:
+    """Whether the data has a validation split and a test split (the loader holds out at
+    least one sample for any fraction above 0)."""
+    source = model.data.source if model.data else None
+    validation = bool(getattr(source, "validation", 0))
+    test = bool(getattr(source, "test", 0)) or bool(getattr(source, "fixed_test_split", False))
+    return validation, test
+
+
+def monitor(model: ir.Model) -> tuple[str, str]:
+    """The value that picks the best weights (and stops early), and "min" or "max". Without
+    validation data the training loss stands in for the default val_loss."""
+    stopping = model.train.early_stopping
+    name = stopping.monitor if stopping else "val_loss"
+    if name == "val_loss" and not splits(model)[0]:
+        name = "loss"
+    return name, "max" if name.removeprefix("val_") in HIGHER_IS_BETTER else "min"
+
+
+def monitorable(model: ir.Model) -> list[str]:
+    """The values a model's run reports each epoch, which early stopping may monitor."""
+    names = ["loss"]
+    if splits(model)[0]:
+        names += ["val_loss", *(f"val_{m.kind}" for m in model.metrics)]
+    return names
+
+
+def check_training(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
+    """Report, each at its place, what the training sections ask that the model cannot do."""
+    if not model.losses:
+        given = [s.keyword for s in spec.sections if s.keyword in TRAINING_SECTIONS]
+        if given:
+            diags.error(spec.name_span, mismatch(
+                f"model `{model.name}` has a `{given[0]}` section but no `loss` to train with",
+                "a loss section, e.g. `loss cross_entropy()`", "none"))
+        return
+    _check_metrics(spec, model, diags)
+    _check_monitor(spec, model, diags)
+    _check_crops(spec, model, diags)
+
+
+def _check_metrics(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
+    task = metric_task(model)
+    value, loss = labelled_outputs(model)[0]
+    for call, metric in zip(spec.metrics, model.metrics, strict=True):
+        if metric.kind not in TASK_METRICS[task]:
+            diags.error(call.name_span, mismatch(
+                f"metric {metric.kind} does not fit the {loss.kind} loss on `{value.label}`",
+                "one of " + ", ".join(sorted(TASK_METRICS[task])), metric.kind))
+
+
+def _check_monitor(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
+    name, _ = monitor(model)
+    available = monitorable(model)
+    if name in available:
+        return
+    setting = next(s for s in spec.settings if s.key == "early_stopping")
+    value = setting.value
+    span = setting.span
+    if isinstance(value, ast.Call):
+        span = next((k.value.span for k in value.keywords if k.name == "monitor"),
+                    value.args[0].span if value.args else value.span)
+    no_validation = "" if splits(model)[0] else " (the data has no validation split)"
+    diags.error(span, mismatch(
+        f"early_stopping monitors a value this model does not report{no_validation}",
+        "one of " + ", ".join(available), repr(name)))
+
+
+def _check_crops(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
+    """Augmentation keeps the image size: a random crop must cut back to the input's size."""
+    image = model.graph.inputs[0]
+    for call, step in zip(spec.augment, model.augment, strict=True):
+        if step.kind != "random_crop":
+            continue
+        size = step.size if isinstance(step.size, list) else [step.size, step.size]
+        if tuple(size) != tuple(image.shape[:2]):
+            size_arg = next((k.value for k in call.keywords if k.name == "size"),
+                            call.args[0] if call.args else call)
+            diags.error(size_arg.span, mismatch(
+                "random_crop must cut windows of the input's height and width",
+                list(image.shape[:2]), size))

@@ -1,0 +1,109 @@
+"""Training sections checked against the rest of the model: each mistake is a check error at
+its own place (not a compile error at 1:1), and all of them come out of one run."""
+
+from __future__ import annotations
+
+from specc.passes.training_check import metric_task, monitor, splits
+
+IMAGE_CLASSIFIER = """
+model m {
+    input image: float[8, 8, 1]
+    layers {
+        flatten()
+        dense(10)
+    }
+    loss cross_entropy()
+    optimizer adam()
+    metrics accuracy
+    data digits(validation=0.1, test=0.2)
+    augment {
+        random_flip(horizontal)
+    }
+    train {
+        epochs = 2
+    }
+}
+"""
+
+
+def column_of(checked, error, text: str) -> bool:
+    """Whether `error` points at the first `text` on its line."""
+    line = checked.source.splitlines()[error.span.line - 1]
+    return error.span.column == line.index(text) + 1
+
+
+def test_a_metric_that_does_not_fit_the_loss(check):
+    checked = check(IMAGE_CLASSIFIER.replace("loss cross_entropy()", "loss mse()")
+                    .replace("dense(10)", "dense(64)"))
+    error = checked.error("metric accuracy does not fit the mse loss on `dense_1`")
+    assert "expected one of mae, mse, got accuracy" in error.message
+    assert error.span.line == checked.line("metrics accuracy")
+    assert column_of(checked, error, "accuracy")
+
+
+def test_a_monitor_that_cannot_exist_without_validation(check):
+    checked = check(IMAGE_CLASSIFIER.replace("validation=0.1, ", "").replace(
+        "epochs = 2", "early_stopping(monitor=val_accuracy)"))
+    error = checked.error("early_stopping monitors a value", "no validation split")
+    assert "expected one of loss, got 'val_accuracy'" in error.message
+    assert error.span.line == checked.line("early_stopping")
+    assert column_of(checked, error, "val_accuracy")
+
+
+def test_an_unknown_monitor(check):
+    checked = check(IMAGE_CLASSIFIER.replace(
+        "epochs = 2", "early_stopping(monitor=val_f1)"))
+    error = checked.error("early_stopping monitors a value this model does not report")
+    assert "expected one of loss, val_loss, val_accuracy, got 'val_f1'" in error.message
+    assert column_of(checked, error, "val_f1")
+
+
+def test_a_random_crop_that_does_not_cut_back_to_the_input(check):
+    checked = check(IMAGE_CLASSIFIER.replace("random_flip(horizontal)",
+                                             "random_crop(10, padding=2)"))
+    error = checked.error("random_crop must cut windows of the input's height and width")
+    assert "expected [8, 8], got [10, 10]" in error.message
+    assert error.span.line == checked.line("random_crop")
+    assert column_of(checked, error, "10")
+
+
+def test_training_sections_without_a_loss(check):
+    checked = check(IMAGE_CLASSIFIER.replace("    loss cross_entropy()\n", "")
+                    .replace("    metrics accuracy\n", ""))
+    error = checked.error("model `m` has a `optimizer` section but no `loss` to train with")
+    assert error.span.line == checked.line("model m")
+    assert column_of(checked, error, "m {")
+
+
+def test_an_architecture_alone_needs_no_loss(check):
+    checked = check("""
+    model m {
+        input x: float[4]
+        layers {
+            dense(3)
+        }
+    }
+    """)
+    assert not checked.errors
+    assert checked.model.losses == ()
+
+
+def test_every_such_mistake_in_one_run(check):
+    checked = check(IMAGE_CLASSIFIER.replace("metrics accuracy", "metrics accuracy, mae")
+                    .replace("random_flip(horizontal)", "random_crop(6)")
+                    .replace("epochs = 2", "early_stopping(monitor=val_precision)"))
+    messages = [d.message for d in checked.errors]
+    assert len(messages) == 3, messages
+    assert checked.error("metric mae").span.line == checked.line("metrics accuracy, mae")
+    assert checked.error("random_crop").span.line == checked.line("random_crop")
+    assert checked.error("early_stopping").span.line == checked.line("early_stopping")
+
+
+def test_what_the_generators_read(check):
+    model = check(IMAGE_CLASSIFIER.replace(
+        "epochs = 2", "early_stopping(monitor=val_accuracy)")).model
+    assert metric_task(model) == "classes"
+    assert splits(model) == (True, True)
+    assert monitor(model) == ("val_accuracy", "max")
+    no_validation = check(IMAGE_CLASSIFIER.replace("validation=0.1, ", "")).model
+    assert monitor(no_validation) == ("loss", "min")
