@@ -19,7 +19,7 @@ from data_files import (
     write_program,
 )
 
-from specc.backends.common import py_literal
+from specc.backends.common.code import lit
 from specc.backends.common.data import render_data_code
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -436,10 +436,11 @@ def test_spec_strings_reach_the_code_only_as_literals(tmp_path, spec_model, load
     assert module["Y_ARRAYS"] == ['y"z']
 
 
-def test_py_literal_writes_only_plain_data():
-    assert py_literal({"a": ((28, None, 1), "float32")}) == "{'a': ((28, None, 1), 'float32')}"
-    assert py_literal((3,)) == "(3,)" and py_literal([1.5, True]) == "[1.5, True]"
+def test_lit_writes_only_plain_data():
+    assert lit({"a": ((28, None, 1), "float32")}) == '{"a": ((28, None, 1), "float32")}'
+    assert lit((3,)) == "(3,)" and lit([1.5, True]) == "[1.5, True]"
+    assert lit('say "hi"') == "'say \"hi\"'"
     with pytest.raises(ValueError):
-        py_literal(float("nan"))
+        lit(float("nan"))
     with pytest.raises(TypeError):
-        py_literal(object())
+        lit(object())

@@ -43,9 +43,9 @@ from model import build_model
 epochs = 10
 batch_size = 128
 seed = 0
-device = 'auto'  # auto: a GPU when TensorFlow sees one, else the CPU
-precision = 'auto'  # auto: mixed bf16 on a GPU that has it, else fp32
-compile_model = 'auto'  # XLA-compile the steps (jit_compile); auto: on a GPU only
+device = "auto"  # auto: a GPU when TensorFlow sees one, else the CPU
+precision = "auto"  # auto: mixed bf16 on a GPU that has it, else fp32
+compile_model = "auto"  # XLA-compile the steps (jit_compile); auto: on a GPU only
 grad_clip = None  # max global gradient norm; None: no clipping
 grad_accum = 1  # micro-batches per optimizer step
 # optimizer: sgd (torch.optim.SGD's update: the momentum buffer holds gradients, not steps)
@@ -56,18 +56,18 @@ weight_decay = 0.0  # L2 penalty added to the gradient
 # learning-rate schedule: constant
 patience = None  # no early stopping
 min_delta = 0.0
-monitor = 'val_loss'  # its best epoch gives best.npz, which the test metrics use
+monitor = "val_loss"  # its best epoch gives best.npz, which the test metrics use
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = 'bfde1c1f9b1a6a7d'  # a checkpoint of another network is not resumed
+spec_hash = "bfde1c1f9b1a6a7d"  # a checkpoint of another network is not resumed
 # -----------------------------------------------------------------------------
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=epochs, help="epochs in all")
 parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
 parser.add_argument("--device", default=device, help="auto, cpu, cuda or cuda:N")
-parser.add_argument("--out", type=Path, default=Path("runs") / 'cifar10_cnn',
+parser.add_argument("--out", type=Path, default=Path("runs") / "cifar10_cnn",
                     help="the run directory")
 parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
 parser.add_argument("--data", help="read the data from this path instead of the spec's")
@@ -82,18 +82,18 @@ checkpoint_dir = run_dir / "checkpoints"
 preprocessing_path = run_dir / "preprocessing.json"  # what --predict prepares inputs with
 
 # -----------------------------------------------------------------------------
-# Data: cifar10(path='data/cifar-10-batches-py', validation=0.1)
+# Data: cifar10(path="data/cifar-10-batches-py", validation=0.1)
 # load_splits(seed) returns the train/val/test splits as (x, y) pairs ready for the model,
 # and the preprocessing fitted on the training split, which predict needs in order to
 # prepare new inputs the same way (prepare_inputs).
 
 # Relative to this program's folder, so that it runs from anywhere; `--data PATH` replaces it.
-DATA_PATH = '../../../specs/data/cifar-10-batches-py'
+DATA_PATH = "../../../specs/data/cifar-10-batches-py"
 VALIDATION = 0.1  # fraction of the training data held out for validation
 # What the model takes and is trained on, per sample (batch dimension left out, channels-last,
 # None for a `?`): input name -> (shape, dtype); output name -> (shape, loss).
-MODEL_INPUTS = {'image': ((32, 32, 3), 'float32')}
-MODEL_OUTPUTS = {'dense_2': ((10,), 'cross_entropy')}
+MODEL_INPUTS = {"image": ((32, 32, 3), "float32")}
+MODEL_OUTPUTS = {"dense_2": ((10,), "cross_entropy")}
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                "truck"]
 BATCHES = [f"data_batch_{number}" for number in range(1, 6)]
@@ -140,7 +140,7 @@ def read_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def prepare_inputs(images: np.ndarray, preprocessing: dict) -> np.ndarray:
     """uint8 images [n, 32, 32, 3] -> float32 in [0, 1], shaped for input `image`."""
-    return to_model_shape(np.asarray(images, dtype=np.float32) / 255.0, 'image')
+    return to_model_shape(np.asarray(images, dtype=np.float32) / 255.0, "image")
 
 
 def to_model_shape(samples: np.ndarray, input_name: str) -> np.ndarray:
@@ -611,7 +611,7 @@ if args.predict:
         arrays = np.load(args.predict)
     except (OSError, ValueError) as error:
         sys.exit(f"error: cannot read {args.predict}: {error}")
-    names = ["x" if "x" in arrays else 'image']  # x, or the input's name
+    names = ["x" if "x" in arrays else "image"]  # x, or the input's name
     missing = [name for name in names if name not in arrays]
     if missing:
         sys.exit(f"error: {args.predict} has no array {missing[0]!r} (it has {sorted(arrays)})")

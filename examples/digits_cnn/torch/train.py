@@ -44,9 +44,9 @@ from model import DigitsCnn
 epochs = 20
 batch_size = 64
 seed = 0
-device = 'auto'  # auto: CUDA when present, else the CPU
-precision = 'auto'  # auto: bf16 autocast on CUDA when supported, else fp32
-compile_model = 'auto'  # auto: torch.compile on CUDA only
+device = "auto"  # auto: CUDA when present, else the CPU
+precision = "auto"  # auto: bf16 autocast on CUDA when supported, else fp32
+compile_model = "auto"  # auto: torch.compile on CUDA only
 grad_clip = None  # max global gradient norm; None: no clipping
 grad_accum = 1  # micro-batches per optimizer step
 # optimizer: adam (epsilon is added outside the square root, as torch.optim does)
@@ -57,18 +57,18 @@ weight_decay = 0.0  # L2 penalty added to the gradient
 # learning-rate schedule: constant
 patience = None  # no early stopping
 min_delta = 0.0
-monitor = 'val_loss'  # its best epoch gives best.pt, which the test metrics use
+monitor = "val_loss"  # its best epoch gives best.pt, which the test metrics use
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.pt
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = '20550cc7e2ca0bb7'  # a checkpoint of another network is not resumed
+spec_hash = "20550cc7e2ca0bb7"  # a checkpoint of another network is not resumed
 # -----------------------------------------------------------------------------
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=epochs, help="epochs in all")
 parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
 parser.add_argument("--device", default=device, help="auto, cpu, cuda or cuda:N")
-parser.add_argument("--out", type=Path, default=Path("runs") / 'digits_cnn',
+parser.add_argument("--out", type=Path, default=Path("runs") / "digits_cnn",
                     help="the run directory")
 parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
 parser.add_argument("--data", help="read the data from this path instead of the spec's")
@@ -91,8 +91,8 @@ VALIDATION = 0.1  # fraction of the training data held out for validation
 TEST = 0.2  # fraction of the data held out for the final evaluation
 # What the model takes and is trained on, per sample (batch dimension left out, channels-last,
 # None for a `?`): input name -> (shape, dtype); output name -> (shape, loss).
-MODEL_INPUTS = {'image': ((8, 8, 1), 'float32')}
-MODEL_OUTPUTS = {'dense_2': ((10,), 'cross_entropy')}
+MODEL_INPUTS = {"image": ((8, 8, 1), "float32")}
+MODEL_OUTPUTS = {"dense_2": ((10,), "cross_entropy")}
 
 
 class DataError(Exception):
@@ -120,7 +120,7 @@ def prepare_inputs(features: np.ndarray, preprocessing: dict) -> np.ndarray:
     mean = np.asarray(preprocessing["mean"], dtype=np.float32)
     std = np.asarray(preprocessing["std"], dtype=np.float32)
     features = np.asarray(features, dtype=np.float32)
-    return to_model_shape((features - mean) / std, 'image')
+    return to_model_shape((features - mean) / std, "image")
 
 
 def to_model_shape(samples: np.ndarray, input_name: str) -> np.ndarray:
@@ -233,7 +233,7 @@ def load_splits(seed: int, data_path: str | None = None) -> tuple[dict[str, tupl
     Raises DataError when the data is missing or does not fit the model.
     """
     if data_path is not None:
-        raise DataError('digits() reads no file, so --data does not apply')
+        raise DataError("digits() reads no file, so --data does not apply")
     features, labels, class_names = read_dataset()
     count = len(as_tuple(labels)[0])
     parts = split_indices(count, np.random.default_rng(seed), VALIDATION, TEST)
@@ -430,7 +430,7 @@ if args.predict:
         arrays = np.load(args.predict)
     except (OSError, ValueError) as error:
         sys.exit(f"error: cannot read {args.predict}: {error}")
-    names = ["x" if "x" in arrays else 'image']  # x, or the input's name
+    names = ["x" if "x" in arrays else "image"]  # x, or the input's name
     missing = [name for name in names if name not in arrays]
     if missing:
         sys.exit(f"error: {args.predict} has no array {missing[0]!r} (it has {sorted(arrays)})")

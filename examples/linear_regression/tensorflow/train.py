@@ -43,9 +43,9 @@ from model import build_model
 epochs = 100
 batch_size = 32
 seed = 0
-device = 'auto'  # auto: a GPU when TensorFlow sees one, else the CPU
-precision = 'auto'  # auto: mixed bf16 on a GPU that has it, else fp32
-compile_model = 'auto'  # XLA-compile the steps (jit_compile); auto: on a GPU only
+device = "auto"  # auto: a GPU when TensorFlow sees one, else the CPU
+precision = "auto"  # auto: mixed bf16 on a GPU that has it, else fp32
+compile_model = "auto"  # XLA-compile the steps (jit_compile); auto: on a GPU only
 grad_clip = None  # max global gradient norm; None: no clipping
 grad_accum = 1  # micro-batches per optimizer step
 # optimizer: sgd (torch.optim.SGD's update: the momentum buffer holds gradients, not steps)
@@ -56,18 +56,18 @@ weight_decay = 0.0  # L2 penalty added to the gradient
 # learning-rate schedule: constant
 patience = None  # no early stopping
 min_delta = 0.0
-monitor = 'val_loss'  # its best epoch gives best.npz, which the test metrics use
+monitor = "val_loss"  # its best epoch gives best.npz, which the test metrics use
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = 'feaad79eeeef885a'  # a checkpoint of another network is not resumed
+spec_hash = "feaad79eeeef885a"  # a checkpoint of another network is not resumed
 # -----------------------------------------------------------------------------
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=epochs, help="epochs in all")
 parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
 parser.add_argument("--device", default=device, help="auto, cpu, cuda or cuda:N")
-parser.add_argument("--out", type=Path, default=Path("runs") / 'linear_regression',
+parser.add_argument("--out", type=Path, default=Path("runs") / "linear_regression",
                     help="the run directory")
 parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
 parser.add_argument("--data", help="read the data from this path instead of the spec's")
@@ -91,8 +91,8 @@ VALIDATION = 0.1  # fraction of the training data held out for validation
 TEST = 0.2  # fraction of the data held out for the final evaluation
 # What the model takes and is trained on, per sample (batch dimension left out, channels-last,
 # None for a `?`): input name -> (shape, dtype); output name -> (shape, loss).
-MODEL_INPUTS = {'features': ((10,), 'float32')}
-MODEL_OUTPUTS = {'dense_1': ((1,), 'mse')}
+MODEL_INPUTS = {"features": ((10,), "float32")}
+MODEL_OUTPUTS = {"dense_1": ((1,), "mse")}
 
 
 class DataError(Exception):
@@ -120,7 +120,7 @@ def prepare_inputs(features: np.ndarray, preprocessing: dict) -> np.ndarray:
     mean = np.asarray(preprocessing["mean"], dtype=np.float32)
     std = np.asarray(preprocessing["std"], dtype=np.float32)
     features = np.asarray(features, dtype=np.float32)
-    return to_model_shape((features - mean) / std, 'features')
+    return to_model_shape((features - mean) / std, "features")
 
 
 def to_model_shape(samples: np.ndarray, input_name: str) -> np.ndarray:
@@ -233,7 +233,7 @@ def load_splits(seed: int, data_path: str | None = None) -> tuple[dict[str, tupl
     Raises DataError when the data is missing or does not fit the model.
     """
     if data_path is not None:
-        raise DataError('diabetes() reads no file, so --data does not apply')
+        raise DataError("diabetes() reads no file, so --data does not apply")
     features, labels, class_names = read_dataset()
     count = len(as_tuple(labels)[0])
     parts = split_indices(count, np.random.default_rng(seed), VALIDATION, TEST)
@@ -519,7 +519,7 @@ if args.predict:
         arrays = np.load(args.predict)
     except (OSError, ValueError) as error:
         sys.exit(f"error: cannot read {args.predict}: {error}")
-    names = ["x" if "x" in arrays else 'features']  # x, or the input's name
+    names = ["x" if "x" in arrays else "features"]  # x, or the input's name
     missing = [name for name in names if name not in arrays]
     if missing:
         sys.exit(f"error: {args.predict} has no array {missing[0]!r} (it has {sorted(arrays)})")

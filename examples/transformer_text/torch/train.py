@@ -43,9 +43,9 @@ from model import TransformerText
 epochs = 4
 batch_size = 64
 seed = 0
-device = 'auto'  # auto: CUDA when present, else the CPU
-precision = 'auto'  # auto: bf16 autocast on CUDA when supported, else fp32
-compile_model = 'auto'  # auto: torch.compile on CUDA only
+device = "auto"  # auto: CUDA when present, else the CPU
+precision = "auto"  # auto: bf16 autocast on CUDA when supported, else fp32
+compile_model = "auto"  # auto: torch.compile on CUDA only
 grad_clip = 1.0  # max global gradient norm; None: no clipping
 grad_accum = 1  # micro-batches per optimizer step
 # optimizer: adamw (epsilon is added outside the square root, as torch.optim does)
@@ -59,18 +59,18 @@ warmup_epochs = 1.0
 min_lr = 0.0
 patience = None  # no early stopping
 min_delta = 0.0
-monitor = 'val_loss'  # its best epoch gives best.pt, which the test metrics use
+monitor = "val_loss"  # its best epoch gives best.pt, which the test metrics use
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.pt
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = '6606e20687387f92'  # a checkpoint of another network is not resumed
+spec_hash = "6606e20687387f92"  # a checkpoint of another network is not resumed
 # -----------------------------------------------------------------------------
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=epochs, help="epochs in all")
 parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
 parser.add_argument("--device", default=device, help="auto, cpu, cuda or cuda:N")
-parser.add_argument("--out", type=Path, default=Path("runs") / 'transformer_text',
+parser.add_argument("--out", type=Path, default=Path("runs") / "transformer_text",
                     help="the run directory")
 parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
 parser.add_argument("--data", help="read the data from this path instead of the spec's")
@@ -84,20 +84,20 @@ checkpoint_dir = run_dir / "checkpoints"
 preprocessing_path = run_dir / "preprocessing.json"  # what --predict prepares inputs with
 
 # -----------------------------------------------------------------------------
-# Data: imdb(path='data/imdb.npz', vocab=20000, max_len=200, validation=0.1)
+# Data: imdb(path="data/imdb.npz", vocab=20000, max_len=200, validation=0.1)
 # load_splits(seed) returns the train/val/test splits as (x, y) pairs ready for the model,
 # and the preprocessing fitted on the training split, which predict needs in order to
 # prepare new inputs the same way (prepare_inputs).
 
 # Relative to this program's folder, so that it runs from anywhere; `--data PATH` replaces it.
-DATA_PATH = '../../../specs/data/imdb.npz'
+DATA_PATH = "../../../specs/data/imdb.npz"
 VALIDATION = 0.1  # fraction of the training data held out for validation
 # What the model takes and is trained on, per sample (batch dimension left out, channels-last,
 # None for a `?`): input name -> (shape, dtype); output name -> (shape, loss).
-MODEL_INPUTS = {'tokens': ((200,), 'int64')}
-MODEL_OUTPUTS = {'dense_1': ((2,), 'cross_entropy')}
+MODEL_INPUTS = {"tokens": ((200,), "int64")}
+MODEL_OUTPUTS = {"dense_1": ((2,), "cross_entropy")}
 # Token ids an int input may hold: below the vocabulary of the embedding that reads them.
-TOKEN_LIMITS = {'tokens': 20000}
+TOKEN_LIMITS = {"tokens": 20000}
 VOCAB = 20000  # token ids from VOCAB on become OOV
 MAX_LEN = 200  # reviews are padded or truncated to this many tokens
 # Keras' conventions: 0 pads, 1 starts a review, 2 stands for a word outside the vocabulary,
@@ -156,7 +156,7 @@ def prepare_inputs(reviews, preprocessing: dict) -> np.ndarray:
     for review in reviews:
         ids = np.asarray(review, dtype=np.int64) + INDEX_FROM
         sequences.append(np.concatenate([[START], np.where(ids < VOCAB, ids, OOV)]))
-    return to_model_shape(pad_sequences(sequences, MAX_LEN), 'tokens')
+    return to_model_shape(pad_sequences(sequences, MAX_LEN), "tokens")
 
 
 def pad_sequences(sequences: list, max_len: int) -> np.ndarray:
@@ -486,7 +486,7 @@ if args.predict:
         arrays = np.load(args.predict)
     except (OSError, ValueError) as error:
         sys.exit(f"error: cannot read {args.predict}: {error}")
-    names = ["x" if "x" in arrays else 'tokens']  # x, or the input's name
+    names = ["x" if "x" in arrays else "tokens"]  # x, or the input's name
     missing = [name for name in names if name not in arrays]
     if missing:
         sys.exit(f"error: {args.predict} has no array {missing[0]!r} (it has {sorted(arrays)})")

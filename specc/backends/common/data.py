@@ -49,7 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specc import ir
-from specc.backends.common import py_literal, template_environment
+from specc.backends.common import template_environment
+from specc.backends.common.code import lit
 from specc.data_sources import COLOR_MODES, ImageFolder, Source, resolve_path
 from specc.passes.data_check import labelled_outputs, token_vocab
 
@@ -164,7 +165,7 @@ def _call(source: Source) -> str:
     """The data section as the comment atop the loader shows it; values are repr()-quoted,
     so nothing in them can end the comment line."""
     arguments = source.model_dump(exclude_defaults=True, exclude={"kind"})
-    shown = ", ".join(f"{name}={py_literal(value)}" for name, value in arguments.items())
+    shown = ", ".join(f"{name}={lit(value)}" for name, value in arguments.items())
     return f"{source.kind}({shown})"
 
 

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
+from specc.backends.common.code import LINE_LIMIT, Code, axes, describe, lit, shape_comment, unless
 from specc.backends.naming import (
     Namer,
     Step,
@@ -57,9 +58,6 @@ from specc.backends.naming import (
     variable_names,
     variant_suffixes,
 )
-
-# Framework-neutral pieces of the PyTorch generator: literals, argument defaults, comments.
-from specc.backends.torch.model_gen import Code, _describe, axes, lit, shape_comment, unless
 from specc.errors import SpecError
 from specc.layers import ACTIVATIONS as ACTIVATION_KINDS
 from specc.layers.args import per_axis
@@ -178,7 +176,6 @@ class Statement:
         return f"{self.head()}{', '.join(self.args)}{self.tail()}"
 
 
-LINE_LIMIT = 100  # the project's ruff line length
 INDENT = 4  # function bodies, where every generated statement goes; and each nesting level
 ROOM = LINE_LIMIT - INDENT
 
@@ -688,7 +685,7 @@ class ModuleBuilder:
 
         body = layout(self._statements(graph, names, name_of))
         body.append(f"return {', '.join(names[v] for v in graph.outputs)}")
-        args = ", ".join(f"{k}={_describe(v)}" for k, v in node.args.items())
+        args = ", ".join(f"{k}={describe(v)}" for k, v in node.args.items())
         (value,) = graph.inputs
         doc = (
             f"The `{identifier(node.block)}` block ({args}): takes "
@@ -742,9 +739,7 @@ class ModuleBuilder:
 
 @cache
 def _environment():
-    env = template_environment(TEMPLATES)
-    env.filters["py"] = lit  # double-quoted strings, as the rest of the file
-    return env
+    return template_environment(TEMPLATES)
 
 
 def render_model(model: ir.Model) -> str:

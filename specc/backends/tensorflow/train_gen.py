@@ -4,7 +4,8 @@ It is the PyTorch program's twin: the same command line, run directory, config b
 loader (`specc.backends.common.data`), losses, metrics, schedules, checkpoints and messages,
 so that a spec trains the same way whichever backend runs it. What is framework-neutral about
 it (which loss term reads which output, what the metrics can be, which value picks the best
-weights, the spec hash) is decided once, in `specc.backends.torch.train_gen`, and read here.
+weights, the spec hash) is decided once, in the training plan (`specc.backends.common.plan`),
+and read here.
 
 What differs, and why:
 - The training step is a `tf.function` written out (forward, loss, gradients, optimizer), XLA
@@ -29,11 +30,9 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.data import DataCode, _isort, render_data_code
+from specc.backends.common.data import DataCode, render_data_code
+from specc.backends.common.plan import top_level_names, training_context
 from specc.backends.tensorflow.model_gen import BUILDER
-from specc.backends.torch.model_gen import has_regularization
-from specc.backends.torch.train_gen import FLIP_AXES, _loss_terms, _top_level_names, spec_hash
-from specc.passes.training_check import metric_task, monitor, splits
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
@@ -52,36 +51,12 @@ OPTIMIZER_CLASSES = {"sgd": "TorchSGD", "adam": "TorchAdam", "adamw": "TorchAdam
 
 def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
     """Everything train.py.j2 reads; its header comment lists the names."""
-    losses = _loss_terms(model)
-    has_validation, has_test = splits(model)
-    monitor_name, monitor_mode = monitor(model)
-    taken = _top_level_names(data)
+    taken = top_level_names(data)
     assert BUILDER not in taken and not taken & set(OPTIMIZER_CLASSES.values())
     return {
-        "model": model,
-        "spec_file": Path(model.file).name,
+        **training_context(model, data, STDLIB_IMPORTS, THIRD_PARTY_IMPORTS),
         "builder": BUILDER,
-        "spec_hash": spec_hash(model),
-        "stdlib_imports": _isort((*STDLIB_IMPORTS, *data.stdlib_imports)),
-        "third_party_imports": _isort((*THIRD_PARTY_IMPORTS, *data.third_party_imports)),
-        "data_code": data.code,
-        "train": model.train,
-        "optimizer": model.optimizer,
         "optimizer_class": OPTIMIZER_CLASSES[model.optimizer.kind],
-        "schedule": model.optimizer.schedule,
-        "input_labels": [value.label for value in model.graph.inputs],
-        "output_labels": [model.graph.value(v).label for v in model.graph.outputs],
-        "losses": losses,
-        "regularized": has_regularization(model),
-        "metrics": model.metrics,
-        "metric_kinds": [m.kind for m in model.metrics],
-        "metric_task": metric_task(model),
-        "augment": model.augment,
-        "flip_axes": FLIP_AXES,
-        "has_validation": has_validation,
-        "has_test": has_test,
-        "monitor": monitor_name,
-        "monitor_mode": monitor_mode,
         "checkpoint_suffix": CHECKPOINT_SUFFIX,
     }
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 import textwrap
 import tokenize
 from collections.abc import Sequence
@@ -42,16 +41,26 @@ from jinja2 import Environment
 
 from specc import ir
 from specc.backends.common import template_environment
+from specc.backends.common.code import (
+    LINE_LIMIT,
+    Code,
+    Layout,
+    axes,
+    call,
+    describe,
+    lit,
+    shape_comment,
+    unless,
+)
 from specc.backends.naming import Namer, Step, candidates, identifier, pascal_case, variable_names
 from specc.errors import SpecError
 from specc.layers.args import per_axis
 from specc.layers.base import Shape
 from specc.layers.window import Window
 
-# How a value of rank ≥ 2 is held inside `forward`: "last" is the canonical channels-last
-# layout, "first" puts channels right after the batch (what torch's conv layers take). A
-# value of rank < 2 has one layout only, recorded as "last".
-Layout = Literal["first", "last"]
+# A value of rank ≥ 2 is held inside `forward` channels-last (the canonical layout) or
+# channels-first (what torch's conv layers take): `Layout`. A value of rank < 2 has one
+# layout only, recorded as "last".
 # What a layer needs of its input: a layout, or "any" (it adapts to what it is given).
 Need = Literal["first", "last", "any"]
 
@@ -108,49 +117,6 @@ ACTIVATIONS = {
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-class Code(str):
-    """A fragment of generated Python, inserted as it is: never spec text."""
-
-
-def lit(value: object) -> str:
-    """A literal from the spec as Python source. Only plain data passes, through repr()."""
-    if isinstance(value, Code):
-        return value
-    if isinstance(value, str):
-        quoted = repr(value)
-        # Double quotes, as the rest of the file, when that needs no escaping.
-        return f'"{quoted[1:-1]}"' if quoted[0] == "'" and '"' not in value else quoted
-    if value is None or isinstance(value, (bool, int)):
-        return repr(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"not a finite number: {value!r}")
-        return repr(value)
-    if isinstance(value, tuple):
-        return "(" + ", ".join(lit(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    if isinstance(value, list):
-        return "[" + ", ".join(lit(v) for v in value) + "]"
-    raise TypeError(f"no literal form for {type(value).__name__}")
-
-
-def call(function: str, *args: object, **kwargs: object) -> Code:
-    """`function(args, key=value)`; values are literals (`lit`) unless they are `Code`.
-    Keyword arguments given as None are left out, so callers pass None for defaults."""
-    parts = [lit(a) for a in args]
-    parts += [f"{key}={lit(value)}" for key, value in kwargs.items() if value is not None]
-    return Code(f"{function}({', '.join(parts)})")
-
-
-def axes(values: Sequence[int]) -> int | tuple[int, ...]:
-    """One number when every axis has the same one (`3`), else a tuple (`(3, 5)`)."""
-    return values[0] if len(set(values)) == 1 else tuple(values)
-
-
-def unless(value: object, default: object) -> object:
-    """`value`, or None (left out of the call) when it is the framework's default."""
-    return None if value == default else value
-
-
 # --- layouts --------------------------------------------------------------------------------
 
 
@@ -159,18 +125,6 @@ def to_layout(layout: Layout, rank: int) -> tuple[int, ...]:
     if layout == "first":
         return (0, rank, *range(1, rank))
     return (0, *range(2, rank + 1), 1)
-
-
-def held_shape(shape: Shape, layout: Layout) -> tuple[int | None, ...]:
-    """A canonical shape as the tensor holds it (batch excluded)."""
-    if layout == "first" and len(shape) >= 2:
-        return (shape[-1], *shape[:-1])
-    return tuple(shape)
-
-
-def shape_comment(shape: Shape, layout: Layout) -> str:
-    dims = ["?" if d is None else str(d) for d in held_shape(shape, layout)]
-    return "(" + ", ".join(["B", *dims]) + ")"
 
 
 def torch_axis(axis: int, rank: int, layout: Layout) -> int:
@@ -855,7 +809,7 @@ class ModuleBuilder:
         for body_node in node.body.nodes:
             builder.add(body_node)
         layout_out = builder.output_layout()
-        args = ", ".join(f"{k}={_describe(v)}" for k, v in node.args.items())
+        args = ", ".join(f"{k}={describe(v)}" for k, v in node.args.items())
         doc = (
             f"The `{identifier(node.block)}` block ({args}): takes "
             f"{_layout_words(ins[0].shape, ins[0].layout)} and returns "
@@ -883,16 +837,6 @@ def _layout_words(shape: Shape, layout: Layout) -> str:
     return f"{words} {shape_comment(shape, layout)} tensors"
 
 
-def _describe(value: object) -> str:
-    """A block argument for a docstring: numbers and words as written, other text elided
-    (a docstring must never carry arbitrary spec text)."""
-    if isinstance(value, str):
-        return value if re.fullmatch(r"[A-Za-z0-9_.\-]*", value) else "..."
-    if isinstance(value, list):
-        return "[" + ", ".join(_describe(v) for v in value) + "]"
-    return lit(value) if isinstance(value, (bool, int, float, type(None))) else "..."
-
-
 # --- names and rendering ---------------------------------------------------------------------
 
 
@@ -902,15 +846,6 @@ def model_class_name(model: ir.Model) -> str:
 
 
 _CLASS_RESERVED = frozenset(Namer().reserved | MODULE_NAMES)
-
-
-def has_regularization(model: ir.Model) -> bool:
-    """Whether model.py's class has `regularization()`, whose result train.py must add to
-    the loss at every training step: some layer has a nonzero `l1` or `l2`."""
-    return any(
-        getattr(node.layer, "l1", 0) or getattr(node.layer, "l2", 0)
-        for _, node in model.graph.walk()
-    )
 
 
 def block_class_names(blocks: Sequence[ClassSpec], namer: Namer) -> dict[ClassSpec, str]:
@@ -938,9 +873,7 @@ def block_class_names(blocks: Sequence[ClassSpec], namer: Namer) -> dict[ClassSp
 
 @cache
 def _environment() -> Environment:
-    env = template_environment(TEMPLATES)
-    env.filters["py"] = lit  # double-quoted strings, as the rest of the file
-    return env
+    return template_environment(TEMPLATES)
 
 
 def _docstring(text: str) -> str:
@@ -1027,7 +960,6 @@ def _class_context(spec: ClassSpec, names: dict[ClassSpec, str]) -> dict[str, ob
     }
 
 
-LINE_LIMIT = 100  # the project's ruff line length
 BODY_INDENT = 8  # method bodies, where every generated statement goes
 
 

@@ -21,9 +21,10 @@ import pytest
 
 import specc
 from specc import ir
+from specc.backends.common.plan import has_regularization
 from specc.backends.naming import Step, candidates, pascal_case, snake_case, variable_names
 from specc.backends.torch import model_gen
-from specc.backends.torch.model_gen import has_regularization, model_class_name, render_model
+from specc.backends.torch.model_gen import model_class_name, render_model
 from specc.errors import SpecError
 from specc.layers import LAYERS
 

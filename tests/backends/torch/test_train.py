@@ -16,7 +16,8 @@ import pytest
 
 import specc
 from specc.backends.common.data import render_data_code
-from specc.backends.torch.train_gen import render_train, spec_hash
+from specc.backends.common.plan import spec_hash
+from specc.backends.torch.train_gen import render_train
 from specc.errors import SpecError
 
 from .conftest import classifier_spec, run_train, write_program

@@ -1,0 +1,128 @@
+"""The training plan: what a generated train.py does, decided once from the checked model for
+every backend.
+
+Each backend's train_gen adds what only its framework needs (its imports, its model builder
+or class, its optimizer classes, its checkpoint suffix) to `training_context`, the part of
+the template context that is the same on every backend: the loss terms and which output each
+reads, what the metrics read (`specc.passes.training_check`), the monitor that picks the best
+weights, the data's splits, augmentation, whether the model adds penalties to the loss, and
+the spec hash that a checkpoint must match.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from specc import ir
+from specc.backends.common.data import DataCode, _isort
+from specc.passes.data_check import labelled_outputs
+from specc.passes.training_check import metric_task, monitor, splits
+from specc.training import Loss
+
+# The image axes (of [batch, height, width, channels]) that each random_flip mode mirrors.
+FLIP_AXES = {"horizontal": (2,), "vertical": (1,), "horizontal_and_vertical": (1, 2)}
+
+
+@dataclass(frozen=True)
+class LossTermView:
+    """One loss term as the templates need it."""
+
+    output_index: int  # position of its output in the tuple the model returns
+    label: str  # the spec's name of that output
+    loss: Loss
+    sequence: bool  # cross-entropy over class scores per position ([time, classes])
+
+
+def loss_terms(model: ir.Model) -> list[LossTermView]:
+    """The loss terms in output order: the order in which the data gives their labels."""
+    return [
+        LossTermView(model.graph.outputs.index(value.id), value.label, loss,
+                     sequence=loss.kind == "cross_entropy" and len(value.shape) > 1)
+        for value, loss in labelled_outputs(model)
+    ]
+
+
+def has_regularization(model: ir.Model) -> bool:
+    """Whether some layer has a nonzero `l1` or `l2`, whose penalty train.py adds to the
+    loss at every training step."""
+    return any(
+        getattr(node.layer, "l1", 0) or getattr(node.layer, "l2", 0)
+        for _, node in model.graph.walk()
+    )
+
+
+def spec_hash(model: ir.Model) -> str:
+    """A short hash of what a checkpoint's contents depend on: the network, the loss and the
+    optimizer. Source positions, data and `train { }` are left out, so that editing a comment
+    or the number of epochs does not stop `--resume`."""
+    hashed = {"graph": model.graph, "losses": model.losses, "optimizer": model.optimizer}
+    text = json.dumps(_plain(hashed), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(value: object) -> object:
+    """`value` as JSON data, each Pydantic model a dict of its fields but spans. (Pydantic's
+    model_dump would first build a serializer for the IR's union of every layer kind, which
+    takes longer than the rest of `specc compile`.)"""
+    if isinstance(value, BaseModel):
+        return {name: _plain(getattr(value, name))
+                for name in type(value).model_fields if name != "span"}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def top_level_names(data: DataCode) -> set[str]:
+    """The names the data loader's imports and code bind at the top of train.py, which
+    train.py's own names must avoid."""
+    tree = ast.parse("\n".join(data.imports) + "\n" + data.code)
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def training_context(model: ir.Model, data: DataCode, stdlib_imports: tuple[str, ...],
+                     third_party_imports: tuple[str, ...]) -> dict[str, object]:
+    """The template context every backend's train.py reads alike; the backend's own imports
+    are merged with the data loader's."""
+    has_validation, has_test = splits(model)
+    monitor_name, monitor_mode = monitor(model)
+    return {
+        "model": model,
+        "spec_file": Path(model.file).name,
+        "spec_hash": spec_hash(model),
+        "stdlib_imports": _isort((*stdlib_imports, *data.stdlib_imports)),
+        "third_party_imports": _isort((*third_party_imports, *data.third_party_imports)),
+        "data_code": data.code,
+        "train": model.train,
+        "optimizer": model.optimizer,
+        "schedule": model.optimizer.schedule,
+        "input_labels": [value.label for value in model.graph.inputs],
+        "output_labels": [model.graph.value(v).label for v in model.graph.outputs],
+        "losses": loss_terms(model),
+        "regularized": has_regularization(model),
+        "metrics": model.metrics,
+        "metric_kinds": [m.kind for m in model.metrics],
+        "metric_task": metric_task(model),
+        "augment": model.augment,
+        "flip_axes": FLIP_AXES,
+        "has_validation": has_validation,
+        "has_test": has_test,
+        "monitor": monitor_name,
+        "monitor_mode": monitor_mode,
+    }
