@@ -10,9 +10,11 @@ Spec text reaches generated code in exactly three ways, all of them here:
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
+import tokenize
 from collections.abc import Sequence
 from typing import Literal
 
@@ -120,3 +122,10 @@ def shape_comment(shape: Sequence[int | None], layout: Layout = "last") -> str:
     """`(B, 28, 28, 1)`: a tensor's shape as a comment beside the code, batch first."""
     dims = ["?" if d is None else str(d) for d in held_shape(shape, layout)]
     return "(" + ", ".join(["B", *dims]) + ")"
+
+
+def names_used(source: str) -> set[str]:
+    """The identifiers `source` uses (to import or define only what it needs); comments and
+    strings do not count."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return {token.string for token in tokens if token.type == tokenize.NAME}

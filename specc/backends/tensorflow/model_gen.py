@@ -36,10 +36,8 @@ data, the rest as methods; a kind missing from it is reported by `unsupported`.
 
 from __future__ import annotations
 
-import io
 import keyword
 import textwrap
-import tokenize
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -48,7 +46,16 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.code import LINE_LIMIT, Code, axes, describe, lit, shape_comment, unless
+from specc.backends.common.code import (
+    LINE_LIMIT,
+    Code,
+    axes,
+    describe,
+    lit,
+    names_used,
+    shape_comment,
+    unless,
+)
 from specc.backends.naming import (
     Namer,
     Step,
@@ -752,7 +759,7 @@ def render_model(model: ir.Model) -> str:
     )
     helpers = [h for h in HELPERS if h in module.layers.helpers]
     helpers_source = env.get_template("model_helpers.j2").render(helpers=helpers)
-    used = _names(helpers_source + functions_source)
+    used = names_used(helpers_source + functions_source)
     source = env.get_template("model.py.j2").render(
         model_name=identifier(model.name),
         builder=BUILDER,
@@ -773,9 +780,3 @@ def _function_context(function: Function) -> dict[str, object]:
         "doc": textwrap.fill(function.doc, width=width, subsequent_indent=" " * INDENT),
         "body": function.body,
     }
-
-
-def _names(source: str) -> set[str]:
-    """The identifiers `source` uses; comments and strings do not count."""
-    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
-    return {token.string for token in tokens if token.type == tokenize.NAME}

@@ -27,10 +27,8 @@ data, the rest as methods; a kind missing from it is reported by `unsupported`.
 
 from __future__ import annotations
 
-import io
 import math
 import textwrap
-import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -49,10 +47,19 @@ from specc.backends.common.code import (
     call,
     describe,
     lit,
+    names_used,
     shape_comment,
     unless,
 )
-from specc.backends.naming import Namer, Step, candidates, identifier, pascal_case, variable_names
+from specc.backends.naming import (
+    Namer,
+    Step,
+    candidates,
+    identifier,
+    pascal_case,
+    variable_names,
+    variant_suffixes,
+)
 from specc.errors import SpecError
 from specc.layers.args import per_axis
 from specc.layers.base import Shape
@@ -857,17 +864,9 @@ def block_class_names(blocks: Sequence[ClassSpec], namer: Namer) -> dict[ClassSp
         variants.setdefault(spec.block, []).append(spec)
     names: dict[ClassSpec, str] = {}
     for block, specs in variants.items():
-        base = pascal_case(block)
-        suffixes = [""] * len(specs)
-        keys = [k for k, _ in specs[0].args]
-        differing = [k for k in keys if len({repr(dict(s.args).get(k)) for s in specs}) > 1]
-        if len(differing) == 1:
-            values = [dict(s.args).get(differing[0]) for s in specs]
-            numbers = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
-            if numbers and len(set(values)) == len(values):
-                suffixes = [str(v) for v in values]
+        suffixes = variant_suffixes([dict(spec.args) for spec in specs])
         for spec, suffix in zip(specs, suffixes, strict=True):
-            names[spec] = namer.name(base + suffix)
+            names[spec] = namer.name(pascal_case(block) + suffix)
     return names
 
 
@@ -920,15 +919,9 @@ def render_model(model: ir.Model) -> str:
     return source.rstrip() + "\n"
 
 
-def _names(source: str) -> set[str]:
-    """The identifiers `source` uses; comments and strings do not count."""
-    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
-    return {token.string for token in tokens if token.type == tokenize.NAME}
-
-
 def _helpers_named(source: str) -> list[str]:
     """The helpers `source` calls, with the helpers they call, in HELPERS order."""
-    used = _names(source) & set(HELPERS)
+    used = names_used(source) & set(HELPERS)
     for helper in list(used):
         used.update(HELPER_NEEDS.get(helper, ()))
     return [h for h in HELPERS if h in used]
@@ -1000,7 +993,7 @@ def _break_call(code: str, room: int) -> list[str]:
 
 def _imports(source: str) -> list[str]:
     """The import lines for the modules `source` uses."""
-    names = _names(source)
+    names = names_used(source)
     lines = ["import math", ""] if "math" in names else []
     if "torch" in names:
         lines.append("import torch")
