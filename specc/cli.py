@@ -32,6 +32,8 @@ def _print_diagnostics(diagnostics) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.json:
+        return cmd_check_json(args)
     from specc import check
     from specc.report import model_table
 
@@ -48,6 +50,19 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(model_table(model))
             print()
     return status
+
+
+def cmd_check_json(args: argparse.Namespace) -> int:
+    """`specc check --json`: one JSON document on stdout, diagnostics inside it, nothing on
+    stderr; the exit status is the text check's."""
+    import json
+
+    from specc import check
+    from specc.check_json import check_document
+
+    results = [(path, check(path)) for path in args.specs]
+    print(json.dumps(check_document(results), indent=2))
+    return EXIT_SPEC if any(result.program is None for _, result in results) else EXIT_OK
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -103,10 +118,15 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="specc", description="Compile model specs to "
                                      "standalone PyTorch and TensorFlow training programs.")
+    from specc import __version__
+
+    parser.add_argument("--version", action="version", version=f"specc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = sub.add_parser("check", help="check specs; print shapes and parameter counts")
     check.add_argument("specs", nargs="+", metavar="SPEC")
+    check.add_argument("--json", action="store_true",
+                       help="print the check as JSON (schema: docs/check-json.md)")
     check.set_defaults(run=cmd_check)
 
     compile_ = sub.add_parser("compile", help="write model.py and train.py for a spec")
