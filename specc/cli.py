@@ -115,6 +115,31 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from specc import load
+    from specc.backends import select_model
+
+    suffixes = (".svg", ".png", ".pdf", ".dot", ".gv")
+    if args.out is not None and Path(args.out).suffix.lower() not in suffixes:
+        print(f"specc graph: -o must end with one of {', '.join(suffixes)} (got {args.out})",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from specc.graph import DrawError, write
+    except ModuleNotFoundError as error:
+        print(f"specc graph needs the graphviz package ({error}): "
+              "pip install 'specc[viz]'", file=sys.stderr)
+        return EXIT_SPEC
+    model = select_model(load(args.spec), args.model)
+    out = args.out if args.out is not None else f"{model.name}.svg"
+    try:
+        print(write(model, out, expand=args.expand))
+    except DrawError as error:
+        print(f"specc graph: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="specc", description="Compile model specs to "
                                      "standalone PyTorch and TensorFlow training programs.")
@@ -155,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="optimizer steps to compare (default: 3)")
     parity.add_argument("--model", help="which model of the file (default: the first)")
     parity.set_defaults(run=cmd_parity)
+
+    graph = sub.add_parser("graph", help="draw a model: layers, shapes, parameters (Graphviz)")
+    graph.add_argument("spec", metavar="SPEC")
+    graph.add_argument("-o", "--out", metavar="FILE",
+                       help="FILE.svg, .png, .pdf or .dot (default: MODEL.svg)")
+    graph.add_argument("--model", help="which model of the file (default: the first)")
+    graph.add_argument("--expand", action="store_true",
+                       help="draw each block's layers inside it (default: one node per block)")
+    graph.set_defaults(run=cmd_graph)
 
     fmt = sub.add_parser("fmt", help="rewrite specs in canonical layout")
     fmt.add_argument("specs", nargs="+", metavar="SPEC")
