@@ -140,6 +140,40 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    suffixes = (".png", ".svg", ".pdf")
+    if Path(args.out).suffix.lower() not in suffixes:
+        print(f"specc plot: -o must end with one of {', '.join(suffixes)} (got {args.out})",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from specc.plot import write
+    except ModuleNotFoundError as error:
+        print(f"specc plot needs matplotlib ({error}): pip install 'specc[viz]'",
+              file=sys.stderr)
+        return EXIT_SPEC
+    from specc.run_files import RunError
+
+    try:
+        print(write([Path(run) for run in args.runs], args.out, metric=args.metric))
+    except RunError as error:
+        print(f"specc plot: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from specc.run_files import RunError
+    from specc.runs import runs_table
+
+    try:
+        print(runs_table(Path(args.folder)))
+    except RunError as error:
+        print(f"specc runs: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="specc", description="Compile model specs to "
                                      "standalone PyTorch and TensorFlow training programs.")
@@ -189,6 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--expand", action="store_true",
                        help="draw each block's layers inside it (default: one node per block)")
     graph.set_defaults(run=cmd_graph)
+
+    plot = sub.add_parser("plot", help="draw the training curves of runs (matplotlib)")
+    plot.add_argument("runs", nargs="+", metavar="RUN")
+    plot.add_argument("-o", "--out", metavar="FILE", default="curves.png",
+                      help="FILE.png, .svg or .pdf (default: curves.png)")
+    plot.add_argument("--metric", metavar="NAME",
+                      help="draw only this quantity (loss, accuracy, lr, ...; default: all)")
+    plot.set_defaults(run=cmd_plot)
+
+    runs = sub.add_parser("runs", help="list the run directories under a folder")
+    runs.add_argument("folder", nargs="?", default="runs", metavar="DIR",
+                      help="where the runs are (default: runs)")
+    runs.set_defaults(run=cmd_runs)
 
     fmt = sub.add_parser("fmt", help="rewrite specs in canonical layout")
     fmt.add_argument("specs", nargs="+", metavar="SPEC")
