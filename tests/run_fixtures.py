@@ -1,5 +1,6 @@
 """Run directories as `specc train` leaves them, written without training: metrics.jsonl,
-results.json and the first line of code/train.py, in the documented formats."""
+results.json and the first line of code/train.py, in the documented formats; and the lines
+`specc plot` drew from them."""
 
 from __future__ import annotations
 
@@ -40,3 +41,9 @@ def epochs(losses: list[float], accuracies: list[float], lrs: list[float] | None
              "lr": lr, "time": 0.5}
             for index, (loss, accuracy, lr) in enumerate(zip(losses, accuracies, lrs,
                                                              strict=True))]
+
+
+def lines_of(axes) -> dict[str, tuple[list, list, str]]:
+    """Each line of a matplotlib axes by its legend label: (x data, y data, line style)."""
+    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()),
+                               line.get_linestyle()) for line in axes.get_lines()}

@@ -4,7 +4,10 @@ with their places, exit codes; `specc --version`."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -145,3 +148,19 @@ def test_version(capsys):
     assert exit_.value.code == 0
     assert capsys.readouterr().out == f"specc {specc.__version__}\n"
     assert specc.__version__ == "0.1.0"
+
+
+def test_check_and_runs_load_no_framework_nor_drawing_library(tmp_path):
+    spec = ROOT / "specs" / "resnet.spec"
+    code = (
+        "import sys\n"
+        "from specc.cli import main\n"
+        f"assert main(['check', {str(spec)!r}]) == 0\n"
+        f"assert main(['check', '--json', {str(spec)!r}]) == 0\n"
+        f"assert main(['runs', {str(tmp_path)!r}]) == 0\n"
+        "heavy = ('torch', 'tensorflow', 'keras', 'matplotlib', 'graphviz', 'jsonschema')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"

@@ -6,17 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from run_fixtures import epochs, write_run
+from run_fixtures import epochs, lines_of, write_run
 
 from specc.cli import EXIT_OK, EXIT_SPEC, EXIT_USAGE, main
 from specc.plot import curves_figure, load_runs
 from specc.run_files import RunError
-
-
-def lines_of(axes) -> dict[str, tuple[list, list, str]]:
-    """Each line of an axes by its legend label: (x data, y data, line style)."""
-    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()),
-                               line.get_linestyle()) for line in axes.get_lines()}
 
 
 @pytest.fixture

@@ -3,13 +3,20 @@ as incomplete, clear errors for a folder that is not there."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-from run_fixtures import epochs, write_run
+import pytest
+from run_fixtures import epochs, lines_of, write_run
 
 from specc.cli import EXIT_OK, EXIT_SPEC, main
+from specc.plot import curves_figure, load_runs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def table(capsys, *args: str) -> tuple[int, list[list[str]], str]:
@@ -101,3 +108,41 @@ def test_default_folder_and_errors(tmp_path, capsys, monkeypatch):
     write_run(tmp_path / "runs" / "digits_cnn", epochs([1.0], [0.5]))
     code, rows, _ = table(capsys)
     assert code == EXIT_OK and rows[2][0] == "runs/digits_cnn"
+
+
+@pytest.mark.slow
+def test_trained_runs_of_both_backends_are_listed_and_plotted(tmp_path, capsys):
+    """`specc train` digits for 2 epochs on each backend, then `specc runs` and `specc plot`
+    read what the two programs wrote."""
+    spec = ROOT / "specs" / "digits_cnn.spec"
+    runs = tmp_path / "runs"
+    for backend in ("torch", "tensorflow"):
+        trained = subprocess.run(
+            [sys.executable, "-m", "specc.cli", "train", str(spec), "--backend", backend,
+             "--epochs", "2", "--out", str(runs / backend)],
+            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert trained.returncode == 0, trained.stdout + trained.stderr
+
+    code, rows, _ = table(capsys, str(runs))
+    assert code == EXIT_OK
+    by_run = {row[0]: row for row in rows[2:]}
+    assert set(by_run) == {str(runs / "torch"), str(runs / "tensorflow")}
+    for backend in ("torch", "tensorflow"):
+        row = by_run[str(runs / backend)]
+        assert row[1:5] == ["digits_cnn", backend, "cpu", "2"]
+        assert re.fullmatch(r"val_accuracy 0\.\d+ \(epoch [12]\)", row[5]), row[5]
+        assert row[6].startswith("loss ") and ", accuracy " in row[6]
+        assert row[-1] == "done"
+
+    figure = curves_figure(load_runs([runs / "torch", runs / "tensorflow"]))
+    loss = figure.axes[0]
+    for backend in ("torch", "tensorflow"):
+        records = [json.loads(line) for line in
+                   (runs / backend / "metrics.jsonl").read_text().splitlines()]
+        x, y, _ = lines_of(loss)[f"{backend} ({backend}) training"]
+        assert x == [1, 2] and y == [record["loss"] for record in records]
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(runs / "torch"), str(runs / "tensorflow"), "-o", str(out)]) == (
+        EXIT_OK)
+    assert out.read_bytes().startswith(b"\x89PNG")
