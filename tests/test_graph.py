@@ -3,6 +3,7 @@ expands blocks, and says how to install Graphviz when `dot` is missing."""
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -148,3 +149,20 @@ def test_the_default_output_is_the_model_name_as_svg(tmp_path, capsys, monkeypat
     assert main(["graph", str(RESNET)]) == EXIT_OK
     assert capsys.readouterr().out == "resnet.svg\n"
     assert ET.parse(tmp_path / "resnet.svg").getroot().tag == f"{SVG}svg"
+
+
+def test_a_spec_with_errors_draws_nothing_and_exits_1(tmp_path, capsys):
+    spec = tmp_path / "broken.spec"
+    spec.write_text("model broken {\n    input x: float[4]\n    layers {\n        dense2(8)\n"
+                    "    }\n}\n", encoding="utf-8")
+    assert main(["graph", str(spec), "-o", str(tmp_path / "b.svg")]) == EXIT_SPEC
+    assert f"{spec}:4:9: error: unknown layer `dense2`" in capsys.readouterr().err
+    assert not (tmp_path / "b.svg").exists()
+
+
+def test_without_the_graphviz_package_the_error_says_which_extra(tmp_path, capsys,
+                                                                 monkeypatch):
+    monkeypatch.delitem(sys.modules, "specc.graph", raising=False)
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # makes `import graphviz` fail
+    assert main(["graph", str(RESNET), "-o", str(tmp_path / "r.svg")]) == EXIT_SPEC
+    assert "pip install 'specc[viz]'" in capsys.readouterr().err

@@ -3,6 +3,7 @@ legend, a log scale for a loss that spans decades, clear errors for what is not 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,12 @@ def test_cli_errors(two_backends, tmp_path, capsys):
     assert main(["plot", str(two_backends[0]), "--metric", "f1",
                  "-o", str(tmp_path / "c.png")]) == EXIT_SPEC
     assert "specc plot: no metric `f1`" in capsys.readouterr().err
+
+
+def test_without_matplotlib_the_error_says_which_extra(two_backends, tmp_path, capsys,
+                                                       monkeypatch):
+    monkeypatch.delitem(sys.modules, "specc.plot", raising=False)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # `import` of it fails
+    assert main(["plot", str(two_backends[0]), "-o", str(tmp_path / "c.png")]) == EXIT_SPEC
+    assert "pip install 'specc[viz]'" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()
