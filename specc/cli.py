@@ -61,8 +61,12 @@ def cmd_check_json(args: argparse.Namespace) -> int:
     from specc.check_json import check_document
 
     results = [(path, check(path)) for path in args.specs]
-    print(json.dumps(check_document(results), indent=2))
-    return EXIT_SPEC if any(result.program is None for _, result in results) else EXIT_OK
+    status = EXIT_SPEC if any(result.program is None for _, result in results) else EXIT_OK
+    try:
+        print(json.dumps(check_document(results), indent=2))
+    except BrokenPipeError:  # `specc check --json ... | head`: the reader has what it wanted
+        pass
+    return status
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
