@@ -61,9 +61,11 @@ def draw(model: ir.Model, expand: bool = False) -> graphviz.Digraph:
     picture.attr("edge", fontname=FONT, fontsize="9", fontcolor="#444444", color="#666666",
                  arrowsize="0.6")
 
+    # Node names: a layer's is its block path and id joined by "/" (ids are identifiers);
+    # inputs' and outputs' hold a space, so that no layer's can equal them.
     sources = {}
     for value in model.graph.inputs:
-        node = f"input/{value.id}"
+        node = f"input {value.id}"
         dtype = "" if value.dtype == "float32" else f" {value.dtype}"
         picture.node(node, graphviz.escape(f"{value.label}\n{fmt_shape(value.shape)}{dtype}"),
                      shape="ellipse", style="filled", fillcolor=FILL["input"])
@@ -72,7 +74,7 @@ def draw(model: ir.Model, expand: bool = False) -> graphviz.Digraph:
     edges: list[tuple[Endpoint, str]] = []
     produced = add_graph(picture, model.graph, "", sources, expand, edges)
     for value_id in model.graph.outputs:
-        node = f"output/{value_id}"
+        node = f"output {value_id}"
         label = model.graph.value(value_id).label
         picture.node(node, graphviz.escape(f"output {label}"), shape="ellipse",
                      style="filled", fillcolor=FILL["output"])
