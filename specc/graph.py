@@ -183,10 +183,10 @@ def layer_fill(node: ir.LayerNode) -> str:
 
 
 def params_text(params: dict[str, ParamCount]) -> str:
-    """`1,234 params`, with PyTorch's count after it where it differs from Keras's."""
+    """`1,234 params`, or each backend's count where they differ (`keras 1,234 / torch
+    1,250 params`, as PyTorch's recurrent layers do)."""
     keras, torch = params["tensorflow"].total, params["torch"].total
-    text = f"{keras:,} params"
-    return text if keras == torch else f"{text} (torch {torch:,})"
+    return f"{keras:,} params" if keras == torch else f"keras {keras:,} / torch {torch:,} params"
 
 
 def write(model: ir.Model, out: str | Path, expand: bool = False) -> Path:

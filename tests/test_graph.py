@@ -166,3 +166,13 @@ def test_without_the_graphviz_package_the_error_says_which_extra(tmp_path, capsy
     monkeypatch.setitem(sys.modules, "graphviz", None)  # makes `import graphviz` fail
     assert main(["graph", str(RESNET), "-o", str(tmp_path / "r.svg")]) == EXIT_SPEC
     assert "pip install 'specc[viz]'" in capsys.readouterr().err
+
+
+def test_parameters_that_differ_by_backend_show_both(tmp_path, capsys):
+    spec = tmp_path / "rnn.spec"
+    spec.write_text("model rnn {\n    input x: float[5, 3]\n    layers {\n        lstm(4)\n"
+                    "        dense(1)\n    }\n}\n", encoding="utf-8")
+    texts = drawn(graph(tmp_path, capsys, spec, "rnn.svg"))
+    # Keras's LSTM has one bias of 4 gates x 4 units; PyTorch's a second one
+    assert "lstm(4)\nlstm_1: keras 128 / torch 144 params" in texts["node"]
+    assert "dense(1)\ndense_1: 5 params" in texts["node"]
