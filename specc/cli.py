@@ -32,6 +32,8 @@ def _print_diagnostics(diagnostics) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.json:
+        return cmd_check_json(args)
     from specc import check
     from specc.report import model_table
 
@@ -47,6 +49,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         for model in result.program.models:
             print(model_table(model))
             print()
+    return status
+
+
+def cmd_check_json(args: argparse.Namespace) -> int:
+    """`specc check --json`: one JSON document on stdout, diagnostics inside it, nothing on
+    stderr; the exit status is the text check's."""
+    import json
+
+    from specc import check
+    from specc.check_json import check_document
+
+    results = [(path, check(path)) for path in args.specs]
+    status = EXIT_SPEC if any(result.program is None for _, result in results) else EXIT_OK
+    try:
+        print(json.dumps(check_document(results), indent=2))
+    except BrokenPipeError:  # `specc check --json ... | head`: the reader has what it wanted
+        pass
     return status
 
 
@@ -100,13 +119,77 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from specc import load
+    from specc.backends import select_model
+
+    suffixes = (".svg", ".png", ".pdf", ".dot", ".gv")
+    if args.out is not None and Path(args.out).suffix.lower() not in suffixes:
+        print(f"specc graph: -o must end with one of {', '.join(suffixes)} (got {args.out})",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from specc.graph import DrawError, write
+    except ModuleNotFoundError as error:
+        print(f"specc graph needs the graphviz package ({error}): "
+              "pip install 'specc[viz]'", file=sys.stderr)
+        return EXIT_SPEC
+    model = select_model(load(args.spec), args.model)
+    out = args.out if args.out is not None else f"{model.name}.svg"
+    try:
+        print(write(model, out, expand=args.expand))
+    except DrawError as error:
+        print(f"specc graph: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    suffixes = (".png", ".svg", ".pdf")
+    if Path(args.out).suffix.lower() not in suffixes:
+        print(f"specc plot: -o must end with one of {', '.join(suffixes)} (got {args.out})",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from specc.plot import write
+    except ModuleNotFoundError as error:
+        print(f"specc plot needs matplotlib ({error}): pip install 'specc[viz]'",
+              file=sys.stderr)
+        return EXIT_SPEC
+    from specc.run_files import RunError
+
+    try:
+        print(write([Path(run) for run in args.runs], args.out, metric=args.metric))
+    except RunError as error:
+        print(f"specc plot: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from specc.run_files import RunError
+    from specc.runs import runs_table
+
+    try:
+        print(runs_table(Path(args.folder)))
+    except RunError as error:
+        print(f"specc runs: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="specc", description="Compile model specs to "
                                      "standalone PyTorch and TensorFlow training programs.")
+    from specc import __version__
+
+    parser.add_argument("--version", action="version", version=f"specc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = sub.add_parser("check", help="check specs; print shapes and parameter counts")
     check.add_argument("specs", nargs="+", metavar="SPEC")
+    check.add_argument("--json", action="store_true",
+                       help="print the check as JSON (schema: docs/check-json.md)")
     check.set_defaults(run=cmd_check)
 
     compile_ = sub.add_parser("compile", help="write model.py and train.py for a spec")
@@ -135,6 +218,28 @@ def build_parser() -> argparse.ArgumentParser:
                         help="optimizer steps to compare (default: 3)")
     parity.add_argument("--model", help="which model of the file (default: the first)")
     parity.set_defaults(run=cmd_parity)
+
+    graph = sub.add_parser("graph", help="draw a model: layers, shapes, parameters (Graphviz)")
+    graph.add_argument("spec", metavar="SPEC")
+    graph.add_argument("-o", "--out", metavar="FILE",
+                       help="FILE.svg, .png, .pdf or .dot (default: MODEL.svg)")
+    graph.add_argument("--model", help="which model of the file (default: the first)")
+    graph.add_argument("--expand", action="store_true",
+                       help="draw each block's layers inside it (default: one node per block)")
+    graph.set_defaults(run=cmd_graph)
+
+    plot = sub.add_parser("plot", help="draw the training curves of runs (matplotlib)")
+    plot.add_argument("runs", nargs="+", metavar="RUN")
+    plot.add_argument("-o", "--out", metavar="FILE", default="curves.png",
+                      help="FILE.png, .svg or .pdf (default: curves.png)")
+    plot.add_argument("--metric", metavar="NAME",
+                      help="draw only this quantity (loss, accuracy, lr, ...; default: all)")
+    plot.set_defaults(run=cmd_plot)
+
+    runs = sub.add_parser("runs", help="list the run directories under a folder")
+    runs.add_argument("folder", nargs="?", default="runs", metavar="DIR",
+                      help="where the runs are (default: runs)")
+    runs.set_defaults(run=cmd_runs)
 
     fmt = sub.add_parser("fmt", help="rewrite specs in canonical layout")
     fmt.add_argument("specs", nargs="+", metavar="SPEC")
