@@ -111,6 +111,6 @@ def read_seal(path: Path) -> dict[str, object]:
     try:
         with zipfile.ZipFile(path) as archive:
             seal = json.loads(archive.comment)
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return {}
+    except (OSError, zipfile.BadZipFile, NotImplementedError, ValueError):
+        return {}  # NotImplementedError: zipfile's answer to a garbled version field
     return seal if isinstance(seal, dict) else {}
