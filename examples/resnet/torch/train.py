@@ -420,7 +420,7 @@ def write_sealed(path, archive):
             file.flush()
             os.fsync(file.fileno())  # on the disk before it takes the place of the old one
         os.replace(partial, path)
-    except OSError as error:
+    except OSError as error:  # as in Lightning, a checkpoint that cannot be saved ends the run
         partial.unlink(missing_ok=True)
         sys.exit(f"error: cannot write {path} ({error.strerror or error}): stopped; "
                  f"{last_good_checkpoint()}")
@@ -437,7 +437,9 @@ def read_sealed(path):
         seal_text = zipfile.ZipFile(io.BytesIO(data)).comment
         seal = json.loads(seal_text)
         backend, network, checksum = seal["backend"], seal["spec_hash"], seal["sha256"]
-    except (OSError, zipfile.BadZipFile, ValueError, KeyError, TypeError) as error:
+    # what zipfile and json raise for a damaged file (NotImplementedError: a garbled version)
+    except (OSError, zipfile.BadZipFile, NotImplementedError, ValueError, KeyError,
+            TypeError) as error:
         raise DamagedCheckpointError(f"{path} is damaged (unreadable: {error})") from None
     if hashlib.sha256(data[:-len(seal_text) - 2]).hexdigest() != checksum:
         raise DamagedCheckpointError(f"{path} is damaged (its content does not match its "
