@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 import specc
-from specc import run
+from specc import parity, run
 from specc.backends import generate
 from specc.backends.torch.train_gen import spec_hash
 from specc.errors import SpecError
@@ -320,6 +320,62 @@ def test_results_json_is_written_only_after_the_export(trained, backend: str,
     assert result.returncode == 137, result.stdout + result.stderr
     assert not (run_dir / "results.json").exists()
     assert not list(run_dir.glob("*.tmp"))
+
+
+# --- the seal, cut from each generated train.py and run here ----------------------------------
+
+def sealing_functions(backend: str, tmp_path: Path) -> dict[str, object]:
+    """The namespace of the generated train.py's checkpoints section, executed with the
+    names it reads from the rest of the program (none of its own calls a framework)."""
+    program = write_program(tmp_path / backend, backend)
+    source = (program / "train.py").read_text()
+    namespace = {"hashlib": hashlib, "io": io, "json": json, "os": os, "sys": sys,
+                 "zipfile": zipfile, "spec_hash": "0123456789abcdef",
+                 "checkpoint_dir": tmp_path / "checkpoints"}
+    exec(compile(parity.section(source, "checkpoints"), "train.py", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_changed_checkpoint_is_refused_or_its_payload_is_intact(backend: str,
+                                                                  tmp_path: Path) -> None:
+    generated = sealing_functions(backend, tmp_path)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as payload:  # what torch.save and np.savez write
+        payload.writestr("weights", np.arange(2000, dtype=np.float32).tobytes())
+        payload.writestr("state", json.dumps({"epoch": 3}))
+    path = tmp_path / f"epoch-0001{SUFFIX[backend]}"
+    generated["write_sealed"](path, archive.getvalue())
+    sealed = path.read_bytes()
+    assert generated["read_sealed"](path) == sealed
+    assert zipfile.ZipFile(path).read("state") == b'{"epoch": 3}'  # still a plain zip
+    body = archive.getvalue()[:-2]
+    damaged = generated["DamagedCheckpointError"]
+    rng = np.random.default_rng(0)
+    outcomes = {"refused": 0, "intact": 0, "foreign": 0}
+    for case in range(600):
+        data = bytearray(sealed)
+        if case % 3 == 0:  # a few bytes anywhere (the seal included) changed
+            for at in rng.integers(0, len(data), size=rng.integers(1, 17)):
+                data[at] ^= int(rng.integers(1, 256))
+        elif case % 3 == 1:  # cut short, possibly to nothing
+            data = data[:int(rng.integers(0, len(data)))]
+        else:  # bytes changed near the end: the zip records and the seal
+            for at in rng.integers(len(data) - 300, len(data), size=rng.integers(1, 5)):
+                data[at] ^= int(rng.integers(1, 256))
+        path.write_bytes(bytes(data))
+        try:
+            read = generated["read_sealed"](path)
+        except damaged as error:
+            assert str(error).startswith(f"{path} is damaged (")
+            outcomes["refused"] += 1
+        except SystemExit as stop:  # a changed backend or spec hash in the seal
+            assert str(stop.code).startswith(f"error: {path} ")
+            outcomes["foreign"] += 1
+        else:  # only what the checksum does not cover changed (the seal's spacing, say)
+            assert read.startswith(body)
+            outcomes["intact"] += 1
+    assert outcomes["refused"] > 550, outcomes
 
 
 # --- specc train --resume: refused before anything is generated --------------------------------
