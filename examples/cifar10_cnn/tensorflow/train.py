@@ -587,8 +587,9 @@ def last_good_checkpoint():
 
 def write_sealed(path, archive):
     """Write `archive`, the bytes of a zip archive without a comment (as np.savez writes
-    one), to `path`, with the seal as its comment. A failed write (a full disk) stops the run
-    and leaves the previous `path` as it was."""
+    one), to `path`, with the seal as its comment: a JSON object naming this program's backend
+    and spec hash, with the SHA-256 of every byte before the comment's length. A failed write
+    (a full disk) stops the run and leaves the previous `path` as it was."""
     body = archive[:-2]  # a zip archive ends with its comment's length, here 0
     seal = json.dumps({"backend": "tensorflow", "spec_hash": spec_hash,
                        "sha256": hashlib.sha256(body).hexdigest()}).encode()
@@ -620,7 +621,8 @@ def read_sealed(path):
     except (OSError, zipfile.BadZipFile, NotImplementedError, ValueError, KeyError,
             TypeError) as error:
         raise DamagedCheckpointError(f"{path} is damaged (unreadable: {error})") from None
-    if hashlib.sha256(data[:-len(seal_text) - 2]).hexdigest() != checksum:
+    body = data[:-len(seal_text) - 2]  # the seal and its length (2 bytes) end the file
+    if hashlib.sha256(body).hexdigest() != checksum:
         raise DamagedCheckpointError(f"{path} is damaged (its content does not match its "
                                      "checksum)")
     if backend != "tensorflow":
