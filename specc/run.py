@@ -8,17 +8,23 @@ exit status is the result: 0 trained, 1 a data or training error (it printed why
 The run directory RUN defaults to `runs/<model name>`. Without `resume`, a RUN that holds
 checkpoints is never overwritten: the run goes to `RUN-2`, `RUN-3`, ... instead, and says
 so. With `resume`, the program is regenerated into RUN/code and continues from RUN's newest
-checkpoint (train.py refuses checkpoints of a different network).
+intact checkpoint. A RUN whose checkpoints are another backend's, or another network's (by
+the spec hash in their seal), is refused before anything is generated; train.py verifies the
+rest of each seal (its checksum) itself.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import specc
 from specc.backends import generate, select_model
+from specc.backends.common.plan import spec_hash
+from specc.errors import SpecError
 
 
 def train(spec_path: str | Path, *, backend: str | None = None, device: str | None = None,
@@ -27,12 +33,15 @@ def train(spec_path: str | Path, *, backend: str | None = None, device: str | No
           model: str | None = None) -> int:
     """Train a model of the spec at `spec_path` (the first unless `model` names one) with
     `backend` (default: the spec's `train { backend }`); returns the exit status. Raises
-    SpecError when the spec has errors; nothing has been written then."""
+    SpecError when the spec has errors, or when `resume` finds checkpoints of another backend
+    or network; nothing has been written then."""
     program = specc.load(spec_path)
     chosen = select_model(program, model)
     backend = backend or chosen.train.backend
     run_dir = Path(out) if out is not None else Path("runs") / chosen.name
-    if not resume:
+    if resume:
+        refuse_foreign_checkpoints(run_dir, backend, spec_hash(chosen))
+    else:
         run_dir = unused_run_dir(run_dir)
 
     code_dir = run_dir / "code"
@@ -67,9 +76,41 @@ def unused_run_dir(run_dir: Path) -> Path:
 
 
 # The checkpoint files of each backend's train.py: torch.save files, NumPy archives.
-CHECKPOINT_PATTERNS = ("*.pt", "*.npz")
+CHECKPOINT_SUFFIXES = {"torch": ".pt", "tensorflow": ".npz"}
+
+
+def checkpoint_files(run_dir: Path) -> dict[str, list[Path]]:
+    """The run's checkpoint files, by the backend whose train.py writes them."""
+    folder = run_dir / "checkpoints"
+    return {backend: sorted(folder.glob(f"*{suffix}"))
+            for backend, suffix in CHECKPOINT_SUFFIXES.items()}
 
 
 def holds_checkpoints(run_dir: Path) -> bool:
-    folder = run_dir / "checkpoints"
-    return any(any(folder.glob(pattern)) for pattern in CHECKPOINT_PATTERNS)
+    return any(checkpoint_files(run_dir).values())
+
+
+def refuse_foreign_checkpoints(run_dir: Path, backend: str, network: str) -> None:
+    """Raise SpecError when `run_dir` holds checkpoints of a backend other than `backend`, or
+    of a network whose spec hash is not `network`: resuming would regenerate RUN/code over
+    the program that wrote them."""
+    for owner, paths in checkpoint_files(run_dir).items():
+        for path in paths:
+            if owner != backend:
+                raise SpecError.at(None, f"{path} is a {owner} checkpoint: resume that run "
+                                         f"with --backend {owner}, or choose another --out")
+            sealed = read_seal(path).get("spec_hash", network)
+            if sealed != network:
+                raise SpecError.at(None, f"{path} holds another network (spec hash {sealed}, "
+                                         f"this spec's {network}): choose another --out")
+
+
+def read_seal(path: Path) -> dict[str, object]:
+    """A checkpoint's seal, the JSON object in its zip comment (backend, spec_hash, sha256),
+    or {} when it cannot be read: train.py verifies it and skips a damaged file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            seal = json.loads(archive.comment)
+    except (OSError, zipfile.BadZipFile, NotImplementedError, ValueError):
+        return {}  # NotImplementedError: zipfile's answer to a garbled version field
+    return seal if isinstance(seal, dict) else {}

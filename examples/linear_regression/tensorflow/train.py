@@ -9,24 +9,33 @@ Writes into the run directory RUN:
   metrics.jsonl     a JSON line per epoch: epoch, loss, val_loss and val_<metric> (when the
                     data has a validation split), lr, time (seconds)
   checkpoints/      epoch-NNNN.npz every checkpoint_every epochs and after the last, the
-                    newest checkpoint_keep kept; best.npz, the weights with the best monitor
+                    newest checkpoint_keep kept; best.npz, the weights with the best monitor.
+                    Each is a NumPy archive (np.load) sealed by its zip comment, a JSON object:
+                    backend, spec_hash and sha256 (of the bytes before the comment's length
+                    field). One that fails its seal is never used; one of another backend or
+                    network is refused. A checkpoint that cannot be written (a full disk)
+                    stops the run (exit 1) and leaves the previous one in place.
   results.json      backend, device, epochs_run, train_samples_per_s (after warm-up) and
-                    the test split's loss and metrics, computed with the best weights
+                    the test split's loss and metrics, computed with the best weights;
+                    written last, once the export exists
   model.keras       the trained model (keras.saving.load_model, after importing model.py)
   saved_model/      the same as a TensorFlow SavedModel (model.export), for serving
   preprocessing.json  the statistics the data was prepared with (for --predict)
---resume continues from the newest checkpoint. --predict FILE.npz trains nothing: it
+--resume continues from the newest intact checkpoint. --predict FILE.npz trains nothing: it
 prepares FILE's inputs (array x, or one per input name) as the training data was, runs the
-best (else newest) checkpoint on them and writes RUN/predictions.npz with the raw outputs
+best (else newest) intact checkpoint on them and writes RUN/predictions.npz with the raw outputs
 (array y, or one per output name).
 """
 
 import argparse
+import hashlib
+import io
 import json
 import math
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -468,11 +477,82 @@ def train_step(epoch_inputs, epoch_targets, start, size, update):
 
 
 # -----------------------------------------------------------------------------
-# checkpoints, written atomically: a killed run never leaves half a file behind
+# checkpoints, written atomically (a killed run never leaves half a file behind) and sealed:
+# a damaged checkpoint, or one of another program, is never used
+
+class DamagedCheckpointError(Exception):
+    """A checkpoint file that is truncated, empty or altered: its seal does not verify."""
+
 
 def epoch_checkpoints():
     """The run's epoch checkpoints, oldest first."""
     return sorted(checkpoint_dir.glob("epoch-*.npz"))
+
+
+def last_good_checkpoint():
+    """What a run that stops now leaves to resume from, for its last message."""
+    kept = epoch_checkpoints()
+    return f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written"
+
+
+def write_sealed(path, archive):
+    """Write `archive`, the bytes of a zip archive without a comment (as np.savez writes
+    one), to `path`, with the seal as its comment: a JSON object naming this program's backend
+    and spec hash, with the SHA-256 of every byte before the comment's length. A failed write
+    (a full disk) stops the run and leaves the previous `path` as it was."""
+    body = archive[:-2]  # a zip archive ends with its comment's length, here 0
+    seal = json.dumps({"backend": "tensorflow", "spec_hash": spec_hash,
+                       "sha256": hashlib.sha256(body).hexdigest()}).encode()
+    partial = path.with_name(path.name + ".tmp")
+    try:
+        with partial.open("wb") as file:
+            file.write(body + len(seal).to_bytes(2, "little") + seal)
+            file.flush()
+            os.fsync(file.fileno())  # on the disk before it takes the place of the old one
+        os.replace(partial, path)
+    except OSError as error:  # as in Lightning, a checkpoint that cannot be saved ends the run
+        partial.unlink(missing_ok=True)
+        sys.exit(f"error: cannot write {path} ({error.strerror or error}): stopped; "
+                 f"{last_good_checkpoint()}")
+
+
+def read_sealed(path):
+    """The bytes of the checkpoint at `path`, once its seal verifies them. A damaged file
+    raises DamagedCheckpointError; a checkpoint of another backend or network ends the
+    program."""
+    try:
+        data = path.read_bytes()
+        if not data:
+            raise DamagedCheckpointError(f"{path} is damaged (empty)")
+        seal_text = zipfile.ZipFile(io.BytesIO(data)).comment
+        seal = json.loads(seal_text)
+        backend, network, checksum = seal["backend"], seal["spec_hash"], seal["sha256"]
+    # what zipfile and json raise for a damaged file (NotImplementedError: a garbled version)
+    except (OSError, zipfile.BadZipFile, NotImplementedError, ValueError, KeyError,
+            TypeError) as error:
+        raise DamagedCheckpointError(f"{path} is damaged (unreadable: {error})") from None
+    body = data[:-len(seal_text) - 2]  # the seal and its length (2 bytes) end the file
+    if hashlib.sha256(body).hexdigest() != checksum:
+        raise DamagedCheckpointError(f"{path} is damaged (its content does not match its "
+                                     "checksum)")
+    if backend != "tensorflow":
+        sys.exit(f"error: {path} is a {backend} checkpoint, not this TensorFlow program's; "
+                 "choose another --out")
+    if network != spec_hash:
+        sys.exit(f"error: {path} holds another network (spec hash {network}, this program's "
+                 f"{spec_hash}); choose another --out")
+    return data
+
+
+def first_intact(paths):
+    """The first of `paths` whose checkpoint is intact, and its bytes; a damaged one is
+    skipped, saying so. (None, None) when none is."""
+    for path in paths:
+        try:
+            return path, read_sealed(path)
+        except DamagedCheckpointError as error:
+            print(f"warning: {error}: not used")
+    return None, None
 
 
 def save_checkpoint(path, epochs_done):
@@ -481,40 +561,45 @@ def save_checkpoint(path, epochs_done):
     where the loop is."""
     arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
     arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
-    position = {"spec_hash": spec_hash, "epoch": epochs_done, "step": step,
-                "schedule": schedule_state, "best": best}
+    position = {"epoch": epochs_done, "step": step, "schedule": schedule_state, "best": best}
     arrays["position"] = np.array(json.dumps(position))
+    archive = io.BytesIO()
+    np.savez(archive, **arrays)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    with partial.open("wb") as file:
-        np.savez(file, **arrays)
-    os.replace(partial, path)
+    write_sealed(path, archive.getvalue())
 
 
-def load_checkpoint(path, with_optimizer=False):
-    """Read a checkpoint into the model (and the optimizer); returns its position."""
-    with np.load(path) as arrays:
-        position = json.loads(str(arrays["position"]))
-        if position["spec_hash"] != spec_hash:
-            sys.exit(f"error: {path} holds another network (spec hash {position['spec_hash']}, "
-                     f"this program's {spec_hash}); choose another --out")
+def load_checkpoint(contents, with_optimizer=False):
+    """Put a checkpoint (the bytes read_sealed verified) into the model (and the optimizer);
+    returns its position."""
+    with np.load(io.BytesIO(contents)) as arrays:
         for i, variable in enumerate(model.variables):
             variable.assign(arrays[f"model_{i}"])
         if with_optimizer:
             for i, variable in enumerate(optimizer.variables):
                 variable.assign(arrays[f"optimizer_{i}"])
-    return position
+        return json.loads(str(arrays["position"]))
+
+
+# PyTorch's train.py writes .pt checkpoints: a run directory never holds both kinds.
+foreign = sorted(checkpoint_dir.glob("*.pt"))
+if foreign:
+    sys.exit(f"error: {checkpoint_dir} holds PyTorch checkpoints ({foreign[0].name}), not "
+             "this TensorFlow program's; choose another --out")
 
 
 # -----------------------------------------------------------------------------
 # --predict: run saved weights on new inputs, then stop
 
 if args.predict:
-    best_file = checkpoint_dir / "best.npz"
-    weights = best_file if best_file.exists() else (epoch_checkpoints() or [None])[-1]
-    if weights is None:
+    saved = [path for path in (checkpoint_dir / "best.npz", *reversed(epoch_checkpoints()))
+             if path.exists()]  # the best weights, else the newest
+    if not saved:
         sys.exit(f"error: {checkpoint_dir} holds no checkpoint to predict with; train first")
-    load_checkpoint(weights)
+    weights, contents = first_intact(saved)
+    if weights is None:
+        sys.exit(f"error: {checkpoint_dir} holds no intact checkpoint to predict with")
+    load_checkpoint(contents)
     try:
         arrays = np.load(args.predict)
     except (OSError, ValueError) as error:
@@ -567,8 +652,11 @@ if any(checkpoint_dir.glob("*.npz")) and not args.resume:
     parser.error(f"{checkpoint_dir} holds checkpoints already: pass --resume to continue "
                  "that run, or choose another --out")
 if args.resume and epoch_checkpoints():
-    newest = epoch_checkpoints()[-1]
-    position = load_checkpoint(newest, with_optimizer=True)
+    newest, contents = first_intact(reversed(epoch_checkpoints()))
+    if newest is None:
+        sys.exit(f"error: no checkpoint in {checkpoint_dir} is intact, so the run cannot "
+                 "resume; remove them to start afresh, or choose another --out")
+    position = load_checkpoint(contents, with_optimizer=True)
     schedule_state.update(position["schedule"])
     best.update(position["best"])
     start_epoch, step = position["epoch"], position["step"]
@@ -582,6 +670,8 @@ else:
         print(f"no checkpoint in {checkpoint_dir}: starting from scratch")
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text("")
+for partial in checkpoint_dir.glob("*.tmp"):  # left behind by a run killed while saving
+    partial.unlink()
 save_preprocessing(preprocessing, preprocessing_path)
 
 # -----------------------------------------------------------------------------
@@ -596,10 +686,8 @@ def stop_unless_finite(value, what):
     """A nan/inf loss ends the run (exit 1) before it can reach a checkpoint."""
     if math.isfinite(value):
         return
-    kept = epoch_checkpoints()
-    kept = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written"
     sys.exit(f"{line_start}error: {what} became {value} in epoch {epoch + 1} (by optimizer "
-             f"step {step}): stopped; {kept}")
+             f"step {step}): stopped; {last_good_checkpoint()}")
 
 
 interactive = sys.stdout.isatty()  # a terminal gets one updating line, a log one per epoch
@@ -694,7 +782,11 @@ for epoch in range(start_epoch, epochs):
 # results: test metrics with the best weights, and the training speed
 
 if (checkpoint_dir / "best.npz").exists():
-    load_checkpoint(checkpoint_dir / "best.npz")
+    try:
+        load_checkpoint(read_sealed(checkpoint_dir / "best.npz"))
+    except DamagedCheckpointError as error:
+        sys.exit(f"error: {error}: no test metrics without the best weights; the epoch "
+                 "checkpoints are kept")
     print(f"best weights: epoch {best['epoch']}, {monitor} {best['value']:.4g}")
 test = evaluate(test_inputs, test_targets)
 print("test  " + "  ".join(f"{name} {value:.4g}" for name, value in test.items()))
@@ -709,7 +801,8 @@ results = {
     "train_samples_per_s": samples_per_s,
     "test": test,
 }
-(run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+results_path = run_dir / "results.json"
+results_path.unlink(missing_ok=True)  # written again once the export it describes exists
 
 # -----------------------------------------------------------------------------
 # export: a .keras file (weights and architecture) and a SavedModel for serving
@@ -721,3 +814,8 @@ if not args.no_export:
         print(f"exported {run_dir / 'model.keras'} and {run_dir / 'saved_model'}")
     except (RuntimeError, TypeError, ValueError) as error:  # the weights are safe
         print(f"warning: export failed: {str(error).splitlines()[0]}")
+
+# results.json last, atomically: it is there only when everything it describes is
+partial = results_path.with_name(results_path.name + ".tmp")
+partial.write_text(json.dumps(results, indent=2) + "\n")
+os.replace(partial, results_path)

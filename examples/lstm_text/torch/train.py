@@ -9,18 +9,26 @@ Writes into the run directory RUN:
   metrics.jsonl     a JSON line per epoch: epoch, loss, val_loss and val_<metric> (when the
                     data has a validation split), lr, time (seconds)
   checkpoints/      epoch-NNNN.pt every checkpoint_every epochs and after the last, the
-                    newest checkpoint_keep kept; best.pt, the weights with the best monitor
+                    newest checkpoint_keep kept; best.pt, the weights with the best monitor.
+                    Each is a torch.save file sealed by its zip comment, a JSON object:
+                    backend, spec_hash and sha256 (of the bytes before the comment's length
+                    field). One that fails its seal is never used; one of another backend or
+                    network is refused. A checkpoint that cannot be written (a full disk)
+                    stops the run (exit 1) and leaves the previous one in place.
   results.json      backend, device, epochs_run, train_samples_per_s (after warm-up) and
-                    the test split's loss and metrics, computed with the best weights
+                    the test split's loss and metrics, computed with the best weights;
+                    written last, once the export exists
   model.pt2         the trained model, torch.export'ed for any batch size
   preprocessing.json  the statistics the data was prepared with (for --predict)
---resume continues from the newest checkpoint. --predict FILE.npz trains nothing: it
+--resume continues from the newest intact checkpoint. --predict FILE.npz trains nothing: it
 prepares FILE's inputs (array x, or one per input name) as the training data was, runs the
-best (else newest) checkpoint on them and writes RUN/predictions.npz with the raw outputs
+best (else newest) intact checkpoint on them and writes RUN/predictions.npz with the raw outputs
 (array y, or one per output name).
 """
 
 import argparse
+import hashlib
+import io
 import json
 import math
 import os
@@ -28,6 +36,7 @@ import random
 import sys
 import time
 import warnings
+import zipfile
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -424,18 +433,88 @@ def learning_rate_at(epoch, step):
 
 
 # -----------------------------------------------------------------------------
-# checkpoints, written atomically: a killed run never leaves half a file behind
+# checkpoints, written atomically (a killed run never leaves half a file behind) and sealed:
+# a damaged checkpoint, or one of another program, is never used
+
+class DamagedCheckpointError(Exception):
+    """A checkpoint file that is truncated, empty or altered: its seal does not verify."""
+
 
 def epoch_checkpoints():
     """The run's epoch checkpoints, oldest first."""
     return sorted(checkpoint_dir.glob("epoch-*.pt"))
 
 
+def last_good_checkpoint():
+    """What a run that stops now leaves to resume from, for its last message."""
+    kept = epoch_checkpoints()
+    return f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written"
+
+
+def write_sealed(path, archive):
+    """Write `archive`, the bytes of a zip archive without a comment (as torch.save writes
+    one), to `path`, with the seal as its comment: a JSON object naming this program's backend
+    and spec hash, with the SHA-256 of every byte before the comment's length. A failed write
+    (a full disk) stops the run and leaves the previous `path` as it was."""
+    body = archive[:-2]  # a zip archive ends with its comment's length, here 0
+    seal = json.dumps({"backend": "torch", "spec_hash": spec_hash,
+                       "sha256": hashlib.sha256(body).hexdigest()}).encode()
+    partial = path.with_name(path.name + ".tmp")
+    try:
+        with partial.open("wb") as file:
+            file.write(body + len(seal).to_bytes(2, "little") + seal)
+            file.flush()
+            os.fsync(file.fileno())  # on the disk before it takes the place of the old one
+        os.replace(partial, path)
+    except OSError as error:  # as in Lightning, a checkpoint that cannot be saved ends the run
+        partial.unlink(missing_ok=True)
+        sys.exit(f"error: cannot write {path} ({error.strerror or error}): stopped; "
+                 f"{last_good_checkpoint()}")
+
+
+def read_sealed(path):
+    """The bytes of the checkpoint at `path`, once its seal verifies them. A damaged file
+    raises DamagedCheckpointError; a checkpoint of another backend or network ends the
+    program."""
+    try:
+        data = path.read_bytes()
+        if not data:
+            raise DamagedCheckpointError(f"{path} is damaged (empty)")
+        seal_text = zipfile.ZipFile(io.BytesIO(data)).comment
+        seal = json.loads(seal_text)
+        backend, network, checksum = seal["backend"], seal["spec_hash"], seal["sha256"]
+    # what zipfile and json raise for a damaged file (NotImplementedError: a garbled version)
+    except (OSError, zipfile.BadZipFile, NotImplementedError, ValueError, KeyError,
+            TypeError) as error:
+        raise DamagedCheckpointError(f"{path} is damaged (unreadable: {error})") from None
+    body = data[:-len(seal_text) - 2]  # the seal and its length (2 bytes) end the file
+    if hashlib.sha256(body).hexdigest() != checksum:
+        raise DamagedCheckpointError(f"{path} is damaged (its content does not match its "
+                                     "checksum)")
+    if backend != "torch":
+        sys.exit(f"error: {path} is a {backend} checkpoint, not this PyTorch program's; "
+                 "choose another --out")
+    if network != spec_hash:
+        sys.exit(f"error: {path} holds another network (spec hash {network}, this program's "
+                 f"{spec_hash}); choose another --out")
+    return data
+
+
+def first_intact(paths):
+    """The first of `paths` whose checkpoint is intact, and its bytes; a damaged one is
+    skipped, saying so. (None, None) when none is."""
+    for path in paths:
+        try:
+            return path, read_sealed(path)
+        except DamagedCheckpointError as error:
+            print(f"warning: {error}: not used")
+    return None, None
+
+
 def save_checkpoint(path, epochs_done):
     """Everything a resume needs, as it stands after `epochs_done` epochs."""
     numpy_state = np.random.get_state()
     checkpoint = {
-        "spec_hash": spec_hash,
         "epoch": epochs_done,
         "step": step,
         "model": model.state_dict(),
@@ -451,31 +530,39 @@ def save_checkpoint(path, epochs_done):
             "cuda": torch.cuda.get_rng_state_all() if on_cuda else [],
         },
     }
+    archive = io.BytesIO()
+    torch.save(checkpoint, archive)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    torch.save(checkpoint, partial)
-    os.replace(partial, path)
+    write_sealed(path, archive.getvalue())
 
 
-def load_checkpoint(path):
-    """Read a checkpoint and put its weights into the model; the rest is returned."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if checkpoint["spec_hash"] != spec_hash:
-        sys.exit(f"error: {path} holds another network (spec hash {checkpoint['spec_hash']}, "
-                 f"this program's {spec_hash}); choose another --out")
+def load_checkpoint(data):
+    """Put the weights of a checkpoint (the bytes read_sealed verified) into the model; the
+    rest is returned."""
+    checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     model.load_state_dict(checkpoint["model"])
     return checkpoint
+
+
+# TensorFlow's train.py writes .npz checkpoints: a run directory never holds both kinds.
+foreign = sorted(checkpoint_dir.glob("*.npz"))
+if foreign:
+    sys.exit(f"error: {checkpoint_dir} holds TensorFlow checkpoints ({foreign[0].name}), not "
+             "this PyTorch program's; choose another --out")
 
 
 # -----------------------------------------------------------------------------
 # --predict: run saved weights on new inputs, then stop
 
 if args.predict:
-    best_file = checkpoint_dir / "best.pt"
-    weights = best_file if best_file.exists() else (epoch_checkpoints() or [None])[-1]
-    if weights is None:
+    saved = [path for path in (checkpoint_dir / "best.pt", *reversed(epoch_checkpoints()))
+             if path.exists()]  # the best weights, else the newest
+    if not saved:
         sys.exit(f"error: {checkpoint_dir} holds no checkpoint to predict with; train first")
-    load_checkpoint(weights)
+    weights, contents = first_intact(saved)
+    if weights is None:
+        sys.exit(f"error: {checkpoint_dir} holds no intact checkpoint to predict with")
+    load_checkpoint(contents)
     try:
         arrays = np.load(args.predict)
     except (OSError, ValueError) as error:
@@ -531,8 +618,11 @@ if any(checkpoint_dir.glob("*.pt")) and not args.resume:
     parser.error(f"{checkpoint_dir} holds checkpoints already: pass --resume to continue "
                  "that run, or choose another --out")
 if args.resume and epoch_checkpoints():
-    newest = epoch_checkpoints()[-1]
-    checkpoint = load_checkpoint(newest)
+    newest, contents = first_intact(reversed(epoch_checkpoints()))
+    if newest is None:
+        sys.exit(f"error: no checkpoint in {checkpoint_dir} is intact, so the run cannot "
+                 "resume; remove them to start afresh, or choose another --out")
+    checkpoint = load_checkpoint(contents)
     optimizer.load_state_dict(checkpoint["optimizer"])
     scaler.load_state_dict(checkpoint["scaler"])
     schedule_state.update(checkpoint["schedule"])
@@ -554,6 +644,8 @@ else:
         print(f"no checkpoint in {checkpoint_dir}: starting from scratch")
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text("")
+for partial in checkpoint_dir.glob("*.tmp"):  # left behind by a run killed while saving
+    partial.unlink()
 save_preprocessing(preprocessing, preprocessing_path)
 
 # -----------------------------------------------------------------------------
@@ -568,10 +660,8 @@ def stop_unless_finite(value, what):
     """A nan/inf loss ends the run (exit 1) before it can reach a checkpoint."""
     if math.isfinite(value):
         return
-    kept = epoch_checkpoints()
-    kept = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written"
     sys.exit(f"{line_start}error: {what} became {value} in epoch {epoch + 1} (by optimizer "
-             f"step {step}): stopped; {kept}")
+             f"step {step}): stopped; {last_good_checkpoint()}")
 
 
 interactive = sys.stdout.isatty()  # a terminal gets one updating line, a log one per epoch
@@ -676,7 +766,11 @@ for epoch in range(start_epoch, epochs):
 # results: test metrics with the best weights, and the training speed
 
 if (checkpoint_dir / "best.pt").exists():
-    load_checkpoint(checkpoint_dir / "best.pt")
+    try:
+        load_checkpoint(read_sealed(checkpoint_dir / "best.pt"))
+    except DamagedCheckpointError as error:
+        sys.exit(f"error: {error}: no test metrics without the best weights; the epoch "
+                 "checkpoints are kept")
     print(f"best weights: epoch {best['epoch']}, {monitor} {best['value']:.4g}")
 test = evaluate(test_inputs, test_targets)
 print("test  " + "  ".join(f"{name} {value:.4g}" for name, value in test.items()))
@@ -691,7 +785,8 @@ results = {
     "train_samples_per_s": samples_per_s,
     "test": test,
 }
-(run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+results_path = run_dir / "results.json"
+results_path.unlink(missing_ok=True)  # written again once the export it describes exists
 
 # -----------------------------------------------------------------------------
 # export: a graph that loads with torch.export.load, for batches of any size
@@ -714,3 +809,8 @@ if not args.no_export:
         print(f"exported {run_dir / 'model.pt2'}")
     except (RuntimeError, TypeError, ValueError, AssertionError) as error:  # weights are safe
         print(f"warning: no model.pt2, torch.export failed: {str(error).splitlines()[0]}")
+
+# results.json last, atomically: it is there only when everything it describes is
+partial = results_path.with_name(results_path.name + ".tmp")
+partial.write_text(json.dumps(results, indent=2) + "\n")
+os.replace(partial, results_path)

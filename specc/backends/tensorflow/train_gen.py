@@ -37,8 +37,9 @@ from specc.backends.tensorflow.model_gen import BUILDER
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
 # train.py's own imports; the data loader adds its own, and the two lists are merged.
-STDLIB_IMPORTS = ("import argparse", "import json", "import math", "import os",
-                  "import sys", "import time", "from pathlib import Path")
+STDLIB_IMPORTS = ("import argparse", "import hashlib", "import io", "import json",
+                  "import math", "import os", "import sys", "import time", "import zipfile",
+                  "from pathlib import Path")
 THIRD_PARTY_IMPORTS = ("import keras", "import numpy as np", "import tensorflow as tf")
 
 # The checkpoint files' suffix (`specc.run` looks for earlier runs by it).

@@ -29,15 +29,17 @@ from specc.layers.sequence import Recurrent
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
 # train.py's own imports; the data loader adds its own, and the two lists are merged.
-STDLIB_IMPORTS = ("import argparse", "import json", "import math", "import os",
-                  "import random", "import sys", "import time",
-                  "from contextlib import nullcontext", "from pathlib import Path")
+STDLIB_IMPORTS = ("import argparse", "import hashlib", "import io", "import json",
+                  "import math", "import os", "import random", "import sys", "import time",
+                  "import zipfile", "from contextlib import nullcontext",
+                  "from pathlib import Path")
 THIRD_PARTY_IMPORTS = ("import numpy as np", "import torch",
                        "import torch.nn.functional as F")
 
 # Top-level names of train.py's own that a model class name could take (it is PascalCase);
 # the data loader's are added per program (`top_level_names`).
-TRAIN_MODULE_NAMES = frozenset({"F", "Path", "np", "nullcontext", "torch"})
+TRAIN_MODULE_NAMES = frozenset({"DamagedCheckpointError", "F", "Path", "np", "nullcontext",
+                                "torch"})
 
 
 def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
