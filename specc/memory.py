@@ -1,0 +1,230 @@
+"""How much memory a model takes: its parameters, and a training run at the spec's batch size.
+
+Decided here, once, from the IR's shapes (no framework): `specc check` prints it under a
+model's totals, and both backends' train.py carry the training figure in their config block
+and refuse, before allocating the model or the data, a run that it says cannot fit.
+
+What a training run holds at its peak, and how each part is counted (bytes):
+
+  parameters   every parameter, trainable or not, as float32: mixed precision (bf16, fp16)
+               computes in half precision but keeps the weights in float32
+  gradients    a float32 per trainable parameter
+  optimizer    float32 slots per trainable parameter (`OPTIMIZER_SLOTS`): sgd none (one with
+               momentum), adam and adamw two moments, rmsprop one (two with momentum),
+               adagrad one
+  activations  what the forward pass of one batch of `batch_size` samples keeps for the
+               backward pass: the batch's inputs and every layer's output, at the
+               precision's element size (fp32 and `auto` 4 bytes, bf16 and fp16 2; int64 ids
+               8). Layers that only re-label their input (`VIEW_LAYERS`) take none. Tensors
+               inside a layer (an LSTM's gates, attention's weights) are not on an edge of
+               the IR and are left out: the figure is the saved edges' size, not a bound.
+  data         the dataset the program holds in memory, when its size is known before it
+               runs (synthetic, the scikit-learn sets and the standard image and text sets):
+               `DATA_COPIES` times, the splits plus each epoch's shuffled training split.
+               Files read at run time (npz, csv, text_csv, image_folder) are not counted.
+
+A `?` dimension takes the length the data gives it where the data fixes one (synthetic's
+sequence length, imdb's and text_csv's `max_len`); where nothing does, the tensors with one
+are left out. Either gap (data or activations unknown) makes the estimate a lower bound,
+`complete` False, and the report says "at least".
+
+`precision = auto` is counted as fp32, the larger of what it may resolve to at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from specc import ir
+from specc.data_sources import Synthetic
+from specc.errors import Diagnostic, mismatch
+from specc.layers.base import Backend, Shape
+from specc.passes.data_check import labelled_outputs
+
+# Bytes per element: parameters, gradients and optimizer slots are float32 at any precision.
+FLOAT32_BYTES = 4
+INT64_BYTES = 8
+ACTIVATION_BYTES = {"auto": 4, "fp32": 4, "bf16": 2, "fp16": 2}
+
+# Layers whose output is their input re-labelled (a view): no new memory.
+VIEW_LAYERS = frozenset({"identity", "flatten", "reshape"})
+
+# The dataset is held as the loader's splits, and each epoch shuffles the training split
+# into a copy of its own (both train.py files do: `x[order]`, `tf.gather(x, order)`).
+DATA_COPIES = 2
+
+# Samples in the datasets whose size is fixed (test splits included).
+KNOWN_DATASET_SIZES = {
+    "digits": 1797, "iris": 150, "breast_cancer": 569, "diabetes": 442,
+    "mnist": 70_000, "fashion_mnist": 70_000, "cifar10": 60_000, "imdb": 50_000,
+}
+
+# `specc check` warns about a model whose training estimate exceeds this: more than a
+# 16 GiB GPU or a typical laptop holds, so that most machines will refuse the run.
+WARN_TRAINING_BYTES = 16 * 2**30
+
+
+def optimizer_slots(optimizer) -> int:
+    """Float32 values the optimizer keeps per trainable parameter."""
+    kind = optimizer.kind
+    if kind in ("adam", "adamw"):
+        return 2  # first and second moments
+    if kind == "rmsprop":
+        return 1 + (optimizer.momentum > 0)  # square average, and the momentum buffer
+    if kind == "sgd":
+        return int(optimizer.momentum > 0)  # the momentum buffer
+    if kind == "adagrad":
+        return 1  # the sum of squares
+    raise ValueError(f"no optimizer-state rule for {kind!r}")
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """One model's memory, in bytes, on one backend (see the module docstring)."""
+
+    backend: Backend
+    batch_size: int
+    precision: str
+    optimizer: str  # its kind
+    parameters: int
+    gradients: int
+    optimizer_state: int
+    activations: int  # per batch
+    data: int | None  # None: the size is known only when the program reads the data
+    activations_known: bool  # False: some tensor has a `?` that no data length fixes
+
+    @property
+    def training(self) -> int:
+        """What a training run needs: every part (the data's when known)."""
+        return (self.parameters + self.gradients + self.optimizer_state + self.activations
+                + (self.data or 0))
+
+    @property
+    def complete(self) -> bool:
+        """Whether every part is counted; otherwise `training` is a lower bound."""
+        return self.activations_known and self.data is not None
+
+    def parts(self) -> list[tuple[str, int]]:
+        """The parts of `training` by name, the data's only when known."""
+        parts = [("parameters", self.parameters), ("gradients", self.gradients),
+                 (f"{self.optimizer} state", self.optimizer_state),
+                 ("activations", self.activations)]
+        if self.data is not None:
+            parts.append(("data", self.data))
+        return parts
+
+    def summary(self) -> str:
+        """One line: the training figure and its parts, e.g. for an error message."""
+        shown = ", ".join(f"{name} {format_bytes(size)}" for name, size in self.parts())
+        bound = "" if self.complete else "at least "
+        return f"{bound}{format_bytes(self.training)} ({shown})"
+
+
+def estimate(model: ir.Model, backend: Backend | None = None) -> MemoryEstimate:
+    """The memory of training `model` on `backend` (default: the spec's own)."""
+    backend = backend or model.train.backend
+    counts = model.graph.params[backend]
+    length = sequence_length(model)
+    element = ACTIVATION_BYTES[model.train.precision]
+    batch = model.train.batch_size
+
+    activations, known = 0, True
+    edges = [(v.shape, v.dtype) for v in model.graph.inputs]
+    edges += [(node.output.shape, node.output.dtype) for _, node in model.graph.walk()
+              if node.layer.kind not in VIEW_LAYERS]
+    for shape, dtype in edges:
+        size = elements(shape, length)
+        if size is None:
+            known = False
+            continue
+        activations += size * batch * (INT64_BYTES if dtype == "int64" else element)
+
+    return MemoryEstimate(
+        backend=backend,
+        batch_size=batch,
+        precision=model.train.precision,
+        optimizer=model.optimizer.kind,
+        parameters=counts.total * FLOAT32_BYTES,
+        gradients=counts.trainable * FLOAT32_BYTES,
+        optimizer_state=counts.trainable * optimizer_slots(model.optimizer) * FLOAT32_BYTES,
+        activations=activations,
+        data=data_bytes(model, length),
+        activations_known=known,
+    )
+
+
+def sequence_length(model: ir.Model) -> int | None:
+    """The length a `?` dimension takes in the model's data, where the data fixes one."""
+    source = model.data.source if model.data is not None else None
+    if isinstance(source, Synthetic):
+        return source.sequence_length
+    return getattr(source, "max_len", None)  # imdb, text_csv
+
+
+def elements(shape: Shape, length: int | None) -> int | None:
+    """Elements per sample, a `?` counted as `length`; None when a `?` stays unknown."""
+    if None in shape and length is None:
+        return None
+    return prod(length if dim is None else dim for dim in shape)  # type: ignore[misc]
+
+
+def data_bytes(model: ir.Model, length: int | None) -> int | None:
+    """The bytes of the dataset in memory (`DATA_COPIES` of it), None when its size is
+    known only at run time."""
+    source = model.data.source if model.data is not None else None
+    if isinstance(source, Synthetic):
+        samples = source.n
+    elif source is not None and source.kind in KNOWN_DATASET_SIZES:  # type: ignore[attr-defined]
+        samples = KNOWN_DATASET_SIZES[source.kind]  # type: ignore[attr-defined]
+    else:
+        return None
+    per_sample = 0
+    for value in model.graph.inputs:
+        size = elements(value.shape, length)
+        if size is None:
+            return None
+        per_sample += size * (INT64_BYTES if value.dtype == "int64" else FLOAT32_BYTES)
+    for value, loss in labelled_outputs(model):
+        if loss.kind == "cross_entropy":  # an int64 class id per sample (or per position)
+            size, element = elements(value.shape[:-1], length), INT64_BYTES
+        else:
+            size, element = elements(value.shape, length), FLOAT32_BYTES
+        if size is None:
+            return None
+        per_sample += size * element
+    return DATA_COPIES * samples * per_sample
+
+
+def oversize_warning(model: ir.Model) -> Diagnostic | None:
+    """A warning at the model when its training estimate exceeds WARN_TRAINING_BYTES, with
+    a note at the layer that holds the most parameters; None when it does not."""
+    memory = estimate(model)
+    if memory.training <= WARN_TRAINING_BYTES:
+        return None
+    warning = Diagnostic(
+        mismatch(f"training `{model.name}` needs more memory than most machines hold; "
+                 "train.py refuses a run where it does not fit",
+                 f"at most {format_bytes(WARN_TRAINING_BYTES)}",
+                 f"an estimated {memory.summary()}"),
+        model.span, "warning")
+    layers = [node for _, node in model.graph.walk()]
+    largest = max(layers, key=lambda node: node.params[memory.backend].total, default=None)
+    if largest is not None and largest.params[memory.backend].total:
+        count = largest.params[memory.backend].total
+        warning = warning.with_note(
+            f"the largest layer: {count:,} parameters "
+            f"({format_bytes(count * FLOAT32_BYTES)})", largest.span)
+    return warning
+
+
+def format_bytes(size: int) -> str:
+    """A byte count in binary units: `512 B`, `1.5 KiB`, `26.08 GiB`."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    raise AssertionError("unreachable")
