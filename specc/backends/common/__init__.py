@@ -14,6 +14,10 @@ from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, Stric
 
 _PLAIN = (str, bool, int, type(None))
 
+# Templates every backend's programs share (the data loader, the memory check): each
+# backend's environment finds them after its own.
+COMMON_TEMPLATES = Path(__file__).parent / "templates"
+
 
 def py_literal(value: object) -> str:
     """`repr()` of a literal made of None, bools, ints, finite floats, strings, and tuples,
@@ -47,10 +51,12 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
 
 
 def template_environment(templates: Path) -> Environment:
-    """A Jinja environment for Python templates in `templates`: undefined names are errors,
-    nothing is HTML-escaped, block tags leave no blank lines, `py` writes literals."""
+    """A Jinja environment for Python templates in `templates` (then COMMON_TEMPLATES):
+    undefined names are errors, nothing is HTML-escaped, block tags leave no blank lines,
+    `py` writes literals."""
+    folders = [templates] if templates == COMMON_TEMPLATES else [templates, COMMON_TEMPLATES]
     environment = Environment(
-        loader=FileSystemLoader(templates),
+        loader=FileSystemLoader(folders),
         bytecode_cache=_bytecode_cache(),
         undefined=StrictUndefined,
         autoescape=False,

@@ -40,6 +40,7 @@ from specc.backends.torch.train_gen import (
     _monitor,
     _splits,
     _top_level_names,
+    memory_context,
     spec_hash,
 )
 
@@ -92,6 +93,7 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         "monitor": monitor,
         "monitor_mode": monitor_mode,
         "checkpoint_suffix": CHECKPOINT_SUFFIX,
+        **memory_context(model, "tensorflow"),
     }
 
 

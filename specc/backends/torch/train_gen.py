@@ -29,7 +29,9 @@ from specc.backends.common.data import DataCode, _isort, render_data_code
 from specc.backends.naming import candidates
 from specc.backends.torch.model_gen import has_regularization, model_class_name
 from specc.errors import SpecError, mismatch
+from specc.layers.base import Backend
 from specc.layers.sequence import Recurrent
+from specc.memory import estimate, format_bytes
 from specc.passes.data_check import labelled_outputs
 from specc.training import CLASSIFICATION_METRICS, Loss
 
@@ -156,6 +158,37 @@ def _check_augmentation(model: ir.Model) -> None:
                     list(image.shape[:2]), size))
 
 
+def memory_context(model: ir.Model, backend: Backend) -> dict[str, object]:
+    """The config block's memory_needed (specc.memory's training estimate, in bytes) and the
+    comment lines above it that say what it counts."""
+    memory = estimate(model, backend)
+    precision = "fp32" if memory.precision == "auto" else memory.precision
+    phrases = [f"{name} {format_bytes(size)}" for name, size in memory.parts()]
+    phrases[3] = (f"activations of a batch of {memory.batch_size} at {precision} "
+                  f"{format_bytes(memory.activations)}")
+    if not memory.activations_known:
+        phrases.append("(tensors with a `?` size not counted)")
+    if memory.data is None:
+        phrases.append("(the data, read at run time, not counted)")
+    words = "what training takes, as specc estimated it from the model's shapes: "
+    return {"memory_needed": memory.training,
+            "memory_total": ("at least " if not memory.complete else "")
+            + format_bytes(memory.training),
+            "memory_comment": _fill(words + ", ".join(phrases), 96)}
+
+
+def _fill(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width`, breaking after commas and colons only, so that a
+    number stays with its unit."""
+    lines = [""]
+    for piece in text.replace(", ", ",\n").replace(": ", ":\n").split("\n"):
+        if lines[-1] and len(lines[-1]) + 1 + len(piece) > width:
+            lines.append(piece)
+        else:
+            lines[-1] = f"{lines[-1]} {piece}".strip()
+    return lines
+
+
 def _top_level_names(data: DataCode) -> set[str]:
     """The names the data loader's imports and code bind at the top of train.py."""
     tree = ast.parse("\n".join(data.imports) + "\n" + data.code)
@@ -210,6 +243,7 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         "has_test": has_test,
         "monitor": monitor,
         "monitor_mode": monitor_mode,
+        **memory_context(model, "torch"),
     }
 
 
