@@ -33,6 +33,7 @@ are left out. Either gap (data or activations unknown) makes the estimate a lowe
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from math import prod
 
@@ -216,6 +217,29 @@ def oversize_warning(model: ir.Model) -> Diagnostic | None:
             f"the largest layer: {count:,} parameters "
             f"({format_bytes(count * FLOAT32_BYTES)})", largest.span)
     return warning
+
+
+# Size suffixes of --max-memory (`specc train` and train.py, whose memory_size reads the same
+# table): KB, MB, GB, TB count in 1000s, KiB, MiB, GiB, TiB in 1024s; no suffix is bytes.
+SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+              "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+              "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """The bytes of a size such as `2GB`, `1.5GiB`, `512M` or `750000000`; ValueError when
+    it is not one (or not above zero)."""
+    spelled = text.strip().lower()
+    number = spelled.rstrip("bgikmt")
+    unit = spelled[len(number):]
+    try:
+        size = float(number) * SIZE_UNITS[unit]
+    except (KeyError, ValueError):
+        raise ValueError(f"expected a size such as 2GB, 512MiB or 750000000 (bytes), "
+                         f"got {text!r}") from None
+    if not (math.isfinite(size) and size > 0):
+        raise ValueError(f"expected a size above zero, got {text!r}")
+    return int(size)
 
 
 def format_bytes(size: int) -> str:
