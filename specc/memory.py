@@ -12,10 +12,15 @@ What a training run holds at its peak, and how each part is counted (bytes):
   optimizer    float32 slots per trainable parameter (`OPTIMIZER_SLOTS`): sgd none (one with
                momentum), adam and adamw two moments, rmsprop one (two with momentum),
                adagrad one
+  step scratch what the step allocates for a moment, one tensor at a time, counted for the
+               layer with the most trainable parameters: its weights' gradient while it is
+               summed into the stored one (twice that, measured with torch) and the
+               optimizer's temporaries (`OPTIMIZER_SCRATCH`: two for the adaptive ones)
   activations  what the forward pass of one batch of `batch_size` samples keeps for the
                backward pass: the batch's inputs and every layer's output, at the
                precision's element size (fp32 and `auto` 4 bytes, bf16 and fp16 2; int64 ids
-               8). Layers that only re-label their input (`VIEW_LAYERS`) take none. Tensors
+               8). Layers that only re-label their input (`VIEW_LAYERS`) take none; dropout
+               keeps a mask as large as its output besides (`MASK_LAYERS`). Tensors
                inside a layer (an LSTM's gates, attention's weights) are not on an edge of
                the IR and are left out: the figure is the saved edges' size, not a bound.
   data         the dataset the program holds in memory, when its size is known before it
@@ -50,6 +55,8 @@ ACTIVATION_BYTES = {"auto": 4, "fp32": 4, "bf16": 2, "fp16": 2}
 
 # Layers whose output is their input re-labelled (a view): no new memory.
 VIEW_LAYERS = frozenset({"identity", "flatten", "reshape"})
+# Layers that keep, besides their output, a mask as large as it for the backward pass.
+MASK_LAYERS = frozenset({"dropout"})
 
 # The dataset is held as the loader's splits, and each epoch shuffles the training split
 # into a copy of its own (both train.py files do: `x[order]`, `tf.gather(x, order)`).
@@ -64,6 +71,12 @@ KNOWN_DATASET_SIZES = {
 # `specc check` warns about a model whose training estimate exceeds this: more than a
 # 16 GiB GPU or a typical laptop holds, so that most machines will refuse the run.
 WARN_TRAINING_BYTES = 16 * 2**30
+
+
+# Temporaries as large as a parameter tensor that the optimizer's update makes (torch.optim's
+# adam: the root of the second moment and its quotient); gradients take two besides.
+OPTIMIZER_SCRATCH = {"sgd": 0, "adam": 2, "adamw": 2, "rmsprop": 2, "adagrad": 2}
+GRADIENT_SCRATCH = 2
 
 
 def optimizer_slots(optimizer) -> int:
@@ -91,6 +104,7 @@ class MemoryEstimate:
     parameters: int
     gradients: int
     optimizer_state: int
+    scratch: int  # the step's temporaries
     activations: int  # per batch
     data: int | None  # None: the size is known only when the program reads the data
     activations_known: bool  # False: some tensor has a `?` that no data length fixes
@@ -98,8 +112,8 @@ class MemoryEstimate:
     @property
     def training(self) -> int:
         """What a training run needs: every part (the data's when known)."""
-        return (self.parameters + self.gradients + self.optimizer_state + self.activations
-                + (self.data or 0))
+        return (self.parameters + self.gradients + self.optimizer_state + self.scratch
+                + self.activations + (self.data or 0))
 
     @property
     def complete(self) -> bool:
@@ -110,7 +124,7 @@ class MemoryEstimate:
         """The parts of `training` by name, the data's only when known."""
         parts = [("parameters", self.parameters), ("gradients", self.gradients),
                  (f"{self.optimizer} state", self.optimizer_state),
-                 ("activations", self.activations)]
+                 ("step scratch", self.scratch), ("activations", self.activations)]
         if self.data is not None:
             parts.append(("data", self.data))
         return parts
@@ -130,10 +144,14 @@ def estimate(model: ir.Model, backend: Backend | None = None) -> MemoryEstimate:
     element = ACTIVATION_BYTES[model.train.precision]
     batch = model.train.batch_size
 
+    largest = max((node.params[backend].trainable for _, node in model.graph.walk()),
+                  default=0)
     activations, known = 0, True
     edges = [(v.shape, v.dtype) for v in model.graph.inputs]
-    edges += [(node.output.shape, node.output.dtype) for _, node in model.graph.walk()
-              if node.layer.kind not in VIEW_LAYERS]
+    for _, node in model.graph.walk():
+        if node.layer.kind not in VIEW_LAYERS:
+            edges += [(node.output.shape, node.output.dtype)] * (
+                2 if node.layer.kind in MASK_LAYERS else 1)
     for shape, dtype in edges:
         size = elements(shape, length)
         if size is None:
@@ -149,6 +167,8 @@ def estimate(model: ir.Model, backend: Backend | None = None) -> MemoryEstimate:
         parameters=counts.total * FLOAT32_BYTES,
         gradients=counts.trainable * FLOAT32_BYTES,
         optimizer_state=counts.trainable * optimizer_slots(model.optimizer) * FLOAT32_BYTES,
+        scratch=largest * (GRADIENT_SCRATCH + OPTIMIZER_SCRATCH[model.optimizer.kind])
+        * FLOAT32_BYTES,
         activations=activations,
         data=data_bytes(model, length),
         activations_known=known,

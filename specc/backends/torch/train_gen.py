@@ -164,7 +164,7 @@ def memory_context(model: ir.Model, backend: Backend) -> dict[str, object]:
     memory = estimate(model, backend)
     precision = "fp32" if memory.precision == "auto" else memory.precision
     phrases = [f"{name} {format_bytes(size)}" for name, size in memory.parts()]
-    phrases[3] = (f"activations of a batch of {memory.batch_size} at {precision} "
+    phrases[4] = (f"activations of a batch of {memory.batch_size} at {precision} "
                   f"{format_bytes(memory.activations)}")
     if not memory.activations_known:
         phrases.append("(tensors with a `?` size not counted)")
