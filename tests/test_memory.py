@@ -60,23 +60,25 @@ def test_parameters_gradients_and_adam_state_are_float32_per_parameter(tmp_path)
     assert memory.parameters == PARAMS * 4
     assert memory.gradients == PARAMS * 4
     assert memory.optimizer_state == 2 * PARAMS * 4  # adam: two moments
-    # the step's scratch: the largest layer's (144) gradient twice, adam's two temporaries
-    assert memory.scratch == 144 * 4 * 4
+    # the step's scratch: two temporaries as large as the largest layer's 144 parameters
+    assert memory.scratch == 2 * 144 * 4
 
 
 @pytest.mark.parametrize(("optimizer", "slots", "scratch"), [
-    ("sgd()", 0, 2), ("sgd(momentum=0.9)", 1, 2), ("adamw()", 2, 4), ("rmsprop()", 1, 4),
-    ("rmsprop(momentum=0.5)", 2, 4), ("adagrad()", 1, 4)])
+    ("sgd()", 0, 0), ("sgd(momentum=0.9)", 1, 0), ("adamw()", 2, 2), ("rmsprop()", 1, 2),
+    ("rmsprop(momentum=0.5)", 2, 2), ("adagrad()", 1, 2)])
 def test_optimizer_state_counts_the_slots_of_each_kind(tmp_path, optimizer, slots, scratch):
     memory = estimate(mlp(tmp_path, optimizer=optimizer))
     assert memory.optimizer_state == slots * PARAMS * 4
     assert memory.scratch == scratch * 144 * 4
+    assert ("step scratch" in dict(memory.parts())) == bool(scratch)  # shown when there is
 
 
 def test_activations_are_every_edge_of_a_batch_and_dropout_keeps_a_mask(tmp_path):
     plain = estimate(mlp(tmp_path))
     # a batch of 4: the input (8), dense (16), dense (3), float32
     assert plain.activations == 4 * (8 + 16 + 3) * 4
+    assert plain.activation_gradients == 4 * 16 * 4  # the largest: dense (16)
     dropped = estimate(mlp(tmp_path, middle="dropout(0.5)"))
     assert dropped.activations == plain.activations + 2 * 4 * 16 * 4  # output and mask
     viewed = estimate(mlp(tmp_path, middle="identity()\n        reshape([4, 4])\n"
@@ -89,6 +91,7 @@ def test_activations_are_every_edge_of_a_batch_and_dropout_keeps_a_mask(tmp_path
 def test_half_precision_halves_activations_but_not_the_weights(tmp_path, precision, element):
     memory = estimate(mlp(tmp_path, train=f"precision = {precision}"))
     assert memory.activations == 4 * (8 + 16 + 3) * element
+    assert memory.activation_gradients == 4 * 16 * element
     assert memory.parameters == memory.gradients == PARAMS * 4
 
 
@@ -98,7 +101,8 @@ def test_synthetic_data_counts_the_splits_and_the_epochs_shuffled_copy(tmp_path)
     assert memory.data == 2 * 10 * (8 * 4 + 8)
     assert memory.complete
     assert memory.training == (memory.parameters + memory.gradients + memory.optimizer_state
-                               + memory.scratch + memory.activations + memory.data)
+                               + memory.scratch + memory.activations
+                               + memory.activation_gradients + memory.data)
 
 
 def test_data_read_at_run_time_makes_the_estimate_a_lower_bound(tmp_path):
@@ -131,6 +135,7 @@ def test_a_question_mark_takes_the_datas_sequence_length(tmp_path):
     imdb = estimate(load(tmp_path, text.format(data='imdb("imdb.npz", vocab=100, max_len=50)')))
     # ids (50, int64), embeddings (50 x 4), pooled (4), logits (2), a batch of 2
     assert imdb.activations == 2 * (50 * 8 + 50 * 4 * 4 + 4 * 4 + 2 * 4)
+    assert imdb.activation_gradients == 2 * 50 * 4 * 4  # the embeddings; ids have none
     assert imdb.data == 2 * 50_000 * (50 * 8 + 8)
     synthetic = estimate(load(tmp_path, text.format(data="synthetic(n=3)")))
     assert synthetic.activations == 2 * (16 * 8 + 16 * 4 * 4 + 4 * 4 + 2 * 4)
@@ -171,8 +176,8 @@ def test_check_prints_the_memory_under_the_totals(tmp_path, capsys):
     assert lines[flops + 1] == "parameter memory: 780 B (float32)"
     assert lines[flops + 2] == (
         f"training memory (torch, batch 4, auto, as fp32): {format_bytes(memory.training)} "
-        "(parameters 780 B, gradients 780 B, adam state 1.52 KiB, step scratch 2.25 KiB, "
-        "activations 432 B, data 800 B)")
+        "(parameters 780 B, gradients 780 B, adam state 1.52 KiB, step scratch 1.12 KiB, "
+        "activations 432 B, activation gradients 256 B, data 800 B)")
 
 
 def test_check_warns_of_a_model_too_large_for_most_machines(tmp_path):

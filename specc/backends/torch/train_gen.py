@@ -163,9 +163,9 @@ def memory_context(model: ir.Model, backend: Backend) -> dict[str, object]:
     comment lines above it that say what it counts."""
     memory = estimate(model, backend)
     precision = "fp32" if memory.precision == "auto" else memory.precision
-    phrases = [f"{name} {format_bytes(size)}" for name, size in memory.parts()]
-    phrases[4] = (f"activations of a batch of {memory.batch_size} at {precision} "
-                  f"{format_bytes(memory.activations)}")
+    phrases = [f"activations of a batch of {memory.batch_size} at {precision} "
+               f"{format_bytes(size)}" if name == "activations" else f"{name} {format_bytes(size)}"
+               for name, size in memory.parts()]
     if not memory.activations_known:
         phrases.append("(tensors with a `?` size not counted)")
     if memory.data is None:
