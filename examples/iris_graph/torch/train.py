@@ -61,9 +61,9 @@ checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.pt
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
 spec_hash = '0ebef2e134a61301'  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 2.89 KiB,
-# gradients 2.89 KiB, adam state 5.77 KiB, step scratch 8.25 KiB,
-# activations of a batch of 16 at fp32 7.44 KiB, data 7.03 KiB
-memory_needed = 35088  # 34.3 KiB
+# gradients 2.89 KiB, adam state 5.77 KiB, step scratch 4.12 KiB,
+# activations of a batch of 16 at fp32 7.44 KiB, activation gradients 2 KiB, data 7.03 KiB
+memory_needed = 32912  # 32.1 KiB
 max_memory = None  # refuse runs above this (e.g. "2GB"); None: above the device's free memory
 # -----------------------------------------------------------------------------
 

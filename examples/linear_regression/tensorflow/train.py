@@ -60,9 +60,9 @@ checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
 spec_hash = 'feaad79eeeef885a'  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 44 B,
-# gradients 44 B, sgd state 0 B, step scratch 88 B, activations of a batch of 32 at fp32 1.38 KiB,
-# data 38 KiB
-memory_needed = 40480  # 39.5 KiB
+# gradients 44 B, sgd state 0 B, activations of a batch of 32 at fp32 1.38 KiB,
+# activation gradients 1.25 KiB, data 38 KiB
+memory_needed = 41672  # 40.7 KiB
 max_memory = None  # refuse runs above this (e.g. "2GB"); None: above the device's free memory
 # -----------------------------------------------------------------------------
 

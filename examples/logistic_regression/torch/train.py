@@ -61,9 +61,9 @@ checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.pt
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
 spec_hash = '05cbfafd6fab96b1'  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 124 B,
-# gradients 124 B, adam state 248 B, step scratch 496 B,
-# activations of a batch of 32 at fp32 3.88 KiB, data 138 KiB
-memory_needed = 146072  # 143 KiB
+# gradients 124 B, adam state 248 B, step scratch 248 B,
+# activations of a batch of 32 at fp32 3.88 KiB, activation gradients 3.75 KiB, data 138 KiB
+memory_needed = 149664  # 146 KiB
 max_memory = None  # refuse runs above this (e.g. "2GB"); None: above the device's free memory
 # -----------------------------------------------------------------------------
 

@@ -63,9 +63,9 @@ checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
 spec_hash = '78053ad07c32427d'  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 170 KiB,
-# gradients 168 KiB, sgd state 168 KiB, step scratch 72 KiB,
-# activations of a batch of 64 at fp32 6.28 MiB, data 927 KiB
-memory_needed = 8120456  # 7.74 MiB
+# gradients 168 KiB, sgd state 168 KiB, activations of a batch of 64 at fp32 6.28 MiB,
+# activation gradients 256 KiB, data 927 KiB
+memory_needed = 8308872  # 7.92 MiB
 max_memory = None  # refuse runs above this (e.g. "2GB"); None: above the device's free memory
 # -----------------------------------------------------------------------------
 
