@@ -262,3 +262,14 @@ def test_generated_programs_carry_the_estimate_and_read_sizes_as_specc_does(tmp_
         assert program["memory_size"](text) is None
     for size in (0, 1023, 1024, 1536, 99 * 2**20, 100 * 2**20, 1023 * 2**30, 7 * 2**50):
         assert program["format_bytes"](size) == format_bytes(size)
+
+
+def test_each_program_carries_its_own_backends_estimate(tmp_path):
+    """PyTorch's LSTM has a second bias, so the two programs' figures differ."""
+    model = mlp(tmp_path, middle="reshape([4, 4])\n        lstm(8)")
+    sources = {backend: generate(model, backend, tmp_path / backend)["train.py"]
+               for backend in ("torch", "tensorflow")}
+    figures = {backend: estimate(model, backend).training for backend in sources}
+    assert figures["torch"] != figures["tensorflow"]
+    for backend, source in sources.items():
+        assert f"\nmemory_needed = {figures[backend]}  # " in source
