@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from math import prod
 
 from specc import ir
 from specc.data_sources import Synthetic
@@ -79,7 +78,6 @@ KNOWN_DATASET_SIZES = {
 # `specc check` warns about a model whose training estimate exceeds this: more than a
 # 16 GiB GPU or a typical laptop holds, so that most machines will refuse the run.
 WARN_TRAINING_BYTES = 16 * 2**30
-
 
 # Temporaries as large as a parameter tensor that each optimizer's update makes.
 OPTIMIZER_SCRATCH = {"sgd": 0, "adam": 2, "adamw": 2, "rmsprop": 2, "adagrad": 2}
@@ -202,7 +200,7 @@ def elements(shape: Shape, length: int | None) -> int | None:
     """Elements per sample, a `?` counted as `length`; None when a `?` stays unknown."""
     if None in shape and length is None:
         return None
-    return prod(length if dim is None else dim for dim in shape)  # type: ignore[misc]
+    return math.prod(length if dim is None else dim for dim in shape)  # type: ignore[misc]
 
 
 def data_bytes(model: ir.Model, length: int | None) -> int | None:

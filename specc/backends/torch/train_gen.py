@@ -7,9 +7,10 @@ templates' per-kind branches; the generated program itself only reads its config
 Spec text reaches the program as `py`-filtered literals or as the identifiers that
 `model_gen` makes safe.
 
-What train.py does, in the order it does it: config, argument overrides, data (resident on
-the device), model (torch.compile on CUDA), loss and metrics, optimizer and schedule,
-checkpoints, `--predict`, resume, the training loop, test metrics, export. The template's
+What train.py does, in the order it does it: config, argument overrides, the memory check
+(specc.memory's estimate against the device's free memory), data (resident on the device),
+model (torch.compile on CUDA), loss and metrics, optimizer and schedule, checkpoints,
+`--predict`, resume, the training loop, test metrics, export. The template's
 docstring and comments document the run directory it writes.
 """
 
