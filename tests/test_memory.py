@@ -273,3 +273,30 @@ def test_each_program_carries_its_own_backends_estimate(tmp_path):
     assert figures["torch"] != figures["tensorflow"]
     for backend, source in sources.items():
         assert f"\nmemory_needed = {figures[backend]}  # " in source
+
+
+def test_layers_that_keep_tensors_inside_add_them_per_sample(tmp_path):
+    """The figures of specc.memory.internal_bytes, which torch's kernels were measured for
+    (tests/backends/torch/test_memory.py checks them against autograd)."""
+    def activations(layer: str) -> int:
+        text = MLP.format(optimizer="adam()", data="synthetic(n=10)", middle="",
+                          train="precision = fp32")
+        text = text.replace("float[8]", "float[10, 8]").replace(
+            "dense(16, activation=relu)", f"dense(16)\n        {layer}\n        flatten()")
+        return estimate(load(tmp_path, text)).activations
+
+    plain = activations("identity()")
+    batch, time = 4, 10
+    # lstm: 16 values per unit and step, 128 besides, per direction; its output [32]
+    assert activations("lstm(32)") - plain == batch * (time * (16 * 32 + 128) + 32) * 4
+    assert (activations("lstm(32, bidirectional=true)") - plain
+            == batch * (2 * time * (16 * 32 + 128) + 64) * 4)
+    assert activations("gru(8)") - plain == batch * (time * 7 * 8 + 8) * 4
+    # attention: q, k, v and the heads' output, a statistic per head and step; with dropout
+    # the weights (heads x time x time) three times over; its output [10, 16]
+    attention = batch * (4 * time * 16 + 2 * time + time * 16) * 4
+    assert activations("multihead_attention(2)") - plain == attention
+    assert (activations("multihead_attention(2, dropout=0.5)") - plain
+            == attention + batch * 3 * 2 * time * time * 4)
+    # max pooling keeps an int64 index per output value, besides the output [5, 16]
+    assert activations("maxpool1d(2)") - plain == batch * 5 * 16 * (4 + 8)
