@@ -61,8 +61,8 @@ log_every = 50  # optimizer steps between progress updates and finite-loss check
 spec_hash = '95112603e06410d4'  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 10.3 MiB,
 # gradients 10.3 MiB, adam state 20.5 MiB, step scratch 19.5 MiB,
-# activations of a batch of 64 at fp32 6.38 MiB, activation gradients 6.25 MiB, data 153 MiB
-memory_needed = 237592352  # 227 MiB
+# activations of a batch of 64 at fp32 113 MiB, activation gradients 6.25 MiB, data 153 MiB
+memory_needed = 349003552  # 333 MiB
 max_memory = None  # refuse runs above this (e.g. "2GB"); None: above the device's free memory
 # -----------------------------------------------------------------------------
 

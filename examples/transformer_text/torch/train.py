@@ -64,8 +64,8 @@ log_every = 50  # optimizer steps between progress updates and finite-loss check
 spec_hash = '6606e20687387f92'  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 5.31 MiB,
 # gradients 5.31 MiB, adamw state 10.6 MiB, step scratch 9.77 MiB,
-# activations of a batch of 64 at fp32 12.6 MiB, activation gradients 3.12 MiB, data 153 MiB
-memory_needed = 209862432  # 200 MiB
+# activations of a batch of 64 at fp32 379 MiB, activation gradients 3.12 MiB, data 153 MiB
+memory_needed = 594067232  # 567 MiB
 max_memory = None  # refuse runs above this (e.g. "2GB"); None: above the device's free memory
 # -----------------------------------------------------------------------------
 
