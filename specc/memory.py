@@ -344,11 +344,19 @@ def parse_size(text: str) -> int:
     return int(size)
 
 
+# The largest memory_needed a program's config block holds: a larger estimate is written as
+# this, already more than any machine has.
+PROGRAM_MEMORY_CAP = 2**64
+
+
 def format_bytes(size: int) -> str:
-    """A byte count in binary units: `512 B`, `1.5 KiB`, `26.08 GiB`."""
+    """A byte count in binary units: `512 B`, `1.5 KiB`, `26.1 GiB`; from 1024 PiB on, beyond
+    any machine, its order of magnitude: `about 10^19 B`."""
     if size < 1024:
         return f"{size} B"
-    value = float(size)
+    if size >= 2**60:
+        return f"about 10^{math.floor(math.log10(size))} B"
+    value = size
     for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
         value /= 1024
         if value < 1024 or unit == "PiB":

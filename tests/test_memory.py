@@ -260,7 +260,8 @@ def test_generated_programs_carry_the_estimate_and_read_sizes_as_specc_does(tmp_
         assert program["memory_size"](text) == parse_size(text)
     for text in ("", "2XB", "-1GB", "0", "nan", "1e999GB"):
         assert program["memory_size"](text) is None
-    for size in (0, 1023, 1024, 1536, 99 * 2**20, 100 * 2**20, 1023 * 2**30, 7 * 2**50):
+    for size in (0, 1023, 1024, 1536, 99 * 2**20, 100 * 2**20, 1023 * 2**30, 7 * 2**50,
+                 2**60 - 1, 2**60, 2**64):
         assert program["format_bytes"](size) == format_bytes(size)
 
 
@@ -300,3 +301,15 @@ def test_layers_that_keep_tensors_inside_add_them_per_sample(tmp_path):
             == attention + batch * 3 * 2 * time * time * 4)
     # max pooling keeps an int64 index per output value, besides the output [5, 16]
     assert activations("maxpool1d(2)") - plain == batch * 5 * 16 * (4 + 8)
+
+
+def test_an_absurd_model_is_reported_and_compiled_without_overflow(tmp_path):
+    """10^300 units: float arithmetic would overflow; the figures stay exact ints, shown as
+    an order of magnitude, and the program's config block holds a capped number."""
+    model = mlp(tmp_path, middle="dense(1" + "0" * 300 + ")")
+    memory = estimate(model)
+    assert memory.parameters > 10**300
+    assert format_bytes(memory.training).startswith("about 10^")
+    source = generate(model, "torch", tmp_path / "program")["train.py"]
+    assert "\nmemory_needed = 18446744073709551616  # " in source
+    assert "written as about 10^19 B, more than any machine has" in source

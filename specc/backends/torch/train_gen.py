@@ -32,7 +32,7 @@ from specc.backends.torch.model_gen import has_regularization, model_class_name
 from specc.errors import SpecError, mismatch
 from specc.layers.base import Backend
 from specc.layers.sequence import Recurrent
-from specc.memory import estimate, format_bytes
+from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
 from specc.passes.data_check import labelled_outputs
 from specc.training import CLASSIFICATION_METRICS, Loss
 
@@ -172,7 +172,10 @@ def memory_context(model: ir.Model, backend: Backend) -> dict[str, object]:
     if memory.data is None:
         phrases.append("(the data, read at run time, not counted)")
     words = "what training takes, as specc estimated it from the model's shapes: "
-    return {"memory_needed": memory.training,
+    if memory.training > PROGRAM_MEMORY_CAP:
+        phrases.append(f"written as {format_bytes(PROGRAM_MEMORY_CAP)}, more than any machine "
+                       "has")
+    return {"memory_needed": min(memory.training, PROGRAM_MEMORY_CAP),
             "memory_total": ("at least " if not memory.complete else "")
             + format_bytes(memory.training),
             "memory_comment": _fill(words + ", ".join(phrases), 96)}
