@@ -334,9 +334,12 @@ def memory_size(text):
 
 
 def format_bytes(size):
-    """A byte count in binary units: 512 B, 1.5 KiB, 26.1 GiB."""
+    """A byte count in binary units: 512 B, 1.5 KiB, 26.1 GiB; from 1024 PiB on, beyond any
+    machine, its order of magnitude: about 10^19 B."""
     if size < 1024:
         return f"{size} B"
+    if size >= 2**60:
+        return f"about 10^{math.floor(math.log10(size))} B"
     for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
         size /= 1024
         if size < 1024 or unit == "PiB":
