@@ -88,9 +88,11 @@ KNOWN_DATASET_SIZES = {
     "mnist": 70_000, "fashion_mnist": 70_000, "cifar10": 60_000, "imdb": 50_000,
 }
 
-# `specc check` warns about a model whose training estimate exceeds this: more than a
-# 16 GiB GPU or a typical laptop holds, so that most machines will refuse the run.
-WARN_TRAINING_BYTES = 16 * 2**30
+# `specc check` warns about a model whose weights alone, for training (parameters, gradients,
+# optimizer state and scratch: what no smaller batch reduces), exceed this: more than a
+# 16 GiB GPU or a typical laptop holds, so that most machines will refuse any run of it. (A
+# large batch is the run's choice: train.py refuses it where it does not fit.)
+WARN_WEIGHTS_BYTES = 16 * 2**30
 
 # Temporaries as large as a parameter tensor that each optimizer's update makes.
 OPTIMIZER_SCRATCH = {"sgd": 0, "adam": 2, "adamw": 2, "rmsprop": 2, "adagrad": 2}
@@ -132,6 +134,12 @@ class MemoryEstimate:
         """What a training run needs: every part (the data's when known)."""
         return (self.parameters + self.gradients + self.optimizer_state + self.scratch
                 + self.activations + self.activation_gradients + (self.data or 0))
+
+    @property
+    def weights(self) -> int:
+        """The part no smaller batch reduces: parameters, gradients, optimizer state and
+        the step's scratch."""
+        return self.parameters + self.gradients + self.optimizer_state + self.scratch
 
     @property
     def complete(self) -> bool:
@@ -300,16 +308,18 @@ def data_bytes(model: ir.Model, length: int | None) -> int | None:
 
 
 def oversize_warning(model: ir.Model) -> Diagnostic | None:
-    """A warning at the model when its training estimate exceeds WARN_TRAINING_BYTES, with
-    a note at the layer that holds the most parameters; None when it does not."""
+    """A warning at the model when the batch-independent part of its training estimate
+    exceeds WARN_WEIGHTS_BYTES, with a note at the layer that holds the most parameters;
+    None when it does not."""
     memory = estimate(model)
-    if memory.training <= WARN_TRAINING_BYTES:
+    if memory.weights <= WARN_WEIGHTS_BYTES:
         return None
     warning = Diagnostic(
-        mismatch(f"training `{model.name}` needs more memory than most machines hold; "
-                 "train.py refuses a run where it does not fit",
-                 f"at most {format_bytes(WARN_TRAINING_BYTES)}",
-                 f"an estimated {memory.summary()}"),
+        mismatch(f"training `{model.name}` needs more memory than most machines hold, "
+                 "whatever the batch size; train.py refuses a run where it does not fit",
+                 f"at most {format_bytes(WARN_WEIGHTS_BYTES)} for the parameters, gradients, "
+                 f"{memory.optimizer} state and step scratch",
+                 f"{format_bytes(memory.weights)}, of an estimated {memory.summary()}"),
         model.span, "warning")
     layers = [node for _, node in model.graph.walk()]
     largest = max(layers, key=lambda node: node.params[memory.backend].total, default=None)

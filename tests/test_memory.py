@@ -16,7 +16,7 @@ from specc.backends import generate
 from specc.cli import EXIT_OK, EXIT_USAGE, main
 from specc.memory import (
     SIZE_UNITS,
-    WARN_TRAINING_BYTES,
+    WARN_WEIGHTS_BYTES,
     estimate,
     format_bytes,
     parse_size,
@@ -189,8 +189,13 @@ def test_check_warns_of_a_model_too_large_for_most_machines(tmp_path):
     assert result.program is not None  # a warning, not an error
     [warning] = result.diagnostics.warnings
     assert warning.message.startswith("training `mlp` needs more memory than most machines "
-                                      "hold")
-    assert "(expected at most 16 GiB, got an estimated " in warning.message
+                                      "hold, whatever the batch size")
+    memory = estimate(result.program.models[0])
+    assert (f"(expected at most 16 GiB for the parameters, gradients, adam state and step "
+            f"scratch, got {format_bytes(memory.weights)}, of an estimated "
+            f"{memory.summary()})") in warning.message
+    assert memory.weights == (memory.parameters + memory.gradients + memory.optimizer_state
+                              + memory.scratch) > 200 * 2**30
     assert warning.span.line == 2  # the model
     [(note, span)] = warning.notes
     assert note == "the largest layer: 9,000,000,000 parameters (33.5 GiB)"
@@ -198,7 +203,16 @@ def test_check_warns_of_a_model_too_large_for_most_machines(tmp_path):
     small = specc.check(_write(tmp_path / "m.spec", MLP.format(
         optimizer="adam()", data="synthetic(n=10)", middle="", train="")))
     assert not small.diagnostics.warnings
-    assert estimate(small.program.models[0]).training < WARN_TRAINING_BYTES
+    assert estimate(small.program.models[0]).weights < WARN_WEIGHTS_BYTES
+
+
+def test_a_batch_too_large_for_most_machines_is_no_warning(tmp_path):
+    """The batch is the run's to choose: train.py refuses it where it does not fit."""
+    text = MLP.format(optimizer="adam()", data="synthetic(n=10)", middle="",
+                      train="").replace("batch_size = 4", "batch_size = 100000000")
+    result = specc.check(_write(tmp_path / "m.spec", text))
+    assert estimate(result.program.models[0]).training > WARN_WEIGHTS_BYTES
+    assert not result.diagnostics.warnings
 
 
 def _write(path: Path, text: str) -> Path:
