@@ -6,6 +6,7 @@ need no framework to run."""
 from __future__ import annotations
 
 import ast
+import io
 import textwrap
 from pathlib import Path
 
@@ -327,3 +328,49 @@ def test_an_absurd_model_is_reported_and_compiled_without_overflow(tmp_path):
     source = generate(model, "torch", tmp_path / "program")["train.py"]
     assert "\nmemory_needed = 18446744073709551616  # " in source
     assert "written as about 10^19 B, more than any machine has" in source
+
+
+@pytest.mark.parametrize(("cgroup", "expected"), [
+    (None, 3 * 2**30),  # no cgroup v2 memory controller: MemAvailable
+    (("max", "123"), 3 * 2**30),  # a cgroup without a limit
+    ((str(2 * 2**30), str(2**29)), 3 * 2**29),  # a container's limit less what it uses
+    ((str(8 * 2**30), str(2**30)), 3 * 2**30),  # a limit above what the machine has
+])
+def test_the_programs_free_ram_is_meminfos_or_a_containers_limit(tmp_path, cgroup, expected):
+    source = generate(mlp(tmp_path), "torch", tmp_path / "program")["train.py"]
+    [function] = [node for node in ast.parse(source).body
+                  if isinstance(node, ast.FunctionDef) and node.name == "available_ram"]
+    files = {"/proc/meminfo": f"MemTotal: 8000000 kB\nMemAvailable: {3 * 2**20} kB\n"}
+    if cgroup is not None:
+        files["/sys/fs/cgroup/memory.max"], files["/sys/fs/cgroup/memory.current"] = cgroup
+
+    def read(path) -> str:
+        if str(path) not in files:
+            raise FileNotFoundError(path)
+        return files[str(path)]
+
+    class FakePath:
+        def __init__(self, path):
+            self.path = path
+
+        def read_text(self):
+            return read(self.path)
+
+    namespace = {"Path": FakePath, "open": lambda path: io.StringIO(read(path)), "os": None}
+    exec(compile(ast.Module([function], []), "train.py", "exec"), namespace)
+    assert namespace["available_ram"]() == expected
+
+
+def test_specc_train_passes_max_memory_on_to_train_py(tmp_path, monkeypatch):
+    from specc import run
+
+    monkeypatch.chdir(tmp_path)
+    path = _write(tmp_path / "m.spec", MLP.format(optimizer="adam()", data="synthetic(n=10)",
+                                                  middle="", train=""))
+    ran: list[list[str]] = []
+    monkeypatch.setattr(run.subprocess, "run",
+                        lambda command, check: ran.append(command) or
+                        run.subprocess.CompletedProcess(command, 0))
+    assert main(["train", str(path), "--max-memory", "1.5GiB", "--out", "r"]) == EXIT_OK
+    [command] = ran
+    assert command[-2:] == ["--max-memory", "1.5GiB"]
