@@ -297,6 +297,13 @@ if compile_model == "auto":
 keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow: the initial weights
 
 
+def on_device(arrays):
+    """An array, or a tuple of arrays (one per input or output), as a tuple of tensors on the
+    device, keeping the loader's dtypes."""
+    arrays = arrays if isinstance(arrays, tuple) else (arrays,)
+    return tuple(tf.identity(array) for array in arrays)
+
+
 # -----------------------------------------------------------------------------
 # memory: a run that cannot fit stops here, before the model or the data take any
 
@@ -380,13 +387,6 @@ if not args.predict:
                  f"(memory_needed in {Path(__file__).name}), more than the limit, "
                  f"{format_bytes(memory_limit)} ({limit_source}): not started (a smaller "
                  "batch_size or model needs less; --max-memory sets the limit)")
-
-
-def on_device(arrays):
-    """An array, or a tuple of arrays (one per input or output), as a tuple of tensors on the
-    device, keeping the loader's dtypes."""
-    arrays = arrays if isinstance(arrays, tuple) else (arrays,)
-    return tuple(tf.identity(array) for array in arrays)
 
 
 # -----------------------------------------------------------------------------
