@@ -174,11 +174,11 @@ def estimate(model: ir.Model, backend: Backend | None = None) -> MemoryEstimate:
     element = ACTIVATION_BYTES[model.train.precision]
     batch = model.train.batch_size
 
-    largest_layer = max((node.params[backend].trainable for _, node in model.graph.walk()),
-                        default=0)
+    layers = layers_with_inputs(model.graph)
+    largest_layer = max((node.params[backend].trainable for node, _ in layers), default=0)
     activations, largest_edge, known = 0, 0, True
     edges = [(v.shape, v.dtype) for v in model.graph.inputs]
-    for node, inputs in layers_with_inputs(model.graph):
+    for node, inputs in layers:
         if node.layer.kind not in VIEW_LAYERS:
             edges += [(node.output.shape, node.output.dtype)] * (
                 2 if node.layer.kind in MASK_LAYERS else 1)
