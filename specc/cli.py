@@ -83,7 +83,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     return train(args.spec, backend=args.backend, device=args.device, epochs=args.epochs,
                  out=args.out, resume=args.resume, max_steps=args.max_steps, data=args.data,
-                 model=args.model)
+                 model=args.model, max_memory=args.max_memory)
+
+
+def _memory_size(text: str) -> str:
+    """--max-memory's value, checked here (exit 2 before anything is compiled) and passed on
+    to train.py as written."""
+    from specc.memory import parse_size
+
+    try:
+        parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
@@ -209,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true")
     train.add_argument("--data", metavar="PATH", help="override the data file or folder")
     train.add_argument("--model", help="which model of the file (default: the first)")
+    train.add_argument("--max-memory", type=_memory_size, dest="max_memory", metavar="SIZE",
+                       help="refuse to train if the memory estimate exceeds this (e.g. 2GB, "
+                       "512MiB) instead of the device's free memory")
     train.set_defaults(run=cmd_train)
 
     parity = sub.add_parser("parity", help="check that the PyTorch and TensorFlow programs "

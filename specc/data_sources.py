@@ -478,6 +478,7 @@ class Synthetic(Source):
     n: PositiveInt
     validation: SplitFraction = 0.0
     test: SplitFraction = 0.0
+    sequence_length: ClassVar[int] = 16  # the size a `?` dimension of the model gets
 
     def describe(self, spec_dir: str | Path) -> Description:
         return Description(None, None)

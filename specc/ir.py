@@ -134,6 +134,15 @@ class Model(Frozen):
     file: str
     span: Span
 
+    @property
+    def memory(self):
+        """The memory of training this model on its spec's backend: a
+        `specc.memory.MemoryEstimate` (bytes of parameters, gradients, optimizer state,
+        activations per batch, data; `.training` their sum)."""
+        from specc.memory import estimate  # specc.memory reads this module's classes
+
+        return estimate(self)
+
 
 class Program(Frozen):
     """Everything a spec file defines, checked."""

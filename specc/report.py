@@ -1,4 +1,5 @@
-"""The table `specc check` prints: per layer its spec line, output shape and parameters.
+"""The table `specc check` prints: per layer its spec line, output shape and parameters;
+under it the totals, the forward FLOPs and the memory (specc.memory).
 
 Parameters are shown once when both backends agree on every row, and per backend (Keras
 convention first) when any layer differs, as PyTorch's recurrent layers do.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from specc import ir
 from specc.layers.base import ParamCount, fmt_shape
+from specc.memory import estimate, format_bytes
 
 
 def _flops(value: int | None) -> str:
@@ -86,4 +88,16 @@ def model_table(model: ir.Model) -> str:
             f"non-trainable {count.non_trainable:,})"
         )
     summary.append(f"forward FLOPs per sample: {_flops(graph.flops)}")
+    summary += memory_lines(model)
     return "\n".join(summary)
+
+
+def memory_lines(model: ir.Model) -> list[str]:
+    """The parameter memory and a training run's, on the spec's backend (specc.memory)."""
+    memory = estimate(model)
+    precision = "auto, as fp32" if memory.precision == "auto" else memory.precision
+    return [
+        f"parameter memory: {format_bytes(memory.parameters)} (float32)",
+        f"training memory ({memory.backend}, batch {memory.batch_size}, {precision}): "
+        + memory.summary(),
+    ]

@@ -30,11 +30,12 @@ from specc.errors import SpecError
 def train(spec_path: str | Path, *, backend: str | None = None, device: str | None = None,
           epochs: int | None = None, out: str | Path | None = None, resume: bool = False,
           max_steps: int | None = None, data: str | None = None,
-          model: str | None = None) -> int:
+          model: str | None = None, max_memory: str | None = None) -> int:
     """Train a model of the spec at `spec_path` (the first unless `model` names one) with
     `backend` (default: the spec's `train { backend }`); returns the exit status. Raises
     SpecError when the spec has errors, or when `resume` finds checkpoints of another backend
-    or network; nothing has been written then."""
+    or network; nothing has been written then. `max_memory` (a size such as "2GB") replaces
+    the device's free memory as the limit train.py refuses runs above (specc.memory)."""
     program = specc.load(spec_path)
     chosen = select_model(program, model)
     backend = backend or chosen.train.backend
@@ -50,7 +51,8 @@ def train(spec_path: str | Path, *, backend: str | None = None, device: str | No
     for name, text in sources.items():
         (code_dir / name).write_text(text, encoding="utf-8")
 
-    options = {"--device": device, "--epochs": epochs, "--max-steps": max_steps, "--data": data}
+    options = {"--device": device, "--epochs": epochs, "--max-steps": max_steps, "--data": data,
+               "--max-memory": max_memory}
     command = [sys.executable, str(code_dir / "train.py"), "--out", str(run_dir)]
     for option, value in options.items():
         if value is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from specc import ast, ir
 from specc.errors import Diagnostic, Diagnostics, SpecError
+from specc.memory import oversize_warning
 from specc.passes.bind import bind, lookup
 from specc.passes.build import GraphBuilder, build_inputs
 from specc.passes.evaluate import Arg, CallValue, Env, evaluate, evaluate_call
@@ -150,6 +151,9 @@ def check_model(
     )
     _warn_probabilities_into_logit_loss(built, diags)
     check_training(model, built, diags)
+    oversize = oversize_warning(built)
+    if oversize is not None:
+        diags.items.append(oversize)
     if data is not None:
         from specc.passes.data_check import check_data
 

@@ -73,6 +73,11 @@ checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
 spec_hash = "6606e20687387f92"  # a checkpoint of another network is not resumed
+# what training takes, as specc estimated it from the model's shapes: parameters 5.31 MiB,
+# gradients 5.31 MiB, adamw state 10.6 MiB, step scratch 9.77 MiB,
+# activations of a batch of 64 at fp32 379 MiB, activation gradients 3.12 MiB, data 153 MiB
+memory_needed = 594067232  # 567 MiB
+max_memory = None  # refuse runs above this (e.g. "2GB"); None: above the device's free memory
 # -----------------------------------------------------------------------------
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,6 +92,9 @@ parser.add_argument("--predict", type=Path, metavar="FILE.npz",
                     help="write RUN/predictions.npz for FILE's inputs instead of training")
 parser.add_argument("--no-export", action="store_true",
                     help="do not write RUN/model.keras and RUN/saved_model")
+parser.add_argument("--max-memory", default=max_memory, metavar="SIZE",
+                    help="refuse to train if memory_needed exceeds this (e.g. 2GB, 512MiB) "
+                    "instead of the device's free memory")
 args = parser.parse_args()
 epochs, device, run_dir = args.epochs, args.device, args.out
 max_steps = math.inf if args.max_steps is None else args.max_steps
@@ -357,6 +365,91 @@ def on_device(arrays):
     device, keeping the loader's dtypes."""
     arrays = arrays if isinstance(arrays, tuple) else (arrays,)
     return tuple(tf.identity(array) for array in arrays)
+
+
+# -----------------------------------------------------------------------------
+# memory: a run that cannot fit stops here, before the model or the data take any
+
+def accelerator_memory():
+    """The bytes TensorFlow may take on the GPU the run uses and how to name them; None on
+    the CPU. TensorFlow's public API reports no device's memory: device_lib's memory_limit
+    is what its allocator may take there (the one visible GPU, memory growth already set)."""
+    if not on_gpu:
+        return None
+    from tensorflow.python.client import device_lib
+
+    try:
+        limits = [d.memory_limit for d in device_lib.list_local_devices()
+                  if d.device_type == "GPU"]
+    except (RuntimeError, tf.errors.OpError) as error:
+        sys.exit(f"error: cannot read the memory of {device}: {str(error).splitlines()[0]}")
+    return (limits[0], f"what TensorFlow may take of {device}") if limits else None
+
+
+# Size suffixes --max-memory takes: KB, MB, GB, TB count in 1000s, KiB, MiB, GiB, TiB in 1024s.
+SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+              "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+              "gib": 2**30, "tib": 2**40}
+
+
+def memory_size(text):
+    """The bytes of a size such as 2GB, 1.5GiB, 512M or 750000000; None if it is none."""
+    text = text.strip().lower()
+    number = text.rstrip("bgikmt")
+    try:
+        size = float(number) * SIZE_UNITS[text[len(number):]]
+    except (KeyError, ValueError):
+        return None
+    return int(size) if math.isfinite(size) and size > 0 else None
+
+
+def format_bytes(size):
+    """A byte count in binary units: 512 B, 1.5 KiB, 26.1 GiB; from 1024 PiB on, beyond any
+    machine, its order of magnitude: about 10^19 B."""
+    if size < 1024:
+        return f"{size} B"
+    if size >= 2**60:
+        return f"about 10^{math.floor(math.log10(size))} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        size /= 1024
+        if size < 1024 or unit == "PiB":
+            return f"{size:.3g} {unit}" if size < 100 else f"{size:.0f} {unit}"
+
+
+def available_ram():
+    """Bytes of RAM this process can take: what the kernel calls available, or less where a
+    cgroup (a container's limit) allows less."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        available = int(fields["MemAvailable"].split()[0]) * 1024  # the file counts in kB
+    except (OSError, KeyError, ValueError):  # not Linux
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):  # no cgroup v2 memory controller
+        pass
+    return available
+
+
+if not args.predict:
+    if args.max_memory is not None:
+        memory_limit = memory_size(args.max_memory)
+        limit_source = f"--max-memory {args.max_memory}"
+        if memory_limit is None:
+            parser.error(f"--max-memory {args.max_memory!r}: expected a size such as 2GB, "
+                         "512MiB or 750000000 (bytes)")
+    else:
+        memory_limit, limit_source = (accelerator_memory()
+                                      or (available_ram(), "the machine's available memory"))
+    if memory_needed > memory_limit:
+        sys.exit(f"error: training needs an estimated {format_bytes(memory_needed)} "
+                 f"(memory_needed in {Path(__file__).name}), more than the limit, "
+                 f"{format_bytes(memory_limit)} ({limit_source}): not started (a smaller "
+                 "batch_size or model needs less; --max-memory sets the limit)")
 
 
 # -----------------------------------------------------------------------------

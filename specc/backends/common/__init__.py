@@ -15,6 +15,10 @@ from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, Stric
 
 from specc.backends.common.code import doc_text, lit
 
+# Templates every backend's programs share (the data loader, the memory check): each
+# backend's environment finds them after its own.
+COMMON_TEMPLATES = Path(__file__).parent / "templates"
+
 
 def _bytecode_cache() -> FileSystemBytecodeCache | None:
     """Jinja's cache of compiled templates, in a folder of this user's under the system's
@@ -28,10 +32,12 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
 
 
 def template_environment(templates: Path) -> Environment:
-    """A Jinja environment for Python templates in `templates`: undefined names are errors,
-    nothing is HTML-escaped, block tags leave no blank lines, `py` writes literals."""
+    """A Jinja environment for Python templates in `templates` (then COMMON_TEMPLATES):
+    undefined names are errors, nothing is HTML-escaped, block tags leave no blank lines,
+    `py` writes literals."""
+    folders = [templates] if templates == COMMON_TEMPLATES else [templates, COMMON_TEMPLATES]
     environment = Environment(
-        loader=FileSystemLoader(templates),
+        loader=FileSystemLoader(folders),
         bytecode_cache=_bytecode_cache(),
         undefined=StrictUndefined,
         autoescape=False,

@@ -51,7 +51,7 @@ from pathlib import Path
 from specc import ir
 from specc.backends.common import template_environment
 from specc.backends.common.code import lit
-from specc.data_sources import COLOR_MODES, ImageFolder, Source, resolve_path
+from specc.data_sources import COLOR_MODES, ImageFolder, Source, Synthetic, resolve_path
 from specc.passes.data_check import labelled_outputs, token_vocab
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
@@ -87,7 +87,7 @@ _COMMON_THIRD_PARTY = ("import numpy as np",)
 _FITTED = frozenset({*_BUNDLED, "csv", "text_csv"})
 
 # The length a `?` dimension gets in synthetic data.
-SYNTHETIC_SEQUENCE_LENGTH = 16
+SYNTHETIC_SEQUENCE_LENGTH = Synthetic.sequence_length
 # Token ids synthetic data draws for an int input that no embedding reads.
 SYNTHETIC_TOKEN_LIMIT = 2
 

@@ -5,8 +5,9 @@ Each backend's train_gen adds what only its framework needs (its imports, its mo
 or class, its optimizer classes, its checkpoint suffix) to `training_context`, the part of
 the template context that is the same on every backend: the loss terms and which output each
 reads, what the metrics read (`specc.passes.training_check`), the monitor that picks the best
-weights, the data's splits, augmentation, whether the model adds penalties to the loss, and
-the spec hash that a checkpoint must match.
+weights, the data's splits, augmentation, whether the model adds penalties to the loss, the
+spec hash that a checkpoint must match, and the memory estimate the program checks before
+allocating.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pydantic import BaseModel
 
 from specc import ir
 from specc.backends.common.data import DataCode, _isort
+from specc.layers.base import Backend
+from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
 from specc.passes.data_check import labelled_outputs
 from specc.passes.training_check import metric_task, monitor, splits
 from specc.training import Loss
@@ -96,10 +99,45 @@ def top_level_names(data: DataCode) -> set[str]:
     return names
 
 
-def training_context(model: ir.Model, data: DataCode, stdlib_imports: tuple[str, ...],
+def memory_context(model: ir.Model, backend: Backend) -> dict[str, object]:
+    """The config block's memory_needed (specc.memory's training estimate on `backend`, in
+    bytes) and the comment lines above it that say what it counts."""
+    memory = estimate(model, backend)
+    precision = "fp32" if memory.precision == "auto" else memory.precision
+    phrases = [f"activations of a batch of {memory.batch_size} at {precision} "
+               f"{format_bytes(size)}" if name == "activations" else f"{name} {format_bytes(size)}"
+               for name, size in memory.parts()]
+    if not memory.activations_known:
+        phrases.append("(tensors with a `?` size not counted)")
+    if memory.data is None:
+        phrases.append("(the data, read at run time, not counted)")
+    words = "what training takes, as specc estimated it from the model's shapes: "
+    if memory.training > PROGRAM_MEMORY_CAP:
+        phrases.append(f"written as {format_bytes(PROGRAM_MEMORY_CAP)}, more than any machine "
+                       "has")
+    return {"memory_needed": min(memory.training, PROGRAM_MEMORY_CAP),
+            "memory_total": ("at least " if not memory.complete else "")
+            + format_bytes(memory.training),
+            "memory_comment": _fill(words + ", ".join(phrases), 96)}
+
+
+def _fill(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width`, breaking after commas and colons only, so that a
+    number stays with its unit."""
+    lines = [""]
+    for piece in text.replace(", ", ",\n").replace(": ", ":\n").split("\n"):
+        if lines[-1] and len(lines[-1]) + 1 + len(piece) > width:
+            lines.append(piece)
+        else:
+            lines[-1] = f"{lines[-1]} {piece}".strip()
+    return lines
+
+
+def training_context(model: ir.Model, backend: Backend, data: DataCode,
+                     stdlib_imports: tuple[str, ...],
                      third_party_imports: tuple[str, ...]) -> dict[str, object]:
-    """The template context every backend's train.py reads alike; the backend's own imports
-    are merged with the data loader's."""
+    """The template context every backend's train.py reads alike (the memory estimate is
+    `backend`'s); the backend's own imports are merged with the data loader's."""
     has_validation, has_test = splits(model)
     monitor_name, monitor_mode = monitor(model)
     return {
@@ -125,4 +163,5 @@ def training_context(model: ir.Model, data: DataCode, stdlib_imports: tuple[str,
         "has_test": has_test,
         "monitor": monitor_name,
         "monitor_mode": monitor_mode,
+        **memory_context(model, backend),
     }

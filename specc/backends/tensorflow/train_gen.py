@@ -55,7 +55,7 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
     taken = top_level_names(data)
     assert BUILDER not in taken and not taken & set(OPTIMIZER_CLASSES.values())
     return {
-        **training_context(model, data, STDLIB_IMPORTS, THIRD_PARTY_IMPORTS),
+        **training_context(model, "tensorflow", data, STDLIB_IMPORTS, THIRD_PARTY_IMPORTS),
         "builder": BUILDER,
         "optimizer_class": OPTIMIZER_CLASSES[model.optimizer.kind],
         "checkpoint_suffix": CHECKPOINT_SUFFIX,

@@ -8,9 +8,10 @@ config block.
 Spec text reaches the program as `py`-filtered literals or as the identifiers that
 `model_gen` makes safe.
 
-What train.py does, in the order it does it: config, argument overrides, data (resident on
-the device), model (torch.compile on CUDA), loss and metrics, optimizer and schedule,
-checkpoints, `--predict`, resume, the training loop, test metrics, export. The template's
+What train.py does, in the order it does it: config, argument overrides, the memory check
+(specc.memory's estimate against the device's free memory), data (resident on the device),
+model (torch.compile on CUDA), loss and metrics, optimizer and schedule, checkpoints,
+`--predict`, resume, the training loop, test metrics, export. The template's
 docstring and comments document the run directory it writes.
 """
 
@@ -48,7 +49,7 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
     recurrent = any(isinstance(node.layer, Recurrent) for _, node in model.graph.walk())
     stdlib_imports = (*STDLIB_IMPORTS, *(("import warnings",) * recurrent))
     return {
-        **training_context(model, data, stdlib_imports, THIRD_PARTY_IMPORTS),
+        **training_context(model, "torch", data, stdlib_imports, THIRD_PARTY_IMPORTS),
         "class_name": class_name,
         "class_alias": next(candidates(class_name, TRAIN_MODULE_NAMES | top_level_names(data))),
         # per input, the axes (counting the batch) of its `?` dimensions
