@@ -155,6 +155,7 @@ def test_the_api_result_carries_the_estimate_on_the_specs_backend(tmp_path):
             lstm(4)
             dense(1)
         }
+        loss mse()
         train {
             backend = tensorflow
         }
