@@ -10,7 +10,7 @@ from specc import ir
 from specc.layers.base import ParamCount, fmt_shape
 
 
-def _flops(value: int | None) -> str:
+def format_flops(value: int | None) -> str:
     if value is None:
         return "unknown (a `?` dimension)"
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -85,5 +85,5 @@ def model_table(model: ir.Model) -> str:
             f"{prefix}total params: {count.total:,} (trainable {count.trainable:,}, "
             f"non-trainable {count.non_trainable:,})"
         )
-    summary.append(f"forward FLOPs per sample: {_flops(graph.flops)}")
+    summary.append(f"forward FLOPs per sample: {format_flops(graph.flops)}")
     return "\n".join(summary)

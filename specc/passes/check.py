@@ -9,6 +9,7 @@ the layers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,13 +50,28 @@ def check_file(path: str | Path) -> CheckResult:
     try:
         return _check_file(path)
     except RecursionError:
-        diags = Diagnostics()
-        diags.error(
-            None,
-            f"{path}: blocks or expressions nest too deeply to check (expected at "
-            f"most {_MAX_NESTING})",
-        )
-        return CheckResult(None, diags)
+        return _too_deep(path)
+
+
+def check_parsed(
+    file: ast.File, parse_import: Callable[[Path], ast.File] = parse_file
+) -> CheckResult:
+    """Check a file that is already parsed; never raises SpecError. `specc lsp` uses it on
+    the text an editor holds, with `parse_import` reusing the imports it parsed before."""
+    try:
+        return _check_parsed(file, Diagnostics(), parse_import)
+    except RecursionError:
+        return _too_deep(file.path)
+
+
+def _too_deep(path: str | Path) -> CheckResult:
+    diags = Diagnostics()
+    diags.error(
+        None,
+        f"{path}: blocks or expressions nest too deeply to check (expected at "
+        f"most {_MAX_NESTING})",
+    )
+    return CheckResult(None, diags)
 
 
 def _check_file(path: str | Path) -> CheckResult:
@@ -65,7 +81,13 @@ def _check_file(path: str | Path) -> CheckResult:
     except SpecError as error:
         diags.extend(error.diagnostics)
         return CheckResult(None, diags)
-    scope = resolve(file, diags)
+    return _check_parsed(file, diags, parse_file)
+
+
+def _check_parsed(
+    file: ast.File, diags: Diagnostics, parse_import: Callable[[Path], ast.File]
+) -> CheckResult:
+    scope = resolve(file, diags, parse_import=parse_import)
     models = []
     names: dict[str, ast.Model] = {}
     for model in file.models:
