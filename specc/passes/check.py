@@ -19,7 +19,7 @@ from specc.passes.bind import bind, lookup
 from specc.passes.build import GraphBuilder, build_inputs
 from specc.passes.evaluate import Arg, CallValue, Env, evaluate, evaluate_call
 from specc.passes.resolve import resolve
-from specc.syntax import parse_file
+from specc.syntax import parse, parse_file
 from specc.training import (
     AUGMENTATIONS,
     LOSSES,
@@ -48,20 +48,20 @@ _MAX_NESTING = "a few hundred levels"
 def check_file(path: str | Path) -> CheckResult:
     """Check one spec file; never raises SpecError."""
     try:
-        return _check_file(path)
+        return _check(lambda: parse_file(path), parse_file)
     except RecursionError:
         return _too_deep(path)
 
 
-def check_parsed(
-    file: ast.File, parse_import: Callable[[Path], ast.File] = parse_file
+def check_source(
+    text: str, path: str | Path, parse_import: Callable[[Path], ast.File] = parse_file
 ) -> CheckResult:
-    """Check a file that is already parsed; never raises SpecError. `specc lsp` uses it on
-    the text an editor holds, with `parse_import` reusing the imports it parsed before."""
+    """Check `text` as the contents of the file at `path` (an editor's unsaved buffer); never
+    raises SpecError. `parse_import` reads each imported file: `specc lsp` reuses its parses."""
     try:
-        return _check_parsed(file, Diagnostics(), parse_import)
+        return _check(lambda: parse(text, str(path)), parse_import)
     except RecursionError:
-        return _too_deep(file.path)
+        return _too_deep(path)
 
 
 def _too_deep(path: str | Path) -> CheckResult:
@@ -74,19 +74,15 @@ def _too_deep(path: str | Path) -> CheckResult:
     return CheckResult(None, diags)
 
 
-def _check_file(path: str | Path) -> CheckResult:
+def _check(
+    read: Callable[[], ast.File], parse_import: Callable[[Path], ast.File]
+) -> CheckResult:
     diags = Diagnostics()
     try:
-        file = parse_file(path)
+        file = read()
     except SpecError as error:
         diags.extend(error.diagnostics)
         return CheckResult(None, diags)
-    return _check_parsed(file, diags, parse_file)
-
-
-def _check_parsed(
-    file: ast.File, diags: Diagnostics, parse_import: Callable[[Path], ast.File]
-) -> CheckResult:
     scope = resolve(file, diags, parse_import=parse_import)
     models = []
     names: dict[str, ast.Model] = {}
