@@ -1,0 +1,433 @@
+"""What the server knows about one open document: its tokens, an outline of what it defines
+and where, and the checker's verdict on its text.
+
+The checker needs text that parses; an editor mostly holds text that does not, yet. So the
+outline is read from the tokens alone, with a scanner that accepts anything: completion and
+navigation work on a half-typed file, hover adds shapes and costs when the check succeeds.
+
+Positions here are 0-based lines and 0-based columns counted in characters; the server turns
+them into the client's units.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from specc import ast, ir
+from specc.errors import SpecError
+from specc.lsp.catalog import SECTION_FAMILIES
+from specc.passes.check import CheckResult, check_source
+from specc.syntax import parse
+
+_TOKEN = re.compile(
+    r"""
+    (?P<comment>\#[^\n]*)
+  | (?P<string>"(?:[^"\\\n]|\\.)*"?)
+  | (?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>->|//|[{}()\[\],=:*+\-/?])
+  | (?P<space>\s+)
+  | (?P<other>.)
+    """,
+    re.VERBOSE,
+)
+# Bodies whose lines are calls of layers (or blocks), by the keyword that opens them.
+_CALL_BODIES = {"layers", "graph", "block"}
+_BODIES = ("model", "block", "layers", "graph", "train", "augment", "other")
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # comment, string, number, name, op or other
+    text: str
+    line: int
+    column: int
+
+    @property
+    def end(self) -> tuple[int, int]:
+        return self.line, self.column + len(self.text)
+
+    def contains(self, line: int, column: int) -> bool:
+        """Whether the cursor at (line, column) touches this token (its end included)."""
+        return self.line == line and self.column <= column <= self.column + len(self.text)
+
+
+def tokenize(text: str) -> list[Token]:
+    """Every token but whitespace; never fails (an unknown character is an `other`)."""
+    tokens = []
+    line, line_start = 0, 0
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup or "other"
+        if kind != "space":
+            tokens.append(Token(kind, match.group(), line, match.start() - line_start))
+        newlines = match.group().count("\n")
+        if newlines:
+            line += newlines
+            line_start = match.start() + match.group().rindex("\n") + 1
+    return tokens
+
+
+@dataclass
+class Frame:
+    """An open bracket: a `{ }` body (kind: model, block, layers, graph, train, augment or
+    other) or a call's `( )` (kind "call")."""
+
+    kind: str
+    name: str  # the model's, block's or called kind's name; "" where there is none
+    start: Token
+    end: Token | None = None  # the closing bracket, None while unclosed
+    parent: Frame | None = None
+    keywords: list[str] = field(default_factory=list)  # a call's `name=` arguments so far
+    graph: bool = False  # a block body that binds names (`h = ...`) rather than listing calls
+
+    def enclosing(self, *kinds: str) -> Frame | None:
+        frame: Frame | None = self
+        while frame is not None and frame.kind not in kinds:
+            frame = frame.parent
+        return frame
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A name the document defines, and where."""
+
+    kind: str  # model, block, let, input, param, tensor or import
+    name: str
+    token: Token  # the name (for an import: its path string)
+    start: tuple[int, int]  # the whole definition, for the outline
+    end: tuple[int, int]
+    scope: Frame | None  # the body it is visible in; None: the whole file
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """`name(` in the text: a layer, block or section kind applied there."""
+
+    name: Token
+    family: str | None  # which family of kinds the name belongs to (see catalog.FAMILIES)
+    frame: Frame | None  # the body or call it stands in
+
+
+@dataclass
+class Outline:
+    tokens: list[Token]
+    definitions: list[Definition] = field(default_factory=list)
+    calls: list[CallSite] = field(default_factory=list)
+    frames: list[Frame] = field(default_factory=list)
+
+    def token_at(self, line: int, column: int) -> Token | None:
+        """The name, number or string token under the cursor (a name wins at a boundary)."""
+        found = [
+            t
+            for t in self.tokens
+            if t.kind in ("name", "string", "number") and t.contains(line, column)
+        ]
+        names = [t for t in found if t.kind == "name"]
+        return (names or found or [None])[-1]
+
+    def frame_at(self, line: int, column: int) -> Frame | None:
+        """The innermost bracket open at the cursor."""
+        inner = None
+        for frame in self.frames:
+            opened = (frame.start.line, frame.start.column) < (line, column)
+            closed = frame.end is not None and (frame.end.line, frame.end.column) < (line, column)
+            if opened and not closed and (inner is None or _inside(frame, inner)):
+                inner = frame
+        return inner
+
+    def visible(
+        self, frame: Frame | None, before: tuple[int, int] | None = None
+    ) -> list[Definition]:
+        """The definitions visible in `frame`: file-level ones, and those of the bodies
+        around it (tensors only when bound before `before`)."""
+        bodies = set()
+        while frame is not None:
+            bodies.add(id(frame))
+            frame = frame.parent
+        return [
+            d
+            for d in self.definitions
+            if d.kind != "import"
+            and (d.scope is None or id(d.scope) in bodies)
+            and (before is None or d.kind != "tensor" or (d.token.line, d.token.column) < before)
+        ]
+
+
+def _inside(inner: Frame, outer: Frame) -> bool:
+    frame = inner.parent
+    while frame is not None:
+        if frame is outer:
+            return True
+        frame = frame.parent
+    return False
+
+
+def outline(tokens: list[Token]) -> Outline:
+    """Scan the tokens once, tracking brackets, into what the document defines and calls."""
+    result = Outline(tokens)
+    code = [t for t in tokens if t.kind != "comment"]
+    stack: list[Frame] = []
+    statement: str | None = None  # the model-level keyword of the current statement
+    pending: list[_Pending] = []  # blocks and models, completed once their `}` is found
+
+    def top() -> Frame | None:
+        return stack[-1] if stack else None
+
+    for index, token in enumerate(code):
+        before = code[index - 1] if index > 0 else None
+        after = code[index + 1] if index + 1 < len(code) else None
+        frame = top()
+        in_call = frame is not None and frame.kind == "call"
+        if token.kind == "op" and token.text in "({[":
+            if token.text == "{":
+                kind, name = _body_kind(code, index)
+                if kind in ("model", "block", "train", "augment", "layers", "graph"):
+                    statement = None
+                new = Frame(kind, name, token, parent=frame)
+            else:
+                callee = before.text if before is not None and before.kind == "name" else ""
+                new = Frame("call" if token.text == "(" else "list", callee, token, parent=frame)
+            stack.append(new)
+            result.frames.append(new)
+            continue
+        if token.kind == "op" and token.text in ")}]":
+            opening = {")": "(", "}": "{", "]": "["}[token.text]
+            # Close the nearest frame opened by the matching bracket; stray closers are skipped.
+            for depth in range(len(stack) - 1, -1, -1):
+                if stack[depth].start.text == opening:
+                    for unclosed in stack[depth + 1 :]:
+                        unclosed.end = token
+                    stack[depth].end = token
+                    del stack[depth:]
+                    break
+            continue
+        if token.kind != "name":
+            continue
+        body = frame.enclosing(*_BODIES) if frame else None
+        if in_call and after is not None and after.text == "=":
+            frame.keywords.append(token.text)
+        if frame is None:
+            _file_level(code, index, result, pending)
+        elif frame.kind == "model" and token.text in SECTION_FAMILIES:
+            statement = token.text
+        elif frame.kind == "model" and before is not None and before.text == "input":
+            result.definitions.append(
+                Definition(
+                    "input", token.text, token, (before.line, before.column), token.end, frame
+                )
+            )
+        elif (
+            frame.kind in ("graph", "block")
+            and after is not None
+            and after.text == "="
+            and (before is None or before.text != "=")
+        ):
+            frame.graph = True
+            result.definitions.append(
+                Definition(
+                    "tensor", token.text, token, (token.line, token.column), token.end, frame
+                )
+            )
+        if frame is not None and after is not None and after.text == "(":
+            result.calls.append(CallSite(token, _family(body, frame, statement), frame))
+    bodies = {id(frame.start): frame for frame in result.frames}
+    for item in pending:
+        body = bodies.get(id(item.body_start)) if item.body_start is not None else None
+        end = body.end.end if body is not None and body.end is not None else code[-1].end
+        result.definitions.append(
+            Definition(item.kind, item.name.text, item.name, item.start, end, None, item.detail)
+        )
+        result.definitions.extend(
+            Definition("param", p.text, p, (p.line, p.column), p.end, body) for p in item.params
+        )
+    return result
+
+
+def _family(body: Frame | None, frame: Frame | None, statement: str | None) -> str | None:
+    """The family of the kind called at this point of the text."""
+    if frame is not None and frame.kind == "call":
+        outer = frame.enclosing(*_BODIES)
+        caller = frame.name
+        if caller in ("adam", "adamw", "sgd", "rmsprop", "adagrad") or (
+            frame.keywords and frame.keywords[-1] == "schedule"
+        ):
+            return "schedule"
+        return None if outer is None or outer.kind not in _CALL_BODIES else "layer"
+    if body is None:
+        return None
+    if body.kind in _CALL_BODIES:
+        return "layer"
+    if body.kind == "train":
+        return "train setting"
+    if body.kind == "augment":
+        return "augmentation"
+    if body.kind == "model" and statement is not None:
+        return SECTION_FAMILIES.get(statement)
+    return None
+
+
+def _body_kind(code: list[Token], index: int) -> tuple[str, str]:
+    """What the `{` at `index` opens, from the tokens before it."""
+    before = code[index - 1] if index > 0 else None
+    if before is None:
+        return "other", ""
+    if before.kind == "name" and before.text in ("layers", "graph", "train", "augment"):
+        return before.text, ""
+    if before.kind == "name" and index >= 2 and code[index - 2].text == "model":
+        return "model", before.text
+    if before.text == ")":
+        depth = 0
+        for back in range(index - 1, -1, -1):
+            text = code[back].text
+            depth += text == ")"
+            depth -= text == "("
+            if depth == 0:
+                if back >= 2 and code[back - 2].text == "block" and code[back - 1].kind == "name":
+                    return "block", code[back - 1].text
+                break
+    return "other", ""
+
+
+@dataclass
+class _Pending:
+    kind: str  # block or model
+    name: Token
+    start: tuple[int, int]
+    detail: str
+    params: list[Token]
+    body_start: Token | None  # the `{` of its body
+
+
+def _file_level(code: list[Token], index: int, result: Outline, pending: list[_Pending]) -> None:
+    """Definitions that start at file level: `let`, `import`, `block` and `model`."""
+    token = code[index]
+    after = code[index + 1] if index + 1 < len(code) else None
+    if after is None:
+        return
+    start = (token.line, token.column)
+    if token.text == "let" and after.kind == "name":
+        result.definitions.append(Definition("let", after.text, after, start, after.end, None))
+    elif token.text == "import" and after.kind == "string":
+        path = after.text.strip('"')
+        result.definitions.append(Definition("import", path, after, start, after.end, None))
+    elif token.text in ("block", "model") and after.kind == "name":
+        params, body_index = _params(code, index + 2) if token.text == "block" else ([], index + 2)
+        body_start = _at(code, body_index)
+        if body_start is not None and body_start.text != "{":
+            body_start = None
+        detail = f"({', '.join(p.text for p in params)})" if token.text == "block" else ""
+        pending.append(_Pending(token.text, after, start, detail, params, body_start))
+
+
+def _at(code: list[Token], index: int) -> Token | None:
+    return code[index] if 0 <= index < len(code) else None
+
+
+def _params(code: list[Token], index: int) -> tuple[list[Token], int]:
+    """The parameter names of `block NAME(...)`, whose `(` is at `index`, and the index of
+    the token after the `)`."""
+    params: list[Token] = []
+    if _at(code, index) is None or code[index].text != "(":
+        return params, index
+    depth = 0
+    for position in range(index, len(code)):
+        text = code[position].text
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+            if depth == 0:
+                return params, position + 1
+        elif depth == 1 and code[position].kind == "name" and code[position - 1].text in ("(", ","):
+            params.append(code[position])
+        elif text in "{}":
+            break
+    return params, len(code)
+
+
+# --- the checker's verdict ----------------------------------------------------------------
+
+
+@dataclass
+class ImportedFile:
+    stamp: tuple
+    file: ast.File | None
+    error: SpecError | None
+
+
+class ImportCache:
+    """Parsed imported files, kept while their text stays the same: an open editor buffer
+    (by its text) or a file on disk (by modification time and size)."""
+
+    def __init__(self, open_text: Callable[[str], str | None]):
+        self._open_text = open_text
+        self._files: dict[str, ImportedFile] = {}
+
+    def parse(self, path: Path, used: set[str] | None = None) -> ast.File:
+        key = str(path)
+        if used is not None:
+            used.add(key)
+        text = self._open_text(key)
+        if text is not None:
+            stamp: tuple = ("editor", hash(text))
+        else:
+            try:
+                stat = path.stat()
+            except OSError:
+                return _parse_from_disk(path)  # raises the error `specc check` would
+            stamp = ("disk", stat.st_mtime_ns, stat.st_size)
+        cached = self._files.get(key)
+        if cached is None or cached.stamp != stamp:
+            try:
+                file = parse(text, key) if text is not None else _parse_from_disk(path)
+                cached = ImportedFile(stamp, file, None)
+            except SpecError as error:
+                cached = ImportedFile(stamp, None, error)
+            self._files[key] = cached
+        if cached.error is not None:
+            raise SpecError(cached.error.diagnostics)
+        assert cached.file is not None
+        return cached.file
+
+    def parsed(self, path: str) -> ast.File | None:
+        cached = self._files.get(path)
+        return cached.file if cached is not None else None
+
+
+def _parse_from_disk(path: Path) -> ast.File:
+    from specc.syntax import parse_file
+
+    return parse_file(path)
+
+
+@dataclass
+class Analysis:
+    """One version of one document, checked."""
+
+    path: str  # the file name spans in this document carry
+    text: str
+    outline: Outline
+    result: CheckResult
+    imports: set[str]  # the files its check read through imports
+    seconds: float  # how long the check took
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    @property
+    def program(self) -> ir.Program | None:
+        return self.result.program
+
+
+def analyze(text: str, path: str, imports: ImportCache) -> Analysis:
+    started = time.perf_counter()
+    used: set[str] = set()
+    result = check_source(text, path, lambda target: imports.parse(target, used))
+    seconds = time.perf_counter() - started
+    return Analysis(path, text, outline(tokenize(text)), result, used, seconds)

@@ -1,0 +1,214 @@
+"""Hover: what a name in a spec stands for, with the figures `specc check` computes.
+
+- a layer call: its kind, signature, and for each place the layer is built (a block used
+  three times builds its layers three times) the output shape, parameters (per backend where
+  they differ) and FLOPs;
+- a block call: the block's signature and its expansion's totals;
+- a model name: the model's inputs, outputs and totals;
+- a tensor name: its shape; a training-section kind: its signature.
+
+Figures need a successful check; while the file has errors, hover shows what the text says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lsprotocol import types
+
+from specc import ir
+from specc.layers.base import ParamCount, fmt_shape
+from specc.lsp import catalog
+from specc.lsp.analysis import Analysis, CallSite, Definition, ImportCache, Token
+from specc.lsp.navigation import find
+from specc.lsp.positions import Positions, same_file
+from specc.report import format_flops
+
+# Instances listed in one hover; a block used more often shows the first ones and a count.
+_MAX_ROWS = 8
+
+
+@dataclass(frozen=True)
+class Built:
+    """One node the check built from a call, and the graph it belongs to."""
+
+    node: ir.Node
+    graph: ir.Graph
+
+
+def built_from(program: ir.Program | None, file: str, line: int, column: int) -> list[Built]:
+    """Every node built from the call written at (line, column) of `file` (from 1)."""
+    if program is None:
+        return []
+    found: list[Built] = []
+
+    def visit(graph: ir.Graph) -> None:
+        for node in graph.nodes:
+            span = node.span
+            if span.line == line and span.column == column and same_file(span.file, file):
+                found.append(Built(node, graph))
+            if isinstance(node, ir.BlockNode):
+                visit(node.body)
+
+    for model in program.models:
+        visit(model.graph)
+    return found
+
+
+def params_text(counts: dict[str, ParamCount]) -> str:
+    keras, torch = counts["tensorflow"], counts["torch"]
+
+    def one(count: ParamCount) -> str:
+        extra = f" ({count.non_trainable:,} non-trainable)" if count.non_trainable else ""
+        return f"{count.total:,}{extra}"
+
+    return one(keras) if keras == torch else f"keras {one(keras)} · torch {one(torch)}"
+
+
+def _table(rows: list[tuple[str, str, str, str]]) -> list[str]:
+    """Rows of (input, output, params, FLOPs), identical ones counted once."""
+    counted: dict[tuple[str, str, str, str], int] = {}
+    for row in rows:
+        counted[row] = counted.get(row, 0) + 1
+    lines = ["| input | output | params | FLOPs |", "|---|---|---|---|"]
+    for (shape_in, shape_out, params, flops), times in list(counted.items())[:_MAX_ROWS]:
+        repeat = f" ×{times}" if times > 1 else ""
+        lines.append(f"| {shape_in} | {shape_out}{repeat} | {params} | {flops} |")
+    if len(counted) > _MAX_ROWS:
+        lines.append(f"\n…and {len(counted) - _MAX_ROWS} more")
+    return lines
+
+
+def _row(built: Built) -> tuple[str, str, str, str]:
+    node, graph = built.node, built.graph
+    inputs = ", ".join(f"`{fmt_shape(graph.value(i).shape)}`" for i in node.inputs)
+    return (
+        inputs,
+        f"`{fmt_shape(node.output.shape)}`",
+        params_text(node.params),
+        format_flops(node.flops),
+    )
+
+
+def _call_hover(analysis: Analysis, call: CallSite, imports: ImportCache) -> list[str]:
+    name = call.name.text
+    built = built_from(analysis.program, analysis.path, call.name.line + 1, call.name.column + 1)
+    block = _block_signature(analysis, name, imports)
+    if block is not None:
+        lines = [f"**{name}** · block", "```spec", f"block {name}{block}", "```"]
+        if built:
+            lines += [f"built {len(built)} time{'s' if len(built) != 1 else ''}", ""]
+            lines += _table([_row(b) for b in built])
+        return lines
+    found = catalog.family_of(name, call.family)
+    if found is None:
+        return []
+    family, cls = found
+    lines = [f"**{name}** · {family}", "```spec", catalog.signature(name, cls), "```"]
+    description = catalog.describe(cls)
+    if description:
+        lines += [description, ""]
+    if built:
+        lines += _table([_row(b) for b in built])
+    elif family == "layer" and analysis.program is None:
+        lines.append("_shapes and parameters appear once the file checks without errors_")
+    return lines
+
+
+def _block_signature(analysis: Analysis, name: str, imports: ImportCache) -> str | None:
+    for d in analysis.outline.definitions:
+        if d.kind == "block" and d.name == name:
+            return d.detail
+    for path in sorted(analysis.imports):
+        parsed = imports.parsed(path)
+        for block in parsed.blocks if parsed is not None else ():
+            if block.name == name:
+                params = ", ".join(p.name for p in block.params)
+                return f"({params})  # from {path}"
+    return None
+
+
+def _model_hover(analysis: Analysis, name: str) -> list[str]:
+    lines = [f"**model {name}**"]
+    program = analysis.program
+    model = next((m for m in program.models if m.name == name), None) if program else None
+    if model is None:
+        return lines
+    graph = model.graph
+    for value in graph.inputs:
+        lines.append(f"- input `{value.label}`: `{fmt_shape(value.shape)}`")
+    for value_id in graph.outputs:
+        value = graph.value(value_id)
+        lines.append(f"- output `{value.label}`: `{fmt_shape(value.shape)}`")
+    lines.append(f"- params: {params_text(graph.params)}")
+    lines.append(f"- forward FLOPs per sample: {format_flops(graph.flops)}")
+    return lines
+
+
+def _producer(analysis: Analysis, binding: Definition) -> CallSite | None:
+    """The last call of the chain that `binding` (a tensor definition) binds."""
+    outline = analysis.outline
+    later = [
+        d.token
+        for d in outline.definitions
+        if d.scope is binding.scope
+        and (d.token.line, d.token.column) > (binding.token.line, binding.token.column)
+    ]
+    stop = min(((t.line, t.column) for t in later), default=None)
+    if stop is None and binding.scope is not None and binding.scope.end is not None:
+        stop = (binding.scope.end.line, binding.scope.end.column)
+    chain = [
+        c
+        for c in outline.calls
+        if c.frame is binding.scope
+        and (binding.token.line, binding.token.column) < (c.name.line, c.name.column)
+        and (stop is None or (c.name.line, c.name.column) < stop)
+    ]
+    return chain[-1] if chain else None
+
+
+def _tensor_hover(analysis: Analysis, token: Token) -> list[str]:
+    found = find(analysis, token)
+    if found is None and token.text == "in":
+        return ["**in** · the block's input"]
+    if found is None or found.kind not in ("tensor", "input"):
+        return []
+    program = analysis.program
+    if found.kind == "input":
+        lines = [f"**{token.text}** · input"]
+        for model in program.models if program else ():
+            for value in model.graph.inputs:
+                if value.label == token.text and same_file(model.file, analysis.path):
+                    lines.append(f"shape `{fmt_shape(value.shape)}` ({value.dtype})")
+        return lines
+    lines = [f"**{token.text}** · tensor"]
+    producer = _producer(analysis, found)
+    if producer is None:
+        return lines
+    built = built_from(program, analysis.path, producer.name.line + 1, producer.name.column + 1)
+    shapes = list(dict.fromkeys(fmt_shape(b.node.output.shape) for b in built))
+    if shapes:
+        lines.append("shape " + ", ".join(f"`{s}`" for s in shapes[:_MAX_ROWS]))
+    return lines
+
+
+def hover(
+    analysis: Analysis, positions: Positions, line: int, column: int, imports: ImportCache
+) -> types.Hover | None:
+    outline = analysis.outline
+    token = outline.token_at(line, column)
+    if token is None or token.kind != "name":
+        return None
+    call = next((c for c in outline.calls if c.name is token), None)
+    if call is not None:
+        lines = _call_hover(analysis, call, imports)
+    elif any(d.kind == "model" and d.token is token for d in outline.definitions):
+        lines = _model_hover(analysis, token.text)
+    else:
+        lines = _tensor_hover(analysis, token)
+    if not lines:
+        return None
+    return types.Hover(
+        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value="\n".join(lines)),
+        range=positions.range(analysis.path, (token.line, token.column), token.end),
+    )
