@@ -20,7 +20,8 @@ from pathlib import Path
 from specc import ast, ir
 from specc.errors import SpecError
 from specc.lsp.catalog import SECTION_FAMILIES
-from specc.passes.check import CheckResult, check_source
+from specc.lsp.incremental import ItemParses
+from specc.passes.check import CheckResult, check_parsed, check_source
 from specc.syntax import parse
 
 _TOKEN = re.compile(
@@ -425,9 +426,20 @@ class Analysis:
         return self.result.program
 
 
-def analyze(text: str, path: str, imports: ImportCache) -> Analysis:
+def analyze(text: str, path: str, imports: ImportCache, items: ItemParses) -> Analysis:
+    """Check `text` as the file at `path`, reusing the parses of its unchanged items and of
+    the files it imports."""
     started = time.perf_counter()
     used: set[str] = set()
-    result = check_source(text, path, lambda target: imports.parse(target, used))
+
+    def parse_import(target: Path) -> ast.File:
+        return imports.parse(target, used)
+
+    tokens = tokenize(text)
+    try:
+        result = check_parsed(items.parse(text, path, tokens), parse_import)
+    except (SpecError, RecursionError):
+        # Only a parse of the whole text reports syntax errors as `specc check` does.
+        result = check_source(text, path, parse_import)
     seconds = time.perf_counter() - started
-    return Analysis(path, text, outline(tokenize(text)), result, used, seconds)
+    return Analysis(path, text, outline(tokens), result, used, seconds)

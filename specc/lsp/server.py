@@ -22,13 +22,15 @@ from specc import __version__
 from specc.errors import SpecError
 from specc.lsp import completion, diagnostics, hover, navigation
 from specc.lsp.analysis import Analysis, ImportCache, analyze
+from specc.lsp.incremental import ItemParses
 from specc.lsp.positions import Positions
 
 logger = logging.getLogger("specc.lsp")
 
-# How long after a change the check waits for the next one. Short, since a check of a
-# 300-line spec takes a few tens of milliseconds and the diagnostics should follow typing.
-DEBOUNCE_S = 0.02
+# A change that follows a quiet spell is checked at once; one that comes within this time of
+# the previous change (a burst: fast typing, a paste, an undo) waits until the changes pause
+# for this long, so that a burst costs one check.
+DEBOUNCE_S = 0.05
 
 
 class SpeccServer(LanguageServer):
@@ -36,7 +38,9 @@ class SpeccServer(LanguageServer):
         super().__init__("specc", __version__)
         self.imports = ImportCache(self._open_text)
         self.analyses: dict[str, Analysis] = {}
+        self.items: dict[str, ItemParses] = {}  # by document
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._last_change: dict[str, float] = {}  # by document, in the event loop's time
 
     # --- documents ------------------------------------------------------------------------
 
@@ -92,7 +96,8 @@ class SpeccServer(LanguageServer):
         if timer is not None:
             timer.cancel()
         document = self.workspace.get_text_document(uri)
-        analysis = analyze(document.source, self.path_of(uri), self.imports)
+        items = self.items.setdefault(uri, ItemParses())
+        analysis = analyze(document.source, self.path_of(uri), self.imports, items)
         self.analyses[uri] = analysis
         logger.debug("checked %s in %.1f ms", uri, analysis.seconds * 1000)
         self.text_document_publish_diagnostics(
@@ -109,9 +114,12 @@ class SpeccServer(LanguageServer):
         if timer is not None:
             timer.cancel()
         loop = asyncio.get_running_loop()
-        self._timers[uri] = loop.call_later(
-            DEBOUNCE_S, _logged(self._check_now_and_dependents), uri
-        )
+        now = loop.time()
+        burst = now - self._last_change.get(uri, float("-inf")) < DEBOUNCE_S
+        self._last_change[uri] = now
+        # Even at once, the check goes after the messages already received, which it covers.
+        check = _logged(self._check_now_and_dependents)
+        self._timers[uri] = loop.call_later(DEBOUNCE_S if burst else 0, check, uri)
 
     def _check_now_and_dependents(self, uri: str) -> None:
         if uri not in self.workspace.text_documents:
@@ -183,6 +191,8 @@ def did_save(ls: SpeccServer, params: types.DidSaveTextDocumentParams) -> None:
 def did_close(ls: SpeccServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.analyses.pop(uri, None)
+    ls.items.pop(uri, None)
+    ls._last_change.pop(uri, None)
     timer = ls._timers.pop(uri, None)
     if timer is not None:
         timer.cancel()

@@ -64,6 +64,17 @@ def check_source(
         return _too_deep(path)
 
 
+def check_parsed(
+    file: ast.File, parse_import: Callable[[Path], ast.File] = parse_file
+) -> CheckResult:
+    """Check a file already parsed (`specc lsp` reuses the parses of the parts of a file
+    that did not change); never raises SpecError."""
+    try:
+        return _check(lambda: file, parse_import)
+    except RecursionError:
+        return _too_deep(file.path)
+
+
 def _too_deep(path: str | Path) -> CheckResult:
     diags = Diagnostics()
     diags.error(

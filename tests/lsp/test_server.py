@@ -405,3 +405,53 @@ def test_random_edits_never_kill_the_server(client, tmp_path):
     assert good is None or "contents" in good
     stderr = b"".join(client.stderr).decode(errors="replace")
     assert "internal error" not in stderr, stderr[-3000:]
+
+
+def long_spec(lines: int = 300) -> str:
+    """ResNet-20 and, below it, blocks and a second model that uses them, `lines` long."""
+    text = RESNET20.read_text(encoding="utf-8").rstrip("\n") + "\n"
+    uses = []
+    index = 0
+    while text.count("\n") + 2 * len(uses) + 12 < lines:
+        text += (
+            f"\nblock unit_{index}(filters) {{\n    conv2d(filters, 3, padding=same)\n"
+            f"    batchnorm()\n    relu()\n}}\n"
+        )
+        uses.append(f"        unit_{index}({8 + index % 4 * 8})\n        maxpool2d(1)")
+        index += 1
+    body = "\n".join(uses)
+    text += (
+        f"\nmodel stacked {{\n    input image: float[16, 16, 3]\n    layers {{\n{body}\n"
+        "        global_avgpool2d()\n        dense(10)\n    }\n    loss cross_entropy()\n"
+        "    data synthetic(256)\n}\n"
+    )
+    return text
+
+
+def test_diagnostics_follow_a_change_of_a_300_line_spec_quickly(client, tmp_path):
+    """Time from sending a change to receiving its diagnostics, on a 300-line spec whose
+    check infers every shape; the median of 15 changes is within 100 ms. The changes come
+    a typing pause apart (changes in a quicker burst are checked once, when it ends)."""
+    text = long_spec()
+    assert 300 <= text.count("\n") <= 330
+    path = tmp_path / "long.spec"
+    uri = client.open(path, text)
+    assert [d for d in client.diagnostics(uri) if d["severity"] == 1] == []
+    timings = []
+    for version in range(2, 17):
+        # Alternately break and repair a layer near the end, so each change is checked anew.
+        changed = text.replace("dense(10)", "dense(0)") if version % 2 else text
+        time.sleep(0.1)
+        started = time.perf_counter()
+        client.change(uri, version, changed)
+        shown = client.diagnostics(uri)
+        timings.append(time.perf_counter() - started)
+        assert any("units" in d["message"] for d in shown) == bool(version % 2)
+    timings.sort()
+    median = timings[len(timings) // 2]
+    print(
+        f"\ndiagnostics after a change of a {text.count(chr(10))}-line spec: median "
+        f"{median * 1000:.0f} ms, fastest {timings[0] * 1000:.0f} ms, slowest "
+        f"{timings[-1] * 1000:.0f} ms"
+    )
+    assert median < 0.1, timings
