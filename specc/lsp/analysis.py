@@ -141,11 +141,9 @@ class Outline:
                 inner = frame
         return inner
 
-    def visible(
-        self, frame: Frame | None, before: tuple[int, int] | None = None
-    ) -> list[Definition]:
+    def visible(self, frame: Frame | None) -> list[Definition]:
         """The definitions visible in `frame`: file-level ones, and those of the bodies
-        around it (tensors only when bound before `before`)."""
+        around it (the caller decides which tensors are bound early enough)."""
         bodies = set()
         while frame is not None:
             bodies.add(id(frame))
@@ -153,9 +151,7 @@ class Outline:
         return [
             d
             for d in self.definitions
-            if d.kind != "import"
-            and (d.scope is None or id(d.scope) in bodies)
-            and (before is None or d.kind != "tensor" or (d.token.line, d.token.column) < before)
+            if d.kind != "import" and (d.scope is None or id(d.scope) in bodies)
         ]
 
 

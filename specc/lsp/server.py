@@ -92,9 +92,7 @@ class SpeccServer(LanguageServer):
 
     def check(self, uri: str) -> Analysis:
         """Check the document's text and publish its diagnostics."""
-        timer = self._timers.pop(uri, None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel_check(uri)
         document = self.workspace.get_text_document(uri)
         items = self.items.setdefault(uri, ItemParses())
         analysis = analyze(document.source, self.path_of(uri), self.imports, items)
@@ -110,9 +108,7 @@ class SpeccServer(LanguageServer):
         return analysis
 
     def check_soon(self, uri: str) -> None:
-        timer = self._timers.pop(uri, None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel_check(uri)
         loop = asyncio.get_running_loop()
         now = loop.time()
         burst = now - self._last_change.get(uri, float("-inf")) < DEBOUNCE_S
@@ -120,6 +116,21 @@ class SpeccServer(LanguageServer):
         # Even at once, the check goes after the messages already received, which it covers.
         check = _logged(self._check_now_and_dependents)
         self._timers[uri] = loop.call_later(DEBOUNCE_S if burst else 0, check, uri)
+
+    def _cancel_check(self, uri: str) -> None:
+        timer = self._timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+
+    def forget(self, uri: str) -> None:
+        """Drop what is known of a closed document and clear its diagnostics."""
+        self._cancel_check(uri)
+        self.analyses.pop(uri, None)
+        self.items.pop(uri, None)
+        self._last_change.pop(uri, None)
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+        )
 
     def _check_now_and_dependents(self, uri: str) -> None:
         if uri not in self.workspace.text_documents:
@@ -189,14 +200,7 @@ def did_save(ls: SpeccServer, params: types.DidSaveTextDocumentParams) -> None:
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 @answers_empty(None)
 def did_close(ls: SpeccServer, params: types.DidCloseTextDocumentParams) -> None:
-    uri = params.text_document.uri
-    ls.analyses.pop(uri, None)
-    ls.items.pop(uri, None)
-    ls._last_change.pop(uri, None)
-    timer = ls._timers.pop(uri, None)
-    if timer is not None:
-        timer.cancel()
-    ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+    ls.forget(params.text_document.uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)

@@ -455,3 +455,45 @@ def test_diagnostics_follow_a_change_of_a_300_line_spec_quickly(client, tmp_path
         f"{timings[-1] * 1000:.0f} ms"
     )
     assert median < 0.1, timings
+
+
+def test_positions_count_utf16_units(client, tmp_path):
+    """Columns reach the client in UTF-16 units: an emoji before a mistake on its line
+    counts two."""
+    path = tmp_path / "emoji.spec"
+    text = (
+        "model m {\n    input x: float[4]\n    layers {\n        dense(3)\n    }\n"
+        '    loss mse()\n    data npz(path="\U0001f600.npz", validation=2)\n}\n'
+    )
+    uri = client.open(path, text)
+    (diagnostic,) = [d for d in client.diagnostics(uri) if "validation" in d["message"]]
+    line, character = find(text, "2)")  # the value is wrong; 1 more unit for the emoji
+    assert diagnostic["range"]["start"] == {"line": line, "character": character + 1}
+
+
+def test_an_importing_file_follows_the_imported_buffer(client, tmp_path):
+    shared = tmp_path / "shared.spec"
+    shared.write_text("let width = 8\n", encoding="utf-8")
+    main_spec = tmp_path / "main.spec"
+    main_spec.write_text(
+        'import "shared.spec"\nmodel m {\n    input x: float[4]\n    layers {\n'
+        "        dense(width)\n    }\n    loss mse()\n}\n",
+        encoding="utf-8",
+    )
+    main_uri = client.open(main_spec)
+    assert [d for d in client.diagnostics(main_uri) if d["severity"] == 1] == []
+    shared_uri = client.open(shared)
+    client.diagnostics(shared_uri)
+    client.change(shared_uri, 2, "let width = 0\n")  # unsaved: only the editor has it
+    client.diagnostics(shared_uri)
+    (diagnostic,) = client.diagnostics(main_uri)
+    assert "units" in diagnostic["message"]
+    assert diagnostic["range"]["start"]["line"] == 4  # dense(width)
+
+
+def test_closing_clears_diagnostics(client):
+    path = ROOT / "tests" / "errors" / "corpus" / "unknown_layer.spec"
+    uri = client.open(path)
+    assert client.diagnostics(uri)
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    assert client.diagnostics(uri) == []
