@@ -23,6 +23,7 @@ from specc.lsp.catalog import SECTION_FAMILIES
 from specc.lsp.incremental import ItemParses
 from specc.passes.check import CheckResult, check_parsed, check_source
 from specc.syntax import parse
+from specc.training import OPTIMIZERS
 
 _TOKEN = re.compile(
     r"""
@@ -39,6 +40,7 @@ _TOKEN = re.compile(
 # Bodies whose lines are calls of layers (or blocks), by the keyword that opens them.
 _CALL_BODIES = {"layers", "graph", "block"}
 _BODIES = ("model", "block", "layers", "graph", "train", "augment", "other")
+OPTIMIZER_NAMES = frozenset(OPTIMIZERS)
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,9 @@ def tokenize(text: str) -> list[Token]:
 
 @dataclass
 class Frame:
-    """An open bracket: a `{ }` body (kind: model, block, layers, graph, train, augment or
-    other) or a call's `( )` (kind "call")."""
+    """A bracket pair: a `{ }` body (kind: model, block, layers, graph, train, augment or
+    other), a call's `( )` (kind "call"), a block's parameter list ("params") or a `[ ]`
+    list ("list")."""
 
     kind: str
     name: str  # the model's, block's or called kind's name; "" where there is none
@@ -84,6 +87,12 @@ class Frame:
     parent: Frame | None = None
     keywords: list[str] = field(default_factory=list)  # a call's `name=` arguments so far
     graph: bool = False  # a block body that binds names (`h = ...`) rather than listing calls
+    body: Frame | None = field(init=False, repr=False)  # the nearest `{ }` around, itself included
+
+    def __post_init__(self) -> None:
+        # Kept on each frame: walking up through a deep nesting for every call would make
+        # the scan quadratic.
+        self.body = self if self.start.text == "{" else (self.parent.body if self.parent else None)
 
     def enclosing(self, *kinds: str) -> Frame | None:
         frame: Frame | None = self
@@ -132,12 +141,13 @@ class Outline:
         return (names or found or [None])[-1]
 
     def frame_at(self, line: int, column: int) -> Frame | None:
-        """The innermost bracket open at the cursor."""
+        """The innermost bracket open at the cursor. Frames nest (a closer closes every frame
+        opened inside the one it closes), so it is the last one opened that is still open."""
         inner = None
         for frame in self.frames:
-            opened = (frame.start.line, frame.start.column) < (line, column)
-            closed = frame.end is not None and (frame.end.line, frame.end.column) < (line, column)
-            if opened and not closed and (inner is None or _inside(frame, inner)):
+            if (frame.start.line, frame.start.column) >= (line, column):
+                break
+            if frame.end is None or (frame.end.line, frame.end.column) >= (line, column):
                 inner = frame
         return inner
 
@@ -155,68 +165,67 @@ class Outline:
         ]
 
 
-def _inside(inner: Frame, outer: Frame) -> bool:
-    frame = inner.parent
-    while frame is not None:
-        if frame is outer:
-            return True
-        frame = frame.parent
-    return False
-
-
 def outline(tokens: list[Token]) -> Outline:
-    """Scan the tokens once, tracking brackets, into what the document defines and calls."""
+    """Scan the tokens once, tracking brackets, into what the document defines and calls.
+    Any text goes: unclosed brackets stay open to the end, stray closers are skipped."""
     result = Outline(tokens)
     code = [t for t in tokens if t.kind != "comment"]
     stack: list[Frame] = []
     statement: str | None = None  # the model-level keyword of the current statement
-    pending: list[_Pending] = []  # blocks and models, completed once their `}` is found
-
-    def top() -> Frame | None:
-        return stack[-1] if stack else None
+    pending: list[_Pending] = []  # blocks and models, completed once the scan ends
+    closed: Frame | None = None  # the frame the previous token closed
+    # Open frames by bracket: a closer with none open is skipped without searching the stack.
+    open_counts = {"(": 0, "{": 0, "[": 0}
 
     for index, token in enumerate(code):
         before = code[index - 1] if index > 0 else None
         after = code[index + 1] if index + 1 < len(code) else None
-        frame = top()
-        in_call = frame is not None and frame.kind == "call"
+        frame = stack[-1] if stack else None
+        just_closed, closed = closed, None
         if token.kind == "op" and token.text in "({[":
-            if token.text == "{":
-                kind, name = _body_kind(code, index)
-                if kind in ("model", "block", "train", "augment", "layers", "graph"):
-                    statement = None
-                new = Frame(kind, name, token, parent=frame)
-            else:
-                callee = before.text if before is not None and before.kind == "name" else ""
-                new = Frame("call" if token.text == "(" else "list", callee, token, parent=frame)
+            new = _open(token, before, code[index - 2] if index > 1 else None, frame, just_closed)
+            if new.kind in _BODIES:
+                statement = None
+                owner = pending[-1] if pending else None
+                if (
+                    owner is not None
+                    and owner.body is None
+                    and owner.kind == new.kind
+                    and (owner.name.text == new.name)
+                ):
+                    owner.body = new
             stack.append(new)
+            open_counts[token.text] += 1
             result.frames.append(new)
             continue
         if token.kind == "op" and token.text in ")}]":
             opening = {")": "(", "}": "{", "]": "["}[token.text]
-            # Close the nearest frame opened by the matching bracket; stray closers are skipped.
+            if not open_counts[opening]:
+                continue  # a stray closer
             for depth in range(len(stack) - 1, -1, -1):
                 if stack[depth].start.text == opening:
-                    for unclosed in stack[depth + 1 :]:
+                    for unclosed in stack[depth:]:
                         unclosed.end = token
-                    stack[depth].end = token
+                        open_counts[unclosed.start.text] -= 1
+                    closed = stack[depth]
                     del stack[depth:]
                     break
             continue
         if token.kind != "name":
             continue
-        body = frame.enclosing(*_BODIES) if frame else None
-        if in_call and after is not None and after.text == "=":
-            frame.keywords.append(token.text)
         if frame is None:
-            _file_level(code, index, result, pending)
+            _file_level(token, after, result, pending)
+        elif frame.kind == "params":
+            if before is not None and before.text in ("(", ",") and pending:
+                pending[-1].params.append(token)
+        elif frame.kind == "call" and after is not None and after.text == "=":
+            frame.keywords.append(token.text)
         elif frame.kind == "model" and token.text in SECTION_FAMILIES:
             statement = token.text
         elif frame.kind == "model" and before is not None and before.text == "input":
+            start = (before.line, before.column)
             result.definitions.append(
-                Definition(
-                    "input", token.text, token, (before.line, before.column), token.end, frame
-                )
+                Definition("input", token.text, token, start, token.end, frame)
             )
         elif (
             frame.kind in ("graph", "block")
@@ -225,19 +234,18 @@ def outline(tokens: list[Token]) -> Outline:
             and (before is None or before.text != "=")
         ):
             frame.graph = True
+            start = (token.line, token.column)
             result.definitions.append(
-                Definition(
-                    "tensor", token.text, token, (token.line, token.column), token.end, frame
-                )
+                Definition("tensor", token.text, token, start, token.end, frame)
             )
-        if frame is not None and after is not None and after.text == "(":
-            result.calls.append(CallSite(token, _family(body, frame, statement), frame))
-    bodies = {id(frame.start): frame for frame in result.frames}
+        if frame is not None and frame.kind != "params" and after is not None and after.text == "(":
+            result.calls.append(CallSite(token, _family(frame, statement), frame))
     for item in pending:
-        body = bodies.get(id(item.body_start)) if item.body_start is not None else None
+        body = item.body
         end = body.end.end if body is not None and body.end is not None else code[-1].end
+        detail = f"({', '.join(p.text for p in item.params)})" if item.kind == "block" else ""
         result.definitions.append(
-            Definition(item.kind, item.name.text, item.name, item.start, end, None, item.detail)
+            Definition(item.kind, item.name.text, item.name, item.start, end, None, detail)
         )
         result.definitions.extend(
             Definition("param", p.text, p, (p.line, p.column), p.end, body) for p in item.params
@@ -245,16 +253,41 @@ def outline(tokens: list[Token]) -> Outline:
     return result
 
 
-def _family(body: Frame | None, frame: Frame | None, statement: str | None) -> str | None:
+def _open(
+    token: Token,
+    before: Token | None,
+    two_before: Token | None,
+    frame: Frame | None,
+    just_closed: Frame | None,
+) -> Frame:
+    """The frame that the bracket `token` opens, told by the tokens before it."""
+    if token.text == "[":
+        return Frame("list", "", token, parent=frame)
+    if token.text == "(":
+        callee = before.text if before is not None and before.kind == "name" else ""
+        # `block NAME(` at file level opens the block's parameter list.
+        at_block = frame is None and two_before is not None and two_before.text == "block"
+        return Frame("params" if at_block else "call", callee, token, parent=frame)
+    kind, name = "other", ""
+    if before is not None and before.kind == "name":
+        if before.text in ("layers", "graph", "train", "augment"):
+            kind = before.text
+        elif two_before is not None and two_before.text == "model":
+            kind, name = "model", before.text
+    elif before is not None and before.text == ")" and just_closed is not None:
+        if just_closed.kind == "params":
+            kind, name = "block", just_closed.name
+    return Frame(kind, name, token, parent=frame)
+
+
+def _family(frame: Frame, statement: str | None) -> str | None:
     """The family of the kind called at this point of the text."""
-    if frame is not None and frame.kind == "call":
-        outer = frame.enclosing(*_BODIES)
-        caller = frame.name
-        if caller in ("adam", "adamw", "sgd", "rmsprop", "adagrad") or (
-            frame.keywords and frame.keywords[-1] == "schedule"
-        ):
+    if frame.kind == "call":
+        outer = frame.body
+        if frame.name in OPTIMIZER_NAMES or (frame.keywords and frame.keywords[-1] == "schedule"):
             return "schedule"
-        return None if outer is None or outer.kind not in _CALL_BODIES else "layer"
+        return "layer" if outer is not None and outer.kind in _CALL_BODIES else None
+    body = frame.body
     if body is None:
         return None
     if body.kind in _CALL_BODIES:
@@ -268,42 +301,21 @@ def _family(body: Frame | None, frame: Frame | None, statement: str | None) -> s
     return None
 
 
-def _body_kind(code: list[Token], index: int) -> tuple[str, str]:
-    """What the `{` at `index` opens, from the tokens before it."""
-    before = code[index - 1] if index > 0 else None
-    if before is None:
-        return "other", ""
-    if before.kind == "name" and before.text in ("layers", "graph", "train", "augment"):
-        return before.text, ""
-    if before.kind == "name" and index >= 2 and code[index - 2].text == "model":
-        return "model", before.text
-    if before.text == ")":
-        depth = 0
-        for back in range(index - 1, -1, -1):
-            text = code[back].text
-            depth += text == ")"
-            depth -= text == "("
-            if depth == 0:
-                if back >= 2 and code[back - 2].text == "block" and code[back - 1].kind == "name":
-                    return "block", code[back - 1].text
-                break
-    return "other", ""
-
-
 @dataclass
 class _Pending:
+    """A block or model whose definition the scan completes as it goes."""
+
     kind: str  # block or model
     name: Token
     start: tuple[int, int]
-    detail: str
-    params: list[Token]
-    body_start: Token | None  # the `{` of its body
+    params: list[Token] = field(default_factory=list)
+    body: Frame | None = None
 
 
-def _file_level(code: list[Token], index: int, result: Outline, pending: list[_Pending]) -> None:
+def _file_level(
+    token: Token, after: Token | None, result: Outline, pending: list[_Pending]
+) -> None:
     """Definitions that start at file level: `let`, `import`, `block` and `model`."""
-    token = code[index]
-    after = code[index + 1] if index + 1 < len(code) else None
     if after is None:
         return
     start = (token.line, token.column)
@@ -313,38 +325,7 @@ def _file_level(code: list[Token], index: int, result: Outline, pending: list[_P
         path = after.text.strip('"')
         result.definitions.append(Definition("import", path, after, start, after.end, None))
     elif token.text in ("block", "model") and after.kind == "name":
-        params, body_index = _params(code, index + 2) if token.text == "block" else ([], index + 2)
-        body_start = _at(code, body_index)
-        if body_start is not None and body_start.text != "{":
-            body_start = None
-        detail = f"({', '.join(p.text for p in params)})" if token.text == "block" else ""
-        pending.append(_Pending(token.text, after, start, detail, params, body_start))
-
-
-def _at(code: list[Token], index: int) -> Token | None:
-    return code[index] if 0 <= index < len(code) else None
-
-
-def _params(code: list[Token], index: int) -> tuple[list[Token], int]:
-    """The parameter names of `block NAME(...)`, whose `(` is at `index`, and the index of
-    the token after the `)`."""
-    params: list[Token] = []
-    if _at(code, index) is None or code[index].text != "(":
-        return params, index
-    depth = 0
-    for position in range(index, len(code)):
-        text = code[position].text
-        if text == "(":
-            depth += 1
-        elif text == ")":
-            depth -= 1
-            if depth == 0:
-                return params, position + 1
-        elif depth == 1 and code[position].kind == "name" and code[position - 1].text in ("(", ","):
-            params.append(code[position])
-        elif text in "{}":
-            break
-    return params, len(code)
+        pending.append(_Pending(token.text, after, start))
 
 
 # --- the checker's verdict ----------------------------------------------------------------
