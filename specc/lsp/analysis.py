@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specc import ast, ir
-from specc.errors import SpecError
+from specc.errors import Diagnostics, SpecError
 from specc.lsp.catalog import SECTION_FAMILIES
 from specc.lsp.incremental import ItemParses
 from specc.passes.check import CheckResult, check_parsed, check_source
@@ -420,3 +420,11 @@ def analyze(text: str, path: str, imports: ImportCache, items: ItemParses) -> An
         result = check_source(text, path, parse_import)
     seconds = time.perf_counter() - started
     return Analysis(path, text, outline(tokens), result, used, seconds)
+
+
+def unchecked(text: str, path: str) -> Analysis:
+    """The outline of `text` with no verdict of the checker, for a request that cannot wait
+    for its check."""
+    return Analysis(
+        path, text, outline(tokenize(text)), CheckResult(None, Diagnostics()), set(), 0.0
+    )

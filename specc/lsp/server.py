@@ -1,18 +1,24 @@
 """`specc lsp`: the server's wiring. It keeps one checked `Analysis` per open document,
-re-checks a document shortly after each change (changes that come faster are checked once),
-and answers requests from the latest analysis. The checker runs in this process, which stays
-warm, and imported files are parsed once per version of their text.
+re-checks a document after each change (changes that come in a burst are checked once),
+and answers requests from the analysis of the current text. The checker runs in this
+process, which stays warm, and imported files are parsed once per version of their text.
 
-No request may bring the server down: each handler logs an internal error and answers
-empty, so that a half-typed file — the usual state of a file being edited — or a bug in
-specc costs one answer, never the session.
+The front end runs on a thread of its own, one job at a time, so that a check that takes
+long (on the worst inputs it can take seconds) never stops the server from answering: a
+request that would wait too long is answered from the text's outline alone. No request may
+bring the server down either: each handler logs an internal error and answers empty, so
+that a half-typed file — the usual state of a file being edited — or a bug in specc costs
+one answer, never the session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
+import queue
+import threading
 from pathlib import Path
 
 from lsprotocol import types
@@ -21,7 +27,7 @@ from pygls.lsp.server import LanguageServer
 from specc import __version__
 from specc.errors import SpecError
 from specc.lsp import completion, diagnostics, hover, navigation
-from specc.lsp.analysis import Analysis, ImportCache, analyze
+from specc.lsp.analysis import Analysis, ImportCache, analyze, unchecked
 from specc.lsp.incremental import ItemParses
 from specc.lsp.positions import Positions
 
@@ -31,6 +37,42 @@ logger = logging.getLogger("specc.lsp")
 # the previous change (a burst: fast typing, a paste, an undo) waits until the changes pause
 # for this long, so that a burst costs one check.
 DEBOUNCE_S = 0.05
+# How long a request waits for the check of the current text before it is answered from
+# the outline alone.
+REQUEST_WAIT_S = 1.0
+
+
+class FrontEndThread:
+    """Runs front-end jobs (checks, formatting) one at a time on a daemon thread; each job's
+    result comes back as a future of the event loop."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="specc-front-end", daemon=True).start()
+
+    def submit(self, function, *args) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._jobs.put((loop, future, function, args))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            loop, future, function, args = self._jobs.get()
+            try:
+                outcome = (function(*args), None)
+            except Exception as error:  # handed to whoever waits for the future
+                outcome = (None, error)
+            loop.call_soon_threadsafe(_settle, future, *outcome)
+
+
+def _settle(future: asyncio.Future, result: object, error: Exception | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class SpeccServer(LanguageServer):
@@ -41,6 +83,8 @@ class SpeccServer(LanguageServer):
         self.items: dict[str, ItemParses] = {}  # by document
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._last_change: dict[str, float] = {}  # by document, in the event loop's time
+        self._checks: dict[str, tuple[str, asyncio.Future]] = {}  # the text being checked
+        self.front_end = FrontEndThread()
 
     # --- documents ------------------------------------------------------------------------
 
@@ -82,30 +126,70 @@ class SpeccServer(LanguageServer):
     def positions(self) -> Positions:
         return Positions(self.workspace.position_codec, self._lines_of, self._uri_of)
 
-    def analysis(self, uri: str) -> Analysis:
-        """The analysis of the document's current text, checking it now if it changed."""
-        text = self.workspace.get_text_document(uri).source
+    async def analysis(self, uri: str) -> Analysis:
+        """The analysis of the document's current text; while its check is still under way
+        after REQUEST_WAIT_S, one without the checker's verdict."""
+        document = self.workspace.get_text_document(uri)
+        text = document.source
         known = self.analyses.get(uri)
         if known is not None and known.text == text:
             return known
-        return self.check(uri)
+        pending = self._checks.get(uri)
+        future = pending[1] if pending is not None and pending[0] == text else self.check(uri)
+        try:
+            found = await asyncio.wait_for(asyncio.shield(future), REQUEST_WAIT_S)
+        except asyncio.TimeoutError:
+            found = None
+        if found is not None and found.text == text:
+            return found
+        return unchecked(text, self.path_of(uri))
 
-    def check(self, uri: str) -> Analysis:
-        """Check the document's text and publish its diagnostics."""
+    def check(self, uri: str, dependents: bool = False) -> asyncio.Future:
+        """Check the document's current text on the front-end thread; its diagnostics are
+        published when done (and, with `dependents`, the open files that import it are
+        checked again)."""
         self._cancel_check(uri)
         document = self.workspace.get_text_document(uri)
+        text, version = document.source, document.version
         items = self.items.setdefault(uri, ItemParses())
-        analysis = analyze(document.source, self.path_of(uri), self.imports, items)
+        future = self.front_end.submit(self._analyze_if_current, uri, text, items)
+        self._checks[uri] = (text, future)
+        future.add_done_callback(functools.partial(self._checked, uri, version, dependents))
+        return future
+
+    def _analyze_if_current(self, uri: str, text: str, items: ItemParses) -> Analysis | None:
+        """On the front-end thread: the analysis of `text`, unless it was edited again while
+        the job waited (a newer job follows)."""
+        document = self.workspace.text_documents.get(uri)
+        if document is None or document.source != text:
+            return None
+        return analyze(text, self.path_of(uri), self.imports, items)
+
+    def _checked(self, uri: str, version: int | None, dependents: bool, future) -> None:
+        pending = self._checks.get(uri)
+        if pending is not None and pending[1] is future:
+            del self._checks[uri]
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            logger.error("internal error checking %s", uri, exc_info=future.exception())
+            return
+        analysis = future.result()
+        if analysis is None or uri not in self.workspace.text_documents:
+            return
         self.analyses[uri] = analysis
         logger.debug("checked %s in %.1f ms", uri, analysis.seconds * 1000)
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
                 uri=uri,
-                version=document.version,
+                version=version,
                 diagnostics=diagnostics.to_client(analysis, self.positions()),
             )
         )
-        return analysis
+        if dependents:  # open files that import this one see its new text too
+            for other, known in list(self.analyses.items()):
+                if other != uri and analysis.path in known.imports:
+                    self.check(other)
 
     def check_soon(self, uri: str) -> None:
         self._cancel_check(uri)
@@ -114,8 +198,8 @@ class SpeccServer(LanguageServer):
         burst = now - self._last_change.get(uri, float("-inf")) < DEBOUNCE_S
         self._last_change[uri] = now
         # Even at once, the check goes after the messages already received, which it covers.
-        check = _logged(self._check_now_and_dependents)
-        self._timers[uri] = loop.call_later(DEBOUNCE_S if burst else 0, check, uri)
+        check = _logged(self.check)
+        self._timers[uri] = loop.call_later(DEBOUNCE_S if burst else 0, check, uri, True)
 
     def _cancel_check(self, uri: str) -> None:
         timer = self._timers.pop(uri, None)
@@ -131,16 +215,6 @@ class SpeccServer(LanguageServer):
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
         )
-
-    def _check_now_and_dependents(self, uri: str) -> None:
-        if uri not in self.workspace.text_documents:
-            return
-        self.check(uri)
-        # Open files that import this one see its new text too.
-        path = self.path_of(uri)
-        for other, analysis in list(self.analyses.items()):
-            if other != uri and path in analysis.imports:
-                self.check(other)
 
 
 def _logged(function):
@@ -160,16 +234,29 @@ def answers_empty(empty):
     """Wrap a handler: an internal error is logged and answered with `empty` (a copy of it,
     for a list), so that one bad request never ends the session."""
 
+    def fresh():
+        return list(empty) if isinstance(empty, list) else empty
+
     def wrap(handler):
+        if inspect.iscoroutinefunction(handler):
+
+            @functools.wraps(handler)
+            async def safe_async(server: SpeccServer, params):
+                try:
+                    return await handler(server, params)
+                except Exception:
+                    logger.exception("internal error in %s", handler.__name__)
+                    return fresh()
+
+            return safe_async
+
         @functools.wraps(handler)
         def safe(server: SpeccServer, params):
             try:
                 return handler(server, params)
-            except RecursionError:
-                logger.error("%s: nesting too deep to answer", handler.__name__)
             except Exception:
                 logger.exception("internal error in %s", handler.__name__)
-            return list(empty) if isinstance(empty, list) else empty
+                return fresh()
 
         return safe
 
@@ -205,9 +292,9 @@ def did_close(ls: SpeccServer, params: types.DidCloseTextDocumentParams) -> None
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)
 @answers_empty(None)
-def on_hover(ls: SpeccServer, params: types.HoverParams) -> types.Hover | None:
+async def on_hover(ls: SpeccServer, params: types.HoverParams) -> types.Hover | None:
     uri = params.text_document.uri
-    analysis = ls.analysis(uri)
+    analysis = await ls.analysis(uri)
     positions = ls.positions()
     line, column = positions.from_client(analysis.path, params.position)
     return hover.hover(analysis, positions, line, column, ls.imports)
@@ -218,18 +305,22 @@ def on_hover(ls: SpeccServer, params: types.HoverParams) -> types.Hover | None:
     types.CompletionOptions(trigger_characters=["(", ",", "=", ">", ":"]),
 )
 @answers_empty(None)
-def on_completion(ls: SpeccServer, params: types.CompletionParams) -> types.CompletionList | None:
+async def on_completion(
+    ls: SpeccServer, params: types.CompletionParams
+) -> types.CompletionList | None:
     uri = params.text_document.uri
-    analysis = ls.analysis(uri)
+    analysis = await ls.analysis(uri)
     line, column = ls.positions().from_client(analysis.path, params.position)
     return completion.complete(analysis, line, column, ls.imports)
 
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
 @answers_empty(None)
-def on_definition(ls: SpeccServer, params: types.DefinitionParams) -> list[types.Location] | None:
+async def on_definition(
+    ls: SpeccServer, params: types.DefinitionParams
+) -> list[types.Location] | None:
     uri = params.text_document.uri
-    analysis = ls.analysis(uri)
+    analysis = await ls.analysis(uri)
     positions = ls.positions()
     line, column = positions.from_client(analysis.path, params.position)
     return navigation.definition(analysis, positions, line, column, ls.imports)
@@ -237,21 +328,25 @@ def on_definition(ls: SpeccServer, params: types.DefinitionParams) -> list[types
 
 @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
 @answers_empty([])
-def on_symbols(ls: SpeccServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
-    analysis = ls.analysis(params.text_document.uri)
+async def on_symbols(
+    ls: SpeccServer, params: types.DocumentSymbolParams
+) -> list[types.DocumentSymbol]:
+    analysis = await ls.analysis(params.text_document.uri)
     return navigation.symbols(analysis, ls.positions())
 
 
 @server.feature(types.TEXT_DOCUMENT_FORMATTING)
 @answers_empty([])
-def on_formatting(ls: SpeccServer, params: types.DocumentFormattingParams) -> list[types.TextEdit]:
+async def on_formatting(
+    ls: SpeccServer, params: types.DocumentFormattingParams
+) -> list[types.TextEdit]:
     """`specc fmt` of the document's text; nothing while the text does not parse."""
     from specc.fmt import format_source
 
     uri = params.text_document.uri
     document = ls.workspace.get_text_document(uri)
     try:
-        formatted = format_source(document.source, ls.path_of(uri))
+        formatted = await ls.front_end.submit(format_source, document.source, ls.path_of(uri))
     except SpecError:
         return []
     if formatted == document.source:
@@ -266,9 +361,10 @@ def on_formatting(ls: SpeccServer, params: types.DocumentFormattingParams) -> li
     types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
 )
 @answers_empty([])
-def on_code_action(ls: SpeccServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+async def on_code_action(ls: SpeccServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     uri = params.text_document.uri
-    return diagnostics.quick_fixes(ls.analysis(uri), ls.positions(), params.range, uri)
+    analysis = await ls.analysis(uri)
+    return diagnostics.quick_fixes(analysis, ls.positions(), params.range, uri)
 
 
 def serve() -> None:

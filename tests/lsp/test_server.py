@@ -497,3 +497,17 @@ def test_closing_clears_diagnostics(client):
     assert client.diagnostics(uri)
     client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
     assert client.diagnostics(uri) == []
+
+
+def test_a_slow_check_does_not_hold_up_answers(client, tmp_path):
+    """A text the front end takes seconds over (one line of many syntax errors): requests
+    are answered from the outline meanwhile, and the diagnostics come when the check ends."""
+    path = tmp_path / "slow.spec"
+    text = "block a(" * 500  # about 5 s of checking here
+    uri = client.open(path, text)
+    started = time.monotonic()
+    symbols = client.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    assert time.monotonic() - started < 4  # the wait for the check is 1 s, then the outline
+    assert symbols[0]["name"] == "a"
+    shown = client.diagnostics(uri, timeout=120)
+    assert shown and shown[0]["severity"] == 1
