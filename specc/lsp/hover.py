@@ -192,6 +192,46 @@ def _tensor_hover(analysis: Analysis, token: Token) -> list[str]:
     return lines
 
 
+def _argument_hover(analysis: Analysis, token: Token, imports: ImportCache) -> list[str]:
+    """`padding` in `conv2d(..., padding=same)`: the argument's type and default."""
+    outline = analysis.outline
+    index = outline.tokens.index(token)
+    following = outline.tokens[index + 1] if index + 1 < len(outline.tokens) else None
+    frame = outline.frame_at(token.line, token.column)
+    if following is None or following.text != "=" or frame is None or frame.kind != "call":
+        return []
+    if _block_signature(analysis, frame.name, imports) is not None:
+        return [f"**{token.text}** · parameter of block `{frame.name}`"]
+    site = next(
+        (c for c in outline.calls if c.name.end == (frame.start.line, frame.start.column)), None
+    )
+    found = catalog.family_of(frame.name, site.family if site is not None else None)
+    if found is None:
+        return []
+    argument = next((a for a in catalog.arguments(found[1]) if a.name == token.text), None)
+    if argument is None:
+        return []
+    default = "required" if argument.default is None else f"default `{argument.default}`"
+    return [
+        f"**{token.text}** · argument of {found[0]} `{frame.name}`",
+        "",
+        f"{argument.type}; {default}",
+    ]
+
+
+def _name_hover(analysis: Analysis, token: Token) -> list[str]:
+    """A constant or a block parameter: where it is defined, as written there."""
+    found = find(analysis, token)
+    if found is None or found.kind not in ("let", "param"):
+        return []
+    text = analysis.lines[found.start[0]] if found.start[0] < len(analysis.lines) else ""
+    written = text.split("#", 1)[0].strip()
+    if found.kind == "let":
+        return [f"**{found.name}** · constant", "```spec", written, "```"]
+    block = found.scope.name if found.scope is not None else ""
+    return [f"**{found.name}** · parameter of block `{block}`"]
+
+
 def hover(
     analysis: Analysis, positions: Positions, line: int, column: int, imports: ImportCache
 ) -> types.Hover | None:
@@ -205,7 +245,11 @@ def hover(
     elif any(d.kind == "model" and d.token is token for d in outline.definitions):
         lines = _model_hover(analysis, token.text)
     else:
-        lines = _tensor_hover(analysis, token)
+        lines = (
+            _argument_hover(analysis, token, imports)
+            or _name_hover(analysis, token)
+            or _tensor_hover(analysis, token)
+        )
     if not lines:
         return None
     return types.Hover(

@@ -179,6 +179,17 @@ def test_hover_on_a_training_section_kind(client):
     assert "**step** · schedule" in value and "gamma=0.1" in value
 
 
+def test_hover_on_arguments_and_constants(client):
+    text = RESNET20.read_text(encoding="utf-8")
+    uri = client.open(RESNET20)
+    client.diagnostics(uri)
+    value = client.at("textDocument/hover", uri, *find(text, "padding=same"))["contents"]["value"]
+    assert "argument of layer `conv2d`" in value and "default `valid`" in value
+    line, character = find(text, "l2=weight_decay")
+    value = client.at("textDocument/hover", uri, line, character + 4)["contents"]["value"]
+    assert "let weight_decay = 1e-4" in value
+
+
 def labels(completion) -> list[str]:
     items = completion["items"] if isinstance(completion, dict) else completion
     return [item["label"] for item in items]
