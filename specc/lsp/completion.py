@@ -151,11 +151,9 @@ def _in_call(
         params = [catalog.Argument(p, "", None, ()) for p in blocks[callee]]
         return _arguments(params, frame.keywords) + names
     found = catalog.family_of(callee, site.family if site is not None else None)
-    if found is None:
+    if found is None or callee in _MERGES:  # a merge takes the names of tensors
         return names
-    family, cls = found
-    if callee in _MERGES:
-        return names
+    _, cls = found
     args = catalog.arguments(cls)
     if keyword is not None:
         argument = next((a for a in args if a.name == keyword), None)
@@ -184,24 +182,7 @@ def complete(
     elif frame.kind == "model":
         items = _in_model(line_start, previous)
     elif frame.kind == "train":
-        key = before[-2].text if previous == "=" and len(before) > 1 else None
-        if key is not None:
-            argument = next((a for a in catalog.TRAIN_KEYS if a.name == key), None)
-            items = _words(
-                argument.choices if argument else (), types.CompletionItemKind.EnumMember
-            )
-        else:
-            items = [
-                types.CompletionItem(
-                    label=a.name,
-                    kind=types.CompletionItemKind.Property,
-                    detail=f"{a.type} = {a.default}",
-                    insert_text=a.name
-                    if a.name in catalog.FAMILIES["train setting"]
-                    else f"{a.name} = ",
-                )
-                for a in catalog.TRAIN_KEYS
-            ]
+        items = _in_train(before)
     elif frame.kind == "augment":
         items = _kinds("augmentation")
     elif frame.kind in ("layers", "graph", "block"):
@@ -209,24 +190,40 @@ def complete(
         graph = frame.kind == "graph" or (frame.kind == "block" and frame.graph)
         if previous == "->" or not graph:
             items = _kinds("layer", _SINGLE_LAYERS) + blocks
-        elif previous == "=":
-            items = _names(analysis, frame, line + (line_start is None), imports) + _kinds(
-                "layer", _MERGES
-            )
+        elif previous == "=":  # the start of a chain: a tensor or a merge
+            items = _names(analysis, frame, line, imports) + _kinds("layer", _MERGES)
         else:
-            items = _names(analysis, frame, line + 1, imports)
+            items = _names(analysis, frame, line, imports)
     else:
         items = []
     return types.CompletionList(is_incomplete=False, items=items)
 
 
 def _in_model(line_start: str | None, previous: str) -> list[types.CompletionItem]:
-    section = line_start if line_start in catalog.SECTION_FAMILIES else None
-    if section is None or line_start == previous and previous not in catalog.SECTION_FAMILIES:
+    """Section keywords at the start of a line; after a section's keyword (or a comma or a
+    colon in its statement), the kinds of that section."""
+    if line_start is None:
         return _words(list(catalog.SECTION_FAMILIES))
-    if section == "input":
+    if line_start == "input":
         return _words(catalog.INPUT_TYPES) if previous == ":" else []
-    family = catalog.SECTION_FAMILIES[section]
-    if family is None or previous not in (section, ",", ":"):
+    family = catalog.SECTION_FAMILIES.get(line_start)
+    if family is None or previous not in (line_start, ",", ":"):
         return []
     return _kinds(family)
+
+
+def _in_train(before: list[Token]) -> list[types.CompletionItem]:
+    """The `train` keys and calls; after `key =`, the words that key takes."""
+    if len(before) > 1 and before[-1].text == "=":
+        key = next((a for a in catalog.TRAIN_KEYS if a.name == before[-2].text), None)
+        return _words(key.choices if key else (), types.CompletionItemKind.EnumMember)
+    calls = catalog.FAMILIES["train setting"]
+    return [
+        types.CompletionItem(
+            label=a.name,
+            kind=types.CompletionItemKind.Property,
+            detail=f"{a.type} = {a.default}",
+            insert_text=a.name if a.name in calls else f"{a.name} = ",
+        )
+        for a in catalog.TRAIN_KEYS
+    ]

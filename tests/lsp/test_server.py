@@ -226,7 +226,7 @@ def test_completion_of_kinds_and_names_in_scope(client, tmp_path):
         "let width = 16\n"
         "block twice(filters) {\n    h = in -> dense(filters)\n    out = \n}\n"
         "model m {\n    input x: float[4]\n    graph {\n        a = x -> \n    }\n    loss \n"
-        "    train {\n        \n    }\n}\n"
+        "    metrics accuracy, \n    train {\n        backend = \n    }\n}\n"
     )
     uri = client.open(path, text)
     client.diagnostics(uri)
@@ -241,6 +241,8 @@ def test_completion_of_kinds_and_names_in_scope(client, tmp_path):
     assert {"dense", "conv2d", "twice"} <= set(names) and "add" not in names
     assert {"cross_entropy", "mse", "huber"} <= set(at_end_of("    loss "))
     assert {"epochs", "batch_size", "early_stopping"} <= set(at_end_of("    train {\n        "))
+    assert set(at_end_of("backend = ")) == {"torch", "tensorflow"}
+    assert {"precision", "f1", "top_k_accuracy"} <= set(at_end_of("accuracy, "))
     assert {"layers", "graph", "optimizer", "train"} <= set(at_end_of("float[4]\n"))
 
 
