@@ -414,10 +414,13 @@ def analyze(text: str, path: str, imports: ImportCache, items: ItemParses) -> An
 
     tokens = tokenize(text)
     try:
-        result = check_parsed(items.parse(text, path, tokens), parse_import)
-    except (SpecError, RecursionError):
-        # Only a parse of the whole text reports syntax errors as `specc check` does.
+        file = items.parse(text, path, tokens)
+    except SpecError as error:  # syntax errors end the check, as in `specc check`
+        result = CheckResult(None, Diagnostics(list(error.diagnostics)))
+    except RecursionError:  # reported as `specc check` reports it
         result = check_source(text, path, parse_import)
+    else:
+        result = check_parsed(file, parse_import)
     seconds = time.perf_counter() - started
     return Analysis(path, text, outline(tokens), result, used, seconds)
 

@@ -5,8 +5,8 @@ own, so the file parses to the items' parses in order. An edit usually touches o
 others' parses are reused. Each item is parsed at its own place in the file (the text before
 it replaced by as many newlines and spaces), so every span is what a whole parse gives.
 
-Whenever an item does not parse, the caller parses the whole text instead, so that syntax
-errors are reported exactly as `specc check` reports them.
+Whenever an item does not parse, the whole text is parsed instead, so that syntax errors
+are reported exactly as `specc check` reports them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from specc import ast
-from specc.errors import Span
+from specc.errors import Span, SpecError
 from specc.syntax import parse
 
 if TYPE_CHECKING:
@@ -44,8 +44,8 @@ class ItemParses:
         self._parsed: dict[tuple[int, int, str], ast.File] = {}
 
     def parse(self, text: str, path: str, tokens: list[Token]) -> ast.File:
-        """The parse of `text`; raises SpecError (or RecursionError) when an item does not
-        parse, and the caller then parses the whole text."""
+        """The parse of `text`. When an item does not parse, the whole text is parsed, so
+        that the SpecError raised reports the syntax errors as `specc check` does."""
         starts = item_starts(tokens)
         first = (starts[0].line, starts[0].column) if starts else None
         if first is None or any(t.kind != "comment" for t in tokens if (t.line, t.column) < first):
@@ -58,8 +58,13 @@ class ItemParses:
             key = (token.line, token.column, text[start:end])
             piece = self._parsed.get(key)
             if piece is None:
-                padding = "\n" * token.line + " " * token.column
-                piece = parse(padding + key[2], path)
+                padded = "\n" * token.line + " " * token.column + key[2]
+                try:
+                    piece = parse(padded, path)
+                except SpecError:
+                    if padded == text:  # the item is the whole text: this is its parse
+                        raise
+                    return parse(text, path)  # reports the errors as `specc check` does
             parsed[key] = piece
             pieces.append(piece)
         self._parsed = parsed  # only the current version's items are kept

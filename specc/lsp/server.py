@@ -144,6 +144,18 @@ class SpeccServer(LanguageServer):
             return found
         return unchecked(text, self.path_of(uri))
 
+    def outline_now(self, uri: str) -> Analysis:
+        """The current text's outline, at once, with the imports its last check read: all
+        that completion needs, so that it never waits for a check."""
+        text = self.workspace.get_text_document(uri).source
+        known = self.analyses.get(uri)
+        if known is not None and known.text == text:
+            return known
+        now = unchecked(text, self.path_of(uri))
+        if known is not None:
+            now.imports = known.imports
+        return now
+
     def check(self, uri: str, dependents: bool = False) -> asyncio.Future:
         """Check the document's current text on the front-end thread; its diagnostics are
         published when done (and, with `dependents`, the open files that import it are
@@ -305,11 +317,8 @@ async def on_hover(ls: SpeccServer, params: types.HoverParams) -> types.Hover | 
     types.CompletionOptions(trigger_characters=["(", ",", "=", ">", ":"]),
 )
 @answers_empty(None)
-async def on_completion(
-    ls: SpeccServer, params: types.CompletionParams
-) -> types.CompletionList | None:
-    uri = params.text_document.uri
-    analysis = await ls.analysis(uri)
+def on_completion(ls: SpeccServer, params: types.CompletionParams) -> types.CompletionList | None:
+    analysis = ls.outline_now(params.text_document.uri)
     line, column = ls.positions().from_client(analysis.path, params.position)
     return completion.complete(analysis, line, column, ls.imports)
 
