@@ -169,6 +169,16 @@ def test_hover_on_a_resnet20_layer_gives_shape_and_parameters(client):
     assert "`[32, 32, 16]`" in value and "`[8, 8, 64]`" in value
 
 
+def test_hover_shows_parameters_per_backend_where_they_differ(client):
+    path = ROOT / "specs" / "lstm_text.spec"
+    text = path.read_text(encoding="utf-8")
+    uri = client.open(path)
+    client.diagnostics(uri)
+    value = client.at("textDocument/hover", uri, *find(text, "lstm(128)"))["contents"]["value"]
+    # PyTorch's LSTM has a second bias (4 * 128), which the torch backend keeps frozen at zero
+    assert "keras 131,584 · torch 132,096 (512 non-trainable)" in value
+
+
 def test_hover_on_a_training_section_kind(client):
     text = RESNET20.read_text(encoding="utf-8")
     uri = client.open(RESNET20)
