@@ -393,6 +393,9 @@ class Analysis:
     result: CheckResult
     imports: set[str]  # the files its check read through imports
     seconds: float  # how long the check took
+    # While the text has errors: the last analysis of this document whose check succeeded,
+    # for the figures of the lines that did not change since.
+    last_checked: Analysis | None = None
 
     @property
     def lines(self) -> list[str]:

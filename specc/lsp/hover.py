@@ -12,6 +12,7 @@ Figures need a successful check; while the file has errors, hover shows what the
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from lsprotocol import types
@@ -36,10 +37,40 @@ class Built:
     graph: ir.Graph
 
 
-def built_from(program: ir.Program | None, file: str, line: int, column: int) -> list[Built]:
-    """Every node built from the call written at (line, column) of `file` (from 1)."""
-    if program is None:
+@dataclass(frozen=True)
+class Figures:
+    """Where hover reads shapes and costs: the current check's program, or while the text
+    has errors the last one that checked, through a map of the lines unchanged since."""
+
+    program: ir.Program | None
+    lines: dict[int, int] | None  # this text's line → that program's line; None: the same
+    note: str  # said under figures that come from an earlier version
+
+    def line(self, line: int) -> int | None:
+        return line if self.lines is None else self.lines.get(line)
+
+
+def figures(analysis: Analysis) -> Figures:
+    if analysis.program is not None or analysis.last_checked is None:
+        return Figures(analysis.program, None, "")
+    earlier = analysis.last_checked
+    matcher = difflib.SequenceMatcher(None, earlier.lines, analysis.lines, autojunk=False)
+    lines = {}
+    for tag, old_start, _, new_start, new_end in matcher.get_opcodes():
+        if tag == "equal":
+            for offset in range(new_end - new_start):
+                lines[new_start + offset] = old_start + offset
+    note = "_figures of the last version that checked: the file has errors now_"
+    return Figures(earlier.program, lines, note)
+
+
+def built_from(found: Figures, file: str, line: int, column: int) -> list[Built]:
+    """Every node built from the call written at (line, column) of `file` (from 0)."""
+    program = found.program
+    mapped = found.line(line)
+    if program is None or mapped is None:
         return []
+    line, column = mapped + 1, column + 1  # the checker counts from 1
     found: list[Built] = []
 
     def visit(graph: ir.Graph) -> None:
@@ -92,13 +123,14 @@ def _row(built: Built) -> tuple[str, str, str, str]:
 
 def _call_hover(analysis: Analysis, call: CallSite, imports: ImportCache) -> list[str]:
     name = call.name.text
-    built = built_from(analysis.program, analysis.path, call.name.line + 1, call.name.column + 1)
+    source = figures(analysis)
+    built = built_from(source, analysis.path, call.name.line, call.name.column)
     block = _block_signature(analysis, name, imports)
     if block is not None:
         lines = [f"**{name}** · block", "```spec", f"block {name}{block}", "```"]
         if built:
             lines += [f"built {len(built)} time{'s' if len(built) != 1 else ''}", ""]
-            lines += _table([_row(b) for b in built])
+            lines += _table([_row(b) for b in built]) + _note(source)
         return lines
     found = catalog.family_of(name, call.family)
     if found is None:
@@ -109,10 +141,14 @@ def _call_hover(analysis: Analysis, call: CallSite, imports: ImportCache) -> lis
     if description:
         lines += [description, ""]
     if built:
-        lines += _table([_row(b) for b in built])
+        lines += _table([_row(b) for b in built]) + _note(source)
     elif family == "layer" and analysis.program is None:
         lines.append("_shapes and parameters appear once the file checks without errors_")
     return lines
+
+
+def _note(source: Figures) -> list[str]:
+    return ["", source.note] if source.note else []
 
 
 def _block_signature(analysis: Analysis, name: str, imports: ImportCache) -> str | None:
@@ -185,7 +221,7 @@ def _tensor_hover(analysis: Analysis, token: Token) -> list[str]:
     producer = _producer(analysis, found)
     if producer is None:
         return lines
-    built = built_from(program, analysis.path, producer.name.line + 1, producer.name.column + 1)
+    built = built_from(figures(analysis), analysis.path, producer.name.line, producer.name.column)
     shapes = list(dict.fromkeys(fmt_shape(b.node.output.shape) for b in built))
     if shapes:
         lines.append("shape " + ", ".join(f"`{s}`" for s in shapes[:_MAX_ROWS]))

@@ -189,6 +189,11 @@ class SpeccServer(LanguageServer):
         analysis = future.result()
         if analysis is None or uri not in self.workspace.text_documents:
             return
+        previous = self.analyses.get(uri)
+        if analysis.program is None and previous is not None:
+            analysis.last_checked = (
+                previous if previous.program is not None else previous.last_checked
+            )
         self.analyses[uri] = analysis
         logger.debug("checked %s in %.1f ms", uri, analysis.seconds * 1000)
         self.text_document_publish_diagnostics(

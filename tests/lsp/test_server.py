@@ -169,6 +169,26 @@ def test_hover_on_a_resnet20_layer_gives_shape_and_parameters(client):
     assert "`[32, 32, 16]`" in value and "`[8, 8, 64]`" in value
 
 
+def test_hover_keeps_figures_while_the_file_has_errors(client, tmp_path):
+    """Figures of the last version that checked, for the lines unchanged since (moved
+    down by a new line here), while a mistake elsewhere stops the check."""
+    path = tmp_path / "resnet20.spec"
+    good = RESNET20.read_text(encoding="utf-8")
+    uri = client.open(path, good)
+    client.diagnostics(uri)
+    broken = "# a new first line\n" + good.replace("loss cross_entropy(", "loss cross_entropyy(")
+    client.change(uri, 2, broken)
+    assert client.diagnostics(uri)
+    value = client.at("textDocument/hover", uri, *find(broken, "dense(10"))["contents"]["value"]
+    assert "`[64]` | `[10]` | 650 |" in value
+    assert "last version that checked" in value
+    edited = broken.replace("dense(10, activation=softmax)", "dense(12, activation=softmax)")
+    client.change(uri, 3, edited)  # a changed line has no figures until the file checks
+    client.diagnostics(uri)
+    value = client.at("textDocument/hover", uri, *find(edited, "dense(12"))["contents"]["value"]
+    assert "650" not in value and "once the file checks" in value
+
+
 def test_hover_shows_parameters_per_backend_where_they_differ(client):
     path = ROOT / "specs" / "lstm_text.spec"
     text = path.read_text(encoding="utf-8")
