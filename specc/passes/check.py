@@ -85,9 +85,7 @@ def _too_deep(path: str | Path) -> CheckResult:
     return CheckResult(None, diags)
 
 
-def _check(
-    read: Callable[[], ast.File], parse_import: Callable[[Path], ast.File]
-) -> CheckResult:
+def _check(read: Callable[[], ast.File], parse_import: Callable[[Path], ast.File]) -> CheckResult:
     diags = Diagnostics()
     try:
         file = read()
