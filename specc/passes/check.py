@@ -79,8 +79,7 @@ def _too_deep(path: str | Path) -> CheckResult:
     diags = Diagnostics()
     diags.error(
         None,
-        f"{path}: blocks or expressions nest too deeply to check (expected at "
-        f"most {_MAX_NESTING})",
+        f"{path}: blocks or expressions nest too deeply to check (expected at most {_MAX_NESTING})",
     )
     return CheckResult(None, diags)
 
