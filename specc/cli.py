@@ -190,6 +190,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    try:
+        from specc.lsp import server
+    except ModuleNotFoundError as error:  # pygls comes with the `lsp` extra
+        print(f"specc lsp needs pygls: pip install 'specc[lsp]' ({error})", file=sys.stderr)
+        return EXIT_USAGE
+    server.serve()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="specc", description="Compile model specs to "
                                      "standalone PyTorch and TensorFlow training programs.")
@@ -260,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("specs", nargs="+", metavar="SPEC")
     fmt.add_argument("--check", action="store_true", help="only report files that would change")
     fmt.set_defaults(run=cmd_fmt)
+
+    lsp = sub.add_parser("lsp", help="serve the Language Server Protocol to an editor")
+    lsp.add_argument("--stdio", action="store_true", help="on standard input and output "
+                     "(the only transport; accepted since clients pass it)")
+    lsp.set_defaults(run=cmd_lsp)
     return parser
 
 

@@ -12,7 +12,7 @@ from specc.layers.base import ParamCount, fmt_shape
 from specc.memory import estimate, format_bytes
 
 
-def _flops(value: int | None) -> str:
+def format_flops(value: int | None) -> str:
     if value is None:
         return "unknown (a `?` dimension)"
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -87,7 +87,7 @@ def model_table(model: ir.Model) -> str:
             f"{prefix}total params: {count.total:,} (trainable {count.trainable:,}, "
             f"non-trainable {count.non_trainable:,})"
         )
-    summary.append(f"forward FLOPs per sample: {_flops(graph.flops)}")
+    summary.append(f"forward FLOPs per sample: {format_flops(graph.flops)}")
     summary += memory_lines(model)
     return "\n".join(summary)
 

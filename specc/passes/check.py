@@ -9,6 +9,7 @@ the layers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from specc.passes.build import GraphBuilder, build_inputs
 from specc.passes.evaluate import Arg, CallValue, Env, evaluate, evaluate_call
 from specc.passes.resolve import resolve
 from specc.passes.training_check import check_training
-from specc.syntax import parse_file
+from specc.syntax import parse, parse_file
 from specc.training import (
     AUGMENTATIONS,
     LOSSES,
@@ -49,25 +50,50 @@ _MAX_NESTING = "a few hundred levels"
 def check_file(path: str | Path) -> CheckResult:
     """Check one spec file; never raises SpecError."""
     try:
-        return _check_file(path)
+        return _check(lambda: parse_file(path), parse_file)
     except RecursionError:
-        diags = Diagnostics()
-        diags.error(
-            None,
-            f"{path}: blocks or expressions nest too deeply to check (expected at "
-            f"most {_MAX_NESTING})",
-        )
-        return CheckResult(None, diags)
+        return _too_deep(path)
 
 
-def _check_file(path: str | Path) -> CheckResult:
+def check_source(
+    text: str, path: str | Path, parse_import: Callable[[Path], ast.File] = parse_file
+) -> CheckResult:
+    """Check `text` as the contents of the file at `path` (an editor's unsaved buffer); never
+    raises SpecError. `parse_import` reads each imported file: `specc lsp` reuses its parses."""
+    try:
+        return _check(lambda: parse(text, str(path)), parse_import)
+    except RecursionError:
+        return _too_deep(path)
+
+
+def check_parsed(
+    file: ast.File, parse_import: Callable[[Path], ast.File] = parse_file
+) -> CheckResult:
+    """Check a file already parsed (`specc lsp` reuses the parses of the parts of a file
+    that did not change); never raises SpecError."""
+    try:
+        return _check(lambda: file, parse_import)
+    except RecursionError:
+        return _too_deep(file.path)
+
+
+def _too_deep(path: str | Path) -> CheckResult:
+    diags = Diagnostics()
+    diags.error(
+        None,
+        f"{path}: blocks or expressions nest too deeply to check (expected at most {_MAX_NESTING})",
+    )
+    return CheckResult(None, diags)
+
+
+def _check(read: Callable[[], ast.File], parse_import: Callable[[Path], ast.File]) -> CheckResult:
     diags = Diagnostics()
     try:
-        file = parse_file(path)
+        file = read()
     except SpecError as error:
         diags.extend(error.diagnostics)
         return CheckResult(None, diags)
-    scope = resolve(file, diags)
+    scope = resolve(file, diags, parse_import=parse_import)
     models = []
     names: dict[str, ast.Model] = {}
     for model in file.models:

@@ -7,6 +7,7 @@ blocks. Every problem found is collected; the caller decides whether to go on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +40,14 @@ def _define(scope: Scope, kind: str, name: str, span: Span, diags: Diagnostics) 
     return True
 
 
-def resolve(file: ast.File, diags: Diagnostics, _stack: tuple[str, ...] = ()) -> Scope:
-    """Collect the constants and blocks visible in `file`, its imports included."""
+def resolve(
+    file: ast.File,
+    diags: Diagnostics,
+    _stack: tuple[str, ...] = (),
+    parse_import: Callable[[Path], ast.File] = parse_file,
+) -> Scope:
+    """Collect the constants and blocks visible in `file`, its imports included; each
+    imported file is read by `parse_import` (a long-lived caller may reuse earlier parses)."""
     scope = Scope()
     here = Path(file.path).resolve()
     stack = (*_stack, str(here))
@@ -51,7 +58,7 @@ def resolve(file: ast.File, diags: Diagnostics, _stack: tuple[str, ...] = ()) ->
             diags.error(imp.span, f"import cycle: {chain}")
             continue
         try:
-            imported_file = parse_file(target)
+            imported_file = parse_import(target)
         except SpecError as error:
             if not target.is_file():
                 diags.error(
@@ -65,7 +72,7 @@ def resolve(file: ast.File, diags: Diagnostics, _stack: tuple[str, ...] = ()) ->
             continue
         # Problems inside the imported file also say which import brought it in.
         found = Diagnostics()
-        imported = resolve(imported_file, found, stack)
+        imported = resolve(imported_file, found, stack, parse_import)
         diags.extend([d.with_note("imported from here", imp.span) for d in found.items])
         for name, value in imported.constants.values.items():
             if _define(scope, "constant", name, imported.constant_spans[name], diags):
