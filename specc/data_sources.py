@@ -94,6 +94,13 @@ def fits(sample: Shape, input_shape: Shape) -> bool:
     return None not in sample and prod(sample) == prod(input_shape)  # type: ignore[arg-type]
 
 
+def _is_file(path: Path, expected: str) -> bool:
+    """Whether a file is there to read; a folder where a file belongs is an error."""
+    if path.is_dir():
+        raise DataSourceError(mismatch(f"{path} is a directory", expected, "a directory"))
+    return path.is_file()
+
+
 def resolve_path(path: str, spec_dir: str | Path) -> Path:
     """A spec's path: relative ones start at the folder of the spec file that names them."""
     given = Path(path).expanduser()
@@ -232,6 +239,13 @@ class Cifar10(ImageSet):
     test: SplitFraction = 0.0
     sample_shape: ClassVar[Shape] = (32, 32, 3)
 
+    def describe(self, spec_dir: str | Path) -> Description:
+        folder = resolve_path(self.path, spec_dir)
+        if folder.is_file():
+            raise DataSourceError(mismatch(f"{folder} is a file",
+                                           "the cifar-10-batches-py folder", "a file"))
+        return super().describe(spec_dir)
+
 
 class Imdb(Source):
     """Keras' imdb.npz movie reviews: ids 0 pad, 1 start, 2 out of vocabulary, words from 3
@@ -250,6 +264,7 @@ class Imdb(Source):
         return f"imdb(vocab={self.vocab}, max_len={self.max_len})"
 
     def describe(self, spec_dir: str | Path) -> Description:
+        _is_file(resolve_path(self.path, spec_dir), "Keras' imdb.npz file")
         what = self.short_call()
         return Description((Features(what, (self.max_len,), "int64", self.vocab),),
                            (Labels(what, "classes", classes=2),))
@@ -289,7 +304,7 @@ class Npz(Source):
 
     def describe(self, spec_dir: str | Path) -> Description:
         file = resolve_path(self.path, spec_dir)
-        if not file.is_file():
+        if not _is_file(file, "an .npz file"):
             return Description(
                 tuple(Features(f"npz array {n!r}", None, None) for n in self.x_names),
                 tuple(Labels(f"npz array {n!r}", "any", None) for n in self.y_names))
@@ -300,7 +315,12 @@ class Npz(Source):
                 raise DataSourceError(mismatch(f"{file} has no array {name!r}",
                                                f"one of {', '.join(map(repr, headers))}",
                                                repr(name)))
-            shape, _ = headers[name]
+            shape, kind = headers[name]
+            if kind not in _NUMBER_KINDS:
+                raise DataSourceError(mismatch(
+                    f"npz array {name!r} in {file} must hold numbers (strings, even numeric "
+                    "ones, are not converted)", "bool, int or float values",
+                    _KIND_WORDS.get(kind, f"dtype kind {kind!r}")))
             if not shape:
                 raise DataSourceError(mismatch(
                     f"npz array {name!r} in {file} must hold one row per sample",
@@ -316,10 +336,15 @@ class Npz(Source):
             tuple(_npz_labels(name, headers[name][0]) for name in self.y_names))
 
 
+# The dtype kinds an npz array of features or labels may have, and how messages name others.
+_NUMBER_KINDS = frozenset("biuf")
+_KIND_WORDS = {"U": "strings", "S": "byte strings", "O": "Python objects (dtype object)",
+               "c": "complex numbers", "M": "dates", "m": "time spans",
+               "V": "structured records"}
+
+
 def _npz_features(name: str, shape: tuple[int, ...], kind: str) -> Features:
     what = f"npz array {name!r}"
-    if kind == "O":  # lists of varying length: no per-sample shape to check
-        return Features(what, None, None)
     return Features(what, tuple(shape[1:]), "float32" if kind == "f" else None)
 
 
@@ -388,7 +413,7 @@ class Csv(Source):
     def describe(self, spec_dir: str | Path) -> Description:
         file = resolve_path(self.path, spec_dir)
         what = self.short_call()
-        if not file.is_file():
+        if not _is_file(file, "a CSV file"):
             return Description((Features(what, None, "float32"),), (Labels(what, "any"),))
         header = _header(file)
         _require_columns(file, header, {"target": self.target})
@@ -418,7 +443,7 @@ class TextCsv(Source):
     def describe(self, spec_dir: str | Path) -> Description:
         file = resolve_path(self.path, spec_dir)
         what = self.short_call()
-        if file.is_file():
+        if _is_file(file, "a CSV file"):
             _require_columns(file, _header(file), {"text": self.text, "label": self.label})
         return Description((Features(what, (self.max_len,), "int64", self.vocab),),
                            (Labels(what, "classes"),))
@@ -462,6 +487,10 @@ class ImageFolder(Source):
     def describe(self, spec_dir: str | Path) -> Description:
         folder = resolve_path(self.path, spec_dir)
         what = self.short_call()
+        if folder.is_file():
+            raise DataSourceError(mismatch(f"{folder} is a file",
+                                           "a folder with one subfolder of images per class",
+                                           "a file"))
         classes = sum(1 for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else None
         if classes == 0:
             raise DataSourceError(mismatch(f"{folder} holds no class folders",

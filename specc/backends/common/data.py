@@ -80,7 +80,8 @@ _SOURCES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "image_folder": ("image_folder", (), ("from PIL import Image",)),
     "synthetic": ("synthetic", (), ()),
 }
-_COMMON_STDLIB = ("import json", "import math", "from pathlib import Path")
+_COMMON_STDLIB = ("import json", "import math", "import zipfile", "import zlib",
+                  "from pathlib import Path")
 _COMMON_THIRD_PARTY = ("import numpy as np",)
 # Sources whose preprocessing is fitted on the training split (see `fit_preprocessing`).
 _FITTED = frozenset({*_BUNDLED, "csv", "text_csv"})
@@ -145,6 +146,12 @@ def _context(model: ir.Model, source: Source, program_dir: Path) -> dict[str, ob
         "input_name": inputs[0].label,
         "classification": any(loss.kind in ("cross_entropy", "binary_cross_entropy")
                               for _, loss in outputs),
+        # Where a binary_cross_entropy output's values turn into class 1: logits above 0,
+        # probabilities above 0.5.
+        "binary_thresholds": {value.label: 0.0 if loss.from_logits else 0.5  # type: ignore[attr-defined]
+                              for value, loss in outputs if loss.kind == "binary_cross_entropy"},
+        "pickled_inputs": source.kind == "imdb",
+        "reads_npz": source.kind in ("mnist", "fashion_mnist", "imdb", "npz"),
         "sequence_length": SYNTHETIC_SEQUENCE_LENGTH,
     }
     if source.reads_file:
