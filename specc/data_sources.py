@@ -20,6 +20,8 @@ shapes (from the .npy headers); csv one feature per column but `target`; text_cs
 int token ids; image_folder (height, width, channels) with one class per subfolder;
 synthetic whatever the model's inputs and outputs are. A file that does not exist yet is
 not an error here (it is when the program runs): what it would have said is left unknown.
+A folder where a file belongs (or the reverse) is an error, and so is an npz array that
+does not hold numbers (strings, numeric ones too, and object arrays are refused).
 
 The reshape rule, applied by the data check and again by the generated loader: a sample
 feeds an input when both have the same number of values, and is reshaped to the input's
