@@ -381,9 +381,9 @@ def npz_headers(file: Path) -> dict[str, tuple[tuple[int, ...], str]]:
 
 
 def _header(file: Path) -> list[str]:
-    """The column names of a CSV file: its first line."""
+    """The column names of a CSV file: its first line (after a UTF-8 byte order mark)."""
     try:
-        with file.open(newline="", encoding="utf-8") as stream:
+        with file.open(newline="", encoding="utf-8-sig") as stream:
             return next(csv.reader(stream), [])
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DataSourceError(f"{file} is not a readable CSV file ({error})") from None

@@ -182,6 +182,14 @@ def test_bad_csv_files_are_named(tmp_path, spec_model, loader, content, message)
     assert message in stops_naming(module, file)
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path, spec_model, loader):
+    file = specs(tmp_path) / "d.csv"
+    file.write_bytes("\ufeffy,a,b\n0,1,2\n1,3,4\n".encode())  # as spreadsheets save UTF-8
+    module = loader(spec_model("x: float[2]", "dense(2)", "cross_entropy()", 'csv("d.csv", "y")'))
+    splits, _ = module["load_splits"](0)
+    assert sorted(splits["train"][1].tolist()) == [0, 1]
+
+
 def test_a_header_only_text_csv_is_named(tmp_path, spec_model, loader):
     module = loader(spec_model("t: int[4]", "embedding(9, 2)\nflatten()\ndense(2)",
                                "cross_entropy()", 'text_csv("d.csv", "t", "l", 9, 4)'))
