@@ -320,9 +320,8 @@ class Npz(Source):
             shape, kind = headers[name]
             if kind not in _NUMBER_KINDS:
                 raise DataSourceError(mismatch(
-                    f"npz array {name!r} in {file} must hold numbers (strings, even numeric "
-                    "ones, are not converted)", "bool, int or float values",
-                    _KIND_WORDS.get(kind, f"dtype kind {kind!r}")))
+                    f"npz array {name!r} in {file} must hold numbers{_WHY_NOT.get(kind, '')}",
+                    "bool, int or float values", _KIND_WORDS.get(kind, f"dtype kind {kind!r}")))
             if not shape:
                 raise DataSourceError(mismatch(
                     f"npz array {name!r} in {file} must hold one row per sample",
@@ -343,6 +342,9 @@ _NUMBER_KINDS = frozenset("biuf")
 _KIND_WORDS = {"U": "strings", "S": "byte strings", "O": "Python objects (dtype object)",
                "c": "complex numbers", "M": "dates", "m": "time spans",
                "V": "structured records"}
+_NOT_CONVERTED = ": strings are not converted, numeric ones included"
+_WHY_NOT = {"U": _NOT_CONVERTED, "S": _NOT_CONVERTED,
+            "O": ": object arrays are read only by unpickling, which can run code"}
 
 
 def _npz_features(name: str, shape: tuple[int, ...], kind: str) -> Features:

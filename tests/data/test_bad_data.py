@@ -250,14 +250,15 @@ def test_a_damaged_image_is_named(tmp_path, spec_model, loader):
 
 @pytest.mark.parametrize(("arrays", "message"), [
     ({"x": ragged(), "y": np.zeros(3)},
-     "npz array 'x' in {file} must hold numbers (strings, even numeric ones, are not converted) "
-     "(expected bool, int or float values, got Python objects (dtype object))"),
+     "npz array 'x' in {file} must hold numbers: object arrays are read only by unpickling, "
+     "which can run code (expected bool, int or float values, got Python objects (dtype "
+     "object))"),
     ({"x": np.array([["1", "2", "3"]] * 4), "y": np.zeros(4)},
-     "npz array 'x' in {file} must hold numbers (strings, even numeric ones, are not converted) "
-     "(expected bool, int or float values, got strings)"),
+     "npz array 'x' in {file} must hold numbers: strings are not converted, numeric ones "
+     "included (expected bool, int or float values, got strings)"),
     ({"x": np.zeros((4, 3)), "y": np.array([b"a", b"b", b"a", b"b"])},
-     "npz array 'y' in {file} must hold numbers (strings, even numeric ones, are not converted) "
-     "(expected bool, int or float values, got byte strings)"),
+     "npz array 'y' in {file} must hold numbers: strings are not converted, numeric ones "
+     "included (expected bool, int or float values, got byte strings)"),
 ])
 def test_check_refuses_npz_arrays_that_are_not_numbers(tmp_path, spec_diagnostics, arrays,
                                                        message):
