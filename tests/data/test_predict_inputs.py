@@ -55,6 +55,24 @@ def test_read_predict_inputs_takes_x_or_the_inputs_name_and_names_the_file(
         read(tmp_path / "none.npz", preprocessing)
 
 
+def test_inputs_to_predict_are_checked_as_training_data_is(tmp_path, spec_model, loader):
+    module = loader(spec_model("t: int[3]", "embedding(10, 2)\nflatten()\ndense(2)",
+                               "cross_entropy()", "synthetic(8)"))
+    _, preprocessing = module["load_splits"](0)
+    np.savez(tmp_path / "ids.npz", x=np.array([[0, 1, 10]]))
+    with pytest.raises(module["DataError"]) as error:
+        module["read_predict_inputs"](tmp_path / "ids.npz", preprocessing)
+    assert str(error.value) == (f"{tmp_path / 'ids.npz'}: the data to predict has token ids "
+                                "from 0 to 10 in input `t` (expected 0 to 9, the vocabulary "
+                                "of the embedding that reads them)")
+    module = loader(spec_model("x: float[3]", "dense(2)", "cross_entropy()", "synthetic(8)"),
+                    tmp_path / "float_program")
+    np.savez(tmp_path / "nan.npz", x=np.array([[0.0, np.nan, 1.0]]))
+    with pytest.raises(module["DataError"], match="the data to predict has NaN or infinite "
+                       "values in input `x`"):
+        module["read_predict_inputs"](tmp_path / "nan.npz", {"class_names": []})
+
+
 def test_images_come_as_files_uint8_arrays_or_prepared_floats(tmp_path, spec_model, loader):
     from PIL import Image
 
