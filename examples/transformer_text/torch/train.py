@@ -128,13 +128,13 @@ def read_npz(path: Path, names: list[str], allow_pickle: bool = False) -> list[n
 def open_npz(path: Path, allow_pickle: bool = False) -> np.lib.npyio.NpzFile:
     """An .npz archive, opened for reading its arrays by name. Object arrays (lists of
     varying length) are read only with allow_pickle, since unpickling can run code."""
+    if not zipfile.is_zipfile(path):  # np.load would try unpickling anything else
+        raise DataError(f"{path} is not an .npz file (expected a zip archive of .npy arrays, "
+                        "as np.savez writes)")
     try:
-        archive = np.load(path, allow_pickle=allow_pickle)
+        return np.load(path, allow_pickle=allow_pickle)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{path} is not a readable .npz file ({error})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{path} is a single array, not an .npz archive of named arrays")
-    return archive
 
 
 def read_arrays(archive: np.lib.npyio.NpzFile, path: Path, names: list[str]) -> list[np.ndarray]:
@@ -196,12 +196,13 @@ def prepare_inputs(reviews, preprocessing: dict) -> np.ndarray:
     and pad_sequences make them: START first, ranks shifted by INDEX_FROM, ids from VOCAB on
     replaced by OOV."""
     sequences = []
-    for number, review in enumerate(reviews):
+    for review in reviews:
         try:
             ids = np.asarray(review, dtype=np.int64) + INDEX_FROM
         except (TypeError, ValueError):
-            raise DataError(f"review {number} is not a list of word ranks (got "
-                            f"{str(review)[:40]})") from None
+            ids = None
+        if ids is None or ids.ndim != 1:
+            raise DataError(f"reviews must be lists of word ranks (got {str(review)[:40]})")
         sequences.append(np.concatenate([[START], np.where(ids < VOCAB, ids, OOV)]))
     return to_model_shape(pad_sequences(sequences, MAX_LEN), 'tokens')
 
@@ -257,9 +258,10 @@ def prepare_labels(labels):
     for (name, (shape, loss)), part in zip(MODEL_OUTPUTS.items(), as_tuple(labels), strict=True):
         part = require_numbers(part, f"the labels of output `{name}`")
         if loss == "cross_entropy":
-            if part.dtype.kind == "f" and not np.array_equal(part, np.round(part)):
+            if part.dtype.kind == "f" and not (np.isfinite(part).all()
+                                               and np.array_equal(part, np.round(part))):
                 raise DataError(f"labels of output `{name}` must be integer class ids for "
-                                "cross_entropy (got fractional or NaN values)")
+                                "cross_entropy (got fractional, NaN or infinite values)")
             label_shape, dtype = shape[:-1], np.int64  # the output's last axis is the classes
         else:
             label_shape, dtype = shape, np.float32
@@ -275,14 +277,7 @@ def prepare_labels(labels):
 def check_split(split: str, x, y) -> None:
     """Stop before training on data the model cannot use: NaN or infinite values,
     token ids outside an embedding's vocabulary, class ids outside an output's units."""
-    for (name, (_, dtype)), part in zip(MODEL_INPUTS.items(), as_tuple(x), strict=True):
-        if dtype == "float32" and not np.isfinite(part).all():
-            raise DataError(f"the {split} split has NaN or infinite values in input `{name}`")
-        limit = TOKEN_LIMITS.get(name)
-        if limit is not None and part.size and (part.min() < 0 or part.max() >= limit):
-            raise DataError(f"the {split} split has token ids from {part.min()} to "
-                            f"{part.max()} in input `{name}` (expected 0 to {limit - 1}, "
-                            "the vocabulary of the embedding that reads them)")
+    check_inputs(f"the {split} split", x)
     for (name, (shape, loss)), part in zip(MODEL_OUTPUTS.items(), as_tuple(y), strict=True):
         if loss == "cross_entropy":
             units = shape[-1]
@@ -295,6 +290,19 @@ def check_split(split: str, x, y) -> None:
         elif loss == "binary_cross_entropy" and ((part < 0) | (part > 1)).any():
             raise DataError(f"the {split} split has labels outside [0, 1] for output `{name}` "
                             "(binary_cross_entropy takes 0/1 labels or probabilities)")
+
+
+def check_inputs(what: str, x) -> None:
+    """Stop on inputs the model cannot use: NaN or infinite values, token ids outside an
+    embedding's vocabulary."""
+    for (name, (_, dtype)), part in zip(MODEL_INPUTS.items(), as_tuple(x), strict=True):
+        if dtype == "float32" and not np.isfinite(part).all():
+            raise DataError(f"{what} has NaN or infinite values in input `{name}`")
+        limit = TOKEN_LIMITS.get(name)
+        if limit is not None and part.size and (part.min() < 0 or part.max() >= limit):
+            raise DataError(f"{what} has token ids from {part.min()} to {part.max()} in input "
+                            f"`{name}` (expected 0 to {limit - 1}, the vocabulary of the "
+                            "embedding that reads them)")
 
 
 def split_indices(count: int, rng: np.random.Generator, validation: float,
@@ -355,20 +363,23 @@ def load_splits(seed: int, data_path: str | None = None) -> tuple[dict[str, tupl
     path = data_location(data_path)
     (features, labels), (test_features, test_labels) = read_dataset(path)
     class_names = CLASS_NAMES
-    try:  # what goes wrong from here on is in the data itself: the message names its origin
-        count = sample_count(features, labels)
-        sample_count(test_features, test_labels)
-        parts = split_indices(count, np.random.default_rng(seed), VALIDATION, 0.0)
-        preprocessing = {"class_names": class_names}
-        splits = {
-            name: (prepare_inputs(take(features, index), preprocessing),
-                   prepare_labels(take(labels, index)))
-            for name, index in parts.items()
-        }
-        splits["test"] = (prepare_inputs(test_features, preprocessing),
-                          prepare_labels(test_labels))
-        for name, (x, y) in splits.items():
-            check_split(name, x, y)
+    # What goes wrong from here on is in the data itself: the message names its origin. NaN and
+    # infinite values are reported by check_split, so NumPy's warnings on meeting them are not.
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):
+            count = sample_count(features, labels)
+            sample_count(test_features, test_labels)
+            parts = split_indices(count, np.random.default_rng(seed), VALIDATION, 0.0)
+            preprocessing = {"class_names": class_names}
+            splits = {
+                name: (prepare_inputs(take(features, index), preprocessing),
+                       prepare_labels(take(labels, index)))
+                for name, index in parts.items()
+            }
+            splits["test"] = (prepare_inputs(test_features, preprocessing),
+                              prepare_labels(test_labels))
+            for name, (x, y) in splits.items():
+                check_split(name, x, y)
     except DataError as error:
         raise DataError(f"{path}: {error}") from None
     return splits, preprocessing
@@ -386,9 +397,12 @@ def read_predict_inputs(path: str | Path, preprocessing: dict):
         names = ["x"] if "x" in archive.files else list(MODEL_INPUTS)
         raw = read_arrays(archive, path, names)
     try:
-        return prepare_inputs(single_or_tuple(raw), preprocessing)
+        with np.errstate(invalid="ignore", over="ignore"):  # check_inputs reports NaN and inf
+            inputs = prepare_inputs(single_or_tuple(raw), preprocessing)
+        check_inputs("the data to predict", inputs)
     except DataError as error:
         raise DataError(f"{path}: {error}") from None
+    return inputs
 
 
 def prediction_arrays(outputs: dict[str, np.ndarray], preprocessing: dict) -> dict:
