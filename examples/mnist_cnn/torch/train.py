@@ -436,6 +436,7 @@ if device == "auto":
     device = "cuda" if torch.cuda.is_available() else "cpu"
 if device not in ("cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
     parser.error(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
+# A GPU that is not there stops the run here, in one line, not at the first tensor sent to it.
 if device != "cpu" and int(device.partition(":")[2] or 0) >= torch.cuda.device_count():
     build = "" if torch.backends.cuda.is_built() else " (this PyTorch build has no CUDA support)"
     sys.exit(f"error: device {device!r} asked for, but PyTorch sees "
@@ -628,7 +629,7 @@ if args.predict:
 
 try:
     splits, preprocessing = load_splits(seed, data_path=args.data)
-except (DataError, FileNotFoundError) as error:
+except (DataError, OSError) as error:  # OSError: a file or folder the system would not read
     sys.exit(f"error: {error}")
 train_inputs, train_targets = (on_device(part) for part in splits["train"])
 val_inputs, val_targets = (on_device(part) for part in splits["val"])

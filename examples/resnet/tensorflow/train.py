@@ -703,7 +703,7 @@ if args.predict:
 
 try:
     splits, preprocessing = load_splits(seed, data_path=args.data)
-except (DataError, FileNotFoundError) as error:
+except (DataError, OSError) as error:  # OSError: a file or folder the system would not read
     sys.exit(f"error: {error}")
 train_inputs, train_targets = (on_device(part) for part in splits["train"])
 val_inputs, val_targets = (on_device(part) for part in splits["val"])
