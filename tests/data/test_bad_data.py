@@ -149,6 +149,9 @@ def test_the_data_option_pointing_at_a_directory_is_named(tmp_path, spec_model, 
      ": samples of shape [2] cannot feed input `x` of shape [3]"),
     ("mse()", {"x": np.zeros((5, 3)), "y": np.zeros((5, 3))},
      ": labels of shape [3] per sample cannot train output `dense_1` of shape [4] with mse"),
+    ("cross_entropy()", {"x": np.zeros((5, 3)), "y": np.eye(4)[[0, 1, 2, 3, 0]]},
+     ": labels of shape [4] per sample cannot train output `dense_1` of shape [4] with "
+     "cross_entropy (it takes class ids, not one-hot rows: y.argmax(axis=-1))"),
 ])
 def test_data_that_does_not_fit_names_the_file(tmp_path, spec_model, loader, loss, arrays,
                                                message):
