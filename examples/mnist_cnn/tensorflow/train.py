@@ -265,8 +265,11 @@ def prepare_labels(labels):
             label_shape, dtype = shape, np.float32
         if None not in label_shape:
             if math.prod(part.shape[1:]) != math.prod(label_shape):
+                one_hot = loss == "cross_entropy" and part.shape[1:] == tuple(shape)
+                hint = (" (it takes class ids, not one-hot rows: y.argmax(axis=-1))" if one_hot
+                        else "")
                 raise DataError(f"labels of shape {list(part.shape[1:])} per sample cannot "
-                                f"train output `{name}` of shape {list(shape)} with {loss}")
+                                f"train output `{name}` of shape {list(shape)} with {loss}{hint}")
             part = part.reshape(len(part), *label_shape)
         prepared.append(part.astype(dtype))
     return single_or_tuple(prepared)
