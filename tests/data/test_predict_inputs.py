@@ -55,6 +55,17 @@ def test_read_predict_inputs_takes_x_or_the_inputs_name_and_names_the_file(
         read(tmp_path / "none.npz", preprocessing)
 
 
+def test_texts_to_predict_must_be_strings(tmp_path, spec_model, loader):
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "t.csv").write_text("text,label\ngood film,1\nbad plot,0\n")
+    module = loader(spec_model("t: int[4]", "embedding(9, 2)\nflatten()\ndense(2)",
+                               "cross_entropy()", 'text_csv("t.csv", "text", "label", 9, 4)'))
+    _, preprocessing = module["load_splits"](0)
+    assert module["prepare_inputs"](np.array(["good plot"]), preprocessing).shape == (1, 4)
+    with pytest.raises(module["DataError"], match=r"texts must be strings \(got int64 values\)"):
+        module["prepare_inputs"](np.array([3, 4]), preprocessing)
+
+
 def test_inputs_to_predict_are_checked_as_training_data_is(tmp_path, spec_model, loader):
     module = loader(spec_model("t: int[3]", "embedding(10, 2)\nflatten()\ndense(2)",
                                "cross_entropy()", "synthetic(8)"))
@@ -92,9 +103,11 @@ def test_images_come_as_files_uint8_arrays_or_prepared_floats(tmp_path, spec_mod
     gray = pixels.mean(axis=-1).astype(np.uint8)
     assert prepare(gray, preprocessing).shape == (6, 6, 4, 3)  # [n, h, w]: grayscale
     assert prepare(gray[..., None], preprocessing).shape == (6, 6, 4, 3)
-    with pytest.raises(module["DataError"], match=r"float images must be prepared ones, in "
-                       r"\[0, 1\] \(got values from 255 to 255\)"):
+    with pytest.raises(module["DataError"], match=r"images other than uint8 pixels must be "
+                       r"prepared ones, in \[0, 1\] \(got float64 values from 255 to 255\)"):
         prepare(np.full((2, 6, 4, 3), 255.0), preprocessing)
+    with pytest.raises(module["DataError"], match=r"\(got int64 values from 0 to 200\)"):
+        prepare(np.full((2, 6, 4, 3), 200) * np.arange(2)[:, None, None, None], preprocessing)
     with pytest.raises(module["DataError"], match=r"uint8 images of shape \[10, 12, 2\] cannot "
                        "be read"):
         prepare(pixels[..., :2], preprocessing)
