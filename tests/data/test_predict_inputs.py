@@ -78,6 +78,9 @@ def test_inputs_to_predict_are_checked_as_training_data_is(tmp_path, spec_model,
                                 "of the embedding that reads them)")
     module = loader(spec_model("x: float[3]", "dense(2)", "cross_entropy()", "synthetic(8)"),
                     tmp_path / "float_program")
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 3)))
+    with pytest.raises(module["DataError"], match="empty.npz: the data holds no samples"):
+        module["read_predict_inputs"](tmp_path / "empty.npz", {"class_names": []})
     np.savez(tmp_path / "nan.npz", x=np.array([[0.0, np.nan, 1.0]]))
     with pytest.raises(module["DataError"], match="the data to predict has NaN or infinite "
                        "values in input `x`"):
