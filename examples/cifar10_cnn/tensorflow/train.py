@@ -311,8 +311,8 @@ def sample_count(features, labels) -> int:
     """How many samples the data holds: every array of features and labels has one row each."""
     counts = [len(part) for part in (*as_tuple(features), *as_tuple(labels))]
     if len(set(counts)) > 1:
-        raise DataError(f"the features and labels must have one row per sample (got {counts} "
-                        "rows)")
+        raise DataError(f"every array of features and labels must have one row per sample "
+                        f"(got {counts} rows)")
     if not counts[0]:
         raise DataError("the data holds no samples")
     return counts[0]
@@ -381,6 +381,7 @@ def read_predict_inputs(path: str | Path, preprocessing: dict):
         names = ["x"] if "x" in archive.files else list(MODEL_INPUTS)
         raw = read_arrays(archive, path, names)
     try:
+        sample_count(single_or_tuple(raw), ())
         with np.errstate(invalid="ignore", over="ignore"):  # check_inputs reports NaN and inf
             inputs = prepare_inputs(single_or_tuple(raw), preprocessing)
         check_inputs("the data to predict", inputs)
