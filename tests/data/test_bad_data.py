@@ -3,8 +3,10 @@ on broken or mistyped files, and `specc check` where the file is there to look a
 
 from __future__ import annotations
 
+import io
 import pickle
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +93,19 @@ def test_damaged_npz_files_are_named(tmp_path, spec_model, loader):
     np.save(file.with_suffix(".npy"), np.zeros(3))
     file.with_suffix(".npy").rename(file)
     assert stops_naming(module, file).endswith(not_npz)
+
+
+def test_npz_members_without_the_npy_suffix_are_read(tmp_path, spec_model, loader):
+    """Archives zipped by other tools than np.savez may name their members `x`, not `x.npy`."""
+    module = loader(spec_model("x: float[3]", "dense(2)", "cross_entropy()", 'npz("d.npz")'))
+    members = {"x": np.zeros((4, 3)), "y": np.array([0, 1, 0, 1])}
+    with zipfile.ZipFile(specs(tmp_path) / "d.npz", "w") as archive:
+        for name, array in members.items():
+            stream = io.BytesIO()
+            np.save(stream, array)
+            archive.writestr(name, stream.getvalue())
+    splits, _ = module["load_splits"](0)
+    assert splits["train"][0].shape == (4, 3)
 
 
 # --- a folder where a file belongs, and the reverse ----------------------------------------
