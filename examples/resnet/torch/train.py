@@ -149,7 +149,8 @@ def read_arrays(archive: np.lib.npyio.NpzFile, path: Path, names: list[str]) -> 
 
 def stored_dtype(archive: np.lib.npyio.NpzFile, name: str) -> np.dtype:
     """The dtype an array of an .npz archive was saved with, read from its header alone."""
-    with archive.zip.open(f"{name}.npy") as stream:
+    member = f"{name}.npy" if f"{name}.npy" in archive.zip.namelist() else name
+    with archive.zip.open(member) as stream:
         version = np.lib.format.read_magic(stream)
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
