@@ -20,6 +20,8 @@ shapes (from the .npy headers); csv one feature per column but `target`; text_cs
 int token ids; image_folder (height, width, channels) with one class per subfolder;
 synthetic whatever the model's inputs and outputs are. A file that does not exist yet is
 not an error here (it is when the program runs): what it would have said is left unknown.
+A folder where a file belongs (or the reverse) is an error, and so is an npz array that
+does not hold numbers (strings, numeric ones too, and object arrays are refused).
 
 The reshape rule, applied by the data check and again by the generated loader: a sample
 feeds an input when both have the same number of values, and is reshaped to the input's
@@ -92,6 +94,13 @@ def fits(sample: Shape, input_shape: Shape) -> bool:
             want is None or want == got for want, got in zip(input_shape, sample, strict=True)
         )
     return None not in sample and prod(sample) == prod(input_shape)  # type: ignore[arg-type]
+
+
+def _is_file(path: Path, expected: str) -> bool:
+    """Whether a file is there to read; a folder where a file belongs is an error."""
+    if path.is_dir():
+        raise DataSourceError(mismatch(f"{path} is a directory", expected, "a directory"))
+    return path.is_file()
 
 
 def resolve_path(path: str, spec_dir: str | Path) -> Path:
@@ -232,6 +241,13 @@ class Cifar10(ImageSet):
     test: SplitFraction = 0.0
     sample_shape: ClassVar[Shape] = (32, 32, 3)
 
+    def describe(self, spec_dir: str | Path) -> Description:
+        folder = resolve_path(self.path, spec_dir)
+        if folder.is_file():
+            raise DataSourceError(mismatch(f"{folder} is a file",
+                                           "the cifar-10-batches-py folder", "a file"))
+        return super().describe(spec_dir)
+
 
 class Imdb(Source):
     """Keras' imdb.npz movie reviews: ids 0 pad, 1 start, 2 out of vocabulary, words from 3
@@ -250,6 +266,7 @@ class Imdb(Source):
         return f"imdb(vocab={self.vocab}, max_len={self.max_len})"
 
     def describe(self, spec_dir: str | Path) -> Description:
+        _is_file(resolve_path(self.path, spec_dir), "Keras' imdb.npz file")
         what = self.short_call()
         return Description((Features(what, (self.max_len,), "int64", self.vocab),),
                            (Labels(what, "classes", classes=2),))
@@ -289,7 +306,7 @@ class Npz(Source):
 
     def describe(self, spec_dir: str | Path) -> Description:
         file = resolve_path(self.path, spec_dir)
-        if not file.is_file():
+        if not _is_file(file, "an .npz file"):
             return Description(
                 tuple(Features(f"npz array {n!r}", None, None) for n in self.x_names),
                 tuple(Labels(f"npz array {n!r}", "any", None) for n in self.y_names))
@@ -300,7 +317,11 @@ class Npz(Source):
                 raise DataSourceError(mismatch(f"{file} has no array {name!r}",
                                                f"one of {', '.join(map(repr, headers))}",
                                                repr(name)))
-            shape, _ = headers[name]
+            shape, kind = headers[name]
+            if kind not in _NUMBER_KINDS:
+                raise DataSourceError(mismatch(
+                    f"npz array {name!r} in {file} must hold numbers{_WHY_NOT.get(kind, '')}",
+                    "bool, int or float values", _KIND_WORDS.get(kind, f"dtype kind {kind!r}")))
             if not shape:
                 raise DataSourceError(mismatch(
                     f"npz array {name!r} in {file} must hold one row per sample",
@@ -316,10 +337,18 @@ class Npz(Source):
             tuple(_npz_labels(name, headers[name][0]) for name in self.y_names))
 
 
+# The dtype kinds an npz array of features or labels may have, and how messages name others.
+_NUMBER_KINDS = frozenset("biuf")
+_KIND_WORDS = {"U": "strings", "S": "byte strings", "O": "Python objects (dtype object)",
+               "c": "complex numbers", "M": "dates", "m": "time spans",
+               "V": "structured records"}
+_NOT_CONVERTED = ": strings are not converted, numeric ones included"
+_WHY_NOT = {"U": _NOT_CONVERTED, "S": _NOT_CONVERTED,
+            "O": ": object arrays are read only by unpickling, which can run code"}
+
+
 def _npz_features(name: str, shape: tuple[int, ...], kind: str) -> Features:
     what = f"npz array {name!r}"
-    if kind == "O":  # lists of varying length: no per-sample shape to check
-        return Features(what, None, None)
     return Features(what, tuple(shape[1:]), "float32" if kind == "f" else None)
 
 
@@ -354,9 +383,9 @@ def npz_headers(file: Path) -> dict[str, tuple[tuple[int, ...], str]]:
 
 
 def _header(file: Path) -> list[str]:
-    """The column names of a CSV file: its first line."""
+    """The column names of a CSV file: its first line (after a UTF-8 byte order mark)."""
     try:
-        with file.open(newline="", encoding="utf-8") as stream:
+        with file.open(newline="", encoding="utf-8-sig") as stream:
             return next(csv.reader(stream), [])
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DataSourceError(f"{file} is not a readable CSV file ({error})") from None
@@ -388,7 +417,7 @@ class Csv(Source):
     def describe(self, spec_dir: str | Path) -> Description:
         file = resolve_path(self.path, spec_dir)
         what = self.short_call()
-        if not file.is_file():
+        if not _is_file(file, "a CSV file"):
             return Description((Features(what, None, "float32"),), (Labels(what, "any"),))
         header = _header(file)
         _require_columns(file, header, {"target": self.target})
@@ -418,7 +447,7 @@ class TextCsv(Source):
     def describe(self, spec_dir: str | Path) -> Description:
         file = resolve_path(self.path, spec_dir)
         what = self.short_call()
-        if file.is_file():
+        if _is_file(file, "a CSV file"):
             _require_columns(file, _header(file), {"text": self.text, "label": self.label})
         return Description((Features(what, (self.max_len,), "int64", self.vocab),),
                            (Labels(what, "classes"),))
@@ -462,6 +491,10 @@ class ImageFolder(Source):
     def describe(self, spec_dir: str | Path) -> Description:
         folder = resolve_path(self.path, spec_dir)
         what = self.short_call()
+        if folder.is_file():
+            raise DataSourceError(mismatch(f"{folder} is a file",
+                                           "a folder with one subfolder of images per class",
+                                           "a file"))
         classes = sum(1 for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else None
         if classes == 0:
             raise DataSourceError(mismatch(f"{folder} holds no class folders",

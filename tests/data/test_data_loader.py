@@ -422,7 +422,8 @@ def test_only_the_code_a_source_needs_is_emitted(spec_model, tmp_path):
                             tmp_path)
     assert code.third_party_imports == ("import numpy as np",
                                         "from sklearn.datasets import load_iris")
-    assert "pickle" not in code.code and "read_npz" not in code.code and not code.reads_file
+    assert "pickle.load" not in code.code and "read_npz" not in code.code
+    assert "read_csv" not in code.code and not code.reads_file
     assert code.code.startswith("# ---") and code.code.endswith("\n")
 
 

@@ -22,15 +22,24 @@ its imports. Only the code the model's source needs is emitted. What it defines:
         What predict calls on new raw inputs so that they are prepared exactly as in
         training. raw is what the source reads: feature rows [n, d] (bundled sets, csv),
         uint8 images [n, 28, 28] / [n, 32, 32, 3] (mnist, fashion_mnist / cifar10), lists
-        of word ranks (imdb), strings (text_csv), image file paths (image_folder), arrays
-        as stored (npz, synthetic).
+        of word ranks (imdb), strings (text_csv), image file paths or image arrays
+        (image_folder), arrays as stored (npz, synthetic); samples already in the input's
+        shape are taken as well.
+    read_predict_inputs(path, preprocessing) -> x
+        --predict's inputs: the arrays of an .npz file (`x`, or one per input name) through
+        prepare_inputs; a DataError names the file.
+    prediction_arrays(outputs, preprocessing) -> {name: array}
+        What --predict writes to predictions.npz: the outputs (name -> values) as `y` (one
+        output) or by name, plus `<name>_class_id` and `<name>_class_name` for classifiers.
     save_preprocessing(preprocessing, path) / load_preprocessing(path)
         JSON; train.py saves it into the run folder, predict loads it from there.
     DataError
         Raised for missing files (the message names the resolved path and where to get the
-        file), data that does not fit the model (wrong shapes, labels outside the output's
-        units or [0, 1], token ids outside the embedding's vocabulary, NaN or infinite
-        values). One line: train.py catches it, prints it and exits with status 1.
+        file), a folder where a file belongs (or the reverse), damaged files, arrays that are
+        not numbers (strings are refused, not converted), and data that does not fit the
+        model (wrong shapes, no samples, labels outside the output's units or [0, 1], token
+        ids outside the embedding's vocabulary, NaN or infinite values). One line that names
+        the file: train.py catches it, prints it and exits with status 1.
     DATA_PATH (only when `DataCode.reads_file`)
         The spec's path, written relative to `program_dir` (absolute paths stay absolute)
         and resolved at run time against the program's own folder. The runner's `--data
@@ -81,7 +90,8 @@ _SOURCES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "image_folder": ("image_folder", (), ("from PIL import Image",)),
     "synthetic": ("synthetic", (), ()),
 }
-_COMMON_STDLIB = ("import json", "import math", "from pathlib import Path")
+_COMMON_STDLIB = ("import json", "import math", "import zipfile", "import zlib",
+                  "from pathlib import Path")
 _COMMON_THIRD_PARTY = ("import numpy as np",)
 # Sources whose preprocessing is fitted on the training split (see `fit_preprocessing`).
 _FITTED = frozenset({*_BUNDLED, "csv", "text_csv"})
@@ -146,6 +156,12 @@ def _context(model: ir.Model, source: Source, program_dir: Path) -> dict[str, ob
         "input_name": inputs[0].label,
         "classification": any(loss.kind in ("cross_entropy", "binary_cross_entropy")
                               for _, loss in outputs),
+        # Where a binary_cross_entropy output's values turn into class 1: logits above 0,
+        # probabilities above 0.5.
+        "binary_thresholds": {value.label: 0.0 if loss.from_logits else 0.5  # type: ignore[attr-defined]
+                              for value, loss in outputs if loss.kind == "binary_cross_entropy"},
+        "pickled_inputs": source.kind == "imdb",
+        "reads_npz": source.kind in ("mnist", "fashion_mnist", "imdb", "npz"),
         "sequence_length": SYNTHETIC_SEQUENCE_LENGTH,
     }
     if source.reads_file:

@@ -433,9 +433,10 @@ def test_predict_writes_one_prediction_per_input_row(
     result = run_train(program, "--out", run, "--predict", inputs)
     assert result.returncode == 0, result.stderr
     with np.load(run / "predictions.npz") as predictions:
-        assert list(predictions) == ["y"]
+        assert list(predictions) == ["y", "y_class_id"]  # synthetic classes have no names
         assert predictions["y"].shape == (7, 3)
         assert np.isfinite(predictions["y"]).all()
+        np.testing.assert_array_equal(predictions["y_class_id"], predictions["y"].argmax(axis=1))
 
 
 @pytest.mark.slow
