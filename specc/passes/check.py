@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specc import ast, ir
-from specc.errors import Diagnostic, Diagnostics, SpecError
+from specc.errors import Diagnostic, Diagnostics, Span, SpecError
+from specc.limits import path_problem
 from specc.passes.bind import bind, lookup
 from specc.passes.build import GraphBuilder, build_inputs
 from specc.passes.evaluate import Arg, CallValue, Env, evaluate, evaluate_call
@@ -234,9 +235,22 @@ def _data(model: ast.Model, env: Env, diags: Diagnostics, file: str) -> ir.DataS
     source = _bind_one(model.data, env, diags, DATA_SOURCES, "data source")
     if source is None:
         return None
+    if source.reads_file:
+        problem = path_problem(source.path)
+        if problem is not None:
+            diags.error(_argument_span(model.data, "path"), f"the data path {problem}")
+            return None
     return ir.DataSource.model_construct(
         source=source, spec_dir=str(Path(file).resolve().parent), span=model.data.span
     )
+
+
+def _argument_span(call: ast.Call, name: str) -> Span:
+    """Where the argument `name` of `call` is written: by keyword, else the first position."""
+    for keyword in call.keywords:
+        if keyword.name == name:
+            return keyword.value.span
+    return call.args[0].span if call.args else call.span
 
 
 def _warn_probabilities_into_logit_loss(model: ir.Model, diags: Diagnostics) -> None:

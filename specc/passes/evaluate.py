@@ -8,10 +8,12 @@ registry when the enclosing call is bound.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from specc import ast
 from specc.errors import Span, SpecError
+from specc.limits import MAX_INTEGER
 
 
 class Word(str):
@@ -57,20 +59,39 @@ def _arith(op: str, left: object, right: object, span: Span) -> object:
     if op in ("/", "//") and right == 0:
         raise SpecError.at(span, "division by zero")
     if op == "+":
-        return left + right
-    if op == "-":
-        return left - right
-    if op == "*":
-        return left * right
-    if op == "//":
-        return left // right
-    result = left / right
-    # `64 / 2` is 32, not 32.0: exact quotients stay integers so they can be sizes.
-    return (
-        int(result)
-        if isinstance(left, int) and isinstance(right, int) and left % right == 0
-        else result
-    )
+        result = left + right
+    elif op == "-":
+        result = left - right
+    elif op == "*":
+        result = left * right
+    elif op == "//":
+        result = left // right
+    elif isinstance(left, int) and isinstance(right, int) and left % right == 0:
+        result = left // right  # `64 / 2` is 32, not 32.0: exact quotients stay sizes
+    else:
+        result = left / right
+    return within_limits(result, span)
+
+
+def within_limits(value: int | float, span: Span) -> int | float:
+    """`value`, or a SpecError when no framework could hold it: an integer beyond int64 or a
+    float that is not finite. Checked at every step, so that no computation grows huge."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError.at(
+            span,
+            f"this number is {'too large' if not math.isnan(value) else 'not a number'} "
+            f"(expected a finite float, at most {_LARGEST_FLOAT} in magnitude, got {value})",
+        )
+    if isinstance(value, int) and abs(value) > MAX_INTEGER:
+        raise SpecError.at(
+            span,
+            f"this integer is too large (expected at most 2**63 - 1 = {MAX_INTEGER:,} in "
+            f"magnitude, the limit of numbers, got one of {len(str(abs(value)))} digits)",
+        )
+    return value
+
+
+_LARGEST_FLOAT = "1.8e308"
 
 
 def _show(value: object) -> str:

@@ -15,7 +15,9 @@ from lark import Token, Transformer, v_args
 from lark.tree import Meta
 
 from specc import ast
-from specc.errors import Diagnostic, Span
+from specc.errors import Diagnostic, Span, SpecError
+from specc.limits import MAX_NUMBER_DIGITS
+from specc.passes.evaluate import within_limits
 
 # Sections that may appear once per model.
 _SINGLE_SECTIONS = (
@@ -29,6 +31,20 @@ _SINGLE_SECTIONS = (
     "augment",
     "train",
 )
+
+
+def _unusable_character(value: str) -> str | None:
+    """Why a string's value cannot be used (it could be neither a file name nor text of a
+    UTF-8 program), or None. JSON escapes can write both."""
+    for char in value:
+        if char == "\0":
+            return "a string cannot hold a NUL character (expected no `\\u0000`)"
+        if "\ud800" <= char <= "\udfff":
+            return (
+                f"a string cannot hold a lone surrogate (expected a Unicode character, got "
+                f"`\\u{ord(char):04x}` without its pair)"
+            )
+    return None
 
 
 def token_span(file: str, token: Token) -> Span:
@@ -68,10 +84,24 @@ class ToAst(Transformer):
 
     def number(self, meta, children):
         text = str(children[0])
+        span = self._span(meta)
+        if len(text) > MAX_NUMBER_DIGITS:  # before converting: int() of a long text is slow
+            self.diagnostics.append(
+                Diagnostic(
+                    f"this number is written with {len(text)} characters (expected at most "
+                    f"{MAX_NUMBER_DIGITS}, the limit of a number's digits)",
+                    span,
+                )
+            )
+            return ast.Number.model_construct(span=span, value=0)
         is_float = any(c in text for c in ".eE")
-        return ast.Number.model_construct(
-            span=self._span(meta), value=float(text) if is_float else int(text)
-        )
+        value = float(text) if is_float else int(text)
+        try:
+            within_limits(value, span)
+        except SpecError as error:
+            self.diagnostics.extend(error.diagnostics)
+            value = 0
+        return ast.Number.model_construct(span=span, value=value)
 
     def string(self, meta, children):
         token = children[0]
@@ -85,6 +115,10 @@ class ToAst(Transformer):
                     self._tok(token),
                 )
             )
+            value = ""
+        problem = _unusable_character(value)
+        if problem is not None:
+            self.diagnostics.append(Diagnostic(problem, self._tok(token)))
             value = ""
         return ast.String.model_construct(span=self._span(meta), value=value)
 
