@@ -513,8 +513,8 @@ class GraphBuilder:
     def _relabel(self, value: ir.Value, label: str) -> ir.Value:
         """Give the value produced last a graph name (its node was labelled by id)."""
         relabelled = value.model_copy(update={"label": label})
-        node = self.nodes[-1]
-        if node.output.id == value.id:
+        node = self.nodes[-1] if self.nodes else None
+        if node is not None and node.output.id == value.id:
             self.nodes[-1] = node.model_copy(update={"output": relabelled})
             return relabelled
         return value  # an alias such as `b = a`: the tensor keeps its first name
