@@ -14,7 +14,7 @@ from pathlib import Path
 
 from specc import ast, ir
 from specc.errors import Diagnostic, Diagnostics, Span, SpecError
-from specc.limits import path_problem
+from specc.limits import MAX_NESTING, path_problem
 from specc.passes.bind import bind, lookup
 from specc.passes.build import GraphBuilder, build_inputs
 from specc.passes.evaluate import Arg, CallValue, Env, evaluate, evaluate_call
@@ -41,20 +41,16 @@ class CheckResult:
     diagnostics: Diagnostics
 
 
-# Nesting deeper than this (blocks in blocks, `1 + 1 + ...` terms) is reported, not crashed on.
-_MAX_NESTING = "a few hundred levels"
-
-
 def check_file(path: str | Path) -> CheckResult:
     """Check one spec file; never raises SpecError."""
     try:
         return _check_file(path)
-    except RecursionError:
+    except RecursionError:  # the limit of nesting is checked first; this is the last resort
         diags = Diagnostics()
         diags.error(
             None,
             f"{path}: blocks or expressions nest too deeply to check (expected at "
-            f"most {_MAX_NESTING})",
+            f"most {MAX_NESTING} levels, the limit of nesting)",
         )
         return CheckResult(None, diags)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from specc.cli import EXIT_SPEC, main
-from specc.limits import MAX_LAYERS, MAX_PRINTED_DIAGNOSTICS
+from specc.limits import MAX_LAYERS, MAX_PRINTED_DIAGNOSTICS, MAX_SOURCE_BYTES
 
 MODEL = "model m {\n    input x: float[4]\n    layers { dense(1) }\n}\n"
 
@@ -153,3 +153,35 @@ def test_invalid_utf8_is_located(tmp_path, capsys, command):
     path.write_bytes(b"model m {\n input x: float[4]  # caf\xe9\n layers { dense(1) }\n}\n")
     _error_at(_run(command, path, capsys, seconds=5), path, 2, "is not UTF-8 text")
 
+
+
+@pytest.mark.parametrize("command", ["check", "fmt"])
+@pytest.mark.parametrize("target", ["/dev/zero", "folder"])
+def test_a_spec_that_is_no_regular_file(tmp_path, capsys, command, target):
+    path = tmp_path / target if target == "folder" else Path(target)
+    if target == "folder":
+        path.mkdir()
+    started = time.perf_counter()
+    code = main([command, str(path)])
+    output = capsys.readouterr().err
+    assert code == EXIT_SPEC and time.perf_counter() - started < 5
+    assert f"cannot read {path}: it is " in output and "Traceback" not in output
+
+
+def test_a_spec_over_the_size_limit(tmp_path, capsys):
+    path = tmp_path / "big.spec"
+    path.write_text(MODEL + "# " + "x" * MAX_SOURCE_BYTES + "\n", encoding="utf-8")
+    code = main(["check", str(path)])
+    assert code == EXIT_SPEC
+    assert "the limit of a source's size" in capsys.readouterr().err
+
+
+def test_fmt_goes_on_after_a_file_in_error(tmp_path, capsys):
+    broken, messy = tmp_path / "broken.spec", tmp_path / "messy.spec"
+    broken.write_bytes(b"model m {\xff\n")
+    messy.write_text("model m {\ninput x: float[4]\n  layers { dense(1) }\n}\n", encoding="utf-8")
+    assert main(["fmt", str(broken), str(messy)]) == EXIT_SPEC
+    output = capsys.readouterr()
+    assert f"{broken}:1:10: error: " in output.err
+    assert f"reformatted {messy}" in output.out
+    assert messy.read_text(encoding="utf-8").startswith("model m {\n    input x: float[4]\n")
