@@ -12,6 +12,7 @@ IR nodes are made with `model_construct` from parts that are already validated (
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from math import prod
 
@@ -389,7 +390,7 @@ class GraphBuilder:
                 hint = suggest(ref.name, list(names))
                 self.report(
                     Diagnostic(
-                        f"unknown name `{ref.name}`{hint} (expected one of: {', '.join(names)})",
+                        f"unknown name `{ref.name}`{hint} (expected one of: {_listed(names)})",
                         ref.span,
                     )
                 )
@@ -518,6 +519,13 @@ class GraphBuilder:
             self.nodes[-1] = node.model_copy(update={"output": relabelled})
             return relabelled
         return value  # an alias such as `b = a`: the tensor keeps its first name
+
+
+def _listed(names, most: int = 20) -> str:
+    """Names for a message, the first `most` of them: a graph may bind thousands."""
+    shown = list(itertools.islice(names, most))
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f", … ({more} more)" if more > 0 else "")
 
 
 def _beyond_count_limit(

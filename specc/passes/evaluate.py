@@ -9,6 +9,7 @@ registry when the enclosing call is bound.
 from __future__ import annotations
 
 import math
+from collections import ChainMap
 from dataclasses import dataclass, field
 
 from specc import ast
@@ -42,10 +43,12 @@ class Arg:
 class Env:
     """Names in scope: constants and block parameters, with where each was defined."""
 
-    values: dict[str, object] = field(default_factory=dict)
+    values: dict[str, object] | ChainMap[str, object] = field(default_factory=dict)
 
     def child(self, values: dict[str, object]) -> Env:
-        return Env({**self.values, **values})
+        # A view in front of this one, not a copy: a block used many times in a file of many
+        # constants costs the block's parameters at each use, not all the constants.
+        return Env(ChainMap(values, self.values))
 
 
 def _arith(op: str, left: object, right: object, span: Span) -> object:

@@ -159,7 +159,7 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnost
         )
     # End of file in the middle of something; usually a missing `}`.
     expected = getattr(error, "expected", None) or set()
-    lines = source_lines(text)
+    lines = source_lines(text) or [""]
     end = Span(
         file=file,
         line=len(lines),

@@ -330,8 +330,11 @@ def _comment_characters(text: str) -> Counter:
     return Counter(c for *_, body in parse(text).comments for c in body if c not in " \t")
 
 
-def run(data: str | bytes, folder: Path, bound_s: float = TIME_BOUND_S) -> Outcome:
-    """Check and format one case in `folder`; what went wrong, if anything."""
+def run(
+    data: str | bytes, folder: Path, bound_s: float = TIME_BOUND_S, compile_too: bool = False
+) -> Outcome:
+    """Check and format one case in `folder` (and, with `compile_too`, compile what checks
+    for both backends); what went wrong, if anything."""
     path = folder / "case.spec"
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
     path.write_bytes(raw)
@@ -339,7 +342,13 @@ def run(data: str | bytes, folder: Path, bound_s: float = TIME_BOUND_S) -> Outco
     deadline = started + bound_s
     codes: list[int] = []
     try:
-        for argv in (["check", str(path)], ["fmt", str(path)]):
+        commands = [["check", str(path)]]
+        if compile_too:
+            commands += [["compile", str(path), "--backend", backend, "-o", str(folder / backend)]
+                         for backend in ("torch", "tensorflow")]
+        for argv in [*commands, ["fmt", str(path)]]:
+            if argv[0] == "compile" and codes[0] != 0:
+                continue
             code, output = _main(argv, deadline)
             codes.append(code)
             if code not in (0, 1) or "Traceback" in output or "internal error" in output:

@@ -2,7 +2,8 @@
 
     python -m tests.fuzz.long_run --cases 100000 [--seed 0] [--out fuzz-failures]
 
-Half the cases are written from the grammar, half are mutants of the checked-in specs and
+With --compile, each case that checks is also compiled for both backends. Half the cases
+are written from the grammar, half are mutants of the checked-in specs and
 error-corpus files (`tests/fuzz/cases.py` says how). Each case must exit 0 or 1, print no
 traceback and answer within the time bound; `specc fmt` must keep every character of the
 comments and be idempotent. Failing cases are saved under --out; the exit status is 1 when
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("fuzz-failures"))
     parser.add_argument("--bound", type=float, default=TIME_BOUND_S,
                         help="seconds a case (check and fmt) may take")
+    parser.add_argument("--compile", action="store_true",
+                        help="also compile, for both backends, each case that checks")
     args = parser.parse_args(argv)
 
     failures = 0
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                 case = mutate(rng.choice(SEEDS).read_text(encoding="utf-8"), rng)
             else:
                 case = generate(rng)
-            outcome = run(case, folder, args.bound)
+            outcome = run(case, folder, args.bound, args.compile)
             seconds.append(outcome.seconds)
             slowest = max(slowest, (outcome.seconds, index))
             if outcome.problem is not None:
