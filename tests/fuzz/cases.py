@@ -148,9 +148,53 @@ def _graph(rng, blocks: list[str], indent: str, sources: list[str]) -> tuple[lis
     return lines, target
 
 
+# Layer lines that fit a vector `[n]` or an image `[h, w, c]`, for specs that mostly check:
+# they reach shape inference, the cost report and, with --compile, the generators.
+_VECTOR_LAYERS = ["dense({k})", "dense({k}, activation=relu)", "relu()", "gelu()", "tanh()",
+                  "dropout(0.25)", "layernorm()", "batchnorm()", "identity()", "dense({k}) * 2",
+                  "leaky_relu(slope=0.2)", "softmax()", "dense({k}, bias=false, l2=1e-4)"]
+_IMAGE_LAYERS = ["conv2d({k}, 3, padding=same)", "conv2d({k}, 1)", "batchnorm()", "relu()",
+                 "maxpool2d(2, padding=same)", "depthwise_conv2d(3, padding=same)",
+                 "conv2d({k}, 3, padding=same, activation=relu) * 2", "upsample2d()",
+                 "dropout(0.1)"]
+
+
+def _plausible_model(rng) -> list[str]:
+    """A model that `specc check` mostly accepts, with an odd value now and then."""
+    def size() -> str:
+        return _number(rng) if rng.random() < 0.05 else str(rng.choice([2, 4, 8, 16]))
+
+    image = rng.random() < 0.4
+    dims = f"{size()}, {size()}, {rng.choice([1, 3])}" if image else size()
+    layers = [rng.choice(_IMAGE_LAYERS).format(k=size()) for _ in range(rng.randint(0, 3))]
+    layers += ["flatten()"] if image else []
+    layers += [rng.choice(_VECTOR_LAYERS).format(k=size()) for _ in range(rng.randint(0, 3))]
+    classes = rng.choice([1, 2, 3, 10])
+    layers.append(f"dense({classes})")
+    loss = "mse()" if classes == 1 else rng.choice(["cross_entropy()",
+                                                      "cross_entropy(label_smoothing=0.1)"])
+    optimizer = rng.choice(["adam(lr=1e-3)", "sgd(lr=0.1, momentum=0.9)", "adamw()",
+                            "rmsprop(schedule=cosine())", f"adam(lr={_number(rng)})"])
+    return [
+        f"model {_identifier(rng)} {{{_comment(rng)}",
+        f"    input x: float[{dims}]",
+        "    layers {",
+        *(f"        {line}{_comment(rng)}" for line in layers),
+        "    }",
+        f"    loss {loss}",
+        f"    optimizer {optimizer}",
+        *(["    metrics accuracy"] if classes > 1 else []),
+        f"    data synthetic({rng.choice([8, 64, 100])})",
+        f"    train {{ epochs = {rng.choice([1, 2])}  batch_size = {rng.choice([4, 32])} }}",
+        "}",
+    ]
+
+
 def generate(rng) -> str:
     """A spec written from the grammar: mostly well-formed, with values anywhere from
-    ordinary to extreme."""
+    ordinary to extreme. One in three is a model that mostly checks."""
+    if rng.random() < 1 / 3:
+        return "\n".join(_plausible_model(rng)) + "\n"
     lines: list[str] = []
     if rng.random() < 0.15:
         target = '"imports/shared.spec"' if rng.random() < 0.5 else _string(rng)

@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     failures = 0
+    checked_clean = 0  # cases `specc check` accepted (exit 0); the others got errors
     slowest = (0.0, -1)
     seconds = []
     started = time.perf_counter()
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                 case = generate(rng)
             outcome = run(case, folder, args.bound, args.compile)
             seconds.append(outcome.seconds)
+            checked_clean += outcome.codes[:1] == (0,)
             slowest = max(slowest, (outcome.seconds, index))
             if outcome.problem is not None:
                 failures += 1
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     seconds.sort()
     median = seconds[len(seconds) // 2] if seconds else 0.0
-    print(f"{args.cases} cases (seed {args.seed}): {failures} failing; "
+    print(f"{args.cases} cases (seed {args.seed}): {failures} failing, {checked_clean} "
+          f"accepted by check, {args.cases - checked_clean} answered with errors; "
           f"median {median * 1000:.0f} ms, slowest {slowest[0]:.2f} s (case {slowest[1]}), "
           f"total {time.perf_counter() - started:.0f} s")
     return 1 if failures else 0
