@@ -48,9 +48,11 @@ class _Frame:
 
 
 @dataclass
-class _Expansion:
-    """What one model's expansion has built so far, shared by the builders of its blocks:
-    it stops at MAX_LAYERS, and before that where a call is sure to go past it."""
+class Expansion:
+    """What the expansion of a file's models has built so far, shared by the builders of
+    all their bodies and blocks: it stops at MAX_LAYERS, and before that where a call is
+    sure to go past it. Counted per file, not per model, so that a file of many models of
+    100,000 layers each is no way around the limit."""
 
     layers: int = 0
     stopped: bool = False  # the limit was reported: every later call only fails
@@ -65,7 +67,7 @@ class GraphBuilder:
     diags: Diagnostics
     env: Env
     frames: tuple[_Frame, ...] = ()
-    expansion: _Expansion = field(default_factory=_Expansion)
+    expansion: Expansion = field(default_factory=Expansion)
     nodes: list[ir.Node] = field(default_factory=list)
     used_ids: set[str] = field(default_factory=set)
     counters: dict[str, int] = field(default_factory=dict)
@@ -113,7 +115,7 @@ class GraphBuilder:
                 self.report(
                     Diagnostic(
                         f"the repeat count is {times:,} (expected at most {MAX_LAYERS:,}, the "
-                        "limit of layers in a model)",
+                        "limit of layers in a file)",
                         call.repeat.span,
                     )
                 )
@@ -135,8 +137,8 @@ class GraphBuilder:
         total = f"at least {self.expansion.layers + adding:,}" if adding else "more"
         self.report(
             Diagnostic(
-                f"the model expands to {total} layers, blocks and repeats included (expected "
-                f"at most {MAX_LAYERS:,}, the limit of layers in a model)",
+                f"the models of this file expand to {total} layers, blocks and repeats "
+                f"included (expected at most {MAX_LAYERS:,}, the limit of layers in a file)",
                 span,
             )
         )

@@ -16,7 +16,7 @@ from specc import ast, ir
 from specc.errors import Diagnostic, Diagnostics, Span, SpecError
 from specc.limits import MAX_NESTING, path_problem
 from specc.passes.bind import bind, lookup
-from specc.passes.build import GraphBuilder, build_inputs
+from specc.passes.build import Expansion, GraphBuilder, build_inputs
 from specc.passes.evaluate import Arg, CallValue, Env, evaluate, evaluate_call
 from specc.passes.resolve import resolve
 from specc.syntax import parse_file
@@ -63,6 +63,7 @@ def _check_file(path: str | Path) -> CheckResult:
         diags.extend(error.diagnostics)
         return CheckResult(None, diags)
     scope = resolve(file, diags)
+    expansion = Expansion()  # the layers of all the file's models count against one limit
     models = []
     names: dict[str, ast.Model] = {}
     for model in file.models:
@@ -74,7 +75,7 @@ def _check_file(path: str | Path) -> CheckResult:
             )
             continue
         names[model.name] = model
-        built = check_model(model, scope.constants, scope, diags, file.path)
+        built = check_model(model, scope.constants, scope, diags, file.path, expansion)
         if built is not None:
             models.append(built)
     if not file.models:
@@ -86,12 +87,21 @@ def _check_file(path: str | Path) -> CheckResult:
 
 
 def check_model(
-    model: ast.Model, env: Env, scope, diags: Diagnostics, file: str
+    model: ast.Model,
+    env: Env,
+    scope,
+    diags: Diagnostics,
+    file: str,
+    expansion: Expansion | None = None,
 ) -> ir.Model | None:
     errors_before = len(diags.errors)
     inputs = build_inputs(model, env, diags)
     builder = GraphBuilder(
-        scope, diags, env, input_spans={item.name: item.span for item in model.inputs}
+        scope,
+        diags,
+        env,
+        input_spans={item.name: item.span for item in model.inputs},
+        expansion=expansion or Expansion(),
     )
     outputs: list[ir.Value] | None = None
     if model.body is None:

@@ -70,11 +70,11 @@ CHECK_CASES = [
                                               for i in range(1, 41)) + MODEL,
      7, "the limit of numbers"),
     ("huge_repeat", "model m {\n input x: float[4]\n layers { dense(4) * 1000000000 }\n}\n",
-     3, "the limit of layers in a model"),
+     3, "the limit of layers in a file"),
     ("block_doubling", "block b0() { dense(4) }\n"
      + "".join(f"block b{i}() {{ b{i - 1}() b{i - 1}() }}\n" for i in range(1, 21))
      + "model m {\n input x: float[4]\n layers { b20() }\n}\n",
-     24, "the limit of layers in a model"),
+     24, "the limit of layers in a file"),
     ("blocks_nested_deep", "block b0() { dense(4) }\n"
      + "".join(f"block b{i}() {{ b{i - 1}() }}\n" for i in range(1, 150))
      + "model m {\n input x: float[4]\n layers { b149() }\n}\n",
@@ -185,3 +185,13 @@ def test_fmt_goes_on_after_a_file_in_error(tmp_path, capsys):
     assert f"{broken}:1:10: error: " in output.err
     assert f"reformatted {messy}" in output.out
     assert messy.read_text(encoding="utf-8").startswith("model m {\n    input x: float[4]\n")
+
+
+def test_layer_limit_is_per_file_not_per_model(tmp_path, capsys):
+    """Many models each under the limit are no way around it."""
+    half = MAX_LAYERS // 2 + 1
+    models = "".join(f"model m{i} {{\n input x: float[4]\n layers {{ dense(4) * {half} }}\n}}\n"
+                     for i in range(2))
+    path = tmp_path / "models.spec"
+    path.write_text(models, encoding="utf-8")
+    _error_at(_run("check", path, capsys, seconds=10), path, 7, "the limit of layers in a file")
