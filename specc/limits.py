@@ -7,6 +7,8 @@ naming the limit, before any work that would grow with the excess is done.
 
 from __future__ import annotations
 
+import math
+
 # A spec file (or an imported one) is read only up to this size.
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 # Layers a model may expand to, blocks and repeats included; also the largest `* N`.
@@ -25,6 +27,23 @@ MAX_PATH_BYTES = 4096
 MAX_PATH_PART_BYTES = 255
 # Errors printed per file; the rest are counted ("and K more").
 MAX_PRINTED_DIAGNOSTICS = 50
+
+
+def number_problem(value: int | float) -> str | None:
+    """Why no framework could hold `value` (an integer beyond int64, a float that is not
+    finite), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        what = "not a number" if math.isnan(value) else "too large"
+        return (
+            f"this number is {what} (expected a finite float, at most 1.8e308 in magnitude, "
+            f"got {value})"
+        )
+    if isinstance(value, int) and abs(value) > MAX_INTEGER:
+        return (
+            f"this integer is too large (expected at most 2**63 - 1 = {MAX_INTEGER:,} in "
+            f"magnitude, the limit of numbers, got one of {value.bit_length()} bits)"
+        )
+    return None
 
 
 def path_problem(path: str) -> str | None:

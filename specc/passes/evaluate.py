@@ -8,13 +8,12 @@ registry when the enclosing call is bound.
 
 from __future__ import annotations
 
-import math
 from collections import ChainMap
 from dataclasses import dataclass, field
 
 from specc import ast
 from specc.errors import Span, SpecError
-from specc.limits import MAX_INTEGER
+from specc.limits import number_problem
 
 
 class Word(str):
@@ -77,24 +76,12 @@ def _arith(op: str, left: object, right: object, span: Span) -> object:
 
 
 def within_limits(value: int | float, span: Span) -> int | float:
-    """`value`, or a SpecError when no framework could hold it: an integer beyond int64 or a
-    float that is not finite. Checked at every step, so that no computation grows huge."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SpecError.at(
-            span,
-            f"this number is {'too large' if not math.isnan(value) else 'not a number'} "
-            f"(expected a finite float, at most {_LARGEST_FLOAT} in magnitude, got {value})",
-        )
-    if isinstance(value, int) and abs(value) > MAX_INTEGER:
-        raise SpecError.at(
-            span,
-            f"this integer is too large (expected at most 2**63 - 1 = {MAX_INTEGER:,} in "
-            f"magnitude, the limit of numbers, got one of {len(str(abs(value)))} digits)",
-        )
+    """`value`, or a SpecError at `span` when no framework could hold it. Checked at every
+    step of an expression, so that no computation grows huge."""
+    problem = number_problem(value)
+    if problem is not None:
+        raise SpecError.at(span, problem)
     return value
-
-
-_LARGEST_FLOAT = "1.8e308"
 
 
 def _show(value: object) -> str:

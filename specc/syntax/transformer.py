@@ -15,9 +15,8 @@ from lark import Token, Transformer, v_args
 from lark.tree import Meta
 
 from specc import ast
-from specc.errors import Diagnostic, Span, SpecError
-from specc.limits import MAX_NUMBER_DIGITS
-from specc.passes.evaluate import within_limits
+from specc.errors import Diagnostic, Span
+from specc.limits import MAX_NUMBER_DIGITS, number_problem
 
 # Sections that may appear once per model.
 _SINGLE_SECTIONS = (
@@ -96,10 +95,9 @@ class ToAst(Transformer):
             return ast.Number.model_construct(span=span, value=0)
         is_float = any(c in text for c in ".eE")
         value = float(text) if is_float else int(text)
-        try:
-            within_limits(value, span)
-        except SpecError as error:
-            self.diagnostics.extend(error.diagnostics)
+        problem = number_problem(value)
+        if problem is not None:
+            self.diagnostics.append(Diagnostic(problem, span))
             value = 0
         return ast.Number.model_construct(span=span, value=value)
 
