@@ -10,6 +10,7 @@ are collected as diagnostics rather than raised, so one run reports all of them.
 from __future__ import annotations
 
 import json
+import re
 
 from lark import Token, Transformer, v_args
 from lark.tree import Meta
@@ -32,17 +33,20 @@ _SINGLE_SECTIONS = (
 )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _unusable_character(value: str) -> str | None:
     """Why a string's value cannot be used (it could be neither a file name nor text of a
     UTF-8 program), or None. JSON escapes can write both."""
-    for char in value:
-        if char == "\0":
-            return "a string cannot hold a NUL character (expected no `\\u0000`)"
-        if "\ud800" <= char <= "\udfff":
-            return (
-                f"a string cannot hold a lone surrogate (expected a Unicode character, got "
-                f"`\\u{ord(char):04x}` without its pair)"
-            )
+    if "\0" in value:
+        return "a string cannot hold a NUL character (expected no `\\u0000`)"
+    surrogate = _SURROGATE.search(value)
+    if surrogate is not None:
+        return (
+            f"a string cannot hold a lone surrogate (expected a Unicode character, got "
+            f"`\\u{ord(surrogate.group()):04x}` without its pair)"
+        )
     return None
 
 
