@@ -24,11 +24,22 @@ QUICK_COMMANDS = frozenset({"check", "compile", "fmt"})
 
 
 def _print_diagnostics(diagnostics) -> None:
+    """Print diagnostics, at most MAX_PRINTED_DIAGNOSTICS of them, then how many more."""
     from specc.errors import render
+    from specc.limits import MAX_PRINTED_DIAGNOSTICS
 
-    sources: dict[str, str] = {}
-    for diagnostic in diagnostics:
+    sources: dict[str, list[str]] = {}
+    for diagnostic in diagnostics[:MAX_PRINTED_DIAGNOSTICS]:
         print(render(diagnostic, sources), file=sys.stderr)
+    hidden = diagnostics[MAX_PRINTED_DIAGNOSTICS:]
+    if hidden:
+        errors = sum(d.severity == "error" for d in hidden)
+        parts = [f"{count} more {kind}{'s' if count != 1 else ''}"
+                 for count, kind in ((errors, "error"), (len(hidden) - errors, "warning"))
+                 if count]
+        file = next((d.span.file for d in diagnostics if d.span is not None), None)
+        where = f"{file}: " if file else ""
+        print(f"{where}and {' and '.join(parts)} not shown", file=sys.stderr)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -115,12 +126,19 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from specc.fmt import format_file
+    from specc.errors import SpecError
+    from specc.fmt import format_source
+    from specc.syntax import read_source
 
     status = EXIT_OK
     for path in args.specs:
-        original = Path(path).read_text(encoding="utf-8")
-        formatted = format_file(path)
+        try:
+            original = read_source(path)
+            formatted = format_source(original, path)
+        except SpecError as error:  # the file is left as it is
+            _print_diagnostics(error.diagnostics)
+            status = EXIT_SPEC
+            continue
         if args.check:
             if formatted != original:
                 print(f"{path}: would reformat", file=sys.stderr)

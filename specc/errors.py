@@ -11,11 +11,13 @@ carries one or more of them. Only `render` turns them into text, in the form
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from specc.limits import MAX_SOURCE_BYTES
 
 Severity = Literal["error", "warning"]
 
@@ -66,6 +68,13 @@ class ShapeError(ValueError):
     """Raised by a layer's shape function; the checker adds the span of the call."""
 
 
+def quoted(text: str, limit: int = 60) -> str:
+    """User text (a path, a name) as a message quotes it: in JSON quotes, so that control
+    characters show as escapes, and cut to `limit` characters."""
+    shown = json.dumps(text if len(text) <= limit else text[:limit], ensure_ascii=False)
+    return shown if len(text) <= limit else shown[:-1] + '…"'
+
+
 def mismatch(what: str, expected: object, got: object) -> str:
     """The house style for a message about a wrong value: what, expected, got."""
     return f"{what} (expected {expected}, got {got})"
@@ -76,6 +85,17 @@ class Diagnostics:
     """Collects diagnostics across a stage so that one run reports all of them."""
 
     items: list[Diagnostic] = field(default_factory=list)
+    _seen: set[Diagnostic] = field(default_factory=set, repr=False)
+    _seen_upto: int = field(default=0, repr=False)  # items[:_seen_upto] are in _seen
+
+    def add_once(self, diagnostic: Diagnostic) -> None:
+        """Add `diagnostic` unless the same one is already there (a block used twice repeats
+        its errors); a set keeps this constant time, however many there are."""
+        self._seen.update(self.items[self._seen_upto :])  # those appended directly
+        if diagnostic not in self._seen:
+            self._seen.add(diagnostic)
+            self.items.append(diagnostic)
+        self._seen_upto = len(self.items)
 
     def error(self, span: Span | None, message: str) -> None:
         self.items.append(Diagnostic(message, span))
@@ -99,31 +119,52 @@ class Diagnostics:
             raise SpecError(self.errors)
 
 
-def _source_line(file: str, line: int, sources: dict[str, str]) -> str | None:
-    text = sources.get(file)
-    if text is None:
+# Characters of a source line shown under a message; longer lines are cut around the column.
+_EXCERPT_WIDTH = 160
+
+
+def source_lines(text: str) -> list[str]:
+    """The lines of a spec as the parser counts them: only `\n` ends a line (a form feed or
+    U+2028 inside a comment does not), and a line keeps no `\r` of a `\r\n` ending."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _source_line(file: str, line: int, sources: dict[str, list[str]]) -> str | None:
+    lines = sources.get(file)
+    if lines is None:
         try:
-            text = Path(file).read_text(encoding="utf-8")
-        except OSError:
+            with open(file, "rb") as handle:  # a file the parser read: within the size limit
+                data = handle.read(MAX_SOURCE_BYTES + 1)
+        except (OSError, ValueError):
             return None
-        sources[file] = text
-    lines = text.splitlines()
+        lines = sources[file] = source_lines(data.decode("utf-8", "replace"))
     return lines[line - 1] if 0 < line <= len(lines) else None
 
 
-def _excerpt(span: Span, sources: dict[str, str]) -> list[str]:
+def _excerpt(span: Span, sources: dict[str, list[str]]) -> list[str]:
     source = _source_line(span.file, span.line, sources)
     if source is None:
         return []
     end = span.end_column if span.end_line == span.line else len(source) + 1
-    width = max(1, end - span.column)
+    start = 0
+    if len(source) > _EXCERPT_WIDTH:  # a long line: the part around the column, marked `…`
+        start = max(0, span.column - 1 - _EXCERPT_WIDTH // 4)
+        shown = source[start : start + _EXCERPT_WIDTH]
+        source = ("…" if start else "") + shown + ("…" if start + len(shown) < len(source) else "")
+        start -= 1 if start else 0  # the `…` takes the place of one character
+    column = span.column - start
+    width = max(1, min(end - span.column, len(source) + 2 - column))
     # Tabs keep their width in the caret line so the caret lands under the right character.
-    lead = "".join(c if c == "\t" else " " for c in source[: span.column - 1])
+    lead = "".join(c if c == "\t" else " " for c in source[: column - 1])
     return [f"    {source}", f"    {lead}^{'~' * (width - 1)}"]
 
 
-def render(diagnostic: Diagnostic, sources: dict[str, str] | None = None) -> str:
-    """Render one diagnostic with its source excerpt and notes, ready to print."""
+def render(diagnostic: Diagnostic, sources: dict[str, list[str]] | None = None) -> str:
+    """Render one diagnostic with its source excerpt and notes, ready to print; `sources`
+    caches the lines of the files read for excerpts, for the next call."""
     sources = {} if sources is None else sources
     where = f"{diagnostic.span}: " if diagnostic.span else ""
     out = [f"{where}{diagnostic.severity}: {diagnostic.message}"]

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from specc import ast
-from specc.errors import Span
-from specc.syntax import parse
+from specc.errors import Span, source_lines
+from specc.syntax import parse, read_source
 
 INDENT = "    "
 _NUMBER = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -31,7 +31,9 @@ _ATOM = 4
 
 
 def format_file(path: str | Path) -> str:
-    return format_source(Path(path).read_text(encoding="utf-8"), str(path))
+    """The file at `path` in canonical layout; raises SpecError when it cannot be read or
+    does not parse."""
+    return format_source(read_source(path), str(path))
 
 
 def format_source(text: str, file: str = "<spec>") -> str:
@@ -44,10 +46,13 @@ class _Source:
 
     def __init__(self, text: str, comments: list[tuple[int, int, str]]):
         self.text = text
-        self.lines = text.splitlines()
+        # Lines as the parser counts them (only `\n` ends one), so that spans find them.
+        self.lines = source_lines(text)
         self._starts = [0]
-        for line in text.splitlines(keepends=True):
-            self._starts.append(self._starts[-1] + len(line))
+        newline = text.find("\n")
+        while newline != -1:
+            self._starts.append(newline + 1)
+            newline = text.find("\n", newline + 1)
         self.comments = {line: (column, body) for line, column, body in comments}
 
     def offset(self, line: int, column: int) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specc import ast, ir
-from specc.errors import Diagnostics, SpecError
+from specc.errors import Diagnostics, Span, SpecError
 from specc.lsp.catalog import SECTION_FAMILIES
 from specc.lsp.incremental import ItemParses
 from specc.passes.check import CheckResult, check_parsed, check_source
@@ -412,7 +412,7 @@ def analyze(text: str, path: str, imports: ImportCache, items: ItemParses) -> An
     started = time.perf_counter()
     used: set[str] = set()
 
-    def parse_import(target: Path) -> ast.File:
+    def parse_import(target: Path, span: Span | None = None) -> ast.File:
         return imports.parse(target, used)
 
     tokens = tokenize(text)

@@ -21,6 +21,11 @@ from specc.passes.evaluate import Arg, CallValue, Word, show
 NestedRegistries = dict[str, tuple[str, dict[str, type[BaseModel]]]]
 
 
+# Beyond this many candidates (names bound in a huge graph) no suggestion is looked for:
+# finding one costs time in proportion to them, at every unknown name.
+_MOST_SUGGESTION_CANDIDATES = 1000
+
+
 def argument_names(cls: type[BaseModel]) -> list[str]:
     return [name for name in cls.model_fields if name != "kind"]
 
@@ -29,6 +34,8 @@ def suggest(name: str, candidates: list[str], hints: dict[str, str] | None = Non
     """` (did you mean `x`?)` or an empty string."""
     if hints and name in hints:
         return f" (did you mean `{hints[name]}`?)"
+    if len(candidates) > _MOST_SUGGESTION_CANDIDATES:
+        return ""
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return f" (did you mean `{close[0]}`?)" if close else ""
 

@@ -12,15 +12,18 @@ IR nodes are made with `model_construct` from parts that are already validated (
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
+from math import prod
 
 from specc import ast, ir
 from specc.errors import Diagnostic, Diagnostics, ShapeError, Span, SpecError
 from specc.layers import LAYERS
-from specc.layers.base import BACKENDS, Layer
+from specc.layers.base import BACKENDS, Layer, ParamCount
+from specc.limits import MAX_COUNT, MAX_LAYERS, MAX_NESTING
 from specc.passes.bind import bind, lookup, match_arguments, plural, suggest
 from specc.passes.evaluate import CallValue, Env, evaluate, evaluate_call, evaluate_count, show
-from specc.passes.resolve import Scope
+from specc.passes.resolve import Scope, calls_in
 
 _DTYPES: dict[str, ir.DType] = {"float": "float32", "int": "int64"}
 # The dtype a layer's `accepts` names, and what it is called in messages.
@@ -45,6 +48,18 @@ class _Frame:
 
 
 @dataclass
+class Expansion:
+    """What the expansion of a file's models has built so far, shared by the builders of
+    all their bodies and blocks: it stops at MAX_LAYERS, and before that where a call is
+    sure to go past it. Counted per file, not per model, so that a file of many models of
+    100,000 layers each is no way around the limit."""
+
+    layers: int = 0
+    stopped: bool = False  # the limit was reported: every later call only fails
+    least_layers: dict[str, int] = field(default_factory=dict)  # by block, see below
+
+
+@dataclass
 class GraphBuilder:
     """Builds one `ir.Graph` (a model body or one block instantiation)."""
 
@@ -52,6 +67,7 @@ class GraphBuilder:
     diags: Diagnostics
     env: Env
     frames: tuple[_Frame, ...] = ()
+    expansion: Expansion = field(default_factory=Expansion)
     nodes: list[ir.Node] = field(default_factory=list)
     used_ids: set[str] = field(default_factory=set)
     counters: dict[str, int] = field(default_factory=dict)
@@ -64,8 +80,7 @@ class GraphBuilder:
             diagnostic = diagnostic.with_note(
                 f"in block `{frame.block}`, used here", frame.call_span
             )
-        if diagnostic not in self.diags.items:  # a block used twice repeats its errors
-            self.diags.items.append(diagnostic)
+        self.diags.add_once(diagnostic)
 
     def report_all(self, error: SpecError) -> None:
         for diagnostic in error.diagnostics:
@@ -89,6 +104,8 @@ class GraphBuilder:
     def apply(self, call: ast.Call, inputs: list[Slot], label: str | None = None) -> Slot:
         """Apply `call` (repeated if `call * N`) to `inputs`; the result's label is `label`
         when given (the name a graph binds it to), else the node id."""
+        if self.expansion.stopped:
+            return POISON
         if any(isinstance(i, _Poison) for i in inputs):
             self._check_arguments(call)
             return POISON
@@ -99,6 +116,19 @@ class GraphBuilder:
             except SpecError as error:
                 self.report_all(error)
                 return POISON
+            if times > MAX_LAYERS:
+                self.report(
+                    Diagnostic(
+                        f"the repeat count is {times:,} (expected at most {MAX_LAYERS:,}, the "
+                        "limit of layers in a file)",
+                        call.repeat.span,
+                    )
+                )
+                return POISON
+        per_call = self._least_layers(call.name) if call.name in self.scope.blocks else 1
+        if self.expansion.layers + per_call * times > MAX_LAYERS:
+            self._stop(call.span, per_call * times)
+            return POISON
         result: Slot = POISON
         for index in range(times):
             result = self._apply_once(call, inputs, label if index == times - 1 else None)
@@ -106,6 +136,62 @@ class GraphBuilder:
                 return POISON
             inputs = [result]
         return result
+
+    def _stop(self, span: Span, adding: int) -> None:
+        self.expansion.stopped = True
+        total = f"at least {self.expansion.layers + adding:,}" if adding else "more"
+        self.report(
+            Diagnostic(
+                f"the models of this file expand to {total} layers, blocks and repeats "
+                f"included (expected at most {MAX_LAYERS:,}, the limit of layers in a file)",
+                span,
+            )
+        )
+
+    def _least_layers(self, name: str) -> int:
+        """A lower bound of the layers that one use of block `name` adds, known before
+        expanding it: repeats count where they are constants (a block parameter counts as
+        1). Blocks that double what they use, level after level, are stopped here rather
+        than after building a hundred thousand layers. Computed without recursion, capped
+        just past the limit (the exact figure can have thousands of digits)."""
+        known = self.expansion.least_layers
+        blocks = self.scope.blocks
+        started: set[str] = set()
+        stack = [name]
+        while stack:
+            current = stack[-1]
+            if current in known:
+                stack.pop()
+                continue
+            started.add(current)
+            calls = calls_in(blocks[current])
+            waiting = [
+                c.name
+                for c in calls
+                if c.name in blocks and c.name not in known and c.name not in started
+            ]
+            if waiting:
+                stack += waiting
+                continue
+            total = 0
+            for call in calls:
+                each = known.get(call.name, 1) if call.name in blocks else 1  # 1: recursive
+                total = min(total + each * self._constant_repeat(call), MAX_LAYERS + 1)
+            known[current] = max(total, 1)
+            stack.pop()
+        return known[name]
+
+    def _constant_repeat(self, call: ast.Call) -> int:
+        """N of `call * N` where N is a constant expression, else 1."""
+        if call.repeat is None:
+            return 1
+        try:
+            count = evaluate(call.repeat, self.scope.constants)
+        except SpecError:
+            return 1
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            return 1
+        return min(count, MAX_LAYERS + 1)
 
     def _check_arguments(self, call: ast.Call) -> None:
         """Report the mistakes in a call's arguments alone, for a call whose input failed:
@@ -165,6 +251,15 @@ class GraphBuilder:
         except ShapeError as error:
             self.report(Diagnostic(f"{name}: {error}", span))
             return POISON
+        flops = layer.flops(shapes, shape)
+        too_large = _beyond_count_limit(shape, params, flops)
+        if too_large is not None:
+            self.report(Diagnostic(f"{name}: {too_large}", span))
+            return POISON
+        if self.expansion.layers >= MAX_LAYERS:
+            self._stop(span, 0)
+            return POISON
+        self.expansion.layers += 1
         node_id = self.new_id(name)
         dtype = inputs[0].dtype if layer.produces == "same" else "float32"
         output = ir.Value.model_construct(
@@ -177,7 +272,7 @@ class GraphBuilder:
                 inputs=tuple(v.id for v in inputs),
                 output=output,
                 params=params,
-                flops=layer.flops(shapes, shape),
+                flops=flops,
                 span=span,
             )
         )
@@ -188,6 +283,15 @@ class GraphBuilder:
     ) -> Slot:
         if any(frame.block == block.name for frame in self.frames):
             return POISON  # a recursive block: `resolve` has reported it; expanding never ends
+        if len(self.frames) >= MAX_NESTING:
+            self.report(
+                Diagnostic(
+                    f"blocks nest more than {MAX_NESTING} levels deep here (expected at most "
+                    f"{MAX_NESTING}, the limit of nesting)",
+                    call.span,
+                )
+            )
+            return POISON
         if len(inputs) != 1:
             self.report(
                 Diagnostic(f"block `{block.name}` takes one input (got {len(inputs)})", call.span)
@@ -203,6 +307,7 @@ class GraphBuilder:
             self.diags,
             self.scope.constants.child(args),
             (*self.frames, _Frame(block.name, call.span)),
+            self.expansion,
         )
         (value,) = inputs
         body_input = value.model_copy(update={"label": "in", "id": "in"})
@@ -292,7 +397,7 @@ class GraphBuilder:
                 hint = suggest(ref.name, list(names))
                 self.report(
                     Diagnostic(
-                        f"unknown name `{ref.name}`{hint} (expected one of: {', '.join(names)})",
+                        f"unknown name `{ref.name}`{hint} (expected one of: {_listed(names)})",
                         ref.span,
                     )
                 )
@@ -311,7 +416,12 @@ class GraphBuilder:
             if isinstance(slot, ir.Value) and slot.label != binding.target:
                 slot = self._relabel(slot, binding.target)
             previous = names.get(binding.target)
-            if isinstance(previous, ir.Value) and uses.get(id(previous), 0) == 0:
+            # An input re-bound unused is reported below, as an input never used.
+            if (
+                isinstance(previous, ir.Value)
+                and uses.get(id(previous), 0) == 0
+                and binding.target in bound_at
+            ):
                 self.report(
                     Diagnostic(
                         f"`{binding.target}` is re-bound before it is used",
@@ -411,11 +521,37 @@ class GraphBuilder:
     def _relabel(self, value: ir.Value, label: str) -> ir.Value:
         """Give the value produced last a graph name (its node was labelled by id)."""
         relabelled = value.model_copy(update={"label": label})
-        node = self.nodes[-1]
-        if node.output.id == value.id:
+        node = self.nodes[-1] if self.nodes else None
+        if node is not None and node.output.id == value.id:
             self.nodes[-1] = node.model_copy(update={"output": relabelled})
             return relabelled
         return value  # an alias such as `b = a`: the tensor keeps its first name
+
+
+def _listed(names, most: int = 20) -> str:
+    """Names for a message, the first `most` of them: a graph may bind thousands."""
+    shown = list(itertools.islice(names, most))
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f", … ({more} more)" if more > 0 else "")
+
+
+def _beyond_count_limit(
+    shape: tuple[int | None, ...], params: dict[str, ParamCount], flops: int | None
+) -> str | None:
+    """Why a layer is too large for any framework (a count beyond int64), or None."""
+    elements = prod(d for d in shape if d is not None)
+    counts = {
+        "elements in its output": elements,
+        "parameters": max(count.total for count in params.values()),
+        "FLOPs": flops or 0,
+    }
+    for what, count in counts.items():
+        if count > MAX_COUNT:
+            return (
+                f"too many {what} (expected at most 2**63 - 1 = {MAX_COUNT:,}, the limit of "
+                f"counts, got a number of {count.bit_length()} bits)"
+            )
+    return None
 
 
 def _bind_block_args(block: ast.Block, call: CallValue, scope: Scope) -> dict[str, object]:

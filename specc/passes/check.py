@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specc import ast, ir
-from specc.errors import Diagnostic, Diagnostics, SpecError
+from specc.errors import Diagnostic, Diagnostics, Span, SpecError
+from specc.limits import MAX_NESTING, path_problem
 from specc.memory import oversize_warning
 from specc.passes.bind import bind, lookup
-from specc.passes.build import GraphBuilder, build_inputs
+from specc.passes.build import Expansion, GraphBuilder, build_inputs
 from specc.passes.evaluate import Arg, CallValue, Env, evaluate, evaluate_call
 from specc.passes.resolve import resolve
 from specc.passes.training_check import check_training
@@ -43,20 +44,16 @@ class CheckResult:
     diagnostics: Diagnostics
 
 
-# Nesting deeper than this (blocks in blocks, `1 + 1 + ...` terms) is reported, not crashed on.
-_MAX_NESTING = "a few hundred levels"
-
-
 def check_file(path: str | Path) -> CheckResult:
     """Check one spec file; never raises SpecError."""
     try:
         return _check(lambda: parse_file(path), parse_file)
-    except RecursionError:
+    except RecursionError:  # the limit of nesting is checked first; this is the last resort
         return _too_deep(path)
 
 
 def check_source(
-    text: str, path: str | Path, parse_import: Callable[[Path], ast.File] = parse_file
+    text: str, path: str | Path, parse_import: Callable[[Path, Span], ast.File] = parse_file
 ) -> CheckResult:
     """Check `text` as the contents of the file at `path` (an editor's unsaved buffer); never
     raises SpecError. `parse_import` reads each imported file: `specc lsp` reuses its parses."""
@@ -67,7 +64,7 @@ def check_source(
 
 
 def check_parsed(
-    file: ast.File, parse_import: Callable[[Path], ast.File] = parse_file
+    file: ast.File, parse_import: Callable[[Path, Span], ast.File] = parse_file
 ) -> CheckResult:
     """Check a file already parsed (`specc lsp` reuses the parses of the parts of a file
     that did not change); never raises SpecError."""
@@ -81,12 +78,15 @@ def _too_deep(path: str | Path) -> CheckResult:
     diags = Diagnostics()
     diags.error(
         None,
-        f"{path}: blocks or expressions nest too deeply to check (expected at most {_MAX_NESTING})",
+        f"{path}: blocks or expressions nest too deeply to check (expected at most "
+        f"{MAX_NESTING} levels, the limit of nesting)",
     )
     return CheckResult(None, diags)
 
 
-def _check(read: Callable[[], ast.File], parse_import: Callable[[Path], ast.File]) -> CheckResult:
+def _check(
+    read: Callable[[], ast.File], parse_import: Callable[[Path, Span], ast.File]
+) -> CheckResult:
     diags = Diagnostics()
     try:
         file = read()
@@ -94,6 +94,7 @@ def _check(read: Callable[[], ast.File], parse_import: Callable[[Path], ast.File
         diags.extend(error.diagnostics)
         return CheckResult(None, diags)
     scope = resolve(file, diags, parse_import=parse_import)
+    expansion = Expansion()  # the layers of all the file's models count against one limit
     models = []
     names: dict[str, ast.Model] = {}
     for model in file.models:
@@ -105,7 +106,7 @@ def _check(read: Callable[[], ast.File], parse_import: Callable[[Path], ast.File
             )
             continue
         names[model.name] = model
-        built = check_model(model, scope.constants, scope, diags, file.path)
+        built = check_model(model, scope.constants, scope, diags, file.path, expansion)
         if built is not None:
             models.append(built)
     if not file.models:
@@ -117,12 +118,21 @@ def _check(read: Callable[[], ast.File], parse_import: Callable[[Path], ast.File
 
 
 def check_model(
-    model: ast.Model, env: Env, scope, diags: Diagnostics, file: str
+    model: ast.Model,
+    env: Env,
+    scope,
+    diags: Diagnostics,
+    file: str,
+    expansion: Expansion | None = None,
 ) -> ir.Model | None:
     errors_before = len(diags.errors)
     inputs = build_inputs(model, env, diags)
     builder = GraphBuilder(
-        scope, diags, env, input_spans={item.name: item.span for item in model.inputs}
+        scope,
+        diags,
+        env,
+        input_spans={item.name: item.span for item in model.inputs},
+        expansion=expansion or Expansion(),
     )
     outputs: list[ir.Value] | None = None
     if model.body is None:
@@ -266,9 +276,22 @@ def _data(model: ast.Model, env: Env, diags: Diagnostics, file: str) -> ir.DataS
     source = _bind_one(model.data, env, diags, DATA_SOURCES, "data source")
     if source is None:
         return None
+    if source.reads_file:
+        problem = path_problem(source.path)
+        if problem is not None:
+            diags.error(_argument_span(model.data, "path"), f"the data path {problem}")
+            return None
     return ir.DataSource.model_construct(
         source=source, spec_dir=str(Path(file).resolve().parent), span=model.data.span
     )
+
+
+def _argument_span(call: ast.Call, name: str) -> Span:
+    """Where the argument `name` of `call` is written: by keyword, else the first position."""
+    for keyword in call.keywords:
+        if keyword.name == name:
+            return keyword.value.span
+    return call.args[0].span if call.args else call.span
 
 
 def _warn_probabilities_into_logit_loss(model: ir.Model, diags: Diagnostics) -> None:

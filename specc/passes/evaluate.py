@@ -8,10 +8,12 @@ registry when the enclosing call is bound.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass, field
 
 from specc import ast
 from specc.errors import Span, SpecError
+from specc.limits import number_problem
 
 
 class Word(str):
@@ -40,10 +42,12 @@ class Arg:
 class Env:
     """Names in scope: constants and block parameters, with where each was defined."""
 
-    values: dict[str, object] = field(default_factory=dict)
+    values: dict[str, object] | ChainMap[str, object] = field(default_factory=dict)
 
     def child(self, values: dict[str, object]) -> Env:
-        return Env({**self.values, **values})
+        # A view in front of this one, not a copy: a block used many times in a file of many
+        # constants costs the block's parameters at each use, not all the constants.
+        return Env(ChainMap(values, self.values))
 
 
 def _arith(op: str, left: object, right: object, span: Span) -> object:
@@ -57,20 +61,27 @@ def _arith(op: str, left: object, right: object, span: Span) -> object:
     if op in ("/", "//") and right == 0:
         raise SpecError.at(span, "division by zero")
     if op == "+":
-        return left + right
-    if op == "-":
-        return left - right
-    if op == "*":
-        return left * right
-    if op == "//":
-        return left // right
-    result = left / right
-    # `64 / 2` is 32, not 32.0: exact quotients stay integers so they can be sizes.
-    return (
-        int(result)
-        if isinstance(left, int) and isinstance(right, int) and left % right == 0
-        else result
-    )
+        result = left + right
+    elif op == "-":
+        result = left - right
+    elif op == "*":
+        result = left * right
+    elif op == "//":
+        result = left // right
+    elif isinstance(left, int) and isinstance(right, int) and left % right == 0:
+        result = left // right  # `64 / 2` is 32, not 32.0: exact quotients stay sizes
+    else:
+        result = left / right
+    return within_limits(result, span)
+
+
+def within_limits(value: int | float, span: Span) -> int | float:
+    """`value`, or a SpecError at `span` when no framework could hold it. Checked at every
+    step of an expression, so that no computation grows huge."""
+    problem = number_problem(value)
+    if problem is not None:
+        raise SpecError.at(span, problem)
+    return value
 
 
 def _show(value: object) -> str:

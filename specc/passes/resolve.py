@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specc import ast
-from specc.errors import Diagnostic, Diagnostics, Span, SpecError
+from specc.errors import Diagnostic, Diagnostics, Span, SpecError, quoted
+from specc.limits import MAX_NESTING, path_problem
 from specc.passes.evaluate import Env, evaluate
 from specc.syntax import parse_file
 
@@ -40,40 +41,76 @@ def _define(scope: Scope, kind: str, name: str, span: Span, diags: Diagnostics) 
     return True
 
 
+def _import_target(imp: ast.Import, here: Path, diags: Diagnostics) -> Path | None:
+    """The file an import names, or None (reported) when the path cannot name one."""
+    problem = path_problem(imp.path)
+    if problem is not None:
+        diags.error(imp.span, f"cannot import {quoted(imp.path)}: the path {problem}")
+        return None
+    try:
+        target = (here.parent / imp.path).resolve()
+        exists = target.exists()
+    except (OSError, RuntimeError) as error:  # a loop of symbolic links, a path too long
+        diags.error(imp.span, f"cannot import {quoted(imp.path)}: {error}")
+        return None
+    if not exists:
+        diags.error(
+            imp.span,
+            f"cannot import {quoted(imp.path)} (expected a file at {target}, got no such file)",
+        )
+        return None
+    return target
+
+
 def resolve(
     file: ast.File,
     diags: Diagnostics,
+    parse_import: Callable[[Path, Span], ast.File] = parse_file,
     _stack: tuple[str, ...] = (),
-    parse_import: Callable[[Path], ast.File] = parse_file,
+    _done: dict[str, tuple[Scope, list[Diagnostic]]] | None = None,
 ) -> Scope:
-    """Collect the constants and blocks visible in `file`, its imports included; each
-    imported file is read by `parse_import` (a long-lived caller may reuse earlier parses)."""
+    """Collect the constants and blocks visible in `file`, its imports included. Each
+    imported file is read by `parse_import(path, span of the import)`: a long-lived caller
+    (`specc lsp`) may reuse earlier parses. `_done` holds the files already resolved in this
+    run: a file imported along many paths is read once, so a lattice of imports costs its
+    size, not the number of its paths."""
     scope = Scope()
+    done = {} if _done is None else _done
     here = Path(file.path).resolve()
     stack = (*_stack, str(here))
     for imp in file.imports:
-        target = (here.parent / imp.path).resolve()
+        target = _import_target(imp, here, diags)
+        if target is None:
+            continue
         if str(target) in stack:
             chain = " -> ".join(Path(p).name for p in (*stack, str(target)))
             diags.error(imp.span, f"import cycle: {chain}")
             continue
-        try:
-            imported_file = parse_import(target)
-        except SpecError as error:
-            if not target.is_file():
-                diags.error(
-                    imp.span,
-                    f'cannot import "{imp.path}" (expected a file at {target}, got no such file)',
-                )
-            else:
-                diags.extend(
-                    [d.with_note("imported from here", imp.span) for d in error.diagnostics]
-                )
+        if len(stack) > MAX_NESTING:
+            diags.error(
+                imp.span,
+                f"imports nest more than {MAX_NESTING} files deep (expected at most "
+                f"{MAX_NESTING}, the limit of nesting)",
+            )
             continue
+        if str(target) not in done:
+            try:
+                imported_file = parse_import(target, imp.span)
+            except SpecError as error:
+                diags.extend(
+                    [
+                        d if d.span == imp.span else d.with_note("imported from here", imp.span)
+                        for d in error.diagnostics
+                    ]
+                )
+                continue
+            found = Diagnostics()
+            done[str(target)] = (
+                resolve(imported_file, found, parse_import, stack, done), found.items
+            )
+        imported, found_items = done[str(target)]
         # Problems inside the imported file also say which import brought it in.
-        found = Diagnostics()
-        imported = resolve(imported_file, found, stack, parse_import)
-        diags.extend([d.with_note("imported from here", imp.span) for d in found.items])
+        diags.extend([d.with_note("imported from here", imp.span) for d in found_items])
         for name, value in imported.constants.values.items():
             if _define(scope, "constant", name, imported.constant_spans[name], diags):
                 scope.constants.values[name] = value
@@ -82,14 +119,21 @@ def resolve(
             if _define(scope, "block", name, block.span, diags):
                 scope.blocks[name] = block
 
+    failed: set[str] = set()  # constants whose value is in error: their uses report nothing
     for let in file.lets:
         if not _define(scope, "constant", let.name, let.span, diags):
+            continue
+        if failed and not failed.isdisjoint(_names_in(let.value)):
+            failed.add(let.name)
+            scope.constant_spans[let.name] = let.span
             continue
         try:
             scope.constants.values[let.name] = evaluate(let.value, scope.constants)
             scope.constant_spans[let.name] = let.span
         except SpecError as error:
             diags.extend(error.diagnostics)
+            failed.add(let.name)
+            scope.constant_spans[let.name] = let.span
     for block in file.blocks:
         if _define(scope, "block", block.name, block.span, diags):
             scope.blocks[block.name] = block
@@ -98,7 +142,29 @@ def resolve(
     return scope
 
 
-def _calls_in(block: ast.Block) -> list[ast.Call]:
+def _names_in(expr: ast.Expr) -> set[str]:
+    """The bare words an expression uses."""
+    names: set[str] = set()
+    stack: list[ast.Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        match node:
+            case ast.Name():
+                names.add(node.name)
+            case ast.ListExpr():
+                stack += node.items
+            case ast.BinOp():
+                stack += [node.left, node.right]
+            case ast.Neg():
+                stack.append(node.operand)
+            case ast.Call():
+                stack += node.args
+                stack += [k.value for k in node.keywords]
+    return names
+
+
+def calls_in(block: ast.Block) -> list[ast.Call]:
+    """The calls written in a block's body, in order (merges included)."""
     if isinstance(block.body, ast.SequenceBody):
         return list(block.body.calls)
     calls: list[ast.Call] = []
@@ -110,26 +176,34 @@ def _calls_in(block: ast.Block) -> list[ast.Call]:
 
 
 def _check_recursion(blocks: dict[str, ast.Block], diags: Diagnostics) -> None:
-    """A block that uses itself, directly or through others, can never be expanded."""
+    """A block that uses itself, directly or through others, can never be expanded.
+
+    A depth-first walk of the graph of which block uses which, without recursion (a chain of
+    blocks may be long) and visiting each block once (a block used by many is walked once)."""
     reported: set[str] = set()
-
-    def visit(name: str, path: list[tuple[str, Span | None]]) -> None:
-        names = [n for n, _ in path]
-        if name in names:
-            cycle = names[names.index(name) :] + [name]
-            if name not in reported:
-                reported.update(cycle)
-                span = path[-1][1]
-                diags.error(
-                    span,
-                    f"block `{name}` is recursive: {' -> '.join(cycle)} "
-                    "(blocks may use other blocks, never themselves)",
-                )
-            return
-        for call in _calls_in(blocks[name]):
-            if call.name in blocks:
-                visit(call.name, [*path, (name, call.name_span)])
-
-    for name in blocks:
-        if name not in reported:
-            visit(name, [])
+    finished: set[str] = set()
+    for root in blocks:
+        if root in finished:
+            continue
+        path = [root]
+        pending = [iter(calls_in(blocks[root]))]
+        while pending:
+            call = next(pending[-1], None)
+            if call is None:
+                finished.add(path.pop())
+                pending.pop()
+                continue
+            if call.name not in blocks or call.name in finished:
+                continue
+            if call.name in path:
+                cycle = path[path.index(call.name) :] + [call.name]
+                if call.name not in reported:
+                    reported.update(cycle)
+                    diags.error(
+                        call.name_span,
+                        f"block `{call.name}` is recursive: {' -> '.join(cycle)} "
+                        "(blocks may use other blocks, never themselves)",
+                    )
+                continue
+            path.append(call.name)
+            pending.append(iter(calls_in(blocks[call.name])))

@@ -10,12 +10,14 @@ are collected as diagnostics rather than raised, so one run reports all of them.
 from __future__ import annotations
 
 import json
+import re
 
 from lark import Token, Transformer, v_args
 from lark.tree import Meta
 
 from specc import ast
 from specc.errors import Diagnostic, Span
+from specc.limits import MAX_NUMBER_DIGITS, number_problem
 
 # Sections that may appear once per model.
 _SINGLE_SECTIONS = (
@@ -29,6 +31,23 @@ _SINGLE_SECTIONS = (
     "augment",
     "train",
 )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unusable_character(value: str) -> str | None:
+    """Why a string's value cannot be used (it could be neither a file name nor text of a
+    UTF-8 program), or None. JSON escapes can write both."""
+    if "\0" in value:
+        return "a string cannot hold a NUL character (expected no `\\u0000`)"
+    surrogate = _SURROGATE.search(value)
+    if surrogate is not None:
+        return (
+            f"a string cannot hold a lone surrogate (expected a Unicode character, got "
+            f"`\\u{ord(surrogate.group()):04x}` without its pair)"
+        )
+    return None
 
 
 def token_span(file: str, token: Token) -> Span:
@@ -68,10 +87,23 @@ class ToAst(Transformer):
 
     def number(self, meta, children):
         text = str(children[0])
+        span = self._span(meta)
+        if len(text) > MAX_NUMBER_DIGITS:  # before converting: int() of a long text is slow
+            self.diagnostics.append(
+                Diagnostic(
+                    f"this number is written with {len(text)} characters (expected at most "
+                    f"{MAX_NUMBER_DIGITS}, the limit of a number's digits)",
+                    span,
+                )
+            )
+            return ast.Number.model_construct(span=span, value=0)
         is_float = any(c in text for c in ".eE")
-        return ast.Number.model_construct(
-            span=self._span(meta), value=float(text) if is_float else int(text)
-        )
+        value = float(text) if is_float else int(text)
+        problem = number_problem(value)
+        if problem is not None:
+            self.diagnostics.append(Diagnostic(problem, span))
+            value = 0
+        return ast.Number.model_construct(span=span, value=value)
 
     def string(self, meta, children):
         token = children[0]
@@ -85,6 +117,10 @@ class ToAst(Transformer):
                     self._tok(token),
                 )
             )
+            value = ""
+        problem = _unusable_character(value)
+        if problem is not None:
+            self.diagnostics.append(Diagnostic(problem, self._tok(token)))
             value = ""
         return ast.String.model_construct(span=self._span(meta), value=value)
 

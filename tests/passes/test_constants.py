@@ -160,4 +160,5 @@ def test_nesting_too_deep_is_an_error_not_a_crash(check):
         }}
     """)
     assert checked.program is None
-    assert "nest too deeply" in checked.errors[0].message
+    assert "nests more than 100 levels deep" in checked.errors[0].message
+    assert checked.errors[0].span.line == 2  # located: at the `let` that nests

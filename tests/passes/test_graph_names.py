@@ -170,3 +170,34 @@ def test_a_model_without_body_or_input(check):
     checked = check("model m {\n    loss mse()\n}\n")
     checked.error("has no input")
     checked.error("has no `layers` or `graph` section")
+
+
+def test_a_name_for_an_input_before_any_layer(check):
+    """`h = x` as the first binding names a tensor no layer made (it once raised IndexError)."""
+    checked = check("""
+        model m {
+            input x: float[4]
+            graph {
+                h = x
+                y = h -> dense(2)
+            }
+            output y
+            loss mse()
+        }
+    """)
+    assert [node.layer.kind for node in checked.model.graph.nodes] == ["dense"]
+    assert checked.model.graph.nodes[0].inputs == ("x",)
+
+
+def test_rebinding_an_input_name_reports_the_unused_input(check):
+    """`y = x -> ...` where `y` is also an input (it once raised KeyError)."""
+    checked = check("""
+        model m {
+            input y: float[4]
+            input x: float[4]
+            graph { y = x -> dense(1) }
+            output y
+            loss mse()
+        }
+    """)
+    assert [(e.span.line, e.message) for e in checked.errors] == [(3, "input `y` is never used")]

@@ -267,3 +267,29 @@ def test_any_layout_formats_idempotently_to_the_same_ast(path):
         assert format_source(once) == once, messy
         assert same_ast(messy, once), messy
         assert comment_words(messy) == comment_words(once), messy
+
+
+# Characters that str.splitlines() takes for line ends; in a spec only `\n` ends a line, so in
+# a comment they are text like any other.
+_LINE_BREAKS_OF_PYTHON = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]
+
+
+@pytest.mark.parametrize("char", _LINE_BREAKS_OF_PYTHON, ids=lambda c: f"U+{ord(c):04X}")
+def test_comments_keep_every_character(char):
+    text = (f"# top{char}one\nmodel m {{  # head{char}two\n    input x: float[4]\n"
+            f"    # inside{char}three\n    layers {{\n        dense(1)  # tail{char}four{char}\n"
+            f"    }}\n}}\n")
+    once = format_source(text)
+    for comment in (f"# top{char}one", f"# head{char}two", f"# inside{char}three",
+                    f"# tail{char}four{char}"):
+        assert comment in once, repr(once)
+    assert format_source(once) == once
+    assert same_ast(text, once)
+    assert [c for *_, c in parse(once).comments] == [c for *_, c in parse(text).comments]
+
+
+def test_windows_line_ends_keep_comments_whole():
+    text = "model m {  # head\r\n    input x: float[4]\r\n    layers { dense(1) }  # tail\r\n}\r\n"
+    once = format_source(text)
+    assert "# head\n" in once and "# tail\n" in once and "\r" not in once
+    assert format_source(once) == once
