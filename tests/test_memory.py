@@ -319,12 +319,15 @@ def test_layers_that_keep_tensors_inside_add_them_per_sample(tmp_path):
     assert activations("maxpool1d(2)") - plain == batch * 5 * 16 * (4 + 8)
 
 
-def test_an_absurd_model_is_reported_and_compiled_without_overflow(tmp_path):
-    """10^300 units: float arithmetic would overflow; the figures stay exact ints, shown as
-    an order of magnitude, and the program's config block holds a capped number."""
-    model = mlp(tmp_path, middle="dense(1" + "0" * 300 + ")")
+def test_a_model_past_any_machine_is_reported_and_compiled_without_overflow(tmp_path):
+    """Layers at the edge of the front end's limits (int64 parameters and FLOPs per layer)
+    still add up past 2**64 bytes: the figures stay exact ints, shown as an order of
+    magnitude, and the program's config block holds a capped number."""
+    wide = "dense(2000000000)\n        dense(2000000000)"
+    model = mlp(tmp_path, middle=wide)
     memory = estimate(model)
-    assert memory.parameters > 10**300
+    assert memory.parameters > 4 * 10**18 * 4
+    assert memory.training > 2**64
     assert format_bytes(memory.training).startswith("about 10^")
     source = generate(model, "torch", tmp_path / "program")["train.py"]
     assert "\nmemory_needed = 18446744073709551616  # " in source

@@ -67,6 +67,6 @@ def test_the_fuzzer_finds_a_known_crash(folder, monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("y")
 
-    monkeypatch.setattr(check, "_check_file", broken)
+    monkeypatch.setattr(check, "_check", broken)
     outcome = run("model m {}\n", folder)
     assert outcome.problem is not None and "exited 3" in outcome.problem
