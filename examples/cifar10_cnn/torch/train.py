@@ -59,7 +59,7 @@ precision = "auto"  # auto: bf16 autocast on CUDA when supported, else fp32
 compile_model = "auto"  # auto: torch.compile on CUDA only
 grad_clip = None  # max global gradient norm; None: no clipping
 grad_accum = 1  # micro-batches per optimizer step
-# optimizer: sgd
+# optimizer: sgd (torch.optim.SGD's update: the momentum buffer holds gradients, not steps)
 learning_rate = 0.01
 momentum = 0.9
 nesterov = False

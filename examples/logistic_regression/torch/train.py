@@ -59,7 +59,8 @@ precision = "auto"  # auto: bf16 autocast on CUDA when supported, else fp32
 compile_model = "auto"  # auto: torch.compile on CUDA only
 grad_clip = None  # max global gradient norm; None: no clipping
 grad_accum = 1  # micro-batches per optimizer step
-# optimizer: adam (epsilon is added outside the square root, as torch.optim does)
+# optimizer: adam (torch.optim's update: epsilon is added to the bias-corrected root of
+# the second moment, outside the square root)
 learning_rate = 0.01
 beta1, beta2 = 0.9, 0.999
 epsilon = 1e-08
