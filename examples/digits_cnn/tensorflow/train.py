@@ -765,10 +765,10 @@ def last_good_checkpoint():
 
 
 def write_sealed(path, archive):
-    """Write `archive`, the bytes of a zip archive without a comment (as np.savez writes
-    one), to `path`, with the seal as its comment: a JSON object naming this program's backend
-    and spec hash, with the SHA-256 of every byte before the comment's length. A failed write
-    (a full disk) stops the run and leaves the previous `path` as it was."""
+    """Write `archive`, the bytes of a zip archive without a comment (as np.savez
+    writes one), to `path`, with the seal as its comment: a JSON object naming this program's
+    backend and spec hash, with the SHA-256 of every byte before the comment's length. A failed
+    write (a full disk) stops the run and leaves the previous `path` as it was."""
     body = archive[:-2]  # a zip archive ends with its comment's length, here 0
     seal = json.dumps({"backend": "tensorflow", "spec_hash": spec_hash,
                        "sha256": hashlib.sha256(body).hexdigest()}).encode()

@@ -58,7 +58,10 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         **training_context(model, "tensorflow", data, STDLIB_IMPORTS, THIRD_PARTY_IMPORTS),
         "builder": BUILDER,
         "optimizer_class": OPTIMIZER_CLASSES[model.optimizer.kind],
+        "backend_name": "tensorflow",
+        "framework_name": "TensorFlow",
         "checkpoint_suffix": CHECKPOINT_SUFFIX,
+        "checkpoint_writer": "np.savez",
     }
 
 
