@@ -62,6 +62,9 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         "framework_name": "TensorFlow",
         "checkpoint_suffix": CHECKPOINT_SUFFIX,
         "checkpoint_writer": "np.savez",
+        # what the shared epoch-end code reads the rate and the device's name with
+        "current_lr": "lr",
+        "device_text": "device",
     }
 
 

@@ -63,6 +63,9 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         "framework_name": "PyTorch",
         "checkpoint_suffix": CHECKPOINT_SUFFIX,
         "checkpoint_writer": "torch.save",
+        # what the shared epoch-end code reads the rate and the device's name with
+        "current_lr": 'optimizer.param_groups[0]["lr"]',
+        "device_text": "str(device)",
     }
 
 
