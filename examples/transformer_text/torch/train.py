@@ -772,12 +772,21 @@ def save_checkpoint(path, epochs_done):
     write_sealed(path, archive.getvalue())
 
 
-def load_checkpoint(data):
-    """Put the weights of a checkpoint (the bytes read_sealed verified) into the model; the
-    rest is returned."""
-    checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+def load_checkpoint(contents, with_optimizer=False):
+    """Put a checkpoint (the bytes read_sealed verified) into the model (and the optimizer,
+    the loss scaler and the random generators); returns its position."""
+    checkpoint = torch.load(io.BytesIO(contents), map_location="cpu", weights_only=True)
     model.load_state_dict(checkpoint["model"])
-    return checkpoint
+    if with_optimizer:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        random.setstate(checkpoint["rng"]["python"])
+        name, keys, *state = checkpoint["rng"]["numpy"]
+        np.random.set_state((name, np.array(keys, dtype=np.uint32), *state))
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        if on_cuda and checkpoint["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+    return {key: checkpoint[key] for key in ("epoch", "step", "schedule", "best")}
 
 
 # TensorFlow's train.py writes .npz checkpoints: a run directory never holds both kinds.
@@ -810,9 +819,9 @@ if args.predict:
         for start in range(0, len(inputs[0]), batch_size):
             with autocast:
                 outputs = forward(tuple(x[start:start + batch_size] for x in inputs))
-            predictions.append([output.float().cpu() for output in outputs])
+            predictions.append([output.float().cpu().numpy() for output in outputs])
     names = ["dense_1"]  # the model's outputs, in order
-    predicted = {name: torch.cat(parts).numpy()
+    predicted = {name: np.concatenate(parts)
                  for name, parts in zip(names, zip(*predictions, strict=True), strict=True)}
     # the outputs, and for a classifier also its class ids (and names, where the data has them)
     np.savez(run_dir / "predictions.npz", **prediction_arrays(predicted, preprocessing))
@@ -850,18 +859,10 @@ if args.resume and epoch_checkpoints():
     if newest is None:
         sys.exit(f"error: no checkpoint in {checkpoint_dir} is intact, so the run cannot "
                  "resume; remove them to start afresh, or choose another --out")
-    checkpoint = load_checkpoint(contents)
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scaler.load_state_dict(checkpoint["scaler"])
-    schedule_state.update(checkpoint["schedule"])
-    best.update(checkpoint["best"])
-    start_epoch, step = checkpoint["epoch"], checkpoint["step"]
-    random.setstate(checkpoint["rng"]["python"])
-    name, keys, *position = checkpoint["rng"]["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), *position))
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    if on_cuda and checkpoint["rng"]["cuda"]:
-        torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+    position = load_checkpoint(contents, with_optimizer=True)
+    schedule_state.update(position["schedule"])
+    best.update(position["best"])
+    start_epoch, step = position["epoch"], position["step"]
     # Lines logged after that checkpoint belong to epochs that are about to run again.
     logged = metrics_path.read_text().splitlines() if metrics_path.exists() else []
     kept = [line for line in logged if json.loads(line)["epoch"] <= start_epoch]
