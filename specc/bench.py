@@ -4,8 +4,10 @@ Each variant that applies to the backend and the device (`variants_for`) is the 
 generated with that variant's `train { precision, compile }` values, which become the
 program's config block, into a temporary folder; its train.py then runs in a child process
 (specc/bench_probe.py) as a user runs it:
-`--max-steps W+N --no-export --device D --out RUN`, W being the program's own
-`warmup_batches` and N `--steps`.
+`--epochs W+N --max-steps W+N --no-export --device D --out RUN`, W being the program's own
+`warmup_batches` and N `--steps`. `--epochs` is as large so that data of only a few
+batches still trains W+N steps (the program then times later epochs from their first batch,
+their evaluation and checkpoints left out).
 
 What is measured: train.py's own results.json `train_samples_per_s`. Its clock starts after
 batch W (after a device sync) and stops once the loss of step W+N is read back, so start-up,
@@ -124,7 +126,8 @@ def measure(model, backend: str, device: str, variant: Variant, steps: int,
     train_py = program_dir / "train.py"
     warmup = warmup_steps(train_py)
     run_dir, report = work_dir / variant.name / "run", work_dir / variant.name / "probe.json"
-    command = [*PROBE, "run", str(report), str(train_py),
+    # As many epochs as steps: even one-batch epochs then hold W+N steps.
+    command = [*PROBE, "run", str(report), str(train_py), "--epochs", str(warmup + steps),
                "--max-steps", str(warmup + steps), "--no-export", "--device", device,
                "--out", str(run_dir)]
     try:
