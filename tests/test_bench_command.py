@@ -109,15 +109,19 @@ def test_a_gpu_this_machine_lacks_is_refused_with_exit_1(tiny_spec):
 
 
 @pytest.mark.slow
-def test_bench_measures_a_variant_and_writes_its_table_and_json(tiny_spec, tmp_path):
+@pytest.mark.parametrize("backend, framework", [("torch", "PyTorch"),
+                                                ("tensorflow", "TensorFlow")])
+def test_bench_measures_a_variant_and_writes_its_table_and_json(tiny_spec, tmp_path, backend,
+                                                                framework):
     report_path = tmp_path / "bench.json"
-    done = specc_bench(str(tiny_spec), "--device", "cpu", "--variants", "fp32", "--steps", "3",
-                       "--json", str(report_path), timeout=120)
+    done = specc_bench(str(tiny_spec), "--backend", backend, "--device", "cpu",
+                       "--variants", "fp32", "--steps", "3", "--json", str(report_path),
+                       timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(report_path.read_text())
     assert {key: report[key] for key in ("model", "backend", "device", "batch_size", "steps",
                                          "fastest")} == {
-        "model": "tiny", "backend": "torch", "device": "cpu", "batch_size": 32, "steps": 3,
+        "model": "tiny", "backend": backend, "device": "cpu", "batch_size": 32, "steps": 3,
         "fastest": "fp32"}
     [row] = report["variants"]
     assert row["status"] == "ok" and row["precision"] == "fp32" and row["compile"] is False
@@ -125,8 +129,8 @@ def test_bench_measures_a_variant_and_writes_its_table_and_json(tiny_spec, tmp_p
     assert row["samples_per_s"] > 0 and row["peak_mb"] > 0 and row["peak_memory"] == "rss"
     assert row["ms_per_step"] == pytest.approx(1000 * 32 / row["samples_per_s"])
     lines = done.stdout.splitlines()
-    assert lines[0] == ("tiny with PyTorch on cpu, batch 32, 3 timed steps after the program's "
-                        "warm-up")
+    assert lines[0] == (f"tiny with {framework} on cpu, batch 32, 3 timed steps after the "
+                        "program's warm-up")
     cells = lines[2].split()
     assert cells[:3] == ["fp32", "fp32", "off"] and cells[-1] == "rss"
     assert float(cells[3]) == pytest.approx(row["ms_per_step"], abs=0.01)
