@@ -109,7 +109,10 @@ class Run:
                 stdout, stderr = proc.communicate(timeout=limit)
                 status = "ok" if proc.returncode == 0 else "failed"
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:  # it ended just now
+                    pass
                 stdout, stderr = proc.communicate()
                 status = "timeout"
         record = {"status": status, "seconds": round(time.monotonic() - start, 2)}
