@@ -142,7 +142,8 @@ def measure(model, backend: str, device: str, variant: Variant, steps: int,
     samples_per_step = model.train.batch_size * model.train.grad_accum
     return {**row, "status": "ok", "warmup_steps": warmup, "timed_steps": steps,
             "samples_per_s": samples_per_s, "ms_per_step": 1000 * samples_per_step / samples_per_s,
-            "peak_mb": memory["peak_mb"], "peak_memory": memory["peak_memory"]}
+            "peak_mb": memory["peak_mb"], "peak_memory": memory["peak_memory"],
+            "versions": memory["versions"]}
 
 
 def bench(spec_path: str | Path, *, backend: str | None = None, device: str | None = None,

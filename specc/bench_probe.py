@@ -9,7 +9,7 @@ child runs what the generated program imports (the framework, NumPy) and little 
 
 The report holds `peak_mb` and `peak_memory`, which says what was measured: "rss" (the
 process's peak resident set, over the whole run) or "cuda" (the framework's peak of
-allocated device memory).
+allocated device memory); and `versions`, the framework's version.
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ def run(report: Path, train_py: Path, program_args: list[str]) -> None:
         if stop.code not in (None, 0):
             raise  # the program's own `error: ...` message and exit status
     peak_mb, measured = peak_memory()
-    report.write_text(json.dumps({"peak_mb": peak_mb, "peak_memory": measured}) + "\n")
+    versions = {name: sys.modules[name].__version__ for name in ("torch", "tensorflow")
+                if name in sys.modules}
+    report.write_text(json.dumps({"peak_mb": peak_mb, "peak_memory": measured,
+                                  "versions": versions}) + "\n")
 
 
 def main() -> None:

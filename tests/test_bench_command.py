@@ -127,6 +127,7 @@ def test_bench_measures_a_variant_and_writes_its_table_and_json(tiny_spec, tmp_p
     assert row["status"] == "ok" and row["precision"] == "fp32" and row["compile"] is False
     assert row["timed_steps"] == 3 and row["warmup_steps"] == 5
     assert row["samples_per_s"] > 0 and row["peak_mb"] > 0 and row["peak_memory"] == "rss"
+    assert list(row["versions"]) == [backend]
     assert row["ms_per_step"] == pytest.approx(1000 * 32 / row["samples_per_s"])
     lines = done.stdout.splitlines()
     assert lines[0] == (f"tiny with {framework} on cpu, batch 32, 3 timed steps after the "
