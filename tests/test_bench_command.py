@@ -136,3 +136,19 @@ def test_bench_measures_a_variant_and_writes_its_table_and_json(tiny_spec, tmp_p
     assert cells[:3] == ["fp32", "fp32", "off"] and cells[-1] == "rss"
     assert float(cells[3]) == pytest.approx(row["ms_per_step"], abs=0.01)
     assert lines[-1] == "fastest: fp32"
+
+
+@pytest.mark.slow
+def test_a_program_that_cannot_train_is_a_failed_variant_and_exit_1(tmp_path):
+    spec = tmp_path / "missing.spec"
+    spec.write_text(TINY_SPEC.replace("synthetic(640)", 'npz(path="missing.npz")'))
+    report_path = tmp_path / "bench.json"
+    done = specc_bench(str(spec), "--device", "cpu", "--variants", "fp32", "--steps", "2",
+                       "--json", str(report_path), timeout=120)
+    assert done.returncode == 1, done.stderr
+    report = json.loads(report_path.read_text())
+    [row] = report["variants"]
+    assert row["status"] == "failed" and report["fastest"] is None
+    assert row["reason"].startswith(f"error: data file not found at {tmp_path / 'missing.npz'}")
+    assert done.stdout.splitlines()[2].endswith(row["reason"])
+    assert "Traceback" not in done.stdout + done.stderr
