@@ -138,6 +138,11 @@ def epoch_losses(run_dir: Path) -> dict[int, float]:
     return {record["epoch"]: record["loss"] for record in map(json.loads, lines)}
 
 
+def last_json_line(output: str) -> dict:
+    """What a checks.py child printed last (a library may have printed a warning before)."""
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -167,7 +172,7 @@ def check_workload(run: Run, name: str, workload: dict, programs: Path,
             [sys.executable, str(CHECKS), "export", str(run_dir / "model.pt2"),
              json.dumps(workload["inputs"])], deadline)
         if result["export"]["status"] == "ok":
-            result["export"].update(json.loads(shown))
+            result["export"].update(last_json_line(shown))
             if not result["export"]["finite"]:
                 failures.append("the exported model's outputs are not finite")
         else:
@@ -215,7 +220,7 @@ def time_side(run: Run, name: str, workload: dict, programs: Path, side: str,
         command += ["hand", workload["baseline"], *side_args]
     record, _ = run.child(command)
     if record["status"] == "ok":
-        record.update(read_json(report))
+        record.update(read_json(report) or {"status": "failed", "reason": f"no {report.name}"})
     return {"workload": name, "side": side, "round": round_index, "steps": steps, **record}
 
 
@@ -233,7 +238,7 @@ def summarize(rows: list[dict]) -> dict:
     for name in dict.fromkeys(row["workload"] for row in rows):
         speeds = {}  # side -> round -> samples/s
         for row in rows:
-            if row["workload"] == name and row["status"] == "ok":
+            if row["workload"] == name and row["status"] == "ok" and row["samples_per_s"]:
                 speeds.setdefault(row["side"], {})[row["round"]] = row["samples_per_s"]
         entry = {f"{side}_samples_per_s": statistics.median(by_round.values())
                  for side, by_round in speeds.items()}
@@ -276,7 +281,7 @@ def main() -> int:
     run = Run(args, manifest)
 
     machine, shown = run.child([sys.executable, str(CHECKS), "machine"])
-    run.report["machine"] = json.loads(shown) if machine["status"] == "ok" else machine
+    run.report["machine"] = last_json_line(shown) if machine["status"] == "ok" else machine
     run.save()
 
     correctness_end = time.monotonic() + CORRECTNESS_SHARE * run.left()
