@@ -4,7 +4,7 @@ measured to `--report` as JSON.
 
     python bench/measure.py --backend torch --steps 20 --warmup 5 --device cpu \\
         --batch-size 128 --report OUT.json generated PROGRAM_DIR/train.py RUN_DIR
-    python bench/measure.py --backend torch ... hand torch_mnist_cnn
+    python bench/measure.py --backend torch ... hand torch_mnist_cnn [--compile on|off]
 
 What the report holds:
   samples_per_s        the side's own figure: the generated train.py's results.json
@@ -140,13 +140,17 @@ def run_generated(train_py: Path, run_dir: Path, args: argparse.Namespace) -> fl
 
 
 def run_hand(name: str, args: argparse.Namespace) -> float:
-    """Call the baseline module's benchmark(steps, warmup, device)."""
+    """Call the baseline module's benchmark(steps, warmup, device), and with `--compile` its
+    `compiled` (PyTorch baselines)."""
     sys.path.insert(0, str(BASELINES))
     baseline = importlib.import_module(name)
     if baseline.BATCH_SIZE != args.batch_size:
         sys.exit(f"error: {name} trains with batch {baseline.BATCH_SIZE}, the spec with "
                  f"{args.batch_size}: they must match to compare")
-    return baseline.benchmark(args.steps, args.warmup, args.device)
+    if args.compile == "auto":
+        return baseline.benchmark(args.steps, args.warmup, args.device)
+    return baseline.benchmark(args.steps, args.warmup, args.device,
+                              compiled=args.compile == "on")
 
 
 def main() -> None:
@@ -163,6 +167,8 @@ def main() -> None:
     generated.add_argument("run_dir", type=Path)
     hand = sides.add_parser("hand")
     hand.add_argument("module", help="a module of bench/baselines, e.g. torch_mnist_cnn")
+    hand.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                      help="torch.compile the baseline (auto: as it chooses, on CUDA only)")
     args = parser.parse_args()
 
     probe = TorchProbe(args.warmup, args.steps, args.device) if args.backend == "torch" else None

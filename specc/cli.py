@@ -218,6 +218,24 @@ def cmd_lsp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from specc.bench import BenchError, bench, table
+
+    try:
+        variants = args.variants.split(",") if args.variants else None
+        report = bench(args.spec, backend=args.backend, device=args.device, steps=args.steps,
+                       variants=variants, model=args.model)
+    except BenchError as error:
+        print(error, file=sys.stderr)
+        return error.status
+    print(table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return EXIT_OK if report["fastest"] else EXIT_SPEC  # every variant failed: it says why
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="specc", description="Compile model specs to "
                                      "standalone PyTorch and TensorFlow training programs.")
@@ -293,6 +311,20 @@ def build_parser() -> argparse.ArgumentParser:
     lsp.add_argument("--stdio", action="store_true", help="on standard input and output "
                      "(the only transport; accepted since clients pass it)")
     lsp.set_defaults(run=cmd_lsp)
+
+
+    bench = sub.add_parser("bench", help="time a spec's program in each precision and "
+                           "compile setting that applies to this machine")
+    bench.add_argument("spec", metavar="SPEC")
+    bench.add_argument("--backend", choices=("torch", "tensorflow"))
+    bench.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    bench.add_argument("--steps", type=int, default=20, metavar="N",
+                       help="timed optimizer steps per variant, after the warm-up (default: 20)")
+    bench.add_argument("--variants", metavar="NAME,...",
+                       help="measure only these (e.g. fp32,bf16+compile; default: all)")
+    bench.add_argument("--json", metavar="FILE", help="also write the measurements here")
+    bench.add_argument("--model", help="which model of the file (default: the first)")
+    bench.set_defaults(run=cmd_bench)
     return parser
 
 

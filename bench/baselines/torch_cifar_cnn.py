@@ -33,14 +33,16 @@ class CifarCnn(nn.Module):
         return self.fc2(x)
 
 
-def benchmark(steps: int, warmup: int, device: str = "cpu") -> float:
-    """Samples per second over `steps` training steps after `warmup` untimed ones."""
+def benchmark(steps: int, warmup: int, device: str = "cpu",
+              compiled: bool | None = None) -> float:
+    """Samples per second over `steps` training steps after `warmup` untimed ones;
+    `compiled`: torch.compile the model (None: on CUDA only)."""
     torch.manual_seed(0)
     images = torch.randn(SAMPLES, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, 10, (SAMPLES,))
     model = CifarCnn().to(memory_format=torch.channels_last)
     return time_steps(model, images, labels, F.cross_entropy, BATCH_SIZE, steps,
-                      warmup, device)
+                      warmup, device, compiled)
 
 
 if __name__ == "__main__":

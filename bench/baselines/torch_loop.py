@@ -8,7 +8,8 @@ step has finished (the loss is read back, which waits for it). That is the regio
 generated train.py times as well, so the two samples/s figures compare.
 
 On CUDA the baselines do what the generated programs do by default there: bf16 autocast and
-torch.compile. On the CPU: fp32, eager.
+torch.compile. On the CPU: fp32, eager. `compiled` chooses torch.compile either way
+(bench/gpu/run_gpu.py times the baselines both eager and compiled on CUDA).
 """
 
 from __future__ import annotations
@@ -28,14 +29,18 @@ def device_and_settings(device: str) -> tuple[torch.device, bool]:
     return device, on_cuda
 
 
-def time_steps(model, inputs, targets, loss_fn, batch_size, steps, warmup, device) -> float:
+def time_steps(model, inputs, targets, loss_fn, batch_size, steps, warmup, device,
+               compiled: bool | None = None) -> float:
     """Train `model` for `warmup` + `steps` optimizer steps with Adam (lr 1e-3) on batches of
-    (`inputs`, `targets`); return the samples per second of the `steps` timed steps."""
+    (`inputs`, `targets`); return the samples per second of the `steps` timed steps.
+    `compiled`: run the model through torch.compile (None: on CUDA only)."""
     device, on_cuda = device_and_settings(device)
     model = model.to(device)
     inputs, targets = inputs.to(device), targets.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=on_cuda)
-    forward = torch.compile(model) if on_cuda else model
+    if compiled is None:
+        compiled = on_cuda
+    forward = torch.compile(model) if compiled else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else nullcontext()
     order = torch.randperm(len(inputs), device=device)
     if (warmup + steps) * batch_size > len(order):

@@ -26,13 +26,15 @@ class LstmText(nn.Module):
         return self.fc(h_n[-1])  # the last time step's hidden state
 
 
-def benchmark(steps: int, warmup: int, device: str = "cpu") -> float:
-    """Samples per second over `steps` training steps after `warmup` untimed ones."""
+def benchmark(steps: int, warmup: int, device: str = "cpu",
+              compiled: bool | None = None) -> float:
+    """Samples per second over `steps` training steps after `warmup` untimed ones;
+    `compiled`: torch.compile the model (None: on CUDA only)."""
     torch.manual_seed(0)
     tokens = torch.randint(0, VOCAB, (SAMPLES, MAX_LEN))
     labels = torch.randint(0, 2, (SAMPLES,))
     return time_steps(LstmText(), tokens, labels, F.cross_entropy, BATCH_SIZE, steps,
-                      warmup, device)
+                      warmup, device, compiled)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ BATCH_SIZE = 1024
 SAMPLES = 307200  # as the spec's synthetic(n): the same data held in memory
 
 
-def benchmark(steps: int, warmup: int, device: str = "cpu") -> float:
-    """Samples per second over `steps` training steps after `warmup` untimed ones."""
+def benchmark(steps: int, warmup: int, device: str = "cpu",
+              compiled: bool | None = None) -> float:
+    """Samples per second over `steps` training steps after `warmup` untimed ones;
+    `compiled`: torch.compile the model (None: on CUDA only)."""
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Linear(64, 256), nn.ReLU(),
@@ -23,7 +25,8 @@ def benchmark(steps: int, warmup: int, device: str = "cpu") -> float:
     )
     features = torch.randn(SAMPLES, 64)
     targets = torch.randn(SAMPLES, 1)
-    return time_steps(model, features, targets, F.mse_loss, BATCH_SIZE, steps, warmup, device)
+    return time_steps(model, features, targets, F.mse_loss, BATCH_SIZE, steps, warmup, device,
+                      compiled)
 
 
 if __name__ == "__main__":
