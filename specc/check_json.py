@@ -9,8 +9,9 @@ Shapes are lists of dimensions without the batch, `null` for a `?` dimension; FL
 from __future__ import annotations
 
 from specc import __version__, ir
+from specc.backends.registry import BACKEND_NAMES
 from specc.errors import Diagnostic, Span
-from specc.layers.base import BACKENDS, ParamCount, Shape
+from specc.layers.base import ParamCount, Shape
 
 SCHEMA_VERSION = 1
 
@@ -72,7 +73,7 @@ def params_entry(params: dict[str, ParamCount]) -> dict:
             "non_trainable": params[backend].non_trainable,
             "total": params[backend].total,
         }
-        for backend in BACKENDS
+        for backend in BACKEND_NAMES
     }
 
 

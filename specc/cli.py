@@ -237,6 +237,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from specc.backends.registry import BACKEND_NAMES
+
     parser = argparse.ArgumentParser(prog="specc", description="Compile model specs to "
                                      "standalone PyTorch and TensorFlow training programs.")
     from specc import __version__
@@ -252,14 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     compile_ = sub.add_parser("compile", help="write model.py and train.py for a spec")
     compile_.add_argument("spec", metavar="SPEC")
-    compile_.add_argument("--backend", choices=("torch", "tensorflow"))
+    compile_.add_argument("--backend", choices=BACKEND_NAMES)
     compile_.add_argument("-o", "--out", metavar="DIR")
     compile_.add_argument("--model", help="which model of the file (default: the first)")
     compile_.set_defaults(run=cmd_compile)
 
     train = sub.add_parser("train", help="compile a spec into RUN/code and train it")
     train.add_argument("spec", metavar="SPEC")
-    train.add_argument("--backend", choices=("torch", "tensorflow"))
+    train.add_argument("--backend", choices=BACKEND_NAMES)
     train.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--epochs", type=int)
     train.add_argument("--max-steps", type=int, dest="max_steps")

@@ -18,7 +18,9 @@ from pathlib import Path
 import graphviz
 
 from specc import ir
+from specc.backends.registry import TABLE_ORDER
 from specc.layers.base import ParamCount, fmt_shape
+from specc.report import per_backend
 
 # What `-o FILE` may end with: Graphviz's output format for it, None for DOT text.
 FORMATS: dict[str, str | None] = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None,
@@ -179,14 +181,15 @@ def spec_value(value: object) -> str:
 def layer_fill(node: ir.LayerNode) -> str:
     if len(node.inputs) > 1:
         return FILL["merge"]
-    return FILL["weights"] if node.params["tensorflow"].total else FILL["plain"]
+    return FILL["weights"] if any(count.total for count in node.params.values()) else FILL["plain"]
 
 
 def params_text(params: dict[str, ParamCount]) -> str:
     """`1,234 params`, or each backend's count where they differ (`keras 1,234 / torch
     1,250 params`, as PyTorch's recurrent layers do)."""
-    keras, torch = params["tensorflow"].total, params["torch"].total
-    return f"{keras:,} params" if keras == torch else f"keras {keras:,} / torch {torch:,} params"
+    if len({count.total for count in params.values()}) > 1:
+        return " / ".join(per_backend(params, lambda count: f"{count.total:,}")) + " params"
+    return f"{params[TABLE_ORDER[0]].total:,} params"
 
 
 def write(model: ir.Model, out: str | Path, expand: bool = False) -> Path:

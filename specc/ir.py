@@ -14,6 +14,7 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
+from specc.backends.registry import BACKEND_NAMES
 from specc.errors import Span
 from specc.layers import AnyLayer
 from specc.layers.base import Backend, ParamCount, Shape
@@ -77,7 +78,7 @@ class Graph(Frozen):
 
     @property
     def params(self) -> dict[Backend, ParamCount]:
-        total: dict[Backend, ParamCount] = {"torch": ParamCount(), "tensorflow": ParamCount()}
+        total: dict[Backend, ParamCount] = dict.fromkeys(BACKEND_NAMES, ParamCount())
         for node in self.nodes:
             for backend, count in node.params.items():
                 total[backend] = total[backend] + count

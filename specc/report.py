@@ -1,13 +1,15 @@
 """The table `specc check` prints: per layer its spec line, output shape and parameters;
 under it the totals, the forward FLOPs and the memory (specc.memory).
 
-Parameters are shown once when both backends agree on every row, and per backend (Keras
-convention first) when any layer differs, as PyTorch's recurrent layers do.
+Parameters are shown once when every backend agrees on every row, and per backend (in the
+registry's TABLE_ORDER, Keras's convention first) when any layer differs, as PyTorch's
+recurrent layers do.
 """
 
 from __future__ import annotations
 
 from specc import ir
+from specc.backends.registry import BACKENDS, TABLE_ORDER
 from specc.layers.base import ParamCount, fmt_shape
 from specc.memory import estimate, format_bytes
 
@@ -21,22 +23,17 @@ def format_flops(value: int | None) -> str:
     return str(value)
 
 
-def _rows(graph: ir.Graph, depth: int) -> list[tuple[str, str, str, str, ParamCount, ParamCount]]:
+Row = tuple[str, str, str, str, dict[str, ParamCount]]  # name, kind, line, shape, params
+
+
+def _rows(graph: ir.Graph, depth: int) -> list[Row]:
     rows = []
     indent = "  " * depth
     for node in graph.nodes:
         name = node.id if node.output.label == node.id else f"{node.output.label} = {node.id}"
         kind = node.block if isinstance(node, ir.BlockNode) else node.layer.kind
-        params = node.params
         rows.append(
-            (
-                indent + name,
-                kind,
-                str(node.span.line),
-                fmt_shape(node.output.shape),
-                params["tensorflow"],
-                params["torch"],
-            )
+            (indent + name, kind, str(node.span.line), fmt_shape(node.output.shape), node.params)
         )
         if isinstance(node, ir.BlockNode):
             rows += _rows(node.body, depth + 1)
@@ -51,24 +48,20 @@ def model_table(model: ir.Model) -> str:
             "input",
             "",
             fmt_shape(v.shape) + ("" if v.dtype == "float32" else " int"),
-            ParamCount(),
-            ParamCount(),
+            dict.fromkeys(TABLE_ORDER, ParamCount()),
         )
         for v in graph.inputs
     ]
     rows += _rows(graph, 0)
-    differ = any(keras != torch for *_, keras, torch in rows)
-    header = ["layer", "kind", "line", "output shape", "params (keras)" if differ else "params"]
-    if differ:
-        header.append("params (torch)")
+    differ = any(differs(params) for *_, params in rows)
+    columns = TABLE_ORDER if differ else TABLE_ORDER[:1]
+    header = ["layer", "kind", "line", "output shape"]
+    header += [f"params ({BACKENDS[b].label})" for b in columns] if differ else ["params"]
     table = [header]
-    for name, kind, line, shape, keras, torch in rows:
-        row = [name, kind, line, shape, f"{keras.total:,}"]
-        if differ:
-            row.append(f"{torch.total:,}")
-        table.append(row)
+    for name, kind, line, shape, params in rows:
+        table.append([name, kind, line, shape, *(f"{params[b].total:,}" for b in columns)])
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    right = {2, 4, 5}
+    right = {2, *range(4, len(header))}
     lines = [
         "  ".join(
             cell.rjust(w) if i in right else cell.ljust(w)
@@ -79,10 +72,9 @@ def model_table(model: ir.Model) -> str:
     rule = "-" * len(lines[0])
     totals = graph.params
     summary = [f"model {model.name} ({model.file})", rule, lines[0], rule, *lines[1:], rule]
-    for backend in ("tensorflow", "torch") if differ else ("tensorflow",):
+    for backend in columns:
         count = totals[backend]
-        label = {"tensorflow": "keras", "torch": "torch"}[backend] if differ else ""
-        prefix = f"{label} " if label else ""
+        prefix = f"{BACKENDS[backend].label} " if differ else ""
         summary.append(
             f"{prefix}total params: {count.total:,} (trainable {count.trainable:,}, "
             f"non-trainable {count.non_trainable:,})"
@@ -90,6 +82,16 @@ def model_table(model: ir.Model) -> str:
     summary.append(f"forward FLOPs per sample: {format_flops(graph.flops)}")
     summary += memory_lines(model)
     return "\n".join(summary)
+
+
+def differs(params: dict[str, ParamCount]) -> bool:
+    """Whether the backends count these parameters differently."""
+    return len(set(params.values())) > 1
+
+
+def per_backend(params: dict[str, ParamCount], show) -> list[str]:
+    """`show(count)` for each backend in TABLE_ORDER, each after its label."""
+    return [f"{BACKENDS[b].label} {show(params[b])}" for b in TABLE_ORDER]
 
 
 def memory_lines(model: ir.Model) -> list[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 import specc
 from specc.backends import generate, select_model
 from specc.backends.common.plan import spec_hash
+from specc.backends.registry import BACKENDS
 from specc.errors import SpecError
 
 
@@ -77,15 +78,11 @@ def unused_run_dir(run_dir: Path) -> Path:
     return chosen
 
 
-# The checkpoint files of each backend's train.py: torch.save files, NumPy archives.
-CHECKPOINT_SUFFIXES = {"torch": ".pt", "tensorflow": ".npz"}
-
-
 def checkpoint_files(run_dir: Path) -> dict[str, list[Path]]:
     """The run's checkpoint files, by the backend whose train.py writes them."""
     folder = run_dir / "checkpoints"
-    return {backend: sorted(folder.glob(f"*{suffix}"))
-            for backend, suffix in CHECKPOINT_SUFFIXES.items()}
+    return {backend.name: sorted(folder.glob(f"*{backend.checkpoint_suffix}"))
+            for backend in BACKENDS.values()}
 
 
 def holds_checkpoints(run_dir: Path) -> bool:

@@ -12,12 +12,13 @@ import json
 import re
 from pathlib import Path
 
+from specc.backends.registry import BACKENDS_BY_FRAMEWORK
+
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 PROGRAM_FILE = Path("code") / "train.py"
 # The generated train.py's first line: """Train `NAME` with PyTorch.
 PROGRAM_TITLE = re.compile(r'^"""Train `(?P<model>[^`]+)` with (?P<framework>\w+)\.')
-BACKENDS_BY_FRAMEWORK = {"PyTorch": "torch", "TensorFlow": "tensorflow"}
 
 
 class RunError(Exception):

@@ -9,6 +9,8 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from specc.backends.registry import BACKEND_NAMES, DEFAULT_BACKEND
+
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -300,7 +302,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
-    backend: Literal["torch", "tensorflow"] = "torch"
+    backend: Literal[BACKEND_NAMES] = DEFAULT_BACKEND  # type: ignore[valid-type]
     device: str = "auto"
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 32

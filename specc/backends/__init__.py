@@ -4,21 +4,25 @@
 from __future__ import annotations
 
 import warnings
-from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from specc import ir
-from specc.errors import SpecError
+from specc.backends.registry import BACKEND_NAMES, BACKENDS
 
-BACKENDS = ("torch", "tensorflow")
+# Imported where used: the layer catalog and the CLI read specc.backends.registry, and
+# importing this package first must not pull in the IR (which reads the catalog).
+if TYPE_CHECKING:
+    from specc import ir
 
 
 def generate(model: ir.Model, backend: str, program_dir: Path) -> dict[str, str]:
+    from specc.errors import SpecError
+
     if backend not in BACKENDS:
         raise SpecError.at(
-            None, f"unknown backend `{backend}` (expected one of: {', '.join(BACKENDS)})"
+            None, f"unknown backend `{backend}` (expected one of: {', '.join(BACKEND_NAMES)})"
         )
-    module = import_module(f"specc.backends.{backend}")
+    module = BACKENDS[backend].generator()
     if not hasattr(module, "generate"):
         raise SpecError.at(None, f"the {backend} backend is not available yet")
     if not model.losses:
@@ -37,6 +41,7 @@ SYNTHETIC_SAMPLES = 1024
 
 
 def _with_synthetic_data(model: ir.Model) -> ir.Model:
+    from specc import ir
     from specc.data_sources import Synthetic
 
     warnings.warn(
@@ -53,6 +58,8 @@ def _with_synthetic_data(model: ir.Model) -> ir.Model:
 
 def select_model(program: ir.Program, name: str | None) -> ir.Model:
     """The model called `name`, or the file's first model."""
+    from specc.errors import SpecError
+
     if name is None:
         return program.models[0]
     for model in program.models:

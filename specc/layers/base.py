@@ -22,8 +22,8 @@ from specc.errors import ShapeError, mismatch
 
 Dim = int | None
 Shape = tuple[Dim, ...]
-Backend = Literal["torch", "tensorflow"]
-BACKENDS: tuple[Backend, ...] = ("torch", "tensorflow")
+# A backend's name; specc.backends.registry lists them, and how each counts parameters.
+Backend = str
 # The element type a layer needs ("any": it only moves elements around) and the one it gives
 # ("same": the input's). The checker uses them to reject, e.g., int token ids fed to `dense`.
 Accepts = Literal["float", "int", "any"]

@@ -2,6 +2,7 @@
 
 from typing import ClassVar, Literal
 
+from specc.backends.registry import BACKENDS
 from specc.errors import ShapeError, mismatch
 from specc.layers.args import Flag, PositiveInt
 from specc.layers.base import (
@@ -138,8 +139,9 @@ class Recurrent(Layer):
         u = self.units
         per_bias = self.directions * self.gates * u  # the gates stacked, in each direction
         trainable = per_bias * (features + u + self.keras_biases)
-        # PyTorch's second bias, where Keras has none, is frozen at zero by the torch backend.
-        frozen = per_bias * (2 - self.keras_biases) if backend == "torch" else 0
+        # Biases a framework carries beyond the layer's own are kept at zero, not trained.
+        carried = BACKENDS[backend].params.recurrent_bias_vectors(self.keras_biases)
+        frozen = per_bias * (carried - self.keras_biases)
         return ParamCount(trainable, frozen)
 
     def flops(self, inputs: list[Shape], output: Shape) -> int | None:

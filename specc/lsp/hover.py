@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from lsprotocol import types
 
 from specc import ir
+from specc.backends.registry import TABLE_ORDER
 from specc.layers.base import ParamCount, fmt_shape
 from specc.lsp import catalog
 from specc.lsp.analysis import Analysis, CallSite, Definition, ImportCache, Token
 from specc.lsp.navigation import find
 from specc.lsp.positions import Positions, same_file
-from specc.report import format_flops
+from specc.report import differs, format_flops, per_backend
 
 # Instances listed in one hover; a block used more often shows the first ones and a count.
 _MAX_ROWS = 8
@@ -87,13 +88,13 @@ def built_from(found: Figures, file: str, line: int, column: int) -> list[Built]
 
 
 def params_text(counts: dict[str, ParamCount]) -> str:
-    keras, torch = counts["tensorflow"], counts["torch"]
-
     def one(count: ParamCount) -> str:
         extra = f" ({count.non_trainable:,} non-trainable)" if count.non_trainable else ""
         return f"{count.total:,}{extra}"
 
-    return one(keras) if keras == torch else f"keras {one(keras)} · torch {one(torch)}"
+    if differs(counts):
+        return " · ".join(per_backend(counts, one))
+    return one(counts[TABLE_ORDER[0]])
 
 
 def _table(rows: list[tuple[str, str, str, str]]) -> list[str]:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from math import prod
 
 from specc import ast, ir
+from specc.backends.registry import BACKEND_NAMES
 from specc.errors import Diagnostic, Diagnostics, ShapeError, Span, SpecError
 from specc.layers import LAYERS
-from specc.layers.base import BACKENDS, Layer, ParamCount
+from specc.layers.base import Layer, ParamCount
 from specc.limits import MAX_COUNT, MAX_LAYERS, MAX_NESTING
 from specc.passes.bind import bind, lookup, match_arguments, plural, suggest
 from specc.passes.evaluate import CallValue, Env, evaluate, evaluate_call, evaluate_count, show
@@ -247,7 +248,7 @@ class GraphBuilder:
         shapes = [v.shape for v in inputs]
         try:
             shape = layer.output_shape(shapes)
-            params = {backend: layer.params(shapes, backend) for backend in BACKENDS}
+            params = {backend: layer.params(shapes, backend) for backend in BACKEND_NAMES}
         except ShapeError as error:
             self.report(Diagnostic(f"{name}: {error}", span))
             return POISON

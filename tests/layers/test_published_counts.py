@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from specc.backends.registry import BACKEND_NAMES
 from specc.layers import LAYERS
-from specc.layers.base import BACKENDS, Layer, ParamCount, Shape
+from specc.layers.base import Layer, ParamCount, Shape
 
 
 def bind(kind: str, *args: object, **kwargs: object) -> Layer:
@@ -23,12 +24,12 @@ class Net:
     """Threads shapes through layers and sums their parameters on both backends."""
 
     def __init__(self) -> None:
-        self.params = dict.fromkeys(BACKENDS, ParamCount())
+        self.params = dict.fromkeys(BACKEND_NAMES, ParamCount())
 
     def __call__(self, x: Shape | list[Shape], kind: str, *args: object, **kwargs: object) -> Shape:
         layer = bind(kind, *args, **kwargs)
         inputs = x if isinstance(x, list) else [x]
-        for backend in BACKENDS:
+        for backend in BACKEND_NAMES:
             self.params[backend] += layer.params(inputs, backend)
         return layer.output_shape(inputs)
 
