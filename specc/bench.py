@@ -32,12 +32,12 @@ from pathlib import Path
 
 import specc
 from specc.backends import generate, select_model
+from specc.backends.registry import BACKENDS
 
 # The child: run as a module, since running a file of specc/ by its path would put specc/
 # first on sys.path, where specc/ast.py hides the standard library's ast.
 PROBE = [sys.executable, "-m", "specc.bench_probe"]
 DEFAULT_WARMUP = 5  # the generated train.py's `warmup_batches` when it does not say
-FRAMEWORK_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow"}
 
 
 class BenchError(Exception):
@@ -59,15 +59,16 @@ class Variant:
 def variants_for(backend: str, on_gpu: bool) -> list[Variant]:
     """The variants worth measuring for `backend` on a GPU or the CPU. bf16 is GPU-only: on
     the CPU autocast to bf16 is slower than fp32 on most processors."""
-    compiled = "compile" if backend == "torch" else "xla"
+    entry = BACKENDS[backend]
+    compiled = entry.compiler
     precisions = ("fp32", "bf16") if on_gpu else ("fp32",)
     variants = [Variant(precision if not on else f"{precision}+{compiled}", precision, on)
                 for precision in precisions for on in (False, True)]
-    if on_gpu and backend == "torch":
+    if on_gpu and entry.cuda_graphs:
         variants.append(Variant(
             "bf16+cuda-graphs", "bf16", True,
-            skip_reason="the generated train.py has no option for torch.compile's mode "
-                        '("reduce-overhead" captures CUDA graphs)'))
+            skip_reason="the generated train.py has no option for the compiler's mode that "
+                        "captures CUDA graphs"))
     return variants
 
 
@@ -85,14 +86,14 @@ def resolve_device(device: str, backend: str) -> str:
     answer = subprocess.run([*PROBE, "gpus", backend], capture_output=True,
                             text=True, check=False)
     if answer.returncode != 0:
-        raise BenchError(f"specc bench: cannot start {FRAMEWORK_NAMES[backend]}: "
+        raise BenchError(f"specc bench: cannot start {BACKENDS[backend].framework}: "
                          f"{last_line(answer.stderr)}", 1)
     gpus = int(answer.stdout.strip())
     if device == "auto":
         return "cuda" if gpus else "cpu"
     index = int(device.partition(":")[2] or 0)
     if index >= gpus:
-        raise BenchError(f"specc bench: --device {device}: {FRAMEWORK_NAMES[backend]} sees "
+        raise BenchError(f"specc bench: --device {device}: {BACKENDS[backend].framework} sees "
                          f"{gpus} GPU(s) on this machine", 1)
     return device
 
@@ -180,7 +181,7 @@ def bench(spec_path: str | Path, *, backend: str | None = None, device: str | No
 
 def table(report: dict) -> str:
     """The report as the table `specc bench` prints."""
-    lines = [f"{report['model']} with {FRAMEWORK_NAMES[report['backend']]} on "
+    lines = [f"{report['model']} with {BACKENDS[report['backend']].framework} on "
              f"{report['device']}, batch {report['batch_size']}, {report['steps']} timed steps "
              "after the program's warm-up",
              f"{'variant':<18} {'precision':<9} {'compile':<7} {'ms/step':>9} {'samples/s':>11} "

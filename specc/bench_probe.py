@@ -20,28 +20,17 @@ import runpy
 import sys
 from pathlib import Path
 
-
-def gpu_count(backend: str) -> int:
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    import tensorflow as tf
-
-    return len(tf.config.list_physical_devices("GPU"))
+from specc.backends.registry import BACKENDS
 
 
 def peak_memory() -> tuple[float, str]:
-    """The run's peak memory in MiB, and what it measured."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
-        peaks = (torch.cuda.max_memory_allocated(index)
-                 for index in range(torch.cuda.device_count()))
-        return max(peaks) / 2**20, "cuda"
-    tf = sys.modules.get("tensorflow")
-    if tf is not None and tf.config.list_logical_devices("GPU"):
-        device = tf.config.list_logical_devices("GPU")[0].name.removeprefix("/device:")
-        return tf.config.experimental.get_memory_info(device)["peak"] / 2**20, "cuda"
+    """The run's peak memory in MiB, and what it measured: the GPU's, as the framework the
+    program imported counts it, else the process's resident memory."""
+    for entry in BACKENDS.values():
+        if entry.framework_module in sys.modules:
+            peak = entry.devices().peak_gpu_mib()
+            if peak is not None:
+                return peak, "cuda"
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss"  # KiB on Linux
 
 
@@ -53,15 +42,15 @@ def run(report: Path, train_py: Path, program_args: list[str]) -> None:
         if stop.code not in (None, 0):
             raise  # the program's own `error: ...` message and exit status
     peak_mb, measured = peak_memory()
-    versions = {name: sys.modules[name].__version__ for name in ("torch", "tensorflow")
-                if name in sys.modules}
+    versions = {entry.framework_module: sys.modules[entry.framework_module].__version__
+                for entry in BACKENDS.values() if entry.framework_module in sys.modules}
     report.write_text(json.dumps({"peak_mb": peak_mb, "peak_memory": measured,
                                   "versions": versions}) + "\n")
 
 
 def main() -> None:
     if sys.argv[1:2] == ["gpus"] and len(sys.argv) == 3:
-        print(gpu_count(sys.argv[2]))
+        print(BACKENDS[sys.argv[2]].devices().gpu_count())
     elif sys.argv[1:2] == ["run"] and len(sys.argv) >= 4:
         run(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:])
     else:

@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time a spec's program in each precision and "
                            "compile setting that applies to this machine")
     bench.add_argument("spec", metavar="SPEC")
-    bench.add_argument("--backend", choices=("torch", "tensorflow"))
+    bench.add_argument("--backend", choices=BACKEND_NAMES)
     bench.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--steps", type=int, default=20, metavar="N",
                        help="timed optimizer steps per variant, after the warm-up (default: 20)")

@@ -38,9 +38,17 @@ class BackendEntry:
     label: str  # how the check table, hover and pictures name its parameter counts
     params: ParamConvention
     checkpoint_suffix: str  # of the checkpoint files its train.py writes
+    framework_module: str  # the framework's top-level Python module
+    compiler: str  # what `train { compile = true }` turns on, as `specc bench` names it
+    cuda_graphs: bool  # whether its compiler can capture the whole step in CUDA graphs
 
     def generator(self) -> ModuleType:
         return import_module(self.package)
+
+    def devices(self) -> ModuleType:
+        """What its framework says of the GPUs: `gpu_count()` and `peak_gpu_mib()` (importing
+        the framework: for `specc bench`'s child process only)."""
+        return import_module(f"{self.package}.devices")
 
 
 _ENTRIES = (
@@ -51,6 +59,9 @@ _ENTRIES = (
         label="torch",
         params=ParamConvention(recurrent_biases=2),  # input and recurrent bias, always
         checkpoint_suffix=".pt",  # torch.save files
+        framework_module="torch",
+        compiler="compile",  # torch.compile
+        cuda_graphs=True,  # mode="reduce-overhead"
     ),
     BackendEntry(
         name="tensorflow",
@@ -59,6 +70,9 @@ _ENTRIES = (
         label="keras",
         params=ParamConvention(),
         checkpoint_suffix=".npz",  # NumPy archives
+        framework_module="tensorflow",
+        compiler="xla",  # jit_compile
+        cuda_graphs=False,
     ),
 )
 
