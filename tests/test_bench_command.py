@@ -52,7 +52,7 @@ def test_the_variants_follow_the_backend_and_the_device():
     assert measured == [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]
     # CUDA graphs need torch.compile's mode, which the generated program has no option for.
     [skipped] = [v for v in on_gpu if v.skip_reason is not None]
-    assert skipped.name == "bf16+cuda-graphs" and "reduce-overhead" in skipped.skip_reason
+    assert skipped.name == "bf16+cuda-graphs" and "captures CUDA graphs" in skipped.skip_reason
     assert [v.name for v in variants_for("tensorflow", on_gpu=True)] == [
         "fp32", "fp32+xla", "bf16", "bf16+xla"]
 
