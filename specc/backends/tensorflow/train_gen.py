@@ -62,6 +62,17 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         "framework_name": "TensorFlow",
         "checkpoint_suffix": CHECKPOINT_SUFFIX,
         "checkpoint_writer": "np.savez",
+        # what `auto` means in the config block's comments, and --no-export's help
+        "device_comment": "auto: a GPU when TensorFlow sees one, else the CPU",
+        "precision_comment": "auto: mixed bf16 on a GPU that has it, else fp32",
+        "compile_comment": "XLA-compile the steps (jit_compile); auto: on a GPU only",
+        "export_help": "do not write RUN/model.keras and RUN/saved_model",
+        "checkpoint_format": "a NumPy archive (np.load)",
+        "export_lines": [
+            "model.keras       the trained model (keras.saving.load_model, after importing "
+            "model.py)",
+            "saved_model/      the same as a TensorFlow SavedModel (model.export), for serving",
+        ],
         # what the shared epoch-end code reads the rate and the device's name with
         "current_lr": "lr",
         "device_text": "device",

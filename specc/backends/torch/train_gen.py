@@ -63,6 +63,13 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         "framework_name": "PyTorch",
         "checkpoint_suffix": CHECKPOINT_SUFFIX,
         "checkpoint_writer": "torch.save",
+        # what `auto` means in the config block's comments, and --no-export's help
+        "device_comment": "auto: CUDA when present, else the CPU",
+        "precision_comment": "auto: bf16 autocast on CUDA when supported, else fp32",
+        "compile_comment": "auto: torch.compile on CUDA only",
+        "export_help": "do not write RUN/model.pt2",
+        "checkpoint_format": "a torch.save file",
+        "export_lines": ["model.pt2         the trained model, torch.export'ed for any batch size"],
         # what the shared epoch-end code reads the rate and the device's name with
         "current_lr": 'optimizer.param_groups[0]["lr"]',
         "device_text": "str(device)",
