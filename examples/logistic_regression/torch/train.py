@@ -863,7 +863,7 @@ def stop_unless_finite(value, what):
 
 interactive = sys.stdout.isatty()  # a terminal gets one updating line, a log one per epoch
 line_start = "\r\033[K" if interactive else ""  # overwrite the progress line
-warmup_batches = 5  # the run's first batches (compilation, allocations) are not timed
+warmup_batches = 5  # the run's first batches (tracing, compilation, allocations) are not timed
 timed_samples, timed_seconds = 0, 0.0
 trained_samples, trained_seconds = 0, 0.0
 epochs_run = start_epoch

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from specc import ir
 from specc.backends.common.data import DataCode, _isort
+from specc.backends.registry import BACKENDS
 from specc.layers.base import Backend
 from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
 from specc.passes.data_check import labelled_outputs
@@ -140,7 +141,14 @@ def training_context(model: ir.Model, backend: Backend, data: DataCode,
     `backend`'s); the backend's own imports are merged with the data loader's."""
     has_validation, has_test = splits(model)
     monitor_name, monitor_mode = monitor(model)
+    entry = BACKENDS[backend]
     return {
+        "backend_name": entry.name,
+        "framework_name": entry.framework,
+        "checkpoint_suffix": entry.checkpoint_suffix,
+        # the checkpoints of every other backend, which this program refuses to mix with
+        "foreign_checkpoints": [(other.framework, other.checkpoint_suffix)
+                                for other in BACKENDS.values() if other.name != backend],
         "model": model,
         "spec_file": Path(model.file).name,
         "spec_hash": spec_hash(model),

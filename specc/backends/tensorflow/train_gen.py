@@ -42,9 +42,6 @@ STDLIB_IMPORTS = ("import argparse", "import hashlib", "import io", "import json
                   "from pathlib import Path")
 THIRD_PARTY_IMPORTS = ("import keras", "import numpy as np", "import tensorflow as tf")
 
-# The checkpoint files' suffix (`specc.run` looks for earlier runs by it).
-CHECKPOINT_SUFFIX = ".npz"
-
 # The optimizer class train.py defines for each optimizer kind.
 OPTIMIZER_CLASSES = {"sgd": "TorchSGD", "adam": "TorchAdam", "adamw": "TorchAdam",
                      "rmsprop": "TorchRMSprop", "adagrad": "TorchAdagrad"}
@@ -58,9 +55,6 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         **training_context(model, "tensorflow", data, STDLIB_IMPORTS, THIRD_PARTY_IMPORTS),
         "builder": BUILDER,
         "optimizer_class": OPTIMIZER_CLASSES[model.optimizer.kind],
-        "backend_name": "tensorflow",
-        "framework_name": "TensorFlow",
-        "checkpoint_suffix": CHECKPOINT_SUFFIX,
         "checkpoint_writer": "np.savez",
         # what `auto` means in the config block's comments, and --no-export's help
         "device_comment": "auto: a GPU when TensorFlow sees one, else the CPU",

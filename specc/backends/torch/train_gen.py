@@ -37,9 +37,6 @@ STDLIB_IMPORTS = ("import argparse", "import hashlib", "import io", "import json
 THIRD_PARTY_IMPORTS = ("import numpy as np", "import torch",
                        "import torch.nn.functional as F")
 
-# The checkpoint files' suffix (`specc.run` looks for earlier runs by it).
-CHECKPOINT_SUFFIX = ".pt"
-
 # Top-level names of train.py's own that a model class name could take (it is PascalCase);
 # the data loader's are added per program (`top_level_names`).
 TRAIN_MODULE_NAMES = frozenset({"DamagedCheckpointError", "F", "Path", "np", "nullcontext",
@@ -59,9 +56,6 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
         "unknown_axes": [[axis + 1 for axis, dim in enumerate(value.shape) if dim is None]
                          for value in model.graph.inputs],
         "recurrent": recurrent,
-        "backend_name": "torch",
-        "framework_name": "PyTorch",
-        "checkpoint_suffix": CHECKPOINT_SUFFIX,
         "checkpoint_writer": "torch.save",
         # what `auto` means in the config block's comments, and --no-export's help
         "device_comment": "auto: CUDA when present, else the CPU",
