@@ -568,9 +568,9 @@ def batch_statistics(outputs, targets):
 
 
 def metric_values(totals):
-    """The metrics from a split's summed statistics."""
+    """The metrics from a split's summed statistics (numpy)."""
     return {
-        "mae": totals["absolute_error"].item() / totals["count"],
+        "mae": float(totals["absolute_error"] / totals["count"]),
     }
 
 
@@ -589,6 +589,7 @@ def evaluate(inputs, targets):
         for name, value in batch_statistics(outputs, batch_targets).items():
             totals[name] = totals.get(name, 0) + value
     model.train()
+    totals = {name: torch.as_tensor(value).cpu().numpy() for name, value in totals.items()}
     return {"loss": loss_sum.item() / len(targets[0]), **metric_values(totals)}
 
 

@@ -590,15 +590,15 @@ def batch_statistics(outputs, targets):
 
 
 def metric_values(totals):
-    """The metrics from a split's summed statistics. Precision, recall and f1
-    are binary for one unit, macro-averaged over classes (or units) otherwise."""
+    """The metrics from a split's summed statistics (numpy). Precision, recall and
+    f1 are binary for one unit, macro-averaged over classes (or units) otherwise."""
     true_positives = totals["true_positives"]
     predicted = totals["predicted"]  # per class: how often it was predicted
     actual = totals["actual"]  # per class: how often it was the label
     return {
-        "accuracy": totals["correct"].item() / totals["count"],
-        "precision": (true_positives / predicted.clamp(min=1)).mean().item(),
-        "recall": (true_positives / actual.clamp(min=1)).mean().item(),
+        "accuracy": float(totals["correct"] / totals["count"]),
+        "precision": float(np.mean(true_positives / np.maximum(predicted, 1))),
+        "recall": float(np.mean(true_positives / np.maximum(actual, 1))),
     }
 
 
@@ -617,6 +617,7 @@ def evaluate(inputs, targets):
         for name, value in batch_statistics(outputs, batch_targets).items():
             totals[name] = totals.get(name, 0) + value
     model.train()
+    totals = {name: torch.as_tensor(value).cpu().numpy() for name, value in totals.items()}
     return {"loss": loss_sum.item() / len(targets[0]), **metric_values(totals)}
 
 
