@@ -30,8 +30,9 @@ on them):
   normalizations, LSTM `unit_forget_bias=False` (the spec's biases start at zero), GRU
   `reset_after=True` (PyTorch's only form).
 
-How each layer kind becomes code is decided in one table, `LayerWriter.RULES`: simple kinds as
-data, the rest as methods; a kind missing from it is reported by `unsupported`.
+Which Keras layer each layer kind becomes is one table, `LayerWriter.RULES` (data for the
+simple kinds, methods for the rest); `unsupported` reports a kind the table lacks, the
+backend's one way of refusing.
 """
 
 from __future__ import annotations
