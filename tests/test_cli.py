@@ -159,8 +159,8 @@ def test_the_console_command_ends_quick_commands_with_everything_written(spec, t
     done = subprocess.run([*command, "compile", str(good), "-o", str(out)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
-    assert done.stdout.split() == [str(out / "model.py"), str(out / "train.py")]
-    for name in ("model.py", "train.py"):
+    assert done.stdout.split() == [str(out / name) for name in ("model.py", "data.py", "train.py")]
+    for name in ("data.py", "model.py", "train.py"):
         compile((out / name).read_text(), name, "exec")  # whole files: they parse
 
 
@@ -176,7 +176,7 @@ def test_compile_without_data_trains_on_synthetic_data_and_says_so(spec, tmp_pat
     assert code == EXIT_OK
     assert "has no `data` section" in err and "synthetic(1024)" in err
     assert "Traceback" not in err
-    assert "synthetic" in (tmp_path / "program" / "train.py").read_text()
+    assert "synthetic" in (tmp_path / "program" / "data.py").read_text()
 
 
 def test_compile_without_loss_is_a_spec_error(spec, tmp_path, capsys):

@@ -59,7 +59,7 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.code import lit
+from specc.backends.common.code import doc_text, lit
 from specc.data_sources import COLOR_MODES, ImageFolder, Source, Synthetic, resolve_path
 from specc.passes.data_check import labelled_outputs, token_vocab
 
@@ -114,6 +114,31 @@ class DataCode:
     @property
     def imports(self) -> tuple[str, ...]:
         return (*self.stdlib_imports, *self.third_party_imports)
+
+
+# What train.py imports from data.py: the rest of the module serves these.
+PROGRAM_NAMES = ("DataError", "load_preprocessing", "load_splits", "prediction_arrays",
+                 "read_predict_inputs", "save_preprocessing")
+
+
+def render_data_module(model: ir.Model, program_dir: str | Path) -> str:
+    """The source of data.py, the program's data loader, for a program written to
+    `program_dir`: a docstring, the imports the loader needs, then the loader."""
+    data = render_data_code(model, program_dir)
+    lines = [
+        f'"""The data of `{doc_text(model.name, 60)}`: read, checked, split and prepared for '
+        "the model.",
+        "",
+        "train.py imports load_splits, and what --predict and the run directory use.",
+        '"""',
+        "",
+        *data.stdlib_imports,
+        "",
+        *data.third_party_imports,
+        "",
+        "",
+    ]
+    return "\n".join(lines) + data.code
 
 
 def render_data_code(model: ir.Model, program_dir: str | Path) -> DataCode:

@@ -12,7 +12,6 @@ allocating.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from specc import ir
-from specc.backends.common.data import DataCode, _isort
+from specc.backends.common.data import PROGRAM_NAMES, _isort
 from specc.backends.registry import BACKENDS
 from specc.layers.base import Backend
 from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
@@ -84,22 +83,6 @@ def _plain(value: object) -> object:
     return value
 
 
-def top_level_names(data: DataCode) -> set[str]:
-    """The names the data loader's imports and code bind at the top of train.py, which
-    train.py's own names must avoid."""
-    tree = ast.parse("\n".join(data.imports) + "\n" + data.code)
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-    return names
-
-
 def memory_context(model: ir.Model, backend: Backend) -> dict[str, object]:
     """The config block's memory_needed (specc.memory's training estimate on `backend`, in
     bytes) and the comment lines above it that say what it counts."""
@@ -134,11 +117,10 @@ def _fill(text: str, width: int) -> list[str]:
     return lines
 
 
-def training_context(model: ir.Model, backend: Backend, data: DataCode,
-                     stdlib_imports: tuple[str, ...],
+def training_context(model: ir.Model, backend: Backend, stdlib_imports: tuple[str, ...],
                      third_party_imports: tuple[str, ...]) -> dict[str, object]:
     """The template context every backend's train.py reads alike (the memory estimate is
-    `backend`'s); the backend's own imports are merged with the data loader's."""
+    `backend`'s); the imports are the backend's (data.py has its own)."""
     has_validation, has_test = splits(model)
     monitor_name, monitor_mode = monitor(model)
     entry = BACKENDS[backend]
@@ -152,9 +134,9 @@ def training_context(model: ir.Model, backend: Backend, data: DataCode,
         "model": model,
         "spec_file": Path(model.file).name,
         "spec_hash": spec_hash(model),
-        "stdlib_imports": _isort((*stdlib_imports, *data.stdlib_imports)),
-        "third_party_imports": _isort((*third_party_imports, *data.third_party_imports)),
-        "data_code": data.code,
+        "stdlib_imports": _isort(stdlib_imports),
+        "third_party_imports": _isort(third_party_imports),
+        "data_names": PROGRAM_NAMES,
         "train": model.train,
         "optimizer": model.optimizer,
         "schedule": model.optimizer.schedule,

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.data import DataCode, render_data_code
-from specc.backends.common.plan import top_level_names, training_context
+from specc.backends.common.data import PROGRAM_NAMES
+from specc.backends.common.plan import training_context
 from specc.backends.tensorflow.model_gen import BUILDER
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
@@ -47,12 +47,12 @@ OPTIMIZER_CLASSES = {"sgd": "TorchSGD", "adam": "TorchAdam", "adamw": "TorchAdam
                      "rmsprop": "TorchRMSprop", "adagrad": "TorchAdagrad"}
 
 
-def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
+def train_context(model: ir.Model) -> dict[str, object]:
     """Everything train.py.j2 reads; its header comment lists the names."""
-    taken = top_level_names(data)
+    taken = set(PROGRAM_NAMES)  # what train.py imports from data.py
     assert BUILDER not in taken and not taken & set(OPTIMIZER_CLASSES.values())
     return {
-        **training_context(model, "tensorflow", data, STDLIB_IMPORTS, THIRD_PARTY_IMPORTS),
+        **training_context(model, "tensorflow", STDLIB_IMPORTS, THIRD_PARTY_IMPORTS),
         "builder": BUILDER,
         "optimizer_class": OPTIMIZER_CLASSES[model.optimizer.kind],
         "checkpoint_writer": "np.savez",
@@ -73,8 +73,6 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
     }
 
 
-def render_train(model: ir.Model, program_dir: Path) -> str:
-    """The source of train.py for `model`, to be written into `program_dir` (the data
-    loader finds the spec's data files relative to it)."""
-    context = train_context(model, render_data_code(model, program_dir))
-    return _ENVIRONMENT.get_template("train.py.j2").render(context)
+def render_train(model: ir.Model) -> str:
+    """The source of train.py for `model`."""
+    return _ENVIRONMENT.get_template("train.py.j2").render(train_context(model))

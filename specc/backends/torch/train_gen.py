@@ -21,8 +21,8 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.data import DataCode, render_data_code
-from specc.backends.common.plan import top_level_names, training_context
+from specc.backends.common.data import PROGRAM_NAMES
+from specc.backends.common.plan import training_context
 from specc.backends.naming import candidates
 from specc.backends.torch.model_gen import model_class_name
 from specc.layers.sequence import Recurrent
@@ -38,20 +38,20 @@ THIRD_PARTY_IMPORTS = ("import numpy as np", "import torch",
                        "import torch.nn.functional as F")
 
 # Top-level names of train.py's own that a model class name could take (it is PascalCase);
-# the data loader's are added per program (`top_level_names`).
+# with what it imports from data.py.
 TRAIN_MODULE_NAMES = frozenset({"DamagedCheckpointError", "F", "Path", "np", "nullcontext",
                                 "torch"})
 
 
-def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
+def train_context(model: ir.Model) -> dict[str, object]:
     """Everything train.py.j2 reads; its header comment lists the names."""
     class_name = model_class_name(model)
     recurrent = any(isinstance(node.layer, Recurrent) for _, node in model.graph.walk())
     stdlib_imports = (*STDLIB_IMPORTS, *(("import warnings",) * recurrent))
     return {
-        **training_context(model, "torch", data, stdlib_imports, THIRD_PARTY_IMPORTS),
+        **training_context(model, "torch", stdlib_imports, THIRD_PARTY_IMPORTS),
         "class_name": class_name,
-        "class_alias": next(candidates(class_name, TRAIN_MODULE_NAMES | top_level_names(data))),
+        "class_alias": next(candidates(class_name, TRAIN_MODULE_NAMES | set(PROGRAM_NAMES))),
         # per input, the axes (counting the batch) of its `?` dimensions
         "unknown_axes": [[axis + 1 for axis, dim in enumerate(value.shape) if dim is None]
                          for value in model.graph.inputs],
@@ -70,8 +70,6 @@ def train_context(model: ir.Model, data: DataCode) -> dict[str, object]:
     }
 
 
-def render_train(model: ir.Model, program_dir: Path) -> str:
-    """The source of train.py for `model`, to be written into `program_dir` (the data
-    loader finds the spec's data files relative to it)."""
-    context = train_context(model, render_data_code(model, program_dir))
-    return _ENVIRONMENT.get_template("train.py.j2").render(context)
+def render_train(model: ir.Model) -> str:
+    """The source of train.py for `model`."""
+    return _ENVIRONMENT.get_template("train.py.j2").render(train_context(model))

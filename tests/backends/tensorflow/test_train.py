@@ -103,7 +103,7 @@ def test_generated_train_py_passes_ruff_and_stands_alone(tmp_path: Path, variant
 
 def test_spec_text_reaches_train_py_only_as_literals(tmp_path: Path) -> None:
     text = classifier_spec(data='npz(path="a\\"b\\nc.npz", validation=0.25)')
-    source = render_train(load_model(tmp_path, text), tmp_path / "program")
+    source = render_train(load_model(tmp_path, text))
     ast.parse(source)
     assert 'a"b\nc.npz' not in source
 
@@ -125,7 +125,7 @@ def test_train_py_rebinds_no_name_of_the_data_loader(tmp_path: Path, source: str
     """)
     program = tmp_path / "program"
     loader = render_data_code(model, program)
-    ours = render_train(model, program).replace(loader.code, "")
+    ours = render_train(model).replace(loader.code, "")
     assert not bound_at_top_level(ast.parse(ours)) & bound_at_top_level(ast.parse(loader.code))
 
 
@@ -133,7 +133,7 @@ def test_both_backends_write_the_same_config_block(tmp_path: Path) -> None:
     # Users edit it; switching backends must not change what it says, comments aside.
     for variant in VARIANTS:
         model = load_model(tmp_path / variant, VARIANTS[variant])
-        blocks = [parity.section(render(model, tmp_path), parity.CONFIG_SECTION)
+        blocks = [parity.section(render(model), parity.CONFIG_SECTION)
                   for render in (render_train, render_torch_train)]
         code = [[line.split("#")[0].rstrip() for line in block.splitlines()
                  if not line.startswith("#")] for block in blocks]
@@ -175,7 +175,7 @@ def schedule_functions(source: str, steps_per_epoch: int, epochs: int) -> dict:
 ])
 def test_schedules_give_the_pytorch_program_s_rates(tmp_path: Path, schedule: str) -> None:
     model = load_model(tmp_path, classifier_spec(optimizer=f"sgd(lr=0.1, schedule={schedule})"))
-    ours, theirs = (schedule_functions(render(model, tmp_path), 7, 6)
+    ours, theirs = (schedule_functions(render(model), 7, 6)
                     for render in (render_train, render_torch_train))
     val_losses = [1.0, 0.9, 0.95, 0.95, 0.8, 0.85]
     for namespace in (ours, theirs):
@@ -223,7 +223,7 @@ def test_losses_and_metrics_are_the_pytorch_program_s(frameworks, tmp_path: Path
     import tensorflow as tf
 
     model = load_model(tmp_path, VARIANTS[variant])
-    sources = {"tf": render_train(model, tmp_path), "torch": render_torch_train(model, tmp_path)}
+    sources = {"tf": render_train(model), "torch": render_torch_train(model)}
     # Models whose layer penalties are zero: the loss terms alone are compared.
     namespaces = {
         "tf": {"tf": tf, "np": np, "model": SimpleNamespace(losses=[tf.constant(0.0)])},
@@ -283,12 +283,12 @@ def test_optimizers_update_as_torch_optim_does(frameworks, tmp_path: Path,
     theirs = [torch.tensor(w, requires_grad=True) for w in start]
     code = {
         "tf": parity.training_code(
-            render_train(model, tmp_path),
+            render_train(model),
             {"tf": tf, "keras": keras, "math": math, "np": np, "steps_per_epoch": 5,
              "model": SimpleNamespace(trainable_variables=ours)},
             precision="fp32"),
         "torch": parity.training_code(
-            render_torch_train(model, tmp_path),
+            render_torch_train(model),
             {"torch": torch, "math": math, "on_cuda": False, "steps_per_epoch": 5,
              "model": SimpleNamespace(parameters=lambda: theirs)}),
     }
@@ -319,7 +319,7 @@ def test_augmentation_is_seeded_and_keeps_images_whole(frameworks, tmp_path: Pat
 
     model = load_model(tmp_path, VARIANTS["images"])
     namespace = {"tf": tf, "math": math}
-    exec(parity.functions_used(render_train(model, tmp_path), "augment"), namespace)
+    exec(parity.functions_used(render_train(model), "augment"), namespace)
     images = tf.constant(np.random.default_rng(0).normal(size=(16, 8, 8, 1)), tf.float32)
     seed = tf.constant([0, 1], tf.int64)
     # No rotation, shift or zoom, no padding: every pixel stays where it is.

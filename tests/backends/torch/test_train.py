@@ -140,7 +140,7 @@ def load_model(tmp_path: Path, spec_text: str):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_generated_train_py_passes_ruff_and_stands_alone(tmp_path: Path, variant: str) -> None:
-    source = render_train(load_model(tmp_path, VARIANTS[variant]), tmp_path / "program")
+    source = render_train(load_model(tmp_path, VARIANTS[variant]))
     path = tmp_path / "train.py"
     path.write_text(source)
     # Ruff's own defaults (what a user running ruff on the program gets), and the project's
@@ -163,22 +163,22 @@ def test_generated_train_py_passes_ruff_and_stands_alone(tmp_path: Path, variant
 def test_spec_text_reaches_train_py_only_as_literals(tmp_path: Path) -> None:
     # A path with a quote and a newline escape stays inside its string literal.
     text = classifier_spec(data='npz(path="a\\"b\\nc.npz", validation=0.25)')
-    source = render_train(load_model(tmp_path, text), tmp_path / "program")
+    source = render_train(load_model(tmp_path, text))
     ast.parse(source)
     assert 'a"b\nc.npz' not in source
 
 
 @pytest.mark.parametrize(("name", "import_line", "bound_as"), [
     ("tiny", "from model import Tiny", "Tiny"),
-    ("data_error", "from model import DataError as DataError_", "DataError_"),  # the loader's
+    ("data_error", "from model import DataError as DataError_", "DataError_"),  # data.py's
 ])
 def test_the_model_class_never_shadows_a_name_of_train_py(
         tmp_path: Path, name: str, import_line: str, bound_as: str) -> None:
     text = classifier_spec().replace("model tiny", f"model {name}")
-    source = render_train(load_model(tmp_path, text), tmp_path / "program")
+    source = render_train(load_model(tmp_path, text))
     assert f"\n{import_line}\n" in source
     assert f"\nmodel = {bound_as}().to(device)\n" in source
-    assert "\nclass DataError(Exception):" in source
+    assert "\n    DataError,\n" in source  # imported from data.py under its own name
 
 
 # A model for each data source whose loader code differs (files need not exist to generate).
@@ -227,7 +227,7 @@ def test_train_py_rebinds_no_name_of_the_data_loader(tmp_path: Path, source: str
     """)
     program = tmp_path / "program"
     loader = render_data_code(model, program)
-    ours = render_train(model, program).replace(loader.code, "")
+    ours = render_train(model).replace(loader.code, "")
     assert not bound_at_top_level(ast.parse(ours)) & bound_at_top_level(ast.parse(loader.code))
 
 
@@ -243,7 +243,7 @@ def test_loss_terms_take_the_labels_in_output_order(tmp_path: Path) -> None:
     # The loader gives labels in output order, whatever order the loss section names them.
     text = VARIANTS["two_outputs"].replace("loss class: cross_entropy(), value: mse(weight=0.5)",
                                            "loss value: mse(weight=0.5), class: cross_entropy()")
-    source = render_train(load_model(tmp_path, text), tmp_path / "program")
+    source = render_train(load_model(tmp_path, text))
     assert "    loss = F.cross_entropy(outputs[0].float(), targets[0])\n" in source
     assert "    loss = loss + 0.5 * F.mse_loss(outputs[1].float(), targets[1])\n" in source
 
@@ -269,7 +269,7 @@ def schedule(tmp_path: Path, optimizer: str, steps_per_epoch: int, epochs: int):
     config values they read, executed from the rendered train.py."""
     text = classifier_spec(optimizer=optimizer, train=f"epochs = {epochs}").replace(
         "epochs = 6\n", "")
-    tree = ast.parse(render_train(load_model(tmp_path, text), tmp_path / "program"))
+    tree = ast.parse(render_train(load_model(tmp_path, text)))
     wanted = {"learning_rate_at", "end_of_epoch_schedule", "schedule_state"}
     names = {"learning_rate", "lr_step_every", "lr_gamma", "warmup_epochs", "min_lr", "max_lr",
              "plateau_factor", "plateau_patience", "epochs", *wanted}
