@@ -227,7 +227,7 @@ def test_losses_and_metrics_are_the_pytorch_program_s(frameworks, tmp_path: Path
     # Models whose layer penalties are zero: the loss terms alone are compared.
     namespaces = {
         "tf": {"tf": tf, "np": np, "model": SimpleNamespace(losses=[tf.constant(0.0)])},
-        "torch": {"torch": torch, "F": torch.nn.functional,
+        "torch": {"torch": torch, "F": torch.nn.functional, "np": np,
                   "model": SimpleNamespace(regularization=lambda: 0.0)},
     }
     for side, namespace in namespaces.items():
@@ -249,7 +249,9 @@ def test_losses_and_metrics_are_the_pytorch_program_s(frameworks, tmp_path: Path
             tuple(map(torch.from_numpy, outputs)), tuple(map(torch.from_numpy, targets)))
         our_metrics = namespaces["tf"]["metric_values"](
             {name: np.asarray(value) for name, value in our_sums.items()})
-        their_metrics = namespaces["torch"]["metric_values"](their_sums)
+        # Both programs hand metric_values the split's sums as NumPy arrays.
+        their_metrics = namespaces["torch"]["metric_values"](
+            {name: torch.as_tensor(value).numpy() for name, value in their_sums.items()})
         assert our_metrics == pytest.approx(their_metrics, rel=1e-6), variant
 
 
