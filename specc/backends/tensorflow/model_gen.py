@@ -56,6 +56,7 @@ from specc.backends.common.code import (
     shape_comment,
     unless,
 )
+from specc.backends.common.manifest import Entry, Manifest
 from specc.backends.naming import (
     Namer,
     Step,
@@ -747,6 +748,18 @@ class ModuleBuilder:
 @cache
 def _environment():
     return template_environment(TEMPLATES)
+
+
+def manifest(model: ir.Model) -> Manifest:
+    """What model.py holds for each layer node of `model` (see specc.backends.common.manifest):
+    the layer of the node's output, by the names `layer_name` gives every layer; Keras holds
+    every value channels-last and applies `activation=` inside the layer."""
+    entries = []
+    for path, node in model.graph.walk():
+        full = (*path, node.id)
+        entries.append(Entry(full, node.layer.kind, output_layer_name(full, node), "last", None,
+                             ()))
+    return Manifest("tensorflow", tuple(entries))
 
 
 def render_model(model: ir.Model) -> str:
