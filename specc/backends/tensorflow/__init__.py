@@ -6,18 +6,19 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common.manifest import Manifest
-from specc.backends.tensorflow.model_gen import manifest, render_model
+from specc.backends.tensorflow.model_gen import manifest, write_model
 from specc.backends.tensorflow.train_gen import render_train
 
 
 def generate(model: ir.Model, program_dir: Path) -> dict[str, str]:
     """The files of a standalone training program for `model`, by name."""
-    return {"model.py": render_model(model), "train.py": render_train(model, program_dir)}
+    return program(model, program_dir)[0]
 
 
 def program(model: ir.Model, program_dir: Path) -> tuple[dict[str, str], Manifest]:
     """The files of the program, and the manifest of its model.py."""
-    return generate(model, program_dir), manifest(model)
+    source, model_manifest = write_model(model)
+    return {"model.py": source, "train.py": render_train(model, program_dir)}, model_manifest
 
 
 __all__ = ["generate", "manifest", "program"]

@@ -434,6 +434,24 @@ def test_keras_model_computes_the_torch_model_s_function(frameworks, tmp_path, c
     assert_same_outputs(torch_outputs(frameworks, fresh, inputs), expected, f"{case}: back")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_the_manifest_names_every_keras_weight(frameworks, tmp_path, case) -> None:
+    model = load(tmp_path, CASES[case])
+    keras_model = getattr(import_source(tmp_path, render_model(model)), BUILDER)()
+    entries = model_gen.manifest(model).entries
+    assert [entry.node for entry in entries] == [(*path, node.id)
+                                                 for path, node in model.graph.walk()]
+    listed: dict[str, list] = {}
+    for entry in entries:
+        keras_model.get_layer(entry.name)  # the node's output is this layer's
+        for weight in entry.weights:
+            listed.setdefault(weight.holder, []).append((weight.name, weight.shape))
+    held = {layer.name: [(w.name, tuple(w.shape)) for w in layer.weights]
+            for layer in keras_model.layers if layer.weights}
+    assert listed == held
+
+
 SEED_SPECS = sorted((Path(__file__).resolve().parents[3] / "specs").glob("*.spec"))
 
 
