@@ -47,6 +47,7 @@ class Manifest:
     """Every layer node of one program, depth first in model order."""
 
     backend: str
+    builder: str  # what model.py defines to build the model: its class (PyTorch), function (Keras)
     entries: tuple[Entry, ...]
 
     def weighted(self) -> tuple[Entry, ...]:

@@ -10,7 +10,7 @@ on them):
 - Every layer is named explicitly (Keras's automatic names could collide with ours): by its IR
   node id (`conv2d_1`), after the ids of the blocks that contain it, joined by `__`
   (`residual_1__conv_bn_1__conv2d_1`; `layer_name`). With `.` for `__` that is the PyTorch
-  program's submodule holding the same weights, which is how `weights.py` ports them. A second
+  program's submodule holding the same weights (the manifest, `manifest`, lists both). A second
   layer that a node needs in Keras (explicit convolution padding, transposed-convolution
   cropping) has no weights and takes the node's name and a suffix (`conv2d_1_pad`).
 - One function per distinct block instantiation, `def residual(x, prefix)`, named after the
@@ -869,7 +869,7 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
         helpers=helpers_source.strip(),
         functions=functions_source.strip(),
     )
-    return source.rstrip() + "\n", Manifest("tensorflow", tuple(module.entries))
+    return source.rstrip() + "\n", Manifest("tensorflow", BUILDER, tuple(module.entries))
 
 
 def _function_context(function: Function) -> dict[str, object]:

@@ -990,7 +990,7 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
         helpers=helpers_source.strip(),
         classes=classes_source.strip(),
     )
-    return source.rstrip() + "\n", Manifest("torch", tuple(builder.entries))
+    return source.rstrip() + "\n", Manifest("torch", name, tuple(builder.entries))
 
 
 def _helpers_named(source: str) -> list[str]:

@@ -21,10 +21,10 @@ import specc
 from specc import ir
 from specc.backends.tensorflow import model_gen
 from specc.backends.tensorflow.model_gen import BUILDER, keras_momentum, render_model
-from specc.backends.tensorflow.weights import keras_to_torch, torch_to_keras
 from specc.backends.torch import model_gen as torch_gen
 from specc.errors import SpecError
 from specc.layers import LAYERS
+from specc.parity.transfer import keras_to_torch, torch_to_keras
 
 from .conftest import import_source, load, model_spec
 
