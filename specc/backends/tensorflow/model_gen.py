@@ -31,7 +31,8 @@ on them):
   `reset_after=True` (PyTorch's only form).
 
 How each layer kind becomes code is decided in one table, `LayerWriter.RULES`: simple kinds as
-data, the rest as methods; a kind missing from it is reported by `unsupported`.
+data, the rest as methods; a kind missing from it is reported by `unsupported`. Each emitter
+also records the variables its layers hold (`Site.holds`), for the manifest (`write_model`).
 """
 
 from __future__ import annotations

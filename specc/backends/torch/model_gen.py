@@ -22,7 +22,9 @@ Conventions of the generated file (train.py, the parity tool and readers rely on
   returns the penalty to add to the loss at every training step.
 
 How each layer kind becomes code is decided in one table, `LayerWriter.RULES`: simple kinds as
-data, the rest as methods; a kind missing from it is reported by `unsupported`.
+data, the rest as methods; a kind missing from it is reported by `unsupported`. Each emitter
+also records what it wrote for the manifest (`write_model`): the tensors its module holds, in
+state-dict order, and the activation `forward` applies after it.
 """
 
 from __future__ import annotations
