@@ -336,6 +336,9 @@ def test_weights_left_over_are_an_error(tmp_path: Path) -> None:
         torch_to_keras(model, {**state, "dense_2.weight": np.ones(1)})
     with pytest.raises(KeyError, match="dense_1.bias"):
         torch_to_keras(model, {"dense_1.weight": np.ones((3, 4))})
+    # The manifests say what each program holds: a tensor of another shape is refused.
+    with pytest.raises(ValueError, match=r"`dense_1` have the shapes \[\(3, 4\), \(2,\)\]"):
+        torch_to_keras(model, {"dense_1.weight": np.ones((4, 3)), "dense_1.bias": np.zeros(2)})
 
 
 # --- the same function in both frameworks -------------------------------------------------
