@@ -49,13 +49,3 @@ class Manifest:
     backend: str
     builder: str  # what model.py defines to build the model: its class (PyTorch), function (Keras)
     entries: tuple[Entry, ...]
-
-    def weighted(self) -> tuple[Entry, ...]:
-        """The entries that hold weights."""
-        return tuple(entry for entry in self.entries if entry.weights)
-
-    def entry(self, node: tuple[str, ...]) -> Entry:
-        for entry in self.entries:
-            if entry.node == node:
-                return entry
-        raise KeyError(f"the {self.backend} program has no node `{'.'.join(node)}`")
