@@ -1,5 +1,6 @@
 """Code generators, one package per backend, each exposing
-`generate(model: ir.Model, program_dir: Path) -> dict[str, str]` (file name → source)."""
+`generate(model: ir.Model, program_dir: Path) -> dict[str, str]` (file name → source) and
+`manifest(model: ir.Model) -> Manifest` (what its model.py holds, node by node)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from specc.backends.registry import BACKEND_NAMES, BACKENDS
 # importing this package first must not pull in the IR (which reads the catalog).
 if TYPE_CHECKING:
     from specc import ir
+    from specc.backends.common.manifest import Manifest
 
 
 def generate(model: ir.Model, backend: str, program_dir: Path) -> dict[str, str]:
@@ -34,6 +36,11 @@ def generate(model: ir.Model, backend: str, program_dir: Path) -> dict[str, str]
     if model.data is None:
         model = _with_synthetic_data(model)
     return module.generate(model, Path(program_dir))
+
+
+def manifest(model: ir.Model, backend: str) -> Manifest:
+    """What the `backend` program's model.py holds for each layer node of `model`."""
+    return BACKENDS[backend].generator().manifest(model)
 
 
 # What a model without a `data` section trains on: enough random samples for a few batches.

@@ -42,3 +42,16 @@ def test_common_imports_no_backend() -> None:
         for module in imported_modules(path):
             assert not any(module.startswith(f"specc.backends.{b}") for b in BACKEND_PACKAGES), (
                 path, module)
+
+
+def test_parity_reads_the_backends_only_through_their_manifests() -> None:
+    # specc.parity may use `specc.backends` (generate, manifest) and what backends/common
+    # defines, never a backend's own modules (its LayerWriter, RULES, naming of weights).
+    parity = BACKENDS_DIR.parent / "parity"
+    paths = sorted(parity.rglob("*.py"))
+    assert {p.name for p in paths} >= {"__init__.py", "transfer.py", "compare.py", "report.py"}
+    reaching = [f"{path.name} imports {module}" for path in paths
+                for module in imported_modules(path)
+                if any(module == f"specc.backends.{b}" or module.startswith(f"specc.backends.{b}.")
+                       for b in BACKEND_PACKAGES)]
+    assert not reaching, reaching

@@ -25,7 +25,7 @@ SPECC = Path(__file__).resolve().parents[2] / "specc"
 BACKENDS_DIR = SPECC / "backends"
 # Modules outside specc/backends/ that may name backends. Parity runs the PyTorch program
 # beside the TensorFlow one and compares them, so it names both by construction.
-NAMING_ALLOWED = {SPECC / "parity.py"}
+NAMING_ALLOWED = {SPECC / "parity"}  # compares the two frameworks by design
 
 
 def test_every_backend_package_has_one_entry() -> None:
@@ -111,7 +111,7 @@ def test_the_scan_finds_a_comparison_and_spares_docstrings() -> None:
 def test_no_backend_name_outside_the_backends() -> None:
     found = []
     for path in sorted(SPECC.rglob("*.py")):
-        if BACKENDS_DIR in path.parents or path in NAMING_ALLOWED:
+        if BACKENDS_DIR in path.parents or NAMING_ALLOWED & set(path.parents):
             continue
         for line, text in backend_literals(path.read_text(encoding="utf-8")):
             found.append(f"{path.relative_to(SPECC.parent)}:{line}: {text!r}")

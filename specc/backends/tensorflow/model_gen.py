@@ -10,7 +10,7 @@ on them):
 - Every layer is named explicitly (Keras's automatic names could collide with ours): by its IR
   node id (`conv2d_1`), after the ids of the blocks that contain it, joined by `__`
   (`residual_1__conv_bn_1__conv2d_1`; `layer_name`). With `.` for `__` that is the PyTorch
-  program's submodule holding the same weights, which is how `weights.py` ports them. A second
+  program's submodule holding the same weights (the manifest, `manifest`, lists both). A second
   layer that a node needs in Keras (explicit convolution padding, transposed-convolution
   cropping) has no weights and takes the node's name and a suffix (`conv2d_1_pad`).
 - One function per distinct block instantiation, `def residual(x, prefix)`, named after the
@@ -32,7 +32,8 @@ on them):
 
 Which Keras layer each layer kind becomes is one table, `LayerWriter.RULES` (data for the
 simple kinds, methods for the rest); `unsupported` reports a kind the table lacks, the
-backend's one way of refusing.
+backend's one way of refusing. Each emitter
+also records the variables its layers hold (`Site.holds`), for the manifest (`write_model`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from __future__ import annotations
 import keyword
 import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -57,6 +58,7 @@ from specc.backends.common.code import (
     shape_comment,
     unless,
 )
+from specc.backends.common.manifest import Entry, Manifest, Weight
 from specc.backends.naming import (
     Namer,
     Step,
@@ -254,9 +256,22 @@ class Site:
     shapes: tuple[Shape, ...]
     out: str
     name_of: Callable[[str], Code]
+    # The weights its layers hold, as the emitter records them: (layer-name suffix, the
+    # variable's name, its shape), in each layer's `get_weights` order.
+    weights: list[tuple[str, str, tuple[int, ...]]] = field(default_factory=list)
 
     def name(self, suffix: str = "") -> Code:
         return self.name_of(identifier(self.node.id) + suffix)
+
+    def holds(self, variable: str, shape: Sequence[int], suffix: str = "") -> None:
+        """Record a weight of the layer named with `suffix`."""
+        self.weights.append((suffix, variable, tuple(shape)))
+
+    def holds_kernel_and_bias(self, kernel: Sequence[int], outputs: int, suffix: str = "",
+                              bias: bool = True) -> None:
+        self.holds("kernel", kernel, suffix)
+        if bias:
+            self.holds("bias", (outputs,), suffix)
 
 
 @dataclass(frozen=True)
@@ -365,6 +380,7 @@ class LayerWriter:
 
     def _dense(self, site: Site) -> list[Statement]:
         layer = site.node.layer
+        site.holds_kernel_and_bias((site.shapes[0][-1], layer.units), layer.units, bias=layer.bias)
         return [
             self.layer(
                 site,
@@ -407,6 +423,9 @@ class LayerWriter:
         window = layer.window
         steps, x = self._explicit_padding(site, window.rank, window.padding)
         padding = window.padding if isinstance(window.padding, str) else "valid"
+        per_group = site.shapes[0][-1] // layer.groups
+        site.holds_kernel_and_bias((*window.kernel, per_group, layer.filters), layer.filters,
+                                   bias=layer.bias)
         conv = self.layer(
             site,
             f"layers.Conv{window.rank}D",
@@ -429,6 +448,9 @@ class LayerWriter:
         window = layer.window
         steps, x = self._explicit_padding(site, window.rank, window.padding)
         padding = window.padding if isinstance(window.padding, str) else "valid"
+        channels = site.shapes[0][-1]
+        site.holds_kernel_and_bias((*window.kernel, channels, layer.multiplier),
+                                   channels * layer.multiplier, bias=layer.bias)
         conv = self.layer(
             site,
             "layers.DepthwiseConv2D",
@@ -452,6 +474,8 @@ class LayerWriter:
         window = layer.window
         explicit = not isinstance(window.padding, str)
         short = any(s > k for k, s in zip(window.kernel, window.stride, strict=True))
+        site.holds_kernel_and_bias((*window.kernel, layer.filters, site.shapes[0][-1]),
+                                   layer.filters, bias=layer.bias)
         conv = self.layer(
             site,
             "layers.Conv2DTranspose",
@@ -506,6 +530,8 @@ class LayerWriter:
     def _batchnorm(self, site: Site) -> list[Statement]:
         self.helpers.add("TorchBatchNormalization")
         layer = site.node.layer
+        for variable in ("gamma", "beta", "moving_mean", "moving_variance"):
+            site.holds(variable, site.shapes[0][-1:])
         return [
             self.layer(
                 site,
@@ -517,6 +543,8 @@ class LayerWriter:
 
     def _layernorm(self, site: Site) -> list[Statement]:
         epsilon = site.node.layer.epsilon
+        site.holds("gamma", site.shapes[0][-1:])
+        site.holds("beta", site.shapes[0][-1:])
         return [self.layer(site, "layers.LayerNormalization", epsilon=epsilon)]
 
     # --- sequences ----------------------------------------------------------------------
@@ -524,6 +552,7 @@ class LayerWriter:
     def _embedding(self, site: Site) -> list[Statement]:
         layer = site.node.layer
         init = unless(layer.init, "uniform")
+        site.holds("embeddings", (layer.vocab, layer.dim))
         embedding = self.layer(
             site, "layers.Embedding", layer.vocab, layer.dim, embeddings_initializer=init
         )
@@ -532,12 +561,20 @@ class LayerWriter:
     def _positional_embedding(self, site: Site) -> list[Statement]:
         self.helpers.add("PositionalEmbedding")
         layer = site.node.layer
+        site.holds("embeddings", (layer.max_len, site.shapes[0][-1]))
         init = unless(layer.init, "uniform")
         return [self.layer(site, "PositionalEmbedding", layer.max_len, initializer=init)]
 
     def _recurrent(self, site: Site) -> list[Statement]:
         layer = site.node.layer
         function = RECURRENT[layer.kind]
+        features, width = site.shapes[0][-1], layer.gates * layer.units
+        # The reset_after GRU keeps its input and its recurrent bias, as one array.
+        bias = (2, width) if layer.kind == "gru" else (width,)
+        for _ in range(layer.directions):  # Bidirectional lists forward, then backward
+            site.holds("kernel", (features, width))
+            site.holds("recurrent_kernel", (layer.units, width))
+            site.holds("bias", bias)
         args = arguments(
             layer.units,
             return_sequences=unless(layer.return_sequences, False),
@@ -556,6 +593,7 @@ class LayerWriter:
     def _attention(self, site: Site) -> list[Statement]:
         layer, (x,) = site.node.layer, site.ins
         causal = ("use_causal_mask=True",) if layer.causal else ()
+        _holds_attention(site, site.shapes[0][-1], layer.heads, layer.head_width(site.shapes[0]))
         return [
             self.layer(
                 site,
@@ -571,6 +609,15 @@ class LayerWriter:
     def _transformer(self, site: Site) -> list[Statement]:
         self.helpers.add("transformer_encoder")
         layer = site.node.layer
+        # The layers transformer_encoder (templates/model_helpers.j2) names after the node.
+        features = site.shapes[0][-1]
+        _holds_attention(site, features, layer.heads, features // layer.heads,
+                         f"{SEPARATOR}attention")
+        site.holds_kernel_and_bias((features, layer.ff), layer.ff, f"{SEPARATOR}linear1")
+        site.holds_kernel_and_bias((layer.ff, features), features, f"{SEPARATOR}linear2")
+        for norm in ("norm1", "norm2"):
+            site.holds("gamma", (features,), f"{SEPARATOR}{norm}")
+            site.holds("beta", (features,), f"{SEPARATOR}{norm}")
         args = arguments(
             Code(site.ins[0]),
             site.name(),
@@ -594,6 +641,16 @@ class LayerWriter:
             axis = unless(layer.axis, -1)
             return [self.layer(site, "layers.Concatenate", axis=axis, inputs=inputs)]
         return [self.layer(site, MERGES[layer.kind], inputs=inputs)]
+
+
+def _holds_attention(site: Site, features: int, heads: int, key_dim: int, suffix: str = "") -> None:
+    """A MultiHeadAttention's weights: per projection a [features, heads, key_dim] kernel and
+    a [heads, key_dim] bias, then the output's [heads, key_dim, features] kernel and bias."""
+    for _ in ("query", "key", "value"):
+        site.holds("kernel", (features, heads, key_dim), suffix)
+        site.holds("bias", (heads, key_dim), suffix)
+    site.holds("kernel", (heads, key_dim, features), suffix)
+    site.holds("bias", (features,), suffix)
 
 
 # --- functions ------------------------------------------------------------------------------
@@ -623,6 +680,9 @@ class ModuleBuilder:
         self.blocks: dict[tuple[str, str], ir.BlockNode] = {}  # in definition order
         self._collect(model.graph)
         self.function_names = self._name_functions()
+        # The manifest entries of each block function's layers, names relative to its prefix.
+        self.block_entries: dict[tuple[str, str], list[Entry]] = {}
+        self.entries: list[Entry] = []  # the model's, filled by the builder
         # Variables never shadow a module-level name.
         self.reserved = MODULE_NAMES | frozenset(self.function_names.values())
 
@@ -667,8 +727,14 @@ class ModuleBuilder:
         return variable_names(inputs, steps, kept, reserved=reserved)
 
     def _statements(
-        self, graph: ir.Graph, names: dict[str, str], name_of: Callable[[str], Code]
+        self,
+        graph: ir.Graph,
+        names: dict[str, str],
+        name_of: Callable[[str], Code],
+        entries: list[Entry],
     ) -> list[Statement]:
+        """The graph's statements; the manifest entries of its layer nodes go to `entries`,
+        with names relative to the graph's function."""
         statements: list[Statement] = []
         for node in graph.nodes:
             ins = tuple(names[v] for v in node.inputs)
@@ -676,9 +742,13 @@ class ModuleBuilder:
             if isinstance(node, ir.BlockNode):
                 function = self.function_names[_block_key(node)]
                 steps = [Statement(out, function, (*ins, name_of(identifier(node.id))))]
+                inner = self.block_entries[_block_key(node)]
+                entries += [_inside(node.id, entry) for entry in inner]
             else:
                 shapes = tuple(graph.value(v).shape for v in node.inputs)
-                steps = self.layers.emit(Site(node, ins, shapes, out, name_of))
+                site = Site(node, ins, shapes, out, name_of)
+                steps = self.layers.emit(site)
+                entries.append(_entry(site))
             last = steps[-1]
             comment = shape_comment(node.output.shape, "last")
             statements += [*steps[:-1], replace(last, comment=comment)]
@@ -691,7 +761,9 @@ class ModuleBuilder:
         def name_of(name: str) -> Code:  # an identifier: safe inside the f-string
             return Code(f'f"{{{PREFIX}}}{SEPARATOR}{name}"')
 
-        body = layout(self._statements(graph, names, name_of))
+        entries: list[Entry] = []
+        body = layout(self._statements(graph, names, name_of, entries))
+        self.block_entries[key] = entries
         body.append(f"return {', '.join(names[v] for v in graph.outputs)}")
         args = ", ".join(f"{k}={describe(v)}" for k, v in node.args.items())
         (value,) = graph.inputs
@@ -721,7 +793,9 @@ class ModuleBuilder:
             )
             for v, keras_name in zip(graph.inputs, keras_names, strict=True)
         ]
-        statements += self._statements(graph, names, lambda name: Code(lit(name)))
+        statements += self._statements(
+            graph, names, lambda name: Code(lit(name)), self.entries
+        )
         inputs = [names[v.id] for v in graph.inputs]
         outputs = [names[v] for v in graph.outputs]
         model = Statement(
@@ -750,8 +824,36 @@ def _environment():
     return template_environment(TEMPLATES)
 
 
+def _entry(site: Site) -> Entry:
+    """The manifest entry of the layer node a site has just emitted."""
+    node = site.node
+    name = identifier(node.id)
+    weights = tuple(Weight(name + suffix, variable, shape)
+                    for suffix, variable, shape in site.weights)
+    return Entry((node.id,), node.layer.kind, output_layer_name((node.id,), node), "last", None,
+                 weights)
+
+
+def _inside(block_id: str, entry: Entry) -> Entry:
+    """A block function's manifest entry as its caller names it: after the block node's id."""
+    prefix = identifier(block_id) + SEPARATOR
+    weights = tuple(replace(w, holder=prefix + w.holder) for w in entry.weights)
+    return replace(entry, node=(block_id, *entry.node), name=prefix + entry.name, weights=weights)
+
+
 def render_model(model: ir.Model) -> str:
     """The source of a standalone model.py for `model` (see the module docstring)."""
+    return write_model(model)[0]
+
+
+def manifest(model: ir.Model) -> Manifest:
+    """What model.py holds for each layer node of `model` (see specc.backends.common.manifest):
+    Keras holds every value channels-last and applies `activation=` inside the layer."""
+    return write_model(model)[1]
+
+
+def write_model(model: ir.Model) -> tuple[str, Manifest]:
+    """The source of model.py and its manifest, from one pass over the model."""
     module = ModuleBuilder(model)
     functions = module.functions()
     env = _environment()
@@ -769,7 +871,7 @@ def render_model(model: ir.Model) -> str:
         helpers=helpers_source.strip(),
         functions=functions_source.strip(),
     )
-    return source.rstrip() + "\n"
+    return source.rstrip() + "\n", Manifest("tensorflow", BUILDER, tuple(module.entries))
 
 
 def _function_context(function: Function) -> dict[str, object]:

@@ -22,7 +22,9 @@ Conventions of the generated file (train.py, the parity tool and readers rely on
   returns the penalty to add to the loss at every training step.
 
 How each layer kind becomes code is decided in one table, `LayerWriter.RULES`: simple kinds as
-data, the rest as methods; a kind missing from it is reported by `unsupported`.
+data, the rest as methods; a kind missing from it is reported by `unsupported`. Each emitter
+also records what it wrote for the manifest (`write_model`): the tensors its module holds, in
+state-dict order, and the activation `forward` applies after it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -51,6 +53,7 @@ from specc.backends.common.code import (
     shape_comment,
     unless,
 )
+from specc.backends.common.manifest import Entry, Manifest, Weight
 from specc.backends.naming import (
     Namer,
     Step,
@@ -122,6 +125,8 @@ ACTIVATIONS = {
 }
 
 TEMPLATES = Path(__file__).parent / "templates"
+# A BatchNorm module's tensors besides num_batches_tracked, in state-dict order.
+BATCHNORM_STATE = ("weight", "bias", "running_mean", "running_var")
 
 
 # --- layouts --------------------------------------------------------------------------------
@@ -237,6 +242,10 @@ class Emission:
     module: str | ClassSpec | None = None  # constructor of `self.<node id>`
     init: list[Line] = field(default_factory=list)  # statements of `_init_weights`
     penalties: list[tuple[str, float, float]] = field(default_factory=list)  # (weight, l1, l2)
+    # The weights `self.<node id>` holds, in state-dict order: (attribute path, shape).
+    weights: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    activation_outside: str | None = None  # applied to the module's output, in terms of `x`
+    entries: list[Entry] = field(default_factory=list)  # a block's manifest entries
 
 
 @dataclass(frozen=True)
@@ -351,15 +360,22 @@ class LayerWriter:
         """Apply a weighted layer's `activation=` to its output."""
         rank = len(node.output.shape)
         emission.expr = self.activate(node.layer.activation, emission.expr, layout, rank)
+        if node.layer.activation is not None:
+            emission.activation_outside = self.activate(node.layer.activation, "x", layout, rank)
         return emission
 
     # --- weights -----------------------------------------------------------------------
 
-    def _kernel_and_bias(self, layer, module: str, torch_shape, keras_shape) -> list[Line]:
-        """Initialization of `module.weight` (shapes in both frameworks) and its bias."""
+    def _kernel_and_bias(
+        self, layer, module: str, torch_shape, keras_shape, outputs: int, weights: list
+    ) -> list[Line]:
+        """Initialization of `module.weight` (shapes in both frameworks) and its bias (of
+        `outputs` elements); both are appended to `weights`."""
         lines = [init_statement(layer.init, f"{module}.weight", torch_shape, keras_shape)]
+        weights.append((f"{module}.weight", tuple(torch_shape)))
         if getattr(layer, "bias", True):
             lines.append(init_statement(layer.bias_init, f"{module}.bias"))
+            weights.append((f"{module}.bias", (outputs,)))
         return lines
 
     def _penalties(self, layer, self_attr: str) -> list[tuple[str, float, float]]:
@@ -373,12 +389,12 @@ class LayerWriter:
         layer, (x,) = node.layer, ins
         features = x.shape[-1]
         module = call("nn.Linear", features, layer.units, bias=unless(layer.bias, True))
-        me = f"self.{attr}"
+        me, weights = f"self.{attr}", []
+        init = self._kernel_and_bias(
+            layer, me, (layer.units, features), (features, layer.units), layer.units, weights
+        )
         emission = Emission(
-            f"{me}({x.var})",
-            module,
-            self._kernel_and_bias(layer, me, (layer.units, features), (features, layer.units)),
-            penalties=self._penalties(layer, me),
+            f"{me}({x.var})", module, init, penalties=self._penalties(layer, me), weights=weights
         )
         return self._then_activate(node, emission, "last")
 
@@ -439,11 +455,13 @@ class LayerWriter:
         per_group = channels // layer.groups
         torch_shape = (layer.filters, per_group, *window.kernel)
         keras_shape = (*window.kernel, per_group, layer.filters)
+        weights: list = []
         emission = Emission(
             f"{me}({_padded(pad, x.var)})",
             module,
-            self._kernel_and_bias(layer, me, torch_shape, keras_shape),
+            self._kernel_and_bias(layer, me, torch_shape, keras_shape, layer.filters, weights),
             penalties=self._penalties(layer, me),
+            weights=weights,
         )
         return self._then_activate(node, emission, "first")
 
@@ -468,8 +486,9 @@ class LayerWriter:
         me = f"self.{attr}"
         torch_shape = (outputs, 1, *window.kernel)
         keras_shape = (*window.kernel, channels, layer.multiplier)
-        init = self._kernel_and_bias(layer, me, torch_shape, keras_shape)
-        emission = Emission(f"{me}({_padded(pad, x.var)})", module, init)
+        weights: list = []
+        init = self._kernel_and_bias(layer, me, torch_shape, keras_shape, outputs, weights)
+        emission = Emission(f"{me}({_padded(pad, x.var)})", module, init, weights=weights)
         return self._then_activate(node, emission, "first")
 
     def _conv_transpose(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
@@ -506,8 +525,10 @@ class LayerWriter:
             expr += "[:, :, " + ", ".join(":-1" if c else ":" for c in crop) + "]"
         torch_shape = (channels, layer.filters, *kernel)
         keras_shape = (*kernel, layer.filters, channels)
-        init = self._kernel_and_bias(layer, me, torch_shape, keras_shape)
-        return self._then_activate(node, Emission(expr, module, init), "first")
+        weights: list = []
+        init = self._kernel_and_bias(layer, me, torch_shape, keras_shape, layer.filters, weights)
+        emission = Emission(expr, module, init, weights=weights)
+        return self._then_activate(node, emission, "first")
 
     # --- pooling and resampling --------------------------------------------------------
 
@@ -564,12 +585,17 @@ class LayerWriter:
             eps=unless(layer.epsilon, 1e-5),
             momentum=unless(layer.momentum, 0.1),  # weight of the new batch statistic
         )
-        return Emission(f"self.{attr}({x.var})", module)
+        me, channels = f"self.{attr}", (x.shape[-1],)
+        weights = [(f"{me}.{name}", channels) for name in BATCHNORM_STATE]
+        weights.append((f"{me}.num_batches_tracked", ()))
+        return Emission(f"{me}({x.var})", module, weights=weights)
 
     def _layernorm(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         (x,) = ins
         module = call("nn.LayerNorm", x.shape[-1], eps=unless(node.layer.epsilon, 1e-5))
-        return Emission(f"self.{attr}({x.var})", module)
+        me = f"self.{attr}"
+        weights = [(f"{me}.weight", (x.shape[-1],)), (f"{me}.bias", (x.shape[-1],))]
+        return Emission(f"{me}({x.var})", module, weights=weights)
 
     # --- sequences ---------------------------------------------------------------------
 
@@ -577,13 +603,15 @@ class LayerWriter:
         layer, me = node.layer, f"self.{attr}"
         shape = (layer.vocab, layer.dim)
         init = [init_statement(layer.init, f"{me}.weight", shape, shape)]
-        return Emission(f"{me}({ins[0].var})", call("nn.Embedding", *shape), init)
+        weights = [(f"{me}.weight", shape)]
+        return Emission(f"{me}({ins[0].var})", call("nn.Embedding", *shape), init, weights=weights)
 
     def _positional_embedding(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         layer, (x,), me = node.layer, ins, f"self.{attr}"
         shape = (layer.max_len, x.shape[-1])
         init = [init_statement(layer.init, f"{me}.weight", shape, shape)]
-        return Emission(f"{me}({x.var})", call("PositionalEmbedding", *shape), init)
+        module = call("PositionalEmbedding", *shape)
+        return Emission(f"{me}({x.var})", module, init, weights=[(f"{me}.weight", shape)])
 
     def _recurrent(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         layer, (x,), me = node.layer, ins, f"self.{attr}"
@@ -598,8 +626,14 @@ class LayerWriter:
         one_bias = layer.keras_biases == 1
         recurrent_bias = "zeros" if one_bias else layer.bias_init
         width = gates * units  # the gates stacked
-        init = []
+        init, weights = [], []
         for suffix in ("", "_reverse")[: layer.directions]:
+            weights += [
+                (f"{me}.weight_ih_l0{suffix}", (width, features)),
+                (f"{me}.weight_hh_l0{suffix}", (width, units)),
+                (f"{me}.bias_ih_l0{suffix}", (width,)),
+                (f"{me}.bias_hh_l0{suffix}", (width,)),
+            ]
             init += [
                 init_statement(
                     layer.init, f"{me}.weight_ih_l0{suffix}", (width, features), (features, width)
@@ -617,15 +651,18 @@ class LayerWriter:
                 init.append(Line(f"{me}.bias_hh_l0{suffix}.requires_grad_(False)",
                                  "Keras has one bias here"))
         if layer.return_sequences:
-            return Emission(f"{me}({x.var})[0]", module, init)
-        return Emission(f"final_state({me}({x.var}))", module, init)
+            return Emission(f"{me}({x.var})[0]", module, init, weights=weights)
+        return Emission(f"final_state({me}({x.var}))", module, init, weights=weights)
 
-    def _projections(self, me: str, names: Sequence[str], layer, shapes) -> list[Line]:
-        """Initialization of nn.Linear submodules `me.<name>` of [in, out] `shapes`."""
+    def _projections(
+        self, me: str, names: Sequence[str], layer, shapes, weights: list
+    ) -> list[Line]:
+        """Initialization of nn.Linear submodules `me.<name>` of [in, out] `shapes`, whose
+        weights are appended to `weights`."""
         init = []
         for name, (fan_in, fan_out) in zip(names, shapes, strict=True):
             init += self._kernel_and_bias(
-                layer, f"{me}.{name}", (fan_out, fan_in), (fan_in, fan_out)
+                layer, f"{me}.{name}", (fan_out, fan_in), (fan_in, fan_out), fan_out, weights
             )
         return init
 
@@ -643,8 +680,9 @@ class LayerWriter:
         )
         width = layer.heads * key_dim
         shapes = [(features, width)] * 3 + [(width, features)]
-        init = self._projections(me, ("query", "key", "value", "output"), layer, shapes)
-        return Emission(f"{me}({x.var})", module, init)
+        weights: list = []
+        init = self._projections(me, ("query", "key", "value", "output"), layer, shapes, weights)
+        return Emission(f"{me}({x.var})", module, init, weights=weights)
 
     def _transformer(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         layer, (x,), me = node.layer, ins, f"self.{attr}"
@@ -661,12 +699,19 @@ class LayerWriter:
             norm_first=layer.norm_first,
             epsilon=unless(layer.epsilon, 1e-5),
         )
+        # In the order TransformerEncoder (templates/model_helpers.j2) registers them.
+        weights: list = []
         attention = (f"{me}.attention", ("query", "key", "value", "output"))
-        init = self._projections(attention[0], attention[1], layer, [(features, features)] * 4)
-        init += self._projections(
-            me, ("linear1", "linear2"), layer, [(features, layer.ff), (layer.ff, features)]
+        init = self._projections(
+            attention[0], attention[1], layer, [(features, features)] * 4, weights
         )
-        return Emission(f"{me}({x.var})", module, init)
+        init += self._projections(
+            me, ("linear1", "linear2"), layer, [(features, layer.ff), (layer.ff, features)],
+            weights,
+        )
+        for norm in ("norm1", "norm2"):
+            weights += [(f"{me}.{norm}.weight", (features,)), (f"{me}.{norm}.bias", (features,))]
+        return Emission(f"{me}({x.var})", module, init, weights=weights)
 
     # --- merges ------------------------------------------------------------------------
 
@@ -702,6 +747,7 @@ class ClassBuilder:
         self.init: list[Line] = []
         self.lines: list[Line] = []
         self.penalties: list[tuple[str, float, float]] = []
+        self.entries: list[Entry] = []  # the manifest of this graph's layer nodes
         self.names = self._variable_names()
         self.params = tuple(self.names[v.id] for v in graph.inputs)
         for value, layout in zip(graph.inputs, input_layouts, strict=True):
@@ -758,6 +804,10 @@ class ClassBuilder:
             self.modules.append((attr, emission.module))
         self.init += emission.init
         self.penalties += emission.penalties
+        if isinstance(node, ir.BlockNode):
+            self.entries += [_inside(node.id, attr, entry) for entry in emission.entries]
+        else:
+            self.entries.append(_entry(node, attr, held.layout, emission))
         comment = shape_comment(out.shape, held.layout)
         if emission.expr == held.var:
             self.lines.append(Line("", f"{node.id}: {held.var} passes through {comment}"))
@@ -796,6 +846,21 @@ class ClassBuilder:
         return self.held[self.graph.outputs[0]].layout
 
 
+def _entry(node: ir.LayerNode, attr: str, layout: Layout, emission: Emission) -> Entry:
+    """The manifest entry of a layer node held by `self.<attr>`."""
+    prefix = f"self.{attr}."
+    weights = tuple(Weight(attr, path.removeprefix(prefix), shape)
+                    for path, shape in emission.weights)
+    return Entry((node.id,), node.layer.kind, attr, layout, emission.activation_outside, weights)
+
+
+def _inside(block_id: str, attr: str, entry: Entry) -> Entry:
+    """A block's manifest entry as seen from the class holding the block as `self.<attr>`."""
+    weights = tuple(replace(w, holder=f"{attr}.{w.holder}") for w in entry.weights)
+    return replace(entry, node=(block_id, *entry.node), name=f"{attr}.{entry.name}",
+                   weights=weights)
+
+
 def _layout(layout: Layout, shape: Shape) -> Layout:
     return layout if len(shape) >= 2 else "last"
 
@@ -830,7 +895,8 @@ class ModuleBuilder:
             (f"self.{attr}.{path[len('self.') :]}", l1, l2) for path, l1, l2 in spec.penalties
         ]
         expr = f"self.{attr}({', '.join(x.var for x in ins)})"
-        return Emission(expr, spec, penalties=penalties), layout_out
+        emission = Emission(expr, spec, penalties=penalties, entries=builder.entries)
+        return emission, layout_out
 
 
 def _hashable(value: object) -> object:
@@ -885,6 +951,16 @@ def _docstring(text: str) -> str:
 
 def render_model(model: ir.Model) -> str:
     """The source of a standalone model.py for `model` (see the module docstring)."""
+    return write_model(model)[0]
+
+
+def manifest(model: ir.Model) -> Manifest:
+    """What model.py holds for each layer node of `model` (see specc.backends.common.manifest)."""
+    return write_model(model)[1]
+
+
+def write_model(model: ir.Model) -> tuple[str, Manifest]:
+    """The source of model.py and its manifest, from one pass over the model."""
     module = ModuleBuilder()
     graph = model.graph
     builder = ClassBuilder(module, graph, ["last"] * len(graph.inputs))
@@ -916,7 +992,7 @@ def render_model(model: ir.Model) -> str:
         helpers=helpers_source.strip(),
         classes=classes_source.strip(),
     )
-    return source.rstrip() + "\n"
+    return source.rstrip() + "\n", Manifest("torch", name, tuple(builder.entries))
 
 
 def _helpers_named(source: str) -> list[str]:

@@ -21,10 +21,10 @@ import specc
 from specc import ir
 from specc.backends.tensorflow import model_gen
 from specc.backends.tensorflow.model_gen import BUILDER, keras_momentum, render_model
-from specc.backends.tensorflow.weights import keras_to_torch, torch_to_keras
 from specc.backends.torch import model_gen as torch_gen
 from specc.errors import SpecError
 from specc.layers import LAYERS
+from specc.parity.transfer import keras_to_torch, torch_to_keras
 
 from .conftest import import_source, load, model_spec
 
@@ -336,6 +336,9 @@ def test_weights_left_over_are_an_error(tmp_path: Path) -> None:
         torch_to_keras(model, {**state, "dense_2.weight": np.ones(1)})
     with pytest.raises(KeyError, match="dense_1.bias"):
         torch_to_keras(model, {"dense_1.weight": np.ones((3, 4))})
+    # The manifests say what each program holds: a tensor of another shape is refused.
+    with pytest.raises(ValueError, match=r"`dense_1` have the shapes \[\(3, 4\), \(2,\)\]"):
+        torch_to_keras(model, {"dense_1.weight": np.ones((4, 3)), "dense_1.bias": np.zeros(2)})
 
 
 # --- the same function in both frameworks -------------------------------------------------
@@ -432,6 +435,24 @@ def test_keras_model_computes_the_torch_model_s_function(frameworks, tmp_path, c
     fresh = torch_network(frameworks, tmp_path, model)
     fresh.load_state_dict({key: torch.from_numpy(np.asarray(v)) for key, v in back.items()})
     assert_same_outputs(torch_outputs(frameworks, fresh, inputs), expected, f"{case}: back")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_the_manifest_names_every_keras_weight(frameworks, tmp_path, case) -> None:
+    model = load(tmp_path, CASES[case])
+    keras_model = getattr(import_source(tmp_path, render_model(model)), BUILDER)()
+    entries = model_gen.manifest(model).entries
+    assert [entry.node for entry in entries] == [(*path, node.id)
+                                                 for path, node in model.graph.walk()]
+    listed: dict[str, list] = {}
+    for entry in entries:
+        keras_model.get_layer(entry.name)  # the node's output is this layer's
+        for weight in entry.weights:
+            listed.setdefault(weight.holder, []).append((weight.name, weight.shape))
+    held = {layer.name: [(w.name, tuple(w.shape)) for w in layer.weights]
+            for layer in keras_model.layers if layer.weights}
+    assert listed == held
 
 
 SEED_SPECS = sorted((Path(__file__).resolve().parents[3] / "specs").glob("*.spec"))

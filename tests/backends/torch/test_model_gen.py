@@ -607,3 +607,29 @@ def test_same_padding_and_windows_match_tensorflow(tmp_path: Path) -> None:
     expected = [conv, rect, depth, transposed, pooled_max, pooled_avg]
     for name, ours, theirs in zip("ckdtma", got, expected, strict=True):
         np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL_SPECS)
+def test_the_manifest_names_every_tensor_of_the_state_dict_in_order(
+        tmp_path: Path, name: str) -> None:
+    model = load(tmp_path, ALL_SPECS[name])
+    _, net = instantiate(tmp_path, model)
+    listed = [(f"{w.holder}.{w.name}", w.shape)
+              for entry in model_gen.manifest(model).entries for w in entry.weights]
+    assert listed == [(key, tuple(value.shape)) for key, value in net.state_dict().items()]
+    entries = model_gen.manifest(model).entries
+    assert [entry.node for entry in entries] == [(*path, node.id)
+                                                 for path, node in model.graph.walk()]
+    for entry in entries:
+        if entry.weights:  # the hooks of `specc parity` go on this module
+            assert entry.name in dict(net.named_modules())
+
+
+def test_the_manifest_says_which_activations_forward_applies(tmp_path: Path) -> None:
+    model = load(tmp_path, MNIST)
+    by_kind = {entry.kind: entry for entry in model_gen.manifest(model).entries}
+    assert by_kind["conv2d"].layout == "first"
+    assert by_kind["conv2d"].activation_outside == "F.relu(x)"
+    assert by_kind["dense"].layout == "last"
+    assert by_kind["flatten"].activation_outside is None

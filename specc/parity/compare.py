@@ -1,0 +1,286 @@
+"""The two programs side by side: both models with the same weights, the same batches fed
+to each, and what each computes compared (see specc.parity); and the pieces of each
+generated train.py that the training steps run.
+
+Which module or layer holds a node, how it lays out its output and which activation its
+program applies after it come from the generators' manifests (`Programs.transfer`)."""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+from specc import ir
+from specc.backends.common.manifest import Manifest
+from specc.parity.report import Check, Difference, compare
+from specc.parity.transfer import Site, Transfer
+
+OPTIMIZER_SECTION = "optimizer and learning-rate schedule"
+CONFIG_SECTION = "config"
+
+
+# --- code cut from the generated train.py --------------------------------------------------------
+
+RULE = re.compile(r"^# -{20,}$", re.MULTILINE)
+
+
+def section(source: str, title: str) -> str:
+    """The section of a generated train.py whose title line (after a rule line) starts with
+    `# <title>`, up to the next rule line."""
+    parts = RULE.split(source)
+    for part in parts:
+        if part.lstrip("\n").startswith(f"# {title}"):
+            return part
+    raise LookupError(f"train.py has no section `{title}`")
+
+
+def functions_used(source: str, root: str) -> str:
+    """The source of the top-level function `root` of a module and of every top-level
+    function it calls, directly or not."""
+    tree = ast.parse(source)
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    wanted, pending = set(), [root]
+    while pending:
+        name = pending.pop()
+        if name in wanted or name not in functions:
+            continue
+        wanted.add(name)
+        pending += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name)]
+    return "\n\n".join(ast.get_source_segment(source, functions[name])
+                       for name in functions if name in wanted)
+
+
+def training_code(source: str, namespace: dict[str, object], **overrides: object) -> dict:
+    """Execute a generated train.py's config section, its compute_loss (with what it calls)
+    and its optimizer section in `namespace` (which provides the model and the modules);
+    `overrides` replace config values after the config runs. Returns the namespace."""
+    exec(compile(section(source, CONFIG_SECTION), "train.py:config", "exec"), namespace)
+    namespace.update(overrides)
+    exec(compile(functions_used(source, "compute_loss"), "train.py:loss", "exec"), namespace)
+    exec(compile(section(source, OPTIMIZER_SECTION), "train.py:optimizer", "exec"), namespace)
+    return namespace
+
+
+@dataclass(frozen=True)
+class Manifests:
+    """Both programs' manifests, and the weight transfer between them."""
+
+    torch: Manifest
+    keras: Manifest
+    weights: Transfer
+
+
+@dataclass
+class Programs:
+    """Both generated programs: their model.py modules and train.py sources, and what their
+    generators say the model.py files hold."""
+
+    torch_model: ModuleType
+    keras_model: ModuleType
+    torch_train: str
+    keras_train: str
+    transfer: Manifests
+
+
+class Comparison:
+    """Both models, in float32 or float64, with the same weights, and the code each train.py
+    trains them with."""
+
+    def __init__(self, model: ir.Model, programs: Programs, steps: int, dtype: str,
+                 copy_weights: Callable) -> None:
+        """`copy_weights(transfer, net, keras_model)` makes the Keras model's weights
+        PyTorch's."""
+        import keras
+        import tensorflow as tf
+        import torch
+
+        self.torch, self.tf, self.keras = torch, tf, keras
+        self.model, self.programs, self.dtype = model, programs, dtype
+        torch.manual_seed(model.train.seed)
+        keras.utils.set_random_seed(model.train.seed)
+        self.net = getattr(programs.torch_model, programs.transfer.torch.builder)().to(
+            getattr(torch, dtype))
+        keras.mixed_precision.set_global_policy(dtype)
+        try:
+            self.keras_model = getattr(programs.keras_model, programs.transfer.keras.builder)()
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        self.transfer = programs.transfer.weights
+        copy_weights(self.transfer, self.net, self.keras_model)
+        self.sites = self.transfer.sites
+        self.torch_code = training_code(
+            programs.torch_train,
+            {"torch": torch, "F": torch.nn.functional, "math": math, "model": self.net,
+             "on_cuda": False, "steps_per_epoch": steps},
+        )
+        self.keras_code = training_code(
+            programs.keras_train,
+            {"tf": tf, "keras": keras, "np": np, "math": math, "model": self.keras_model,
+             "steps_per_epoch": steps},
+            precision="fp32",
+        )
+        for code in (self.torch_code, self.keras_code):
+            code["total_steps"] = code["epochs"] * steps
+
+    def cast(self, arrays: tuple) -> tuple:
+        """Float arrays in this comparison's float type; token ids as they are."""
+        return tuple(x.astype(self.dtype) if x.dtype.kind == "f" else x for x in arrays)
+
+    # --- forward ------------------------------------------------------------------------
+
+    def forward_check(self, title: str, inputs: tuple) -> list[Check]:
+        """Layer by layer, then the outputs, in inference mode."""
+        torch = self.torch
+        per_tensor = self.dtype == "float32"  # rounding: see the module docstring
+        captured: dict[str, object] = {}
+        handles = []
+        for site in self.sites:
+            def keep(module, args, output, path: str = site.torch.name) -> None:
+                captured[path] = output
+
+            handles.append(self.net.get_submodule(site.torch.name).register_forward_hook(keep))
+        self.net.eval()
+        try:
+            with torch.no_grad():
+                torch_outputs = self._torch_forward(inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+        names = [site.keras.name for site in self.sites]
+        probe = self.keras.Model(self.keras_model.input,
+                                 [self.keras_model.get_layer(n).output for n in names])
+        keras_layers = probe(self._keras_inputs(inputs), training=False) if names else []
+        if len(names) == 1:
+            keras_layers = [keras_layers]  # a model of one output returns it bare
+        layers = Check(f"{title}: layers")
+        for site, keras_value in zip(self.sites, keras_layers, strict=True):
+            value = self._torch_node_output(site, captured[site.torch.name])
+            if value is None or tuple(value.shape) != tuple(keras_value.shape):
+                continue  # the module's output is not the node's (a crop follows): skip it
+            layers.differences.append(compare(site.torch.name, np.asarray(keras_value), value,
+                                              per_tensor))
+        outputs = Check(f"{title}: outputs")
+        keras_outputs = self._keras_forward(inputs, training=False)
+        labels = [self.model.graph.value(v).label for v in self.model.graph.outputs]
+        for label, ours, theirs in zip(labels, keras_outputs, torch_outputs, strict=True):
+            outputs.differences.append(compare(f"output {label}", np.asarray(ours),
+                                               theirs.numpy(), per_tensor))
+        return [layers, outputs]
+
+    def _torch_node_output(self, site: Site, output) -> np.ndarray | None:
+        """A hooked module's output as the node's output, channels-last, or None."""
+        layer, held = site.node.layer, site.torch
+        if isinstance(output, tuple):  # a recurrent layer: (sequence, final state)
+            if getattr(layer, "return_sequences", False):
+                output = output[0]
+            else:
+                output = self.programs.torch_model.final_state(output)
+        if held.activation_outside is not None:
+            # The program's own expression, in its own model.py's names (F, torch).
+            output = eval(held.activation_outside, vars(self.programs.torch_model), {"x": output})
+        if held.layout == "first":
+            output = output.permute(0, *range(2, output.dim()), 1)
+        return output.detach().numpy()
+
+    def _torch_forward(self, inputs: tuple) -> tuple:
+        outputs = self.net(*(self.torch.from_numpy(x) for x in self.cast(inputs)))
+        return outputs if isinstance(outputs, tuple) else (outputs,)
+
+    def _keras_inputs(self, inputs: tuple):
+        inputs = self.cast(inputs)
+        return list(inputs) if len(inputs) > 1 else inputs[0]
+
+    def _keras_forward(self, inputs: tuple, training: bool) -> tuple:
+        outputs = self.keras_model(self._keras_inputs(inputs), training=training)
+        return tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs,)
+
+    # --- training steps -----------------------------------------------------------------
+
+    def training_checks(self, batches: Sequence[tuple]) -> list[Check]:
+        """A step per batch on both sides, gradients compared at each; then the weights.
+
+        Both optimizers apply PyTorch's gradients (once compared): the weights then differ
+        only where the update rules do. Were each side to apply its own, Adam would turn
+        rounding in a gradient near zero (in the float32 loss) into a weight change of up
+        to lr, since it divides by sqrt(v) + epsilon."""
+        checks = []
+        for step, (inputs, targets) in enumerate(batches):
+            ours = self._keras_gradients(inputs, targets)
+            theirs = self._in_keras_layout(self._torch_step(step, inputs, targets))
+            checks.append(Check(f"gradients, step {step + 1} (float64)",
+                                self._compare(ours, theirs)))
+            self._keras_update(step, theirs)
+        state = {k: v.detach().numpy() for k, v in self.net.state_dict().items()}
+        weights = {layer.name: [np.asarray(w) for w in layer.weights]
+                   for layer in self.keras_model.layers if layer.weights}
+        checks.append(Check(f"weights after {len(batches)} steps (float64)",
+                            self._compare(weights, self._in_keras_layout(state))))
+        return checks
+
+    def _torch_step(self, step: int, inputs: tuple, targets: tuple) -> dict[str, np.ndarray]:
+        """train.py's step: forward, loss, backward, rate, clipping, optimizer step. Returns
+        the gradients (before clipping) as a state dict holds weights; zeros where none."""
+        torch, code = self.torch, self.torch_code
+        self.net.train()
+        outputs = self._torch_forward(inputs)
+        loss = code["compute_loss"](outputs, tuple(torch.from_numpy(y) for y in targets))
+        loss.backward()
+        gradients = {}
+        for key, value in self.net.state_dict(keep_vars=True).items():
+            grad = getattr(value, "grad", None)
+            gradients[key] = np.zeros(value.shape) if grad is None else grad.numpy().copy()
+        optimizer = code["optimizer"]
+        for group in optimizer.param_groups:
+            group["lr"] = code["learning_rate_at"](0, step)
+        if code["grad_clip"] is not None:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), code["grad_clip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return gradients
+
+    def _keras_gradients(self, inputs: tuple, targets: tuple) -> dict[str, list]:
+        """The gradients of train.py's loss in training mode, by layer name in get_weights
+        order (None for the weights that do not train). The forward pass moves the batchnorm
+        statistics, as PyTorch's does."""
+        tf = self.tf
+        trainable = self.keras_model.trainable_variables
+        with tf.GradientTape() as tape:
+            outputs = self._keras_forward(inputs, training=True)
+            loss = self.keras_code["compute_loss"](outputs, tuple(map(tf.constant, targets)))
+        # An embedding's gradient comes as IndexedSlices (the rows looked up): made dense.
+        gradients = {id(v): None if g is None else np.asarray(tf.convert_to_tensor(g))
+                     for v, g in zip(trainable, tape.gradient(loss, trainable), strict=True)}
+        return {layer.name: [gradients.get(id(w)) for w in layer.weights]
+                for layer in self.keras_model.layers if layer.weights}
+
+    def _keras_update(self, step: int, gradients: dict[str, list]) -> None:
+        """train.py's optimizer step (rate, clipping, update) on gradients by layer name."""
+        by_variable = {id(weight): value for name, values in gradients.items()
+                       for weight, value in zip(self.keras_model.get_layer(name).weights,
+                                                values, strict=True)}
+        trainable = self.keras_model.trainable_variables
+        optimizer = self.keras_code["optimizer"]
+        optimizer.learning_rate = self.keras_code["learning_rate_at"](0, step)
+        optimizer.apply([self.tf.constant(by_variable[id(v)]) for v in trainable], trainable)
+
+    def _in_keras_layout(self, state: dict[str, np.ndarray]) -> dict[str, list]:
+        """A PyTorch state dict (of weights, or of their gradients) as Keras weights by
+        layer name. A recurrent layer's frozen second bias has a zero gradient, so the
+        gradient of Keras's one bias (the sum of PyTorch's two) is that of the first."""
+        return self.transfer.to_keras(state)
+
+    def _compare(self, ours: dict[str, list], theirs: dict[str, list]) -> list[Difference]:
+        """Keras's values against PyTorch's, both by layer name; None in `ours` is skipped."""
+        differences = []
+        for name, references in theirs.items():
+            weights = self.keras_model.get_layer(name).weights
+            for weight, reference, value in zip(weights, references, ours[name], strict=True):
+                if value is not None:
+                    differences.append(compare(weight.path, value, reference))
+        return differences
