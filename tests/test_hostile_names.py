@@ -141,7 +141,7 @@ def test_hostile_file_names_stay_text(tmp_path: Path, backend: str) -> None:
         spec = folder / file_name
         spec.write_text(SPEC)
         program = compile_into(folder, spec, backend)
-        for name in ("train.py", "model.py"):
+        for name in ("train.py", "model.py", "data.py"):
             source = (program / name).read_text(encoding="utf-8")
             assert source.isascii() or name == "model.py", case
             docstring, calls = module_docstring_and_calls(source)  # parses
@@ -153,7 +153,7 @@ def test_hostile_file_names_stay_text(tmp_path: Path, backend: str) -> None:
                 head, _, tail = shown.partition("...")
                 assert shown == file_name or (
                     file_name.startswith(head) and file_name.endswith(tail)), (case, shown)
-        programs += [program / "train.py", program / "model.py"]
+        programs += [program / name for name in ("train.py", "model.py", "data.py")]
     lint = ruff(programs)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
@@ -191,7 +191,7 @@ def test_hostile_names_give_programs_that_parse_and_pass_ruff(tmp_path: Path,
     paths = []
     for model in HOSTILE_MODELS:
         program = compile_into(tmp_path, spec, backend, model)
-        for name in ("train.py", "model.py"):
+        for name in ("train.py", "model.py", "data.py"):
             ast.parse((program / name).read_text())
             paths.append(program / name)
     lint = ruff(paths)

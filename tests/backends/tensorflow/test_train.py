@@ -449,7 +449,8 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
     shutil.copytree(straight, run)
     exploding = tmp_path / "exploding"  # the config block edited, as a user may
     exploding.mkdir()
-    shutil.copy(program / "model.py", exploding)
+    for name in ("model.py", "data.py"):
+        shutil.copy(program / name, exploding)
     source = (program / "train.py").read_text()
     assert "learning_rate = 0.01\n" in source
     (exploding / "train.py").write_text(source.replace("learning_rate = 0.01\n",

@@ -441,7 +441,8 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
     # Edit the config block, as a user may, so that the rate explodes once resumed.
     exploding = tmp_path / "exploding"
     exploding.mkdir()
-    shutil.copy(program / "model.py", exploding)
+    for name in ("model.py", "data.py"):
+        shutil.copy(program / name, exploding)
     source = (program / "train.py").read_text()
     assert "learning_rate = 0.01\n" in source
     (exploding / "train.py").write_text(source.replace("learning_rate = 0.01\n",
