@@ -1,12 +1,13 @@
-"""The TensorFlow backend: model.py (the network, in Keras) and train.py (everything else)."""
+"""The TensorFlow backend: model.py (the network, in Keras), data.py (the data loader) and
+train.py (everything else)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from specc import ir
-from specc.backends.common.data import render_data_module
 from specc.backends.common.manifest import Manifest
+from specc.backends.common.program import program_files
 from specc.backends.tensorflow.model_gen import manifest, write_model
 from specc.backends.tensorflow.train_gen import render_train
 
@@ -18,10 +19,7 @@ def generate(model: ir.Model, program_dir: Path) -> dict[str, str]:
 
 def program(model: ir.Model, program_dir: Path) -> tuple[dict[str, str], Manifest]:
     """The files of the program, and the manifest of its model.py."""
-    source, model_manifest = write_model(model)
-    files = {"model.py": source, "data.py": render_data_module(model, program_dir),
-             "train.py": render_train(model)}
-    return files, model_manifest
+    return program_files(model, program_dir, write_model, render_train)
 
 
 __all__ = ["generate", "manifest", "program"]
