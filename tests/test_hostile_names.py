@@ -82,7 +82,7 @@ model _m {
 }
 
 model __import__ {
-    input x: float[4]
+    input _: float[4]
     layers { __import__(2) }
     loss mse()
     optimizer sgd()

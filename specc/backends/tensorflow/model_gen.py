@@ -103,16 +103,18 @@ def keras_model_name(name: str) -> str:
 
 
 # What a keras.Input may not be called: `model.export` makes the input names the argument
-# names of a traced method, whose first argument is `self`.
+# names of a traced method, whose first argument is `self`, and TensorFlow's node names
+# cannot start with `_`.
 INPUT_RESERVED = frozenset({*keyword.kwlist, "self"})
 
 
 def input_names(labels: Sequence[str]) -> list[str]:
-    """The keras.Inputs' names: the spec's, a Python keyword or `self` with a trailing `_`
-    (`class_`), each distinct."""
+    """The keras.Inputs' names: the spec's less leading underscores (`_` is `input`), a
+    Python keyword or `self` with a trailing `_` (`class_`), each distinct."""
     names: list[str] = []
     for label in labels:  # builtins (`input`, `print`) are valid argument names: kept
-        names.append(next(c for c in candidates(label, INPUT_RESERVED) if c not in names))
+        base = label.lstrip("_") or "input"
+        names.append(next(c for c in candidates(base, INPUT_RESERVED) if c not in names))
     return names
 
 
