@@ -205,18 +205,18 @@ def test_keras_s_own_batchnorm_statistics_are_caught(tmp_path: Path, monkeypatch
 def test_the_steps_run_train_py_s_optimizer(tmp_path: Path, monkeypatch) -> None:
     # Keras's Adam adds epsilon before the bias correction: with a large epsilon, the first
     # step already differs. parity must be running the optimizer train.py defines.
-    real_generate = parity.generate
+    real_program = parity.program
 
     def with_keras_adam(model, backend, program_dir):
-        sources = real_generate(model, backend, program_dir)
+        sources, model_manifest = real_program(model, backend, program_dir)
         if backend == "tensorflow":
             ours = re.compile(r"^optimizer = TorchAdam\(.*\)$", re.MULTILINE)
             assert ours.search(sources["train.py"])
             keras_adam = "optimizer = keras.optimizers.Adam(learning_rate, beta1, beta2, epsilon)"
             sources["train.py"] = ours.sub(keras_adam, sources["train.py"])
-        return sources
+        return sources, model_manifest
 
-    monkeypatch.setattr(parity, "generate", with_keras_adam)
+    monkeypatch.setattr(parity, "program", with_keras_adam)
     report = parity.run(small_spec(tmp_path, "adam(lr=0.01, epsilon=0.1)"))
     failed = [check.title for check in report.checks if not check.ok]
     assert failed[0] == "gradients, step 2 (float64)"  # the first step moved other weights

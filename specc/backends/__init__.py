@@ -17,7 +17,11 @@ if TYPE_CHECKING:
     from specc.backends.common.manifest import Manifest
 
 
-def generate(model: ir.Model, backend: str, program_dir: Path) -> dict[str, str]:
+def program(
+    model: ir.Model, backend: str, program_dir: Path
+) -> tuple[dict[str, str], Manifest]:
+    """The `backend` program of `model`, to be written into `program_dir`: its files by name,
+    and the manifest of its model.py."""
     from specc.errors import SpecError
 
     if backend not in BACKENDS:
@@ -25,7 +29,7 @@ def generate(model: ir.Model, backend: str, program_dir: Path) -> dict[str, str]
             None, f"unknown backend `{backend}` (expected one of: {', '.join(BACKEND_NAMES)})"
         )
     module = BACKENDS[backend].generator()
-    if not hasattr(module, "generate"):
+    if not hasattr(module, "program"):
         raise SpecError.at(None, f"the {backend} backend is not available yet")
     if not model.losses:
         raise SpecError.at(
@@ -35,7 +39,12 @@ def generate(model: ir.Model, backend: str, program_dir: Path) -> dict[str, str]
         )
     if model.data is None:
         model = _with_synthetic_data(model)
-    return module.generate(model, Path(program_dir))
+    return module.program(model, Path(program_dir))
+
+
+def generate(model: ir.Model, backend: str, program_dir: Path) -> dict[str, str]:
+    """The files of the `backend` program of `model`, by name."""
+    return program(model, backend, program_dir)[0]
 
 
 def manifest(model: ir.Model, backend: str) -> Manifest:

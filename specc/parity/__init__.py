@@ -60,8 +60,8 @@ import numpy as np
 
 import specc
 from specc import ir
-from specc.backends import _with_synthetic_data, generate, manifest, select_model
-from specc.backends.common.data import render_data_code
+from specc.backends import _with_synthetic_data, program, select_model
+from specc.backends.common.data import render_data_module
 from specc.parity.compare import (
     CONFIG_SECTION,
     OPTIMIZER_SECTION,
@@ -92,9 +92,9 @@ __all__ = [
     "compare",
     "copy_weights",
     "functions_used",
-    "generate",
     "import_file",
     "load_splits",
+    "program",
     "run",
     "section",
     "training_batches",
@@ -141,16 +141,16 @@ def import_file(path: Path) -> ModuleType:
 
 def write_programs(model: ir.Model, folder: Path) -> Programs:
     """Both programs of `model` written into `folder`, their model.py files imported."""
-    sources = {}
+    sources, manifests = {}, {}
     for backend in ("torch", "tensorflow"):
-        program = folder / backend
-        program.mkdir(parents=True)
+        program_dir = folder / backend
+        program_dir.mkdir(parents=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "no data section": the data is ours to choose
-            sources[backend] = generate(model, backend, program)
+            sources[backend], manifests[backend] = program(model, backend, program_dir)
         for name, text in sources[backend].items():
-            (program / name).write_text(text, encoding="utf-8")
-    torch_manifest, keras_manifest = manifest(model, "torch"), manifest(model, "tensorflow")
+            (program_dir / name).write_text(text, encoding="utf-8")
+    torch_manifest, keras_manifest = manifests["torch"], manifests["tensorflow"]
     return Programs(
         torch_model=import_file(folder / "torch" / "model.py"),
         keras_model=import_file(folder / "tensorflow" / "model.py"),
@@ -201,9 +201,9 @@ def load_splits(model: ir.Model, folder: Path) -> dict:
     not fit)."""
     if model.data is None:
         raise LookupError("no data section")
-    data = render_data_code(model, folder)
-    namespace: dict[str, object] = {"__file__": str(folder / "train.py")}
-    exec(compile("\n".join(data.imports) + "\n" + data.code, "loader", "exec"), namespace)
+    # The program's data.py, as generate() writes it for `folder`.
+    namespace: dict[str, object] = {"__file__": str(folder / "data.py")}
+    exec(compile(render_data_module(model, folder), "data.py", "exec"), namespace)
     try:
         splits, _ = namespace["load_splits"](model.train.seed)  # type: ignore[operator]
     except (namespace["DataError"], OSError) as error:  # type: ignore[misc]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from specc import ast, ir
 from specc.errors import Diagnostics, mismatch
-from specc.training import CLASSIFICATION_METRICS, Loss
+from specc.passes.data_check import labelled_outputs
+from specc.training import CLASSIFICATION_METRICS
 
 # How outputs become predictions for the metrics, by the loss of the first output that has
 # one: `classes` (argmax over the last axis), `binary` (a threshold per unit) or `values`
@@ -32,16 +33,9 @@ HIGHER_IS_BETTER = CLASSIFICATION_METRICS
 TRAINING_SECTIONS = ("optimizer", "metrics", "data", "augment", "train")
 
 
-def first_labelled(model: ir.Model) -> tuple[ir.Value, Loss]:
-    """The first output (in output order) that a loss trains, and its loss: the metrics
-    are about it."""
-    term = min(model.losses, key=lambda t: model.graph.outputs.index(t.output))
-    return model.graph.value(term.output), term.loss
-
-
 def metric_task(model: ir.Model) -> str:
     """How the metrics read the first output that has a loss: classes, binary or values."""
-    return METRIC_TASKS.get(first_labelled(model)[1].kind, "values")
+    return METRIC_TASKS.get(labelled_outputs(model)[0][1].kind, "values")
 
 
 def splits(model: ir.Model) -> tuple[bool, bool]:
@@ -87,7 +81,7 @@ def check_training(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
 
 def _check_metrics(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
     task = metric_task(model)
-    value, loss = first_labelled(model)
+    value, loss = labelled_outputs(model)[0]
     for call, metric in zip(spec.metrics, model.metrics, strict=True):
         if metric.kind not in TASK_METRICS[task]:
             diags.error(call.name_span, mismatch(

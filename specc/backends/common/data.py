@@ -111,10 +111,6 @@ class DataCode:
     code: str  # top-level definitions; starts with a comment line, ends with a newline
     reads_file: bool  # whether DATA_PATH exists and `--data PATH` applies
 
-    @property
-    def imports(self) -> tuple[str, ...]:
-        return (*self.stdlib_imports, *self.third_party_imports)
-
 
 # What train.py imports from data.py: the rest of the module serves these.
 PROGRAM_NAMES = ("DataError", "load_preprocessing", "load_splits", "prediction_arrays",

@@ -96,10 +96,11 @@ def layer_name(path: Sequence[str]) -> str:
 CROP_SUFFIX = "_crop"  # conv2d_transpose with an int padding: the cropping
 
 
-def keras_model_name(name: str) -> str:
-    """The keras.Model's name: the spec's, less leading underscores. TensorFlow opens a root
-    name scope with it, and a root scope name cannot start with `_` (`_m`, `__import__`)."""
-    return identifier(name).lstrip("_") or "model"
+def node_name(name: str, fallback: str) -> str:
+    """`name` as TensorFlow accepts a node or root scope name, which cannot start with `_`:
+    without its leading underscores (`_m` is `m`), `fallback` when nothing is left. The
+    keras.Model and its Inputs are named so."""
+    return identifier(name).lstrip("_") or fallback
 
 
 # What a keras.Input may not be called: `model.export` makes the input names the argument
@@ -109,11 +110,11 @@ INPUT_RESERVED = frozenset({*keyword.kwlist, "self"})
 
 
 def input_names(labels: Sequence[str]) -> list[str]:
-    """The keras.Inputs' names: the spec's less leading underscores (`_` is `input`), a
-    Python keyword or `self` with a trailing `_` (`class_`), each distinct."""
+    """The keras.Inputs' names: the spec's as a node name (`_` is `input`), a Python keyword
+    or `self` with a trailing `_` (`class_`), each distinct."""
     names: list[str] = []
     for label in labels:  # builtins (`input`, `print`) are valid argument names: kept
-        base = label.lstrip("_") or "input"
+        base = node_name(label, "input")
         names.append(next(c for c in candidates(base, INPUT_RESERVED) if c not in names))
     return names
 
@@ -806,7 +807,7 @@ class ModuleBuilder:
             arguments(
                 inputs=Code(inputs[0] if len(inputs) == 1 else f"[{', '.join(inputs)}]"),
                 outputs=Code(outputs[0] if len(outputs) == 1 else f"[{', '.join(outputs)}]"),
-                name=keras_model_name(self.model.name),
+                name=node_name(self.model.name, "model"),
             ),
         )
         body = [*layout(statements), *layout([model])]
