@@ -125,10 +125,12 @@ def run(program: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def module_docstring_and_calls(source: str) -> tuple[str, set[str]]:
-    """The module's docstring, and the names of everything the module calls."""
+    """The module's docstring, and the names of everything the module calls (`f(...)` and
+    `obj.f(...)` alike)."""
     tree = ast.parse(source)
-    calls = {node.func.id for node in ast.walk(tree)
-             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    calls = {node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+             for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))}
     return ast.get_docstring(tree) or "", calls
 
 
