@@ -69,6 +69,45 @@ LOSSES: dict[str, type[Section]] = {
 }
 
 
+# The names Keras and PyTorch give these losses, metrics and optimizers, which their users
+# type: each points at specc's name for the same thing, never at a merely similar spelling.
+FRAMEWORK_NAMES: dict[str, str] = {
+    "sparse_categorical_crossentropy": "cross_entropy",
+    "sparse_categorical_cross_entropy": "cross_entropy",
+    "crossentropy": "cross_entropy",
+    "cross_entropy_loss": "cross_entropy",
+    "nll_loss": "cross_entropy",
+    "binary_crossentropy": "binary_cross_entropy",
+    "bce": "binary_cross_entropy",
+    "bce_with_logits": "binary_cross_entropy",
+    "mean_squared_error": "mse",
+    "mse_loss": "mse",
+    "mean_absolute_error": "mae",
+    "l1_loss": "mae",
+    "huber_loss": "huber",
+    "smooth_l1_loss": "huber",
+    "sparse_categorical_accuracy": "accuracy",
+    "categorical_accuracy": "accuracy",
+    "binary_accuracy": "accuracy",
+    "sparse_top_k_categorical_accuracy": "top_k_accuracy",
+    "top_k_categorical_accuracy": "top_k_accuracy",
+    "f1_score": "f1",
+    "adam_w": "adamw",
+    "SGD": "sgd",
+    "Adam": "adam",
+    "AdamW": "adamw",
+    "RMSprop": "rmsprop",
+    "Adagrad": "adagrad",
+}
+# Names with no counterpart in specc, which a similar spelling would point at wrongly (the
+# nearest name to `categorical_crossentropy` is `binary_cross_entropy`): what to say instead.
+FRAMEWORK_NOTES: dict[str, str] = {
+    "categorical_crossentropy": "one-hot labels are not supported; `cross_entropy` takes "
+    "class ids, as Keras's sparse_categorical_crossentropy does",
+    "categorical_cross_entropy": "one-hot labels are not supported; `cross_entropy` takes "
+    "class ids, as Keras's sparse_categorical_crossentropy does",
+}
+
 # --- learning-rate schedules --------------------------------------------------------------
 # Units: `step(every)`, `exponential` and `plateau(patience)` count epochs; `cosine(warmup)`
 # counts epochs but is evaluated every optimizer step; `one_cycle` spans the whole run and is

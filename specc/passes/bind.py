@@ -40,11 +40,24 @@ def suggest(name: str, candidates: list[str], hints: dict[str, str] | None = Non
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 
-def lookup(registry: dict[str, Any], name: str, span: Span, what: str) -> Any:
-    """The kind called `name`, or a SpecError listing what exists."""
+def lookup(
+    registry: dict[str, Any],
+    name: str,
+    span: Span,
+    what: str,
+    hints: dict[str, str] | None = None,
+    notes: dict[str, str] | None = None,
+) -> Any:
+    """The kind called `name`, or a SpecError listing what exists. `hints` maps names other
+    frameworks use to the registry's; `notes` says what to tell a user who types a name that
+    has no counterpart here (rather than suggest the nearest spelling)."""
     if name in registry:
         return registry[name]
-    hint = suggest(name, list(registry))
+    if notes and name in notes:
+        hint = f" ({notes[name]})"
+    else:
+        hint = suggest(name, list(registry), {k: v for k, v in (hints or {}).items()
+                                              if v in registry})
     known = ", ".join(sorted(registry))
     raise SpecError.at(span, f"unknown {what} `{name}`{hint} (expected one of: {known})")
 

@@ -25,6 +25,8 @@ from specc.passes.training_check import check_training
 from specc.syntax import parse, parse_file
 from specc.training import (
     AUGMENTATIONS,
+    FRAMEWORK_NAMES,
+    FRAMEWORK_NOTES,
     LOSSES,
     METRICS,
     OPTIMIZERS,
@@ -201,7 +203,8 @@ def check_model(
 
 def _bind_one(call: ast.Call, env: Env, diags: Diagnostics, registry, what: str, nested=None):
     try:
-        kind = lookup(registry, call.name, call.name_span, what)
+        kind = lookup(registry, call.name, call.name_span, what, FRAMEWORK_NAMES,
+                      FRAMEWORK_NOTES)
         return bind(kind, evaluate_call(call, env), what, nested)
     except SpecError as error:
         diags.extend(error.diagnostics)

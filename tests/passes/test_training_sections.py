@@ -193,3 +193,11 @@ def test_every_section_is_checked_even_when_the_body_fails(check):
         }
     """, last="dens(3)"))
     assert len(checked.errors) == 5
+
+
+def test_every_framework_name_points_at_a_kind_specc_has():
+    from specc.training import FRAMEWORK_NAMES, FRAMEWORK_NOTES, LOSSES, METRICS, OPTIMIZERS
+
+    kinds = {*LOSSES, *METRICS, *OPTIMIZERS}
+    assert set(FRAMEWORK_NAMES.values()) <= kinds
+    assert not (set(FRAMEWORK_NAMES) | set(FRAMEWORK_NOTES)) & kinds  # none shadows a kind
