@@ -24,8 +24,9 @@ What a training run holds at its peak, and how each part is counted (bytes):
                 layer keeps inside, on no edge of the IR, is counted by `internal_bytes`
                 with figures measured on torch's CPU kernels: a recurrent layer's gates and
                 states per step, attention's projections (and its weights, with dropout),
-                max pooling's int64 indices, the input of a fused gelu, silu, elu or
-                leaky_relu.
+                max pooling's int64 indices, the input of a fused activation whose
+                backward pass reads it (gelu, silu, elu, leaky_relu, softplus, selu, mish,
+                the hard ones; softsign, which PyTorch composes of several, as one).
   activation gradients  what the backward pass holds as it runs: the gradient of the
                 largest float activation
   data          the dataset the program holds in memory, when its size is known before it
@@ -72,7 +73,10 @@ MASK_LAYERS = frozenset({"dropout"})
 
 # Activations whose backward reads their input: fused into a layer (`activation=`), they
 # keep the layer's output before them as well.
-INPUT_SAVING_ACTIVATIONS = frozenset({"gelu", "silu", "elu", "leaky_relu"})
+INPUT_SAVING_ACTIVATIONS = frozenset({
+    "gelu", "silu", "elu", "leaky_relu", "softplus", "softsign", "selu", "mish", "hard_sigmoid",
+    "hard_swish",
+})
 # Values a recurrent layer keeps per time step and direction, as (per unit, and besides),
 # fitted to torch's CPU kernels (the input projections, the gates and their activations, the
 # cell states) for 16 to 128 units: within 5 % but at 32 units, which it overstates by 20 %.

@@ -246,3 +246,15 @@ def test_the_command_prints_the_table_and_exits_1_on_a_divergence(
     monkeypatch.setattr(parity, "copy_weights", copy_then_break)
     assert main(["parity", str(spec), "--steps", "1"]) == 1
     assert "parity FAILED: first divergence at dense_1 " in capsys.readouterr().out
+
+
+# The vocabulary added beyond LANGUAGE.md (tests/vocabulary/): each spec uses what one
+# addition brings, so a divergence names the addition.
+VOCABULARY = sorted((ROOT / "tests" / "vocabulary").glob("*.spec"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", VOCABULARY, ids=lambda path: path.stem)
+def test_the_added_vocabulary_has_parity(spec: Path) -> None:
+    report = parity.run(spec, steps=2)
+    assert report.ok, report.table()

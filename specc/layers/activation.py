@@ -3,18 +3,40 @@
 Both forms mean the same function. As an argument an activation takes its defaults:
 `leaky_relu` has slope 0.01 (PyTorch's; Keras's layer default is 0.3, so its backend must
 say 0.01), `softmax` runs along the last axis, `gelu` is the exact (erf) form in both
-frameworks, `elu` has alpha 1, `silu` is x * sigmoid(x) (Keras's `swish`).
+frameworks, `elu` has alpha 1, `silu` is x * sigmoid(x) (Keras's `swish`). `softplus` is
+log(1 + exp(x)), `softsign` x / (1 + |x|), `selu` the self-normalizing ELU (both frameworks'
+constants), `mish` x * tanh(softplus(x)), `hard_sigmoid` relu6(x + 3) / 6 (PyTorch's, and Keras
+3's), `hard_swish` x * hard_sigmoid(x), `exponential` exp(x).
+
+As `activation=` values two more names are accepted: `swish`, another name of `silu`, and
+`linear`, which is no activation (as `none`).
 """
 
-from typing import ClassVar, Literal, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import field_validator
+from pydantic import BeforeValidator, field_validator
 
 from specc.layers.args import Int, NonNegativeFloat, invalid
 from specc.layers.base import Layer, Shape, resolve_axis
 
-Activation = Literal["relu", "gelu", "sigmoid", "tanh", "softmax", "silu", "elu", "leaky_relu"]
-ACTIVATIONS: tuple[str, ...] = get_args(Activation)
+ActivationKind = Literal[
+    "relu", "gelu", "sigmoid", "tanh", "softmax", "silu", "elu", "leaky_relu", "softplus",
+    "softsign", "selu", "mish", "hard_sigmoid", "hard_swish", "exponential",
+]
+ACTIVATIONS: tuple[str, ...] = get_args(ActivationKind)
+# Other names of the same functions, as `activation=` values: Keras's and the literature's.
+ACTIVATION_ALIASES: dict[str, str | None] = {"swish": "silu", "linear": None}
+
+
+def _canonical(name: object) -> object:
+    """An alias replaced by the activation's own name (`linear` by none)."""
+    return ACTIVATION_ALIASES.get(name, name) if isinstance(name, str) else name
+
+
+# The types of an `activation=` argument: one that must name a function, and one that may be
+# none (or `linear`).
+Activation = Annotated[ActivationKind, BeforeValidator(_canonical)]
+OptionalActivation = Annotated[ActivationKind | None, BeforeValidator(_canonical)]
 
 
 class ActivationLayer(Layer):
@@ -70,6 +92,34 @@ class Elu(ActivationLayer):
     kind: Literal["elu"] = "elu"
 
 
+class Softplus(ActivationLayer):
+    kind: Literal["softplus"] = "softplus"
+
+
+class Softsign(ActivationLayer):
+    kind: Literal["softsign"] = "softsign"
+
+
+class Selu(ActivationLayer):
+    kind: Literal["selu"] = "selu"
+
+
+class Mish(ActivationLayer):
+    kind: Literal["mish"] = "mish"
+
+
+class HardSigmoid(ActivationLayer):
+    kind: Literal["hard_sigmoid"] = "hard_sigmoid"
+
+
+class HardSwish(ActivationLayer):
+    kind: Literal["hard_swish"] = "hard_swish"
+
+
+class Exponential(ActivationLayer):
+    kind: Literal["exponential"] = "exponential"
+
+
 class LeakyRelu(ActivationLayer):
     """x for x ≥ 0, slope * x below; `slope` is both frameworks' `negative_slope`."""
 
@@ -88,4 +138,11 @@ ACTIVATION_LAYERS: tuple[type[ActivationLayer], ...] = (
     Silu,
     Elu,
     LeakyRelu,
+    Softplus,
+    Softsign,
+    Selu,
+    Mish,
+    HardSigmoid,
+    HardSwish,
+    Exponential,
 )

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import ValidationInfo, field_validator
 
 from specc.errors import ShapeError, mismatch
-from specc.layers.activation import Activation
+from specc.layers.activation import OptionalActivation
 from specc.layers.args import Flag, NonNegativeFloat, PerAxis, PositiveInt, invalid
 from specc.layers.base import Backend, ParamCount, Shape, fmt_shape, numel, require_known
 from specc.layers.initializers import BIAS_INIT_HINTS, INIT_HINTS, BiasInitializer, Initializer
@@ -46,7 +46,7 @@ class Conv(SpatialLayer):
     padding: Padding = "valid"
     dilation: PerAxis = 1
     groups: PositiveInt = 1
-    activation: Activation | None = None
+    activation: OptionalActivation = None
     bias: Flag = True
     l1: NonNegativeFloat = 0.0
     l2: NonNegativeFloat = 0.0
@@ -129,7 +129,7 @@ class Conv2DTranspose(SpatialLayer):
     kernel: PerAxis
     stride: PerAxis = 1
     padding: Padding = "valid"
-    activation: Activation | None = None
+    activation: OptionalActivation = None
     bias: Flag = True
     init: Initializer = "glorot_uniform"
     bias_init: BiasInitializer = "zeros"
@@ -171,7 +171,7 @@ class DepthwiseConv2D(SpatialLayer):
     padding: Padding = "valid"
     multiplier: PositiveInt = 1
     dilation: PerAxis = 1
-    activation: Activation | None = None
+    activation: OptionalActivation = None
     bias: Flag = True
     init: Initializer = "glorot_uniform"
     bias_init: BiasInitializer = "zeros"

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import field_validator
 
 from specc.errors import ShapeError, mismatch
-from specc.layers.activation import Activation
+from specc.layers.activation import OptionalActivation
 from specc.layers.args import Flag, Int, NonNegativeFloat, PositiveInt, Rate, invalid
 from specc.layers.base import Backend, Layer, ParamCount, Shape, fmt_shape, numel, require_known
 from specc.layers.initializers import BIAS_INIT_HINTS, INIT_HINTS, BiasInitializer, Initializer
@@ -26,7 +26,7 @@ class Dense(Layer):
 
     kind: Literal["dense"] = "dense"
     units: PositiveInt
-    activation: Activation | None = None
+    activation: OptionalActivation = None
     bias: Flag = True
     l1: NonNegativeFloat = 0.0
     l2: NonNegativeFloat = 0.0

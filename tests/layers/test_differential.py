@@ -52,7 +52,9 @@ def layer_of(kind, **args):
 
 # --- Keras equivalents ------------------------------------------------------------------------
 
-_KERAS_ACTIVATION = {"relu", "gelu", "sigmoid", "tanh", "silu", "elu"}
+_PLAIN_ACTIVATIONS = ("relu", "gelu", "sigmoid", "tanh", "silu", "elu", "softplus", "softsign",
+                      "selu", "mish", "hard_sigmoid", "hard_swish", "exponential")
+_KERAS_ACTIVATION = set(_PLAIN_ACTIVATIONS)
 _KERAS_POOL = {
     "maxpool1d": "MaxPooling1D",
     "maxpool2d": "MaxPooling2D",
@@ -193,7 +195,9 @@ def torch_module(layer, shapes):
         return nn.Flatten()
     if k == "identity":
         return nn.Identity()
-    if k in ("relu", "gelu", "sigmoid", "tanh", "silu", "elu"):
+    if k in _PLAIN_ACTIVATIONS:
+        if k == "exponential":
+            return None  # torch.nn has no module for exp
         return {
             "relu": nn.ReLU,
             "gelu": nn.GELU,
@@ -201,6 +205,12 @@ def torch_module(layer, shapes):
             "tanh": nn.Tanh,
             "silu": nn.SiLU,
             "elu": nn.ELU,
+            "softplus": nn.Softplus,
+            "softsign": nn.Softsign,
+            "selu": nn.SELU,
+            "mish": nn.Mish,
+            "hard_sigmoid": nn.Hardsigmoid,
+            "hard_swish": nn.Hardswish,
         }[k]()
     if k == "leaky_relu":
         return nn.LeakyReLU(layer.slope)
@@ -370,7 +380,7 @@ CASES = [
     ("permute", {"axes": [2, 1]}, SEQ),
     ("permute", {"axes": [3, 1, 2]}, IMG),
     ("identity", {}, SEQ),
-    *[(k, {}, IMG) for k in ("relu", "gelu", "sigmoid", "tanh", "silu", "elu")],
+    *[(k, {}, IMG) for k in _PLAIN_ACTIVATIONS],
     ("softmax", {}, SEQ),
     ("softmax", {"axis": 1}, SEQ),
     ("softmax", {"axis": -2}, IMG),

@@ -103,18 +103,26 @@ CONTRACT = {
 }
 
 
-def test_catalog_has_exactly_the_contract_kinds():
-    assert set(LAYERS) == set(CONTRACT)
+# Kinds beyond LANGUAGE.md's, documented in docs/language.md, with their arguments' defaults.
+EXTENSIONS = {
+    **{name: {} for name in ("softplus", "softsign", "selu", "mish", "hard_sigmoid",
+                             "hard_swish", "exponential")},
+}
 
 
-@pytest.mark.parametrize("kind", sorted(CONTRACT))
+def test_catalog_has_exactly_the_contract_kinds_and_the_extensions():
+    assert set(LAYERS) == set(CONTRACT) | set(EXTENSIONS)
+
+
+@pytest.mark.parametrize("kind", sorted({**CONTRACT, **EXTENSIONS}))
 def test_arguments_in_contract_order_with_normative_defaults(kind):
+    contract = {**CONTRACT, **EXTENSIONS}[kind]
     fields = LAYERS[kind].model_fields
     names = list(fields)
     assert names[0] == "kind"
     assert fields["kind"].default == kind
-    assert names[1 : 1 + len(CONTRACT[kind])] == list(CONTRACT[kind])
-    for name, default in CONTRACT[kind].items():
+    assert names[1 : 1 + len(contract)] == list(contract)
+    for name, default in contract.items():
         if default is ...:
             assert fields[name].is_required(), name
         else:
@@ -167,11 +175,24 @@ def test_activations_are_layers_and_argument_values():
         "silu",
         "elu",
         "leaky_relu",
+        "softplus",
+        "softsign",
+        "selu",
+        "mish",
+        "hard_sigmoid",
+        "hard_swish",
+        "exponential",
     )
     for name in ACTIVATIONS:
         assert name in LAYERS
         assert make("dense", units=2, activation=name).activation == name
-    assert "'silu', 'elu' or 'leaky_relu'" in error_of("dense", units=2, activation="swish")
+    assert "'hard_swish' or 'exponential'" in error_of("dense", units=2, activation="swishy")
+
+
+def test_activation_aliases_mean_their_function():
+    assert make("dense", units=2, activation="swish").activation == "silu"
+    assert make("dense", units=2, activation="linear").activation is None
+    assert make("conv1d", filters=2, kernel=3, activation="swish").activation == "silu"
 
 
 def test_metadata():
@@ -222,7 +243,7 @@ def test_layers_are_frozen_and_closed():
         ("layernorm", {"epsilon": -1e-5}),
         ("leaky_relu", {"slope": -0.1}),
         ("multihead_attention", {"heads": 2, "dropout": 1}),
-        ("transformer_encoder", {"heads": 2, "ff": 8, "activation": "softplus"}),
+        ("transformer_encoder", {"heads": 2, "ff": 8, "activation": "softplusplus"}),
         ("embedding", {"vocab": 10, "dim": 4, "init": "kaiming"}),
         ("dense", {"units": 3, "bias_init": "orthogonal"}),
     ],

@@ -122,6 +122,13 @@ ACTIVATIONS = {
     "silu": "F.silu",
     "elu": "F.elu",
     "leaky_relu": "F.leaky_relu",
+    "softplus": "F.softplus",
+    "softsign": "F.softsign",
+    "selu": "F.selu",
+    "mish": "F.mish",
+    "hard_sigmoid": "F.hardsigmoid",  # relu6(x + 3) / 6, as Keras 3's hard_sigmoid
+    "hard_swish": "F.hardswish",
+    "exponential": "torch.exp",
 }
 
 TEMPLATES = Path(__file__).parent / "templates"

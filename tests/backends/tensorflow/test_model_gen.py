@@ -60,7 +60,8 @@ CASES: dict[str, str] = {
         "input x: float[5, 4]",
         """
         a = x -> relu() -> gelu() -> sigmoid() -> tanh() -> softmax(axis=1)
-        b = x -> silu() -> elu() -> leaky_relu(0.2) -> softmax()
+        b = x -> silu() -> elu() -> leaky_relu(0.2) -> softplus() -> softsign() -> selu() -> mish()
+            -> hard_sigmoid() -> hard_swish() -> exponential() -> softmax()
         c = x -> dense(3, activation=silu) -> dense(3, activation=elu)
             -> dense(3, activation=sigmoid) -> dense(3, activation=tanh)
             -> dense(3, activation=softmax)

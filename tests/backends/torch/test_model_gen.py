@@ -121,7 +121,8 @@ VISION = model_spec(
     lambda = e -> global_avgpool2d() -> leaky_relu(0.2) -> dense(10)
     np = concat(class, lambda) -> dense(4)
     torch = d -> flatten() -> dropout(0.5) -> dense(4, activation=tanh)
-    tf = average(np, torch) -> elu() -> silu() -> sigmoid() -> tanh() -> identity()
+    tf = average(np, torch) -> elu() -> silu() -> sigmoid() -> tanh() -> softplus() -> softsign()
+        -> selu() -> mish() -> hard_sigmoid() -> hard_swish() -> exponential() -> identity()
     F = d -> permute([3, 1, 2]) -> reshape([-1, 4]) -> layernorm(epsilon=0.001) -> relu()
     self = multiply(F, F) -> maxpool1d(2) -> avgpool1d(3, stride=1, padding=same)
     """,
