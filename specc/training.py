@@ -71,6 +71,7 @@ LOSSES: dict[str, type[Section]] = {
 
 # The names Keras and PyTorch give these losses, metrics and optimizers, which their users
 # type: each points at specc's name for the same thing, never at a merely similar spelling.
+# (Case is ignored: `Adam` and `SGD` need no entry.)
 FRAMEWORK_NAMES: dict[str, str] = {
     "sparse_categorical_crossentropy": "cross_entropy",
     "sparse_categorical_cross_entropy": "cross_entropy",
@@ -93,11 +94,6 @@ FRAMEWORK_NAMES: dict[str, str] = {
     "top_k_categorical_accuracy": "top_k_accuracy",
     "f1_score": "f1",
     "adam_w": "adamw",
-    "SGD": "sgd",
-    "Adam": "adam",
-    "AdamW": "adamw",
-    "RMSprop": "rmsprop",
-    "Adagrad": "adagrad",
 }
 # Names with no counterpart in specc, which a similar spelling would point at wrongly (the
 # nearest name to `categorical_crossentropy` is `binary_cross_entropy`): what to say instead.

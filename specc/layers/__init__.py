@@ -72,8 +72,32 @@ LAYERS: dict[str, type[Layer]] = {cls.model_fields["kind"].default: cls for cls 
 
 AnyLayer = Annotated[Union[_CLASSES], Field(discriminator="kind")]
 
+# What Keras and PyTorch call these layers, where the spelling alone would point elsewhere or
+# nowhere (`swish` is nearest to `mish`). Case is ignored: `Dense` and `LSTM` need no entry.
+FRAMEWORK_LAYER_NAMES: dict[str, str] = {
+    "swish": "silu",
+    "linear": "dense",  # torch.nn.Linear
+    "BatchNormalization": "batchnorm",
+    "LayerNormalization": "layernorm",
+    "MaxPooling1D": "maxpool1d",
+    "MaxPooling2D": "maxpool2d",
+    "AveragePooling1D": "avgpool1d",
+    "AveragePooling2D": "avgpool2d",
+    "GlobalAveragePooling1D": "global_avgpool1d",
+    "GlobalAveragePooling2D": "global_avgpool2d",
+    "GlobalMaxPooling1D": "global_maxpool1d",
+    "GlobalMaxPooling2D": "global_maxpool2d",
+    "UpSampling2D": "upsample2d",
+    "ZeroPadding2D": "zeropad2d",
+    "Concatenate": "concat",
+    "Conv2DTranspose": "conv2d_transpose",
+    "ConvTranspose2d": "conv2d_transpose",
+    "TransformerEncoderLayer": "transformer_encoder",
+}
+
 __all__ = [
     "ACTIVATIONS",
+    "FRAMEWORK_LAYER_NAMES",
     "INITIALIZERS",
     "LAYERS",
     "Activation",

@@ -32,12 +32,17 @@ def argument_names(cls: type[BaseModel]) -> list[str]:
 
 def suggest(name: str, candidates: list[str], hints: dict[str, str] | None = None) -> str:
     """` (did you mean `x`?)` or an empty string."""
-    if hints and name in hints:
-        return f" (did you mean `{hints[name]}`?)"
+    folded_hints = {key.lower(): value for key, value in (hints or {}).items()}
+    if name.lower() in folded_hints:
+        return f" (did you mean `{folded_hints[name.lower()]}`?)"
     if len(candidates) > _MOST_SUGGESTION_CANDIDATES:
         return ""
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f" (did you mean `{close[0]}`?)" if close else ""
+    # Case aside (`Dense`, `LSTM`): the spec's names are lower case, the frameworks' classes not.
+    by_folded = {candidate.lower(): candidate for candidate in candidates}
+    if name.lower() in by_folded:
+        return f" (did you mean `{by_folded[name.lower()]}`?)"
+    close = difflib.get_close_matches(name.lower(), list(by_folded), n=1, cutoff=0.6)
+    return f" (did you mean `{by_folded[close[0]]}`?)" if close else ""
 
 
 def lookup(

@@ -19,7 +19,7 @@ from math import prod
 from specc import ast, ir
 from specc.backends.registry import BACKEND_NAMES
 from specc.errors import Diagnostic, Diagnostics, ShapeError, Span, SpecError
-from specc.layers import LAYERS
+from specc.layers import FRAMEWORK_LAYER_NAMES, LAYERS
 from specc.layers.base import Layer, ParamCount
 from specc.limits import MAX_COUNT, MAX_LAYERS, MAX_NESTING
 from specc.passes.bind import bind, lookup, match_arguments, plural, suggest
@@ -211,7 +211,7 @@ class GraphBuilder:
 
     def _layer(self, call: ast.Call) -> Layer:
         """The layer a (non-block) call names, its arguments bound; raises SpecError."""
-        layer_cls = lookup(LAYERS, call.name, call.name_span, "layer")
+        layer_cls = lookup(LAYERS, call.name, call.name_span, "layer", FRAMEWORK_LAYER_NAMES)
         if layer_cls.arity == "many":
             raise SpecError.at(
                 call.name_span,
@@ -472,7 +472,8 @@ class GraphBuilder:
                 self.report(
                     Diagnostic(
                         f"a chain starts with a name or a merge such as `add(a, b)` (got "
-                        f"unknown `{call.name}`{suggest(call.name, list(LAYERS))})",
+                        f"unknown `{call.name}`"
+                        f"{suggest(call.name, list(LAYERS), FRAMEWORK_LAYER_NAMES)})",
                         call.name_span,
                     )
                 )

@@ -600,3 +600,10 @@ def test_flops():
     assert flops_of("flatten", [(4, 5)]) == 0
     assert flops_of("embedding", [(4,)], vocab=10, dim=3) == 0
     assert flops_of("relu", [(4, 5)]) == 20
+
+
+def test_every_framework_layer_name_points_at_a_kind():
+    from specc.layers import FRAMEWORK_LAYER_NAMES
+
+    assert set(FRAMEWORK_LAYER_NAMES.values()) <= set(LAYERS)
+    assert not {name.lower() for name in FRAMEWORK_LAYER_NAMES} & set(LAYERS)
