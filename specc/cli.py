@@ -236,6 +236,58 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK if report["fastest"] else EXIT_SPEC  # every variant failed: it says why
 
 
+# `specc serve` ------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from specc.serve import ServeError, serve
+    except ModuleNotFoundError as error:  # fastapi, uvicorn, onnxruntime: the `serve` extra
+        print(f"specc serve needs FastAPI, uvicorn and onnxruntime: pip install "
+              f"'specc[serve]' ({error})", file=sys.stderr)
+        return EXIT_USAGE
+    limits = {name: value for name, value in (("max_batch", args.max_batch),
+                                              ("max_body", args.max_body)) if value is not None}
+    try:
+        serve(args.target, host=args.host, port=args.port, **limits)
+    except ServeError as error:
+        print(f"specc serve: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    return EXIT_OK
+
+
+def _positive_count(text: str) -> int:
+    """--max-batch's value: a whole number above zero (exit 2 otherwise)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number above zero, got {text!r}")
+    return int(text)
+
+
+def _byte_size(text: str) -> int:
+    """--max-body's value: a size such as 1MB or 65536, in bytes (exit 2 otherwise)."""
+    from specc.memory import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_serve_parser(sub) -> None:
+    # The limits' defaults are specc.serve's (DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY), named here
+    # without importing it: building the parser stays as quick as `specc check` needs.
+    serve = sub.add_parser("serve", help="serve an exported ONNX model over HTTP (FastAPI, "
+                           "onnxruntime): POST /predict, GET /health, /metadata, /docs")
+    serve.add_argument("target", metavar="RUN|MODEL.onnx",
+                       help="a run directory (its export/model.onnx) or an ONNX file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                       "(default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="default: 8000")
+    serve.add_argument("--max-batch", type=_positive_count, dest="max_batch", metavar="N",
+                       help="most samples per request (default: 256)")
+    serve.add_argument("--max-body", type=_byte_size, dest="max_body", metavar="BYTES",
+                       help="largest request body, e.g. 1MB (default: 16MiB)")
+    serve.set_defaults(run=cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from specc.backends.registry import BACKEND_NAMES
 
@@ -327,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write the measurements here")
     bench.add_argument("--model", help="which model of the file (default: the first)")
     bench.set_defaults(run=cmd_bench)
+    add_serve_parser(sub)
     return parser
 
 
