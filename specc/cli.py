@@ -288,6 +288,74 @@ def add_serve_parser(sub) -> None:
     serve.set_defaults(run=cmd_serve)
 
 
+# `specc quantize` ---------------------------------------------------------------------------
+def cmd_quantize(args: argparse.Namespace) -> int:
+    try:
+        from specc.quantize import (
+            AccuracyDropError,
+            QuantizeError,
+            choose_method,
+            compare,
+            quantize_onnx,
+            run_splits,
+        )
+    except ModuleNotFoundError as error:  # onnx and onnxruntime: the `export` extra
+        print(f"specc quantize needs onnx and onnxruntime: pip install 'specc[export]' "
+              f"({error})", file=sys.stderr)
+        return EXIT_USAGE
+    model = Path(args.model)
+    out = Path(args.out) if args.out else model.with_suffix(".int8.onnx")
+    try:
+        if not model.is_file():
+            raise QuantizeError(f"{model} not found (expected an ONNX file written by "
+                                "`specc export --format onnx`)")
+        splits = run_splits(args.data)
+        method = choose_method(model) if args.method == "auto" else args.method
+        quantize_onnx(model, out, calibration=splits["train"][0], method=method)
+        print(f"{out}: {method} int8 quantization of {model}")
+        try:
+            comparison = compare(model, out, *splits["test"], max_drop=args.max_drop)
+        except AccuracyDropError as refused:
+            out.unlink()  # a model that failed the check is not left to be served
+            print("\n".join(refused.comparison.lines()))
+            raise
+        print("\n".join(comparison.lines()))
+    except QuantizeError as error:
+        print(f"specc quantize: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    return EXIT_OK
+
+
+def _points(text: str) -> float:
+    """--max-drop's value: points of accuracy, 0 or more (exit 2 otherwise)."""
+    try:
+        points = float(text)
+    except ValueError:
+        points = -1.0
+    if not points >= 0 or points == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected points of accuracy, 0 or more (such as "
+                                         f"1 or 0.5), got {text!r}")
+    return points
+
+
+def add_quantize_parser(sub) -> None:
+    quantize = sub.add_parser("quantize", help="int8 quantization of an exported ONNX model "
+                              "(onnxruntime), refused when it costs accuracy")
+    quantize.add_argument("model", metavar="MODEL.onnx")
+    quantize.add_argument("--data", required=True, metavar="RUN", help="the run it was "
+                          "trained in: calibration on its training split, the check on its "
+                          "test split")
+    quantize.add_argument("-o", "--out", metavar="FILE",
+                          help="where to write it (default: MODEL.int8.onnx)")
+    quantize.add_argument("--method", choices=("auto", "dynamic", "static"), default="auto",
+                          help="auto (the default): static for models with convolutions, "
+                          "dynamic for the others")
+    quantize.add_argument("--max-drop", type=_points, default=1.0, dest="max_drop",
+                          metavar="POINTS", help="refuse (exit 1) when test accuracy drops "
+                          "by more than this many points (default: 1)")
+    quantize.set_defaults(run=cmd_quantize)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from specc.backends.registry import BACKEND_NAMES
 
@@ -380,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", help="which model of the file (default: the first)")
     bench.set_defaults(run=cmd_bench)
     add_serve_parser(sub)
+    add_quantize_parser(sub)
     return parser
 
 

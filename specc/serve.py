@@ -24,8 +24,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import onnxruntime
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, ValidationError
 from pydantic import create_model as create_pydantic_model
+from starlette.concurrency import run_in_threadpool
 
 from specc.export_metadata import ExportMetadata, MetadataError, OutputInfo, TensorInfo, loads
 
@@ -66,8 +71,6 @@ def model_path(target: str | Path) -> Path:
 
 def load_session(path: Path):
     """The onnxruntime session of `path` (made once per server) and its specc metadata."""
-    import onnxruntime
-
     try:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own exception types for bad files
@@ -275,10 +278,6 @@ def response_values(outputs: list[np.ndarray], metadata: ExportMetadata) -> dict
 def build_app(path: str | Path, *, max_batch: int = DEFAULT_MAX_BATCH,
               max_body: int = DEFAULT_MAX_BODY):
     """The FastAPI application serving the ONNX model at `path`."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
-
     session, metadata = load_session(Path(path))
     request_schema, response_schema = request_model(metadata), response_model(metadata)
     output_names = [tensor.name for tensor in metadata.outputs]
@@ -313,7 +312,7 @@ def build_app(path: str | Path, *, max_batch: int = DEFAULT_MAX_BATCH,
     return app
 
 
-async def read_body(request, max_body: int) -> bytes:
+async def read_body(request: Request, max_body: int) -> bytes:
     """The request's body, refused (413) as soon as it is known to be above `max_body`: by
     its Content-Length, or while it streams in without one."""
     declared = request.headers.get("content-length", "")
@@ -333,8 +332,6 @@ async def read_body(request, max_body: int) -> bytes:
 def serve(target: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
           max_batch: int = DEFAULT_MAX_BATCH, max_body: int = DEFAULT_MAX_BODY) -> None:
     """Serve `target` (a run directory or an .onnx file) until interrupted."""
-    import uvicorn
-
     path = model_path(target)
     app = build_app(path, max_batch=max_batch, max_body=max_body)
     print(f"serving {path} on http://{host}:{port} (POST /predict, GET /health, /metadata, "

@@ -40,16 +40,27 @@ class DigitsConvNet(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.conv1 = torch.nn.Conv2d(1, 16, 3, padding=1)
-        self.conv2 = torch.nn.Conv2d(16, 32, 3, padding=1)
-        self.hidden = torch.nn.Linear(32 * 4 * 4, 128)
-        self.logits = torch.nn.Linear(128, 10)
+        self.conv1 = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(8, 16, 3, padding=1)
+        self.hidden = torch.nn.Linear(16 * 4 * 4, 64)
+        self.logits = torch.nn.Linear(64, 10)
 
     def forward(self, image):
         x = (image / 16.0).permute(0, 3, 1, 2)  # NHWC -> NCHW
         x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
         x = torch.nn.functional.max_pool2d(x, 2).flatten(1)
         return self.logits(torch.relu(self.hidden(x)))
+
+
+class LinearClassifier(torch.nn.Module):
+    """Logistic regression on the 64 raw pixel values (0..16) of a digit."""
+
+    def __init__(self):
+        super().__init__()
+        self.logits = torch.nn.Linear(64, 10)
+
+    def forward(self, image):
+        return self.logits((image / 16.0).reshape(image.shape[0], 64))
 
 
 def export(module: torch.nn.Module, inputs: dict[str, np.ndarray], free_axes: dict[str, list],
@@ -109,10 +120,9 @@ def digits_splits(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             "test": (images[order[cut:]], labels[order[cut:]])}
 
 
-def trained_digits_convnet(path: Path, splits: dict, epochs: int = 40) -> Path:
-    """DigitsConvNet trained on the train split (full-batch Adam, seeded) and exported."""
+def train(net: torch.nn.Module, splits: dict, epochs: int) -> torch.nn.Module:
+    """`net` trained on the train split with Adam, batches of 128 (seeded)."""
     torch.manual_seed(0)
-    net = DigitsConvNet()
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     images, labels = (torch.from_numpy(array) for array in splits["train"])
     for _ in range(epochs):
@@ -121,5 +131,25 @@ def trained_digits_convnet(path: Path, splits: dict, epochs: int = 40) -> Path:
             loss = torch.nn.functional.cross_entropy(net(images[index]), labels[index])
             loss.backward()
             optimizer.step()
+    return net.eval()
+
+
+def trained_digits_convnet(path: Path, splits: dict, epochs: int = 8) -> Path:
+    """DigitsConvNet trained on the train split and exported."""
+    torch.manual_seed(0)
+    net = train(DigitsConvNet(), splits, epochs)
     return export(net, {"image": splits["train"][0][:2]}, {}, path, model="digits_convnet",
+                  classes=10, class_names=DIGIT_NAMES)
+
+
+def linear_classifier_that_int8_breaks(path: Path, splits: dict, epochs: int = 30) -> Path:
+    """A trained LinearClassifier whose weights for pixel 0, which is 0 in every digit, are
+    set to 1000: its float outputs are unchanged, but int8 weights quantized per tensor get a
+    step of 1000 / 127, to which every other weight rounds to 0."""
+    torch.manual_seed(0)
+    net = train(LinearClassifier(), splits, epochs)
+    assert not splits["train"][0].reshape(-1, 64)[:, 0].any()
+    with torch.no_grad():
+        net.logits.weight[:, 0] = 1000.0
+    return export(net, {"image": splits["train"][0][:2]}, {}, path, model="digits_linear",
                   classes=10, class_names=DIGIT_NAMES)
