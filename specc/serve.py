@@ -246,9 +246,9 @@ def sample_array(batch: list, tensor: TensorInfo) -> np.ndarray:
     fits = len(sample) == len(tensor.shape) and all(
         want is None or want == got for want, got in zip(tensor.shape, sample, strict=True))
     if not fits or 0 in sample:
+        free = ", ? being any length above zero" if None in tensor.shape else ""
         raise RequestError(422, f"input `{tensor.name}`: samples of shape {sample} (expected "
-                           f"{shape_text(tensor.shape)} per sample, ? being any length above "
-                           "zero)")
+                           f"{shape_text(tensor.shape)} per sample{free})")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise RequestError(422, f"input `{tensor.name}`: a value is too large for "
                            f"{tensor.dtype} (expected finite numbers)")

@@ -162,6 +162,8 @@ BAD_REQUESTS = [  # (what is wrong, body, status, words of the message)
      ["[7, 8, 1]", "expected [8, 8, 1]"]),
     ("wrong depth", {**valid_body(), "image": [[3.0] * 64]}, 422,
      ["input `image`, sample 0, at [0]", "expected a list of length 8", "got 3.0"]),
+    ("an empty sequence", {**valid_body(), "tokens": [[]]}, 422,
+     ["samples of shape [0]", "expected [?] per sample, ? being any length above zero"]),
     ("ragged tokens", {"image": valid_body(2)["image"], "tokens": [[1, 2], [3]]}, 422,
      ["ragged"]),
     ("float token ids", {**valid_body(), "tokens": [[1, 2.5]]}, 422,
