@@ -261,6 +261,13 @@ def _positive_count(text: str) -> int:
     return int(text)
 
 
+def _port(text: str) -> int:
+    """--port's value: 1 to 65535 (exit 2 otherwise)."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return int(text)
+
+
 def _byte_size(text: str) -> int:
     """--max-body's value: a size such as 1MB or 65536, in bytes (exit 2 otherwise)."""
     from specc.memory import parse_size
@@ -280,7 +287,7 @@ def add_serve_parser(sub) -> None:
                        help="a run directory (its export/model.onnx) or an ONNX file")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
                        "(default: 127.0.0.1, this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="default: 8000")
+    serve.add_argument("--port", type=_port, default=8000, help="default: 8000")
     serve.add_argument("--max-batch", type=_positive_count, dest="max_batch", metavar="N",
                        help="most samples per request (default: 256)")
     serve.add_argument("--max-body", type=_byte_size, dest="max_body", metavar="BYTES",

@@ -37,6 +37,11 @@ class OutputInfo(TensorInfo):
     classes: int | None = None
     class_names: list[str] | None = None
 
+    def scores_classes(self) -> bool:
+        """Whether the last axis holds one score per class, so that its argmax is the class
+        (a classifier's output; not a single binary logit)."""
+        return self.classes is not None and bool(self.shape) and self.shape[-1] == self.classes
+
 
 class ExportMetadata(BaseModel):
     """The `specc` metadata entry of an exported model."""

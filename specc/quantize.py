@@ -175,7 +175,7 @@ def evaluate(model_path: str | Path, inputs: dict[str, np.ndarray], labels: np.n
                                    for name, array in arrays.items()})[0]
         for start in range(0, count, EVALUATION_BATCH)])
     labels = np.asarray(labels)
-    if first.classes is not None:
+    if first.scores_classes():
         return "accuracy", float((outputs.argmax(axis=-1) == labels.reshape(
             outputs.shape[:-1])).mean())
     return "mse", float(((outputs - labels.reshape(outputs.shape)) ** 2).mean())

@@ -20,6 +20,7 @@ serving.
 """
 
 import json
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, Validation
 from pydantic import create_model as create_pydantic_model
 from starlette.concurrency import run_in_threadpool
 
-from specc.export_metadata import ExportMetadata, MetadataError, OutputInfo, TensorInfo, loads
+from specc.export_metadata import ExportMetadata, MetadataError, TensorInfo, loads
 
 # Where `specc export RUN --format onnx` writes its model inside a run directory.
 RUN_MODEL_PATH = Path("export") / "model.onnx"
@@ -85,14 +86,10 @@ def load_session(path: Path):
                          f"{[tensor.name for tensor in metadata.inputs]}, but the graph takes "
                          f"{graph_inputs}")
     clashes = [tensor.name for tensor in metadata.outputs if tensor.name in CLASS_KEYS]
-    if clashes and is_classifier(metadata.outputs[0]):
+    if clashes and metadata.outputs[0].scores_classes():
         raise ServeError(f"{path}: an output is named `{clashes[0]}`, which the response "
                          "uses for the classifier's first output")
     return session, metadata
-
-
-def is_classifier(output: OutputInfo) -> bool:
-    return output.classes is not None
 
 
 # Request and response schemas ---------------------------------------------------------------
@@ -136,7 +133,7 @@ def response_model(metadata: ExportMetadata) -> type[BaseModel]:
         for index, tensor in enumerate(metadata.outputs)
     }
     first = metadata.outputs[0]
-    if is_classifier(first):
+    if first.scores_classes():
         depth = len(first.shape)  # the class axis is gone
         fields["class_id"] = (nested_list(int, depth), Field(
             description=f"the class of each sample (argmax of `{first.name}`)"))
@@ -264,7 +261,7 @@ def response_values(outputs: list[np.ndarray], metadata: ExportMetadata) -> dict
     answer = {tensor.name: values.tolist()
               for tensor, values in zip(metadata.outputs, outputs, strict=True)}
     first = metadata.outputs[0]
-    if is_classifier(first):
+    if first.scores_classes():
         class_ids = outputs[0].argmax(axis=-1)
         answer["class_id"] = class_ids.tolist()
         if first.class_names:
@@ -334,7 +331,19 @@ def serve(target: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     """Serve `target` (a run directory or an .onnx file) until interrupted."""
     path = model_path(target)
     app = build_app(path, max_batch=max_batch, max_body=max_body)
+    listener = listening_socket(host, port)
     print(f"serving {path} on http://{host}:{port} (POST /predict, GET /health, /metadata, "
           "/docs)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
 
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port) for uvicorn to serve on: bound here, so that a port in
+    use is one clear error before the server starts."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as error:
+        raise ServeError(f"cannot listen on {host}:{port} ({error.strerror or error}; "
+                         "expected a free port and an address of this machine: choose "
+                         "another --port or --host)") from None

@@ -254,6 +254,95 @@ def test_concurrent_load_is_answered_in_full(classifier, server):
           f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 
 
+# Without torch: a graph written with onnx.helper, `scores = features @ WEIGHTS`.
+WEIGHTS = np.array([[1.0, -1.0], [0.5, 2.0], [-2.0, 0.25]], np.float32)
+
+
+def hand_made_model(path: Path, classes: int | None = 2, shape: tuple = (2,),
+                    metadata: bool = True) -> Path:
+    """A two-score model on three features, its `specc` metadata saying it is a classifier
+    (`classes`, names "no" and "yes") or not; `shape` is the output's per sample."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from specc.export_metadata import ExportMetadata, OutputInfo, TensorInfo, attach
+
+    weights = WEIGHTS[:, :shape[0]]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["features", "weights"], ["scores"])], "hand_made",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", shape[0]])],
+        [numpy_helper.from_array(weights, "weights")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              ir_version=9)
+    if metadata:
+        attach(proto, ExportMetadata(
+            model="hand_made", backend="torch", spec_hash="feedfacefeedface", opset=17,
+            inputs=[TensorInfo(name="features", shape=[3], dtype="float32")],
+            outputs=[OutputInfo(name="scores", shape=list(shape), dtype="float32",
+                                classes=classes,
+                                class_names=["no", "yes"] if classes else None)],
+            test_metrics={"accuracy": 0.75}, tolerance=1e-5))
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_the_app_answers_from_the_metadata_in_process(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from specc.serve import build_app
+
+    features = [[1.0, 2.0, 3.0], [0.0, -1.0, 0.5]]
+    expected = np.array(features, np.float32) @ WEIGHTS
+    client = TestClient(build_app(hand_made_model(tmp_path / "classifier.onnx")))
+    answer = client.post("/predict", json={"features": features}).json()
+    np.testing.assert_allclose(answer["scores"], expected, rtol=1e-6)
+    assert answer["class_id"] == [1, 0] and answer["class_name"] == ["yes", "no"]
+    assert client.get("/metadata").json()["test_metrics"] == {"accuracy": 0.75}
+    # Not a classifier, and a single binary score: the values alone, no argmax.
+    for path, shape, classes in ((tmp_path / "regression.onnx", (2,), None),
+                                 (tmp_path / "binary.onnx", (1,), 2)):
+        client = TestClient(build_app(hand_made_model(path, classes, shape)))
+        answer = client.post("/predict", json={"features": features}).json()
+        assert set(answer) == {"scores"}
+        np.testing.assert_allclose(answer["scores"], expected[:, :shape[0]], rtol=1e-6)
+        properties = client.get("/openapi.json").json()["components"]["schemas"][
+            "PredictResponse"]["properties"]
+        assert set(properties) == {"scores"}
+
+
+def test_serving_imports_no_framework(tmp_path):
+    model = hand_made_model(tmp_path / "classifier.onnx")
+    program = ("import sys\n"
+               "from fastapi.testclient import TestClient\n"
+               "from specc.serve import build_app\n"
+               f"client = TestClient(build_app({str(model)!r}))\n"
+               "assert client.post('/predict', json={'features': [[1, 2, 3]]}).status_code "
+               "== 200\n"
+               "print(sorted({name.split('.')[0] for name in sys.modules} & "
+               "{'torch', 'tensorflow', 'keras', 'jax'}))\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_serve_on_a_port_in_use_is_one_error(tmp_path, capsys):
+    model = hand_made_model(tmp_path / "classifier.onnx")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(model), "--port", str(port)]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_serve_a_model_without_specc_metadata_is_an_error(tmp_path, capsys):
+    model = hand_made_model(tmp_path / "plain.onnx", metadata=False)
+    assert main(["serve", str(model)]) == 1
+    assert "has no `specc` metadata" in capsys.readouterr().err
+
+
 def test_serve_a_run_without_an_export_says_how_to_make_it(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
@@ -273,7 +362,7 @@ def test_serve_limits_are_checked_and_their_defaults_documented(capsys):
     from specc.serve import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY
 
     for option, value in (("--max-batch", "0"), ("--max-batch", "many"),
-                          ("--max-body", "-1")):
+                          ("--max-body", "-1"), ("--port", "70000")):
         with pytest.raises(SystemExit) as exit_:
             main(["serve", "model.onnx", option, value])
         assert exit_.value.code == 2
