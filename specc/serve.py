@@ -29,11 +29,12 @@ import onnxruntime
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, ValidationError
 from pydantic import create_model as create_pydantic_model
 from starlette.concurrency import run_in_threadpool
 
-from specc.export_metadata import ExportMetadata, MetadataError, TensorInfo, loads
+from specc.export_metadata import ExportMetadata, MetadataError, OutputInfo, TensorInfo, loads
 
 # Where `specc export RUN --format onnx` writes its model inside a run directory.
 RUN_MODEL_PATH = Path("export") / "model.onnx"
@@ -137,7 +138,7 @@ def response_model(metadata: ExportMetadata) -> type[BaseModel]:
         depth = len(first.shape)  # the class axis is gone
         fields["class_id"] = (nested_list(int, depth), Field(
             description=f"the class of each sample (argmax of `{first.name}`)"))
-        if first.class_names:
+        if class_names(first):
             fields["class_name"] = (nested_list(str, depth), Field(
                 description="the name of each sample's class"))
     return create_pydantic_model("PredictResponse", **fields)
@@ -249,11 +250,20 @@ def sample_array(batch: list, tensor: TensorInfo) -> np.ndarray:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise RequestError(422, f"input `{tensor.name}`: a value is too large for "
                            f"{tensor.dtype} (expected finite numbers)")
+    if array.dtype.kind == "i" and array.min() < 0:  # int inputs hold token ids
+        raise RequestError(422, f"input `{tensor.name}`: token id {array.min()} (expected ids "
+                           "of 0 or more)")
     return array
 
 
 def shape_text(shape: list[int | None]) -> str:
     return "[" + ", ".join("?" if size is None else str(size) for size in shape) + "]"
+
+
+def class_names(output: OutputInfo) -> list[str] | None:
+    """The names of a classifier output's classes, where the data names every one."""
+    names = output.class_names
+    return names if names and output.scores_classes() and len(names) >= output.classes else None
 
 
 def response_values(outputs: list[np.ndarray], metadata: ExportMetadata) -> dict:
@@ -264,9 +274,17 @@ def response_values(outputs: list[np.ndarray], metadata: ExportMetadata) -> dict
     if first.scores_classes():
         class_ids = outputs[0].argmax(axis=-1)
         answer["class_id"] = class_ids.tolist()
-        if first.class_names:
-            answer["class_name"] = np.array(first.class_names)[class_ids].tolist()
+        if class_names(first):
+            answer["class_name"] = np.array(class_names(first))[class_ids].tolist()
     return answer
+
+
+def unusable_output(outputs: list[np.ndarray], metadata: ExportMetadata) -> str | None:
+    """Why the outputs cannot be answered in JSON (NaN or an infinity in one), or None."""
+    for tensor, values in zip(metadata.outputs, outputs, strict=True):
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            return f"the model's output `{tensor.name}` holds NaN or infinite values"
+    return None
 
 
 # The application ----------------------------------------------------------------------------
@@ -303,7 +321,15 @@ def build_app(path: str | Path, *, max_batch: int = DEFAULT_MAX_BATCH,
         except RequestError as error:
             return JSONResponse({"error": str(error)}, status_code=error.status)
         # onnxruntime's run is thread-safe: concurrent requests share the one session.
-        outputs = await run_in_threadpool(session.run, output_names, arrays)
+        try:
+            outputs = await run_in_threadpool(session.run, output_names, arrays)
+        except InvalidArgument as error:  # such as a token id beyond an embedding's vocabulary
+            reason = str(error).split("Status Message: ")[-1]
+            return JSONResponse({"error": f"the model cannot take these inputs ({reason})"},
+                                status_code=422)
+        problem = unusable_output(outputs, metadata)
+        if problem:
+            return JSONResponse({"error": problem}, status_code=500)
         return JSONResponse(response_values(outputs, metadata))
 
     return app

@@ -164,6 +164,10 @@ BAD_REQUESTS = [  # (what is wrong, body, status, words of the message)
      ["input `image`, sample 0, at [0]", "expected a list of length 8", "got 3.0"]),
     ("an empty sequence", {**valid_body(), "tokens": [[]]}, 422,
      ["samples of shape [0]", "expected [?] per sample, ? being any length above zero"]),
+    ("a negative token id", {**valid_body(), "tokens": [[1, -1]]}, 422,
+     ["token id -1", "expected ids of 0 or more"]),
+    ("a token id beyond the vocabulary", {**valid_body(), "tokens": [[1, 20]]}, 422,
+     ["the model cannot take these inputs", "idx=20"]),
     ("ragged tokens", {"image": valid_body(2)["image"], "tokens": [[1, 2], [3]]}, 422,
      ["ragged"]),
     ("float token ids", {**valid_body(), "tokens": [[1, 2.5]]}, 422,
@@ -299,6 +303,11 @@ def test_the_app_answers_from_the_metadata_in_process(tmp_path):
     np.testing.assert_allclose(answer["scores"], expected, rtol=1e-6)
     assert answer["class_id"] == [1, 0] and answer["class_name"] == ["yes", "no"]
     assert client.get("/metadata").json()["test_metrics"] == {"accuracy": 0.75}
+    # Finite inputs whose scores overflow float32: no JSON for them, a message instead.
+    overflow = client.post("/predict", json={"features": [[3e38, 3e38, 0.0]]})
+    assert overflow.status_code == 500
+    assert overflow.json() == {"error": "the model's output `scores` holds NaN or infinite "
+                                        "values"}
     # Not a classifier, and a single binary score: the values alone, no argmax.
     for path, shape, classes in ((tmp_path / "regression.onnx", (2,), None),
                                  (tmp_path / "binary.onnx", (1,), 2)):
