@@ -29,6 +29,14 @@ class TensorInfo(BaseModel):
     shape: list[int | None]
     dtype: str  # numpy's name: float32, int64, ...
 
+    def accepts(self, sample_shape) -> bool:
+        """Whether a sample of `sample_shape` has this shape: as many axes, each of the size
+        given, or of any size above zero where the size is None."""
+        sample_shape = tuple(sample_shape)
+        return len(sample_shape) == len(self.shape) and all(
+            got > 0 and want in (None, got)
+            for want, got in zip(self.shape, sample_shape, strict=True))
+
 
 class OutputInfo(TensorInfo):
     """An output; a classifier's (its loss is a cross-entropy over classes) has `classes`,

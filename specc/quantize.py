@@ -122,8 +122,8 @@ def quantize_onnx(model_path: str | Path, out_path: str | Path,
         if method == "dynamic":
             quantize_dynamic(prepared, out_path, weight_type=QuantType.QInt8)
         else:
-            # Unsigned activations with signed per-channel weights: the pairing onnxruntime's
-            # CPU kernels run fastest and its documentation recommends for QDQ.
+            # Unsigned activations and signed per-channel weights (U8S8), the pairing
+            # onnxruntime's documentation recommends for CPUs.
             quantize_static(prepared, out_path, CalibrationBatches(calibration),
                             quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
@@ -151,9 +151,7 @@ def check_inputs(inputs: dict[str, np.ndarray], metadata: ExportMetadata
         sample = array.shape[1:]
         if None not in tensor.shape and np.prod(sample) == np.prod(tensor.shape):
             array = array.reshape(len(array), *tensor.shape)
-        elif len(sample) != len(tensor.shape) or any(
-                want is not None and want != got
-                for want, got in zip(tensor.shape, sample, strict=True)):
+        elif not tensor.accepts(sample):
             raise QuantizeError(f"samples of shape {list(sample)} cannot feed input "
                                 f"`{tensor.name}` of shape {tensor.shape} (None is any length)")
         arrays[tensor.name] = array.astype(tensor.dtype, copy=False)

@@ -241,9 +241,7 @@ def sample_array(batch: list, tensor: TensorInfo) -> np.ndarray:
         raise RequestError(422, f"input `{tensor.name}`: a value does not fit {tensor.dtype} "
                            "(expected integers from -2**63 to 2**63 - 1)") from None
     sample = list(array.shape[1:])
-    fits = len(sample) == len(tensor.shape) and all(
-        want is None or want == got for want, got in zip(tensor.shape, sample, strict=True))
-    if not fits or 0 in sample:
+    if not tensor.accepts(sample):
         free = ", ? being any length above zero" if None in tensor.shape else ""
         raise RequestError(422, f"input `{tensor.name}`: samples of shape {sample} (expected "
                            f"{shape_text(tensor.shape)} per sample{free})")

@@ -291,6 +291,19 @@ def hand_made_model(path: Path, classes: int | None = 2, shape: tuple = (2,),
     return path
 
 
+def test_what_the_metadata_says_a_sample_and_a_classifier_are():
+    from specc.export_metadata import OutputInfo, TensorInfo
+
+    tokens = TensorInfo(name="tokens", shape=[None, 4], dtype="int64")
+    assert tokens.accepts((7, 4)) and tokens.accepts([1, 4])
+    assert not tokens.accepts((0, 4)) and not tokens.accepts((7, 3))
+    assert not tokens.accepts((7,)) and not tokens.accepts((7, 4, 1))
+    scores = OutputInfo(name="logits", shape=[10], dtype="float32", classes=10)
+    assert scores.scores_classes()
+    assert not OutputInfo(name="logit", shape=[1], dtype="float32", classes=2).scores_classes()
+    assert not OutputInfo(name="value", shape=[10], dtype="float32").scores_classes()
+
+
 def test_the_app_answers_from_the_metadata_in_process(tmp_path):
     from fastapi.testclient import TestClient
 
