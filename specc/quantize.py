@@ -124,11 +124,24 @@ def quantize_onnx(model_path: str | Path, out_path: str | Path,
         else:
             # Unsigned activations and signed per-channel weights (U8S8), the pairing
             # onnxruntime's documentation recommends for CPUs.
-            quantize_static(prepared, out_path, CalibrationBatches(calibration),
+            quantize_static(prepared, out_path,
+                            CalibrationBatches(graph_feed(session_of(prepared), calibration)),
                             quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     write_metadata(out_path, metadata.model_copy(update={"quantized": QUANTIZED}))
     return out_path
+
+
+def session_of(path: str | Path):
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def graph_feed(session, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`arrays` (by the metadata's input names, in its order) under the names of the inputs
+    of the session's graph, which are in the same order (a converter may have renamed
+    them)."""
+    return dict(zip([tensor.name for tensor in session.get_inputs()], arrays.values(),
+                    strict=True))
 
 
 def write_metadata(path: Path, metadata: ExportMetadata) -> None:
@@ -165,13 +178,13 @@ def evaluate(model_path: str | Path, inputs: dict[str, np.ndarray], labels: np.n
     squared error)."""
     metadata = read_metadata(model_path)
     arrays = check_inputs(inputs, metadata)
-    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    first = metadata.outputs[0]
-    count = len(labels)
+    session = session_of(model_path)
+    feed = graph_feed(session, arrays)
+    first, first_output = metadata.outputs[0], session.get_outputs()[0].name
     outputs = np.concatenate([
-        session.run([first.name], {name: array[start:start + EVALUATION_BATCH]
-                                   for name, array in arrays.items()})[0]
-        for start in range(0, count, EVALUATION_BATCH)])
+        session.run([first_output], {name: array[start:start + EVALUATION_BATCH]
+                                     for name, array in feed.items()})[0]
+        for start in range(0, len(labels), EVALUATION_BATCH)])
     labels = np.asarray(labels)
     if first.scores_classes():
         return "accuracy", float((outputs.argmax(axis=-1) == labels.reshape(

@@ -81,11 +81,11 @@ def load_session(path: Path):
         metadata = loads(session.get_modelmeta().custom_metadata_map, path)
     except MetadataError as error:
         raise ServeError(str(error)) from None
-    graph_inputs = [tensor.name for tensor in session.get_inputs()]
-    if graph_inputs != [tensor.name for tensor in metadata.inputs]:
-        raise ServeError(f"{path}: its metadata names the inputs "
-                         f"{[tensor.name for tensor in metadata.inputs]}, but the graph takes "
-                         f"{graph_inputs}")
+    graph = (len(session.get_inputs()), len(session.get_outputs()))
+    if graph != (len(metadata.inputs), len(metadata.outputs)):
+        raise ServeError(f"{path}: its metadata describes {len(metadata.inputs)} inputs and "
+                         f"{len(metadata.outputs)} outputs, but the graph has {graph[0]} and "
+                         f"{graph[1]}")
     clashes = [tensor.name for tensor in metadata.outputs if tensor.name in CLASS_KEYS]
     if clashes and metadata.outputs[0].scores_classes():
         raise ServeError(f"{path}: an output is named `{clashes[0]}`, which the response "
@@ -293,7 +293,9 @@ def build_app(path: str | Path, *, max_batch: int = DEFAULT_MAX_BATCH,
     """The FastAPI application serving the ONNX model at `path`."""
     session, metadata = load_session(Path(path))
     request_schema, response_schema = request_model(metadata), response_model(metadata)
-    output_names = [tensor.name for tensor in metadata.outputs]
+    # The graph's own names, in the metadata's order (a converter may have renamed them).
+    graph_inputs = [tensor.name for tensor in session.get_inputs()]
+    graph_outputs = [tensor.name for tensor in session.get_outputs()]
     app = FastAPI(title=f"{metadata.model} (specc serve)",
                   description=f"Predictions of `{metadata.model}`, trained with "
                   f"{metadata.backend} and exported to ONNX, run by onnxruntime.")
@@ -320,7 +322,8 @@ def build_app(path: str | Path, *, max_batch: int = DEFAULT_MAX_BATCH,
             return JSONResponse({"error": str(error)}, status_code=error.status)
         # onnxruntime's run is thread-safe: concurrent requests share the one session.
         try:
-            outputs = await run_in_threadpool(session.run, output_names, arrays)
+            feed = dict(zip(graph_inputs, arrays.values(), strict=True))
+            outputs = await run_in_threadpool(session.run, graph_outputs, feed)
         except InvalidArgument as error:  # such as a token id beyond an embedding's vocabulary
             reason = str(error).split("Status Message: ")[-1]
             return JSONResponse({"error": f"the model cannot take these inputs ({reason})"},

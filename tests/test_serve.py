@@ -263,9 +263,10 @@ WEIGHTS = np.array([[1.0, -1.0], [0.5, 2.0], [-2.0, 0.25]], np.float32)
 
 
 def hand_made_model(path: Path, classes: int | None = 2, shape: tuple = (2,),
-                    metadata: bool = True) -> Path:
+                    metadata: bool = True, graph_input: str = "features") -> Path:
     """A two-score model on three features, its `specc` metadata saying it is a classifier
-    (`classes`, names "no" and "yes") or not; `shape` is the output's per sample."""
+    (`classes`, names "no" and "yes") or not; `shape` is the output's per sample. The graph
+    calls its input `graph_input` (the metadata: `features`)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -273,8 +274,8 @@ def hand_made_model(path: Path, classes: int | None = 2, shape: tuple = (2,),
 
     weights = WEIGHTS[:, :shape[0]]
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["features", "weights"], ["scores"])], "hand_made",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_node("MatMul", [graph_input, "weights"], ["scores"])], "hand_made",
+        [helper.make_tensor_value_info(graph_input, TensorProto.FLOAT, ["batch", 3])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", shape[0]])],
         [numpy_helper.from_array(weights, "weights")])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
@@ -321,6 +322,11 @@ def test_the_app_answers_from_the_metadata_in_process(tmp_path):
     assert overflow.status_code == 500
     assert overflow.json() == {"error": "the model's output `scores` holds NaN or infinite "
                                         "values"}
+    # A graph whose converter renamed its input is fed by position, as the metadata orders.
+    renamed = TestClient(build_app(hand_made_model(tmp_path / "renamed.onnx",
+                                                   graph_input="features:0")))
+    answer = renamed.post("/predict", json={"features": features}).json()
+    np.testing.assert_allclose(answer["scores"], expected, rtol=1e-6)
     # Not a classifier, and a single binary score: the values alone, no argmax.
     for path, shape, classes in ((tmp_path / "regression.onnx", (2,), None),
                                  (tmp_path / "binary.onnx", (1,), 2)):
