@@ -242,7 +242,9 @@ def compare(original: str | Path, quantized: str | Path, inputs: dict[str, np.nd
 # makes the splits: its load_splits with prepare_inputs left out gives the samples exactly as
 # training split them, before preprocessing, and the labels as the loss took them.
 
-SEED_LINE = re.compile(r"^seed = (-?\d+)\b", re.MULTILINE)
+# The config's seed line: `seed = 0` at the top level of train.py, or as a typed field
+# (`seed: int = 0`) of a config class.
+SEED_LINE = re.compile(r"^\s*seed(?:\s*:\s*int)?\s*=\s*(-?\d+)\b", re.MULTILINE)
 
 
 def run_splits(run_dir: str | Path) -> dict[str, tuple[dict[str, np.ndarray], np.ndarray]]:
@@ -253,7 +255,8 @@ def run_splits(run_dir: str | Path) -> dict[str, tuple[dict[str, np.ndarray], np
     if not data_file.is_file():
         raise QuantizeError(f"{run_dir} has no code/data.py (expected the directory of a run "
                             "of `specc train`)")
-    seed = next((int(match.group(1)) for program in sorted(code.glob("*.py"))
+    programs = sorted(code.glob("*.py"), key=lambda path: path.name != "train.py")
+    seed = next((int(match.group(1)) for program in programs
                  if (match := SEED_LINE.search(program.read_text(encoding="utf-8")))), None)
     if seed is None:
         raise QuantizeError(f"{code}: no program there sets `seed = N` (expected the config "
