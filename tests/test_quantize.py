@@ -56,6 +56,18 @@ def test_static_int8_of_a_digits_convnet_is_smaller_and_as_accurate(convnet, dig
     original, quantized = read_metadata(convnet), read_metadata(out)
     assert quantized.quantized == "int8" and original.quantized is None
     assert quantized.model_copy(update={"quantized": None}) == original
+    # The quantized file serves like any other export.
+    import onnxruntime
+    from fastapi.testclient import TestClient
+
+    from specc.serve import build_app
+
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"image": test_images[:8]})[0]
+    answer = TestClient(build_app(out)).post("/predict", json={
+        "image": test_images[:8].tolist()}).json()
+    np.testing.assert_allclose(answer["logits"], expected, rtol=0, atol=1e-6)
+    assert answer["class_id"] == expected.argmax(axis=1).tolist()
 
 
 def test_static_quantization_needs_calibration_samples_that_fit(convnet, tmp_path):
