@@ -236,6 +236,133 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK if report["fastest"] else EXIT_SPEC  # every variant failed: it says why
 
 
+# `specc serve` ------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from specc.serve import ServeError, serve
+    except ModuleNotFoundError as error:  # fastapi, uvicorn, onnxruntime: the `serve` extra
+        print(f"specc serve needs FastAPI, uvicorn and onnxruntime: pip install "
+              f"'specc[serve]' ({error})", file=sys.stderr)
+        return EXIT_USAGE
+    limits = {name: value for name, value in (("max_batch", args.max_batch),
+                                              ("max_body", args.max_body)) if value is not None}
+    try:
+        serve(args.target, host=args.host, port=args.port, **limits)
+    except ServeError as error:
+        print(f"specc serve: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    return EXIT_OK
+
+
+def _positive_count(text: str) -> int:
+    """--max-batch's value: a whole number above zero (exit 2 otherwise)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number above zero, got {text!r}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    """--port's value: 1 to 65535 (exit 2 otherwise)."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return int(text)
+
+
+def _byte_size(text: str) -> int:
+    """--max-body's value: a size such as 1MB or 65536, in bytes (exit 2 otherwise)."""
+    from specc.memory import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_serve_parser(sub) -> None:
+    # The limits' defaults are specc.serve's (DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY), named here
+    # without importing it: building the parser stays as quick as `specc check` needs.
+    serve = sub.add_parser("serve", help="serve an exported ONNX model over HTTP (FastAPI, "
+                           "onnxruntime): POST /predict, GET /health, /metadata, /docs")
+    serve.add_argument("target", metavar="RUN|MODEL.onnx",
+                       help="a run directory (its export/model.onnx) or an ONNX file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                       "(default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=_port, default=8000, help="default: 8000")
+    serve.add_argument("--max-batch", type=_positive_count, dest="max_batch", metavar="N",
+                       help="most samples per request (default: 256)")
+    serve.add_argument("--max-body", type=_byte_size, dest="max_body", metavar="BYTES",
+                       help="largest request body, e.g. 1MB (default: 16MiB)")
+    serve.set_defaults(run=cmd_serve)
+
+
+# `specc quantize` ---------------------------------------------------------------------------
+def cmd_quantize(args: argparse.Namespace) -> int:
+    try:
+        from specc.quantize import (
+            AccuracyDropError,
+            QuantizeError,
+            choose_method,
+            compare,
+            quantize_onnx,
+            run_splits,
+        )
+    except ModuleNotFoundError as error:  # onnx and onnxruntime: the `export` extra
+        print(f"specc quantize needs onnx and onnxruntime: pip install 'specc[export]' "
+              f"({error})", file=sys.stderr)
+        return EXIT_USAGE
+    model = Path(args.model)
+    out = Path(args.out) if args.out else model.with_suffix(".int8.onnx")
+    try:
+        if not model.is_file():
+            raise QuantizeError(f"{model} not found (expected an ONNX file written by "
+                                "`specc export --format onnx`)")
+        splits = run_splits(args.data)
+        method = choose_method(model) if args.method == "auto" else args.method
+        quantize_onnx(model, out, calibration=splits["train"][0], method=method)
+        print(f"{out}: {method} int8 quantization of {model}")
+        try:
+            comparison = compare(model, out, *splits["test"], max_drop=args.max_drop)
+        except AccuracyDropError as refused:
+            out.unlink()  # a model that failed the check is not left to be served
+            print("\n".join(refused.comparison.lines()))
+            raise
+        print("\n".join(comparison.lines()))
+    except QuantizeError as error:
+        print(f"specc quantize: {error}", file=sys.stderr)
+        return EXIT_SPEC
+    return EXIT_OK
+
+
+def _points(text: str) -> float:
+    """--max-drop's value: points of accuracy, 0 or more (exit 2 otherwise)."""
+    try:
+        points = float(text)
+    except ValueError:
+        points = -1.0
+    if not points >= 0 or points == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected points of accuracy, 0 or more (such as "
+                                         f"1 or 0.5), got {text!r}")
+    return points
+
+
+def add_quantize_parser(sub) -> None:
+    quantize = sub.add_parser("quantize", help="int8 quantization of an exported ONNX model "
+                              "(onnxruntime), refused when it costs accuracy")
+    quantize.add_argument("model", metavar="MODEL.onnx")
+    quantize.add_argument("--data", required=True, metavar="RUN", help="the run it was "
+                          "trained in: calibration on its training split, the check on its "
+                          "test split")
+    quantize.add_argument("-o", "--out", metavar="FILE",
+                          help="where to write it (default: MODEL.int8.onnx)")
+    quantize.add_argument("--method", choices=("auto", "dynamic", "static"), default="auto",
+                          help="auto (the default): static for models with convolutions, "
+                          "dynamic for the others")
+    quantize.add_argument("--max-drop", type=_points, default=1.0, dest="max_drop",
+                          metavar="POINTS", help="refuse (exit 1) when test accuracy drops "
+                          "by more than this many points (default: 1)")
+    quantize.set_defaults(run=cmd_quantize)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from specc.backends.registry import BACKEND_NAMES
 
@@ -327,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write the measurements here")
     bench.add_argument("--model", help="which model of the file (default: the first)")
     bench.set_defaults(run=cmd_bench)
+    add_serve_parser(sub)
+    add_quantize_parser(sub)
     return parser
 
 

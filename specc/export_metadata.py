@@ -29,6 +29,14 @@ class TensorInfo(BaseModel):
     shape: list[int | None]
     dtype: str  # numpy's name: float32, int64, ...
 
+    def accepts(self, sample_shape) -> bool:
+        """Whether a sample of `sample_shape` has this shape: as many axes, each of the size
+        given, or of any size above zero where the size is None."""
+        sample_shape = tuple(sample_shape)
+        return len(sample_shape) == len(self.shape) and all(
+            got > 0 and want in (None, got)
+            for want, got in zip(self.shape, sample_shape, strict=True))
+
 
 class OutputInfo(TensorInfo):
     """An output; a classifier's (its loss is a cross-entropy over classes) has `classes`,
@@ -36,6 +44,11 @@ class OutputInfo(TensorInfo):
 
     classes: int | None = None
     class_names: list[str] | None = None
+
+    def scores_classes(self) -> bool:
+        """Whether the last axis holds one score per class, so that its argmax is the class
+        (a classifier's output; not a single binary logit)."""
+        return self.classes is not None and bool(self.shape) and self.shape[-1] == self.classes
 
 
 class ExportMetadata(BaseModel):
