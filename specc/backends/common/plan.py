@@ -21,7 +21,7 @@ from jinja2 import Environment
 from pydantic import BaseModel
 
 from specc import ir
-from specc.backends.common.data import PROGRAM_NAMES, _isort
+from specc.backends.common.data import _isort
 from specc.backends.registry import BACKENDS
 from specc.layers.base import Backend
 from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
@@ -156,7 +156,6 @@ def training_context(model: ir.Model, backend: Backend,
         "spec_file": Path(model.file).name,
         "spec_hash": spec_hash(model),
         "imports": imports,
-        "data_names": PROGRAM_NAMES,
         "train": model.train,
         "optimizer": model.optimizer,
         "schedule": model.optimizer.schedule,

@@ -29,7 +29,6 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.data import PROGRAM_NAMES
 from specc.backends.common.plan import import_lines, render_training_files, training_context
 from specc.backends.tensorflow.model_gen import BUILDER
 
@@ -66,8 +65,6 @@ OPTIMIZER_CLASSES = {"sgd": "TorchSGD", "adam": "TorchAdam", "adamw": "TorchAdam
 def train_context(model: ir.Model) -> dict[str, object]:
     """Everything the training templates read; train.py.j2's header comment lists the
     names."""
-    taken = set(PROGRAM_NAMES)  # what train.py imports from data.py
-    assert BUILDER not in taken and not taken & set(OPTIMIZER_CLASSES.values())
     return {
         **training_context(model, "tensorflow", imports(model)),
         "builder": BUILDER,
@@ -79,11 +76,7 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "compile_comment": "XLA-compile the steps (jit_compile); auto: on a GPU only",
         "export_help": "do not write RUN/model.keras and RUN/saved_model",
         "checkpoint_format": "a NumPy archive (np.load)",
-        "export_lines": [
-            ("model.keras", "the trained model (keras.saving.load_model, after importing "
-                            "model.py)"),
-            ("saved_model/", "the same as a TensorFlow SavedModel (model.export), for serving"),
-        ],
+        "export_files": "model.keras and saved_model/ (a SavedModel)",
         # what checkpoints.py's save_training_state and load_training_state take
         "training_state": "model, optimizer",
         # what the shared epoch-end code reads the rate and the device's name with

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.data import PROGRAM_NAMES
 from specc.backends.common.plan import import_lines, render_training_files, training_context
 from specc.backends.naming import candidates
 from specc.backends.torch.model_gen import model_class_name
@@ -28,8 +27,8 @@ from specc.layers.sequence import Recurrent
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
-# Top-level names of train.py's own that a model class name could take (it is PascalCase);
-# with what it imports from data.py.
+# Top-level names of train.py's own that a model class name could take (it is PascalCase;
+# the program's modules, data and recipe among them, are imported under lowercase names).
 TRAIN_MODULE_NAMES = frozenset({"F", "Path", "np", "nullcontext", "torch"})
 
 
@@ -69,7 +68,7 @@ def train_context(model: ir.Model) -> dict[str, object]:
     return {
         **training_context(model, "torch", imports(model)),
         "class_name": class_name,
-        "class_alias": next(candidates(class_name, TRAIN_MODULE_NAMES | set(PROGRAM_NAMES))),
+        "class_alias": next(candidates(class_name, TRAIN_MODULE_NAMES)),
         # per input, the axes (counting the batch) of its `?` dimensions
         "unknown_axes": [[axis + 1 for axis, dim in enumerate(value.shape) if dim is None]
                          for value in model.graph.inputs],
@@ -81,7 +80,7 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "compile_comment": "auto: torch.compile on CUDA only",
         "export_help": "do not write RUN/model.pt2",
         "checkpoint_format": "a torch.save file",
-        "export_lines": [("model.pt2", "the trained model, torch.export'ed for any batch size")],
+        "export_files": "model.pt2 (torch.export)",
         # what checkpoints.py's save_training_state and load_training_state take
         "training_state": "model, optimizer, scaler",
         # what the shared epoch-end code reads the rate and the device's name with
