@@ -1,0 +1,163 @@
+"""The checkpoints of `mnist_cnn`'s runs, in RUN/checkpoints.
+
+epoch-NNNN.npz is written every checkpoint_every epochs (recipe.py) and after the last,
+the newest checkpoint_keep kept; best.npz holds the weights with the best monitored
+value. Each is a NumPy archive (np.load) sealed by its zip comment, a JSON object: backend,
+spec_hash and sha256 (of the bytes before the comment's length field). A checkpoint is
+written atomically (a killed run never leaves half a file behind); one that fails its seal
+is never used; one of another backend or network is refused. A checkpoint that cannot be
+written (a full disk) stops the run (exit 1) and leaves the previous one in place.
+"""
+
+import hashlib
+import io
+import json
+import os
+import sys
+import zipfile
+
+import numpy as np
+
+
+class DamagedCheckpointError(Exception):
+    """A checkpoint file that is truncated, empty or altered: its seal does not verify."""
+
+
+def epoch_checkpoints(folder):
+    """The epoch checkpoints in `folder`, oldest first."""
+    return sorted(folder.glob("epoch-*.npz"))
+
+
+def last_good_checkpoint(folder):
+    """What a run that stops now leaves in `folder` to resume from, for its last message."""
+    kept = epoch_checkpoints(folder)
+    return f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written"
+
+
+def write_sealed(path, archive, spec_hash):
+    """Write `archive`, the bytes of a zip archive without a comment (as np.savez
+    writes one), to `path`, with the seal as its comment: a JSON object naming this program's
+    backend and `spec_hash`, with the SHA-256 of every byte before the comment's length. A
+    failed write (a full disk) stops the run and leaves the previous `path` as it was."""
+    body = archive[:-2]  # a zip archive ends with its comment's length, here 0
+    seal = json.dumps({"backend": "tensorflow", "spec_hash": spec_hash,
+                       "sha256": hashlib.sha256(body).hexdigest()}).encode()
+    partial = path.with_name(path.name + ".tmp")
+    try:
+        with partial.open("wb") as file:
+            file.write(body + len(seal).to_bytes(2, "little") + seal)
+            file.flush()
+            os.fsync(file.fileno())  # on the disk before it takes the place of the old one
+        os.replace(partial, path)
+    except OSError as error:  # as in Lightning, a checkpoint that cannot be saved ends the run
+        partial.unlink(missing_ok=True)
+        sys.exit(f"error: cannot write {path} ({error.strerror or error}): stopped; "
+                 f"{last_good_checkpoint(path.parent)}")
+
+
+def read_sealed(path, spec_hash):
+    """The bytes of the checkpoint at `path`, once its seal verifies them. A damaged file
+    raises DamagedCheckpointError; a checkpoint of another backend, or of a network whose
+    spec hash is not `spec_hash`, ends the program."""
+    try:
+        data = path.read_bytes()
+        if not data:
+            raise DamagedCheckpointError(f"{path} is damaged (empty)")
+        seal_text = zipfile.ZipFile(io.BytesIO(data)).comment
+        seal = json.loads(seal_text)
+        backend, network, checksum = seal["backend"], seal["spec_hash"], seal["sha256"]
+    # what zipfile and json raise for a damaged file (NotImplementedError: a garbled version)
+    except (OSError, zipfile.BadZipFile, NotImplementedError, ValueError, KeyError,
+            TypeError) as error:
+        raise DamagedCheckpointError(f"{path} is damaged (unreadable: {error})") from None
+    body = data[:-len(seal_text) - 2]  # the seal and its length (2 bytes) end the file
+    if hashlib.sha256(body).hexdigest() != checksum:
+        raise DamagedCheckpointError(f"{path} is damaged (its content does not match its "
+                                     "checksum)")
+    if backend != "tensorflow":
+        sys.exit(f"error: {path} is a {backend} checkpoint, not this TensorFlow program's; "
+                 "choose another --out")
+    if network != spec_hash:
+        sys.exit(f"error: {path} holds another network (spec hash {network}, this program's "
+                 f"{spec_hash}); choose another --out")
+    return data
+
+
+def first_intact(paths, spec_hash):
+    """The first of `paths` whose checkpoint is intact (read_sealed), and its bytes; a
+    damaged one is skipped, saying so. (None, None) when none is."""
+    for path in paths:
+        try:
+            return path, read_sealed(path, spec_hash)
+        except DamagedCheckpointError as error:
+            print(f"warning: {error}: not used")
+    return None, None
+
+
+def newest_intact(folder, spec_hash):
+    """The newest intact epoch checkpoint in `folder`, and its bytes, for --resume; ends the
+    program when none is."""
+    path, contents = first_intact(reversed(epoch_checkpoints(folder)), spec_hash)
+    if path is None:
+        sys.exit(f"error: no checkpoint in {folder} is intact, so the run cannot resume; "
+                 "remove them to start afresh, or choose another --out")
+    return path, contents
+
+
+def weights_to_predict_with(folder, spec_hash):
+    """The best (else the newest) intact checkpoint in `folder`, and its bytes, for
+    --predict; ends the program when there is none."""
+    saved = [path for path in (folder / "best.npz", *reversed(epoch_checkpoints(folder)))
+             if path.exists()]
+    if not saved:
+        sys.exit(f"error: {folder} holds no checkpoint to predict with; train first")
+    path, contents = first_intact(saved, spec_hash)
+    if path is None:
+        sys.exit(f"error: {folder} holds no intact checkpoint to predict with")
+    return path, contents
+
+
+def refuse_other_backends(folder):
+    """End the program when `folder` holds another backend's checkpoints: a run directory
+    never holds both kinds."""
+    foreign = sorted(folder.glob("*.pt"))  # PyTorch's train.py writes these
+    if foreign:
+        sys.exit(f"error: {folder} holds PyTorch checkpoints ({foreign[0].name}), not "
+                 "this TensorFlow program's; choose another --out")
+
+
+def keep_newest(folder, keep):
+    """Remove all but the newest `keep` epoch checkpoints in `folder`."""
+    for old in epoch_checkpoints(folder)[:-keep]:
+        old.unlink()
+
+
+def remove_partial_files(folder):
+    """Remove what a run killed while saving left behind in `folder`."""
+    for partial in folder.glob("*.tmp"):
+        partial.unlink()
+
+
+def save_training_state(path, spec_hash, position, model, optimizer):
+    """Everything a resume needs into a sealed checkpoint at `path`: every variable of
+    `model` (the dropout layers' random state included), every variable of `optimizer`, and
+    `position` (where the run is: epoch, step, schedule, best) as JSON."""
+    arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
+    arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
+    arrays["position"] = np.array(json.dumps(position))
+    archive = io.BytesIO()
+    np.savez(archive, **arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_sealed(path, archive.getvalue(), spec_hash)
+
+
+def load_training_state(contents, model, optimizer=None):
+    """Put a checkpoint (the bytes read_sealed verified) into `model`, and with `optimizer`
+    (a resume) into it too. Returns its position: epoch, step, schedule, best."""
+    with np.load(io.BytesIO(contents)) as arrays:
+        for i, variable in enumerate(model.variables):
+            variable.assign(arrays[f"model_{i}"])
+        if optimizer is not None:
+            for i, variable in enumerate(optimizer.variables):
+                variable.assign(arrays[f"optimizer_{i}"])
+        return json.loads(str(arrays["position"]))
