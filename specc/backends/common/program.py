@@ -11,6 +11,10 @@ from pathlib import Path
 from specc import ir
 from specc.backends.common.data import render_data_module
 from specc.backends.common.manifest import Manifest
+from specc.backends.common.plan import TRAINING_FILES
+
+# Every file of a generated program, in the order program_files gives them.
+PROGRAM_FILES = ("model.py", "data.py", *TRAINING_FILES)
 
 
 def program_files(
