@@ -250,10 +250,10 @@ def test_specc_train_refuses_a_bad_max_memory_before_compiling(tmp_path, capsys,
 
 
 def _generated_memory_check(model, backend: str, folder: Path) -> tuple[dict, int]:
-    """The generated memory.py's size table and helper functions, run without its framework,
-    and recipe.py's memory_needed."""
+    """The generated devices.py's size table and helper functions, run without its
+    framework, and recipe.py's memory_needed."""
     files = generate(model, backend, folder)
-    tree = ast.parse(files["memory.py"] + "\n" + files["recipe.py"])
+    tree = ast.parse(files["devices.py"] + "\n" + files["recipe.py"])
     wanted = {"SIZE_UNITS", "memory_size", "format_bytes", "memory_needed"}
     namespace: dict = {}
     for node in tree.body:
@@ -341,7 +341,7 @@ def test_a_model_past_any_machine_is_reported_and_compiled_without_overflow(tmp_
     ((str(8 * 2**30), str(2**30)), 3 * 2**30),  # a limit above what the machine has
 ])
 def test_the_programs_free_ram_is_meminfos_or_a_containers_limit(tmp_path, cgroup, expected):
-    source = generate(mlp(tmp_path), "torch", tmp_path / "program")["memory.py"]
+    source = generate(mlp(tmp_path), "torch", tmp_path / "program")["devices.py"]
     [function] = [node for node in ast.parse(source).body
                   if isinstance(node, ast.FunctionDef) and node.name == "available_ram"]
     files = {"/proc/meminfo": f"MemTotal: 8000000 kB\nMemAvailable: {3 * 2**20} kB\n"}

@@ -72,7 +72,7 @@ def test_options_pass_through_to_train_py(spec: Path, commands: list[list[str]])
                          "--out", "elsewhere", "--device", "cpu", "--epochs", "3",
                          "--max-steps", "5", "--data", "other.npz", "--resume"]]
     written = sorted(p.name for p in Path("elsewhere/code").iterdir())
-    assert written == ["checkpoints.py", "data.py", "memory.py", "model.py", "recipe.py",
+    assert written == ["checkpoints.py", "data.py", "devices.py", "model.py", "recipe.py",
                        "train.py"]
 
 

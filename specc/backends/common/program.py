@@ -1,6 +1,6 @@
 """A generated program's files, the same on every backend: model.py (the network, as the
 backend's model_gen writes it, with its manifest), data.py (the shared data loader), and
-the training files (`plan.TRAINING_FILES`: recipe.py, checkpoints.py, memory.py and
+the training files (`plan.TRAINING_FILES`: recipe.py, checkpoints.py, devices.py and
 train.py), which the backend's train_gen renders over the shared training plan."""
 
 from __future__ import annotations

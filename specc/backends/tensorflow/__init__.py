@@ -1,6 +1,6 @@
 """The TensorFlow backend: model.py (the network, in Keras), data.py (the data loader), and
 the training files: recipe.py (settings, loss, metrics, optimizer, schedule),
-checkpoints.py, memory.py and train.py (the program that runs them)."""
+checkpoints.py, devices.py and train.py (the program that runs them)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The TensorFlow backend's training files: `train.py`, a standalone Keras training program
 for one model, and beside it `recipe.py` (settings, loss, metrics, optimizer, schedule),
-`checkpoints.py` (sealed checkpoints) and `memory.py` (the memory check).
+`checkpoints.py` (sealed checkpoints) and `devices.py` (device, precision, memory check).
 
 They are the PyTorch program's twins: the same command line, run directory, settings, data
 loader (`specc.backends.common.data`), losses, metrics, schedules, checkpoints and messages,
@@ -47,9 +47,9 @@ def imports(model: ir.Model) -> dict[str, str]:
         "checkpoints.py": import_lines(
             ("import hashlib", "import io", "import json", "import os", "import sys",
              "import zipfile"), ("import numpy as np",)),
-        "memory.py": import_lines(
+        "devices.py": import_lines(
             ("import math", "import os", "import sys", "from pathlib import Path"),
-            ("import tensorflow as tf",)),
+            ("import keras", "import tensorflow as tf")),
         "train.py": import_lines(
             ("import argparse", "import json", "import math", "import os", "import sys",
              "import time", "from pathlib import Path"),

@@ -1,6 +1,6 @@
 """The PyTorch backend's training files: `train.py`, a standalone training program for one
 checked model, and beside it `recipe.py` (settings, loss, metrics, optimizer, schedule),
-`checkpoints.py` (sealed checkpoints) and `memory.py` (the memory check).
+`checkpoints.py` (sealed checkpoints) and `devices.py` (device, precision, memory check).
 
 `render_training` fills them (`templates/train.py.j2` and the common templates of the other
 names, which include this backend's `train_*.j2`) from the training plan that every backend
@@ -45,7 +45,7 @@ def imports(model: ir.Model) -> dict[str, str]:
         "checkpoints.py": import_lines(
             ("import hashlib", "import io", "import json", "import os", "import random",
              "import sys", "import zipfile"), ("import numpy as np", "import torch")),
-        "memory.py": import_lines(
+        "devices.py": import_lines(
             ("import math", "import os", "import sys", "from pathlib import Path"),
             ("import torch",)),
         "train.py": import_lines(

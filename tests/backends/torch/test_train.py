@@ -141,7 +141,7 @@ def load_model(tmp_path: Path, spec_text: str):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_generated_train_py_passes_ruff_and_stands_alone(tmp_path: Path, variant: str) -> None:
     files = render_training(load_model(tmp_path, VARIANTS[variant]))
-    assert list(files) == ["recipe.py", "checkpoints.py", "memory.py", "train.py"]
+    assert list(files) == ["recipe.py", "checkpoints.py", "devices.py", "train.py"]
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     source = files["train.py"]
@@ -159,7 +159,7 @@ def test_generated_train_py_passes_ruff_and_stands_alone(tmp_path: Path, variant
     imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(source))
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert "specc" not in imported
-    assert {"torch", "model", "data", "recipe", "checkpoints", "memory"} <= imported
+    assert {"torch", "model", "data", "recipe", "checkpoints", "devices"} <= imported
 
 
 def test_spec_text_reaches_train_py_only_as_literals(tmp_path: Path) -> None:
