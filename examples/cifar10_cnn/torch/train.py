@@ -33,7 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checkpoints
 import data
-import memory
+import devices
 import recipe
 from model import Cifar10Cnn
 
@@ -56,42 +56,27 @@ parser.add_argument("--max-memory", default=recipe.max_memory, metavar="SIZE",
                     help="refuse to train if memory_needed exceeds this (e.g. 2GB, 512MiB) "
                     "instead of the device's free memory")
 args = parser.parse_args()
-epochs, device, run_dir = args.epochs, args.device, args.out
+epochs, run_dir = args.epochs, args.out
 max_steps = math.inf if args.max_steps is None else args.max_steps
 checkpoint_dir = run_dir / "checkpoints"
 checkpoints.refuse_other_backends(checkpoint_dir)  # a run directory holds one backend's
 preprocessing_path = run_dir / "preprocessing.json"  # what --predict prepares inputs with
 
 # -----------------------------------------------------------------------------
-# device, precision and seeds
+# device, memory, precision and seeds
 
-if device == "auto":
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-if device not in ("cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
-    parser.error(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
-# A GPU that is not there stops the run here, in one line, not at the first tensor sent to it.
-if device != "cpu" and int(device.partition(":")[2] or 0) >= torch.cuda.device_count():
-    build = "" if torch.backends.cuda.is_built() else " (this PyTorch build has no CUDA support)"
-    sys.exit(f"error: device {device!r} asked for, but PyTorch sees "
-             f"{torch.cuda.device_count()} GPU(s){build}")
-device = torch.device(device)
+try:
+    device = devices.training_device(args.device)  # a GPU that is not there ends the run here
+    if not args.predict:  # a run that cannot fit stops here
+        devices.refuse_unless_it_fits(recipe.memory_needed, args.max_memory, device)
+except ValueError as error:  # a --device or --max-memory that names none
+    parser.error(str(error))
 on_cuda = device.type == "cuda"
-precision = recipe.precision
-if precision == "auto":
-    precision = "bf16" if on_cuda and torch.cuda.is_bf16_supported() else "fp32"
+precision = devices.training_precision(recipe.precision, device)
 amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
 # fp16 gradients underflow without loss scaling; a disabled scaler passes everything through.
 scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-if on_cuda:
-    # fp32 means true fp32; under autocast the matmuls left in fp32 may use TF32.
-    torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
-    torch.backends.cudnn.allow_tf32 = precision != "fp32"
-    torch.backends.cudnn.benchmark = True  # batch shapes repeat: find the fastest kernels once
-# CPU arithmetic treats floats below float32's normal range (1.2e-38) as zero, as TensorFlow
-# does: gradients that fade into that range (an LSTM's, back through a long sequence) are
-# otherwise many times slower to compute on x86 (13x on bench/specs/lstm_text.spec).
-torch.set_flush_denormal(True)
 
 random.seed(recipe.seed)
 np.random.seed(recipe.seed)
@@ -103,13 +88,6 @@ def on_device(arrays):
     arrays = arrays if isinstance(arrays, tuple) else (arrays,)
     return tuple(torch.as_tensor(array, device=device) for array in arrays)
 
-
-# A run that cannot fit stops here, before the model or the data take any memory.
-if not args.predict:
-    if args.max_memory is not None and memory.memory_size(args.max_memory) is None:
-        parser.error(f"--max-memory {args.max_memory!r}: expected a size such as 2GB, "
-                     "512MiB or 750000000 (bytes)")
-    memory.refuse_unless_it_fits(recipe.memory_needed, args.max_memory, device)
 
 # -----------------------------------------------------------------------------
 # model, optimizer and evaluation
@@ -381,13 +359,7 @@ for epoch in range(start_epoch, epochs):
 # -----------------------------------------------------------------------------
 # results: test metrics with the best weights, and the training speed
 
-best_path = checkpoint_dir / "best.pt"
-if best_path.exists():
-    try:
-        checkpoints.load_training_state(checkpoints.read_sealed(best_path, recipe.spec_hash), model)
-    except checkpoints.DamagedCheckpointError as error:
-        sys.exit(f"error: {error}: no test metrics without the best weights; the epoch "
-                 "checkpoints are kept")
+if checkpoints.load_best_weights(checkpoint_dir, recipe.spec_hash, model):
     print(f"best weights: epoch {best['epoch']}, {recipe.monitor} {best['value']:.4g}")
 test = evaluate(test_inputs, test_targets)
 print("test  " + "  ".join(f"{name} {value:.4g}" for name, value in test.items()))

@@ -31,7 +31,7 @@ import tensorflow as tf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checkpoints
 import data
-import memory
+import devices
 import recipe
 from model import build_model
 
@@ -54,40 +54,24 @@ parser.add_argument("--max-memory", default=recipe.max_memory, metavar="SIZE",
                     help="refuse to train if memory_needed exceeds this (e.g. 2GB, 512MiB) "
                     "instead of the device's free memory")
 args = parser.parse_args()
-epochs, device, run_dir = args.epochs, args.device, args.out
+epochs, run_dir = args.epochs, args.out
 max_steps = math.inf if args.max_steps is None else args.max_steps
 checkpoint_dir = run_dir / "checkpoints"
 checkpoints.refuse_other_backends(checkpoint_dir)  # a run directory holds one backend's
 preprocessing_path = run_dir / "preprocessing.json"  # what --predict prepares inputs with
 
 # -----------------------------------------------------------------------------
-# device, precision and seeds
+# device, memory, precision and seeds
 
-# TensorFlow places work on the first GPU it sees: it is shown the chosen one, or none.
-gpus = tf.config.list_physical_devices("GPU")
-if device == "auto":
-    device = "cuda" if gpus else "cpu"
-if device not in ("cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
-    parser.error(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
-on_gpu = device != "cpu"
-if on_gpu:
-    gpu_index = int(device.partition(":")[2] or 0)
-    if gpu_index >= len(gpus):
-        sys.exit(f"error: device {device!r} asked for, but TensorFlow sees {len(gpus)} GPU(s)")
-    tf.config.set_visible_devices(gpus[gpu_index], "GPU")
-    tf.config.experimental.set_memory_growth(gpus[gpu_index], True)  # take memory as needed
-else:
-    tf.config.set_visible_devices([], "GPU")
-precision = recipe.precision
-if precision == "auto":
-    details = tf.config.experimental.get_device_details(gpus[gpu_index]) if on_gpu else {}
-    precision = "bf16" if details.get("compute_capability", (0, 0)) >= (8, 0) else "fp32"
-# Mixed precision: layers compute in bf16/fp16 and keep their weights in float32.
-keras.mixed_precision.set_global_policy(
-    {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[precision])
-# fp32 means true fp32; under mixed precision the float32 matmuls left may use TF32.
-tf.config.experimental.enable_tensor_float_32_execution(precision != "fp32")
+try:
+    device = devices.training_device(args.device)  # a GPU that is not there ends the run here
+    if not args.predict:  # a run that cannot fit stops here
+        devices.refuse_unless_it_fits(recipe.memory_needed, args.max_memory, device)
+except ValueError as error:  # a --device or --max-memory that names none
+    parser.error(str(error))
+precision = devices.training_precision(recipe.precision, device)  # and Keras's policy
 # XLA pays off on a GPU; on a CPU it costs more than it saves.
+on_gpu = device != "cpu"
 compile_model = on_gpu if recipe.compile_model == "auto" else recipe.compile_model
 keras.utils.set_random_seed(recipe.seed)  # Python, NumPy and TensorFlow: the initial weights
 
@@ -97,13 +81,6 @@ def on_device(arrays):
     arrays = arrays if isinstance(arrays, tuple) else (arrays,)
     return tuple(tf.identity(array) for array in arrays)
 
-
-# A run that cannot fit stops here, before the model or the data take any memory.
-if not args.predict:
-    if args.max_memory is not None and memory.memory_size(args.max_memory) is None:
-        parser.error(f"--max-memory {args.max_memory!r}: expected a size such as 2GB, "
-                     "512MiB or 750000000 (bytes)")
-    memory.refuse_unless_it_fits(recipe.memory_needed, args.max_memory, device)
 
 # -----------------------------------------------------------------------------
 # model, optimizer and evaluation
@@ -364,13 +341,7 @@ for epoch in range(start_epoch, epochs):
 # -----------------------------------------------------------------------------
 # results: test metrics with the best weights, and the training speed
 
-best_path = checkpoint_dir / "best.npz"
-if best_path.exists():
-    try:
-        checkpoints.load_training_state(checkpoints.read_sealed(best_path, recipe.spec_hash), model)
-    except checkpoints.DamagedCheckpointError as error:
-        sys.exit(f"error: {error}: no test metrics without the best weights; the epoch "
-                 "checkpoints are kept")
+if checkpoints.load_best_weights(checkpoint_dir, recipe.spec_hash, model):
     print(f"best weights: epoch {best['epoch']}, {recipe.monitor} {best['value']:.4g}")
 test = evaluate(test_inputs, test_targets)
 print("test  " + "  ".join(f"{name} {value:.4g}" for name, value in test.items()))

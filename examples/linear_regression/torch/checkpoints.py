@@ -119,6 +119,20 @@ def weights_to_predict_with(folder, spec_hash):
     return path, contents
 
 
+def load_best_weights(folder, spec_hash, model):
+    """Put the weights of best.pt in `folder` into `model`; False when there is none. A
+    damaged one ends the program: no test metrics without the best weights."""
+    path = folder / "best.pt"
+    if not path.exists():
+        return False
+    try:
+        load_training_state(read_sealed(path, spec_hash), model)
+    except DamagedCheckpointError as error:
+        sys.exit(f"error: {error}: no test metrics without the best weights; the epoch "
+                 "checkpoints are kept")
+    return True
+
+
 def refuse_other_backends(folder):
     """End the program when `folder` holds another backend's checkpoints: a run directory
     never holds both kinds."""

@@ -1,9 +1,10 @@
-"""Whether training `digits_cnn` fits in memory.
+"""The device a run of `lstm_text` trains on, its precision, and whether it fits.
 
-recipe.memory_needed (what specc estimated from the model's shapes) is checked against a
-limit before the model or the data take any memory: --max-memory when given
-(recipe.max_memory), else the free memory of the GPU the run uses, else the RAM the machine
-has available.
+train.py asks for the device (--device, else recipe.device) and the precision
+(recipe.precision), then checks recipe.memory_needed (what specc estimated from the model's
+shapes) against a limit before the model or the data take any memory: --max-memory when
+given (recipe.max_memory), else the free memory of the GPU the run uses, else the RAM the
+machine has available.
 """
 
 import math
@@ -11,7 +12,49 @@ import os
 import sys
 from pathlib import Path
 
+import keras
 import tensorflow as tf
+
+
+def check_device_name(name):
+    """Raise ValueError unless `name` is cpu, cuda or cuda:N."""
+    if name not in ("cpu", "cuda") and not (name.startswith("cuda:") and name[5:].isdigit()):
+        raise ValueError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def training_device(name):
+    """"cpu", "cuda" or "cuda:N" for `name` (auto: a GPU when TensorFlow sees one), which
+    becomes the only device TensorFlow is shown, since it places work on the first GPU it
+    sees. A name other than auto, cpu, cuda or cuda:N raises ValueError; a GPU that is not
+    there ends the program here, in one line."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if name == "auto":
+        name = "cuda" if gpus else "cpu"
+    check_device_name(name)
+    if name == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+        return name
+    index = int(name.partition(":")[2] or 0)
+    if index >= len(gpus):
+        sys.exit(f"error: device {name!r} asked for, but TensorFlow sees {len(gpus)} GPU(s)")
+    tf.config.set_visible_devices(gpus[index], "GPU")
+    tf.config.experimental.set_memory_growth(gpus[index], True)  # take memory as needed
+    return name
+
+
+def training_precision(precision, device):
+    """fp32, bf16 or fp16 for `precision` on `device` (auto: mixed bf16 on a GPU that has
+    it, else fp32), with Keras's policy and TensorFlow's kernels set to match."""
+    if precision == "auto":
+        gpus = tf.config.get_visible_devices("GPU")
+        details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
+        precision = "bf16" if details.get("compute_capability", (0, 0)) >= (8, 0) else "fp32"
+    # Mixed precision: layers compute in bf16/fp16 and keep their weights in float32.
+    keras.mixed_precision.set_global_policy(
+        {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[precision])
+    # fp32 means true fp32; under mixed precision the float32 matmuls left may use TF32.
+    tf.config.experimental.enable_tensor_float_32_execution(precision != "fp32")
+    return precision
 
 
 def accelerator_memory(device):
@@ -82,9 +125,13 @@ def available_ram():
 
 def refuse_unless_it_fits(needed, max_memory, device):
     """End the program (exit 1) when `needed` bytes exceed the limit: `max_memory` (a size
-    that memory_size reads) when given, else what `device` or the machine has free."""
+    that memory_size reads; ValueError when it is none) when given, else what `device` or
+    the machine has free."""
     if max_memory is not None:
         limit, source = memory_size(max_memory), f"--max-memory {max_memory}"
+        if limit is None:
+            raise ValueError(f"--max-memory {max_memory!r}: expected a size such as 2GB, "
+                             "512MiB or 750000000 (bytes)")
     else:
         limit, source = (accelerator_memory(device)
                          or (available_ram(), "the machine's available memory"))

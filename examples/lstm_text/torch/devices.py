@@ -1,9 +1,10 @@
-"""Whether training `transformer_text` fits in memory.
+"""The device a run of `lstm_text` trains on, its precision, and whether it fits.
 
-recipe.memory_needed (what specc estimated from the model's shapes) is checked against a
-limit before the model or the data take any memory: --max-memory when given
-(recipe.max_memory), else the free memory of the GPU the run uses, else the RAM the machine
-has available.
+train.py asks for the device (--device, else recipe.device) and the precision
+(recipe.precision), then checks recipe.memory_needed (what specc estimated from the model's
+shapes) against a limit before the model or the data take any memory: --max-memory when
+given (recipe.max_memory), else the free memory of the GPU the run uses, else the RAM the
+machine has available.
 """
 
 import math
@@ -12,6 +13,46 @@ import sys
 from pathlib import Path
 
 import torch
+
+
+def check_device_name(name):
+    """Raise ValueError unless `name` is cpu, cuda or cuda:N."""
+    if name not in ("cpu", "cuda") and not (name.startswith("cuda:") and name[5:].isdigit()):
+        raise ValueError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def training_device(name):
+    """The torch.device that `name` means: auto is CUDA when present, else the CPU. A name
+    other than auto, cpu, cuda or cuda:N raises ValueError; a GPU that is not there ends the
+    program here, in one line, not at the first tensor sent to it."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    check_device_name(name)
+    if name != "cpu" and int(name.partition(":")[2] or 0) >= torch.cuda.device_count():
+        build = ("" if torch.backends.cuda.is_built()
+                 else " (this PyTorch build has no CUDA support)")
+        sys.exit(f"error: device {name!r} asked for, but PyTorch sees "
+                 f"{torch.cuda.device_count()} GPU(s){build}")
+    return torch.device(name)
+
+
+def training_precision(precision, device):
+    """fp32, bf16 or fp16 for `precision` on `device` (auto: bf16 autocast on a CUDA GPU that
+    supports it, else fp32), with PyTorch's kernels set to match."""
+    on_cuda = device.type == "cuda"
+    if precision == "auto":
+        precision = "bf16" if on_cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if on_cuda:
+        # fp32 means true fp32; under autocast the matmuls left in fp32 may use TF32.
+        torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
+        torch.backends.cudnn.allow_tf32 = precision != "fp32"
+        torch.backends.cudnn.benchmark = True  # batch shapes repeat: find the fastest kernels
+    # CPU arithmetic treats floats below float32's normal range (1.2e-38) as zero, as
+    # TensorFlow does: gradients that fade into that range (an LSTM's, back through a long
+    # sequence) are otherwise many times slower to compute on x86 (13x on
+    # bench/specs/lstm_text.spec).
+    torch.set_flush_denormal(True)
+    return precision
 
 
 def accelerator_memory(device):
@@ -76,9 +117,13 @@ def available_ram():
 
 def refuse_unless_it_fits(needed, max_memory, device):
     """End the program (exit 1) when `needed` bytes exceed the limit: `max_memory` (a size
-    that memory_size reads) when given, else what `device` or the machine has free."""
+    that memory_size reads; ValueError when it is none) when given, else what `device` or
+    the machine has free."""
     if max_memory is not None:
         limit, source = memory_size(max_memory), f"--max-memory {max_memory}"
+        if limit is None:
+            raise ValueError(f"--max-memory {max_memory!r}: expected a size such as 2GB, "
+                             "512MiB or 750000000 (bytes)")
     else:
         limit, source = (accelerator_memory(device)
                          or (available_ram(), "the machine's available memory"))
