@@ -29,7 +29,12 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.plan import import_lines, render_training_files, training_context
+from specc.backends.common.plan import (
+    TRAINING_FILES,
+    import_lines,
+    render_training_files,
+    training_context,
+)
 from specc.backends.tensorflow.model_gen import BUILDER
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
@@ -85,11 +90,6 @@ def train_context(model: ir.Model) -> dict[str, object]:
     }
 
 
-def render_training(model: ir.Model) -> dict[str, str]:
-    """The training files of `model`'s program (`TRAINING_FILES`), by name."""
-    return render_training_files(_ENVIRONMENT, train_context(model))
-
-
-def render_train(model: ir.Model) -> str:
-    """The source of train.py for `model`."""
-    return render_training_files(_ENVIRONMENT, train_context(model), ("train.py",))["train.py"]
+def render_training(model: ir.Model, names: tuple[str, ...] = TRAINING_FILES) -> dict[str, str]:
+    """The training files `names` of `model`'s program (all of them by default), by name."""
+    return render_training_files(_ENVIRONMENT, train_context(model), names)

@@ -20,7 +20,12 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.plan import import_lines, render_training_files, training_context
+from specc.backends.common.plan import (
+    TRAINING_FILES,
+    import_lines,
+    render_training_files,
+    training_context,
+)
 from specc.backends.naming import candidates
 from specc.backends.torch.model_gen import model_class_name
 from specc.layers.sequence import Recurrent
@@ -69,10 +74,6 @@ def train_context(model: ir.Model) -> dict[str, object]:
         **training_context(model, "torch", imports(model)),
         "class_name": class_name,
         "class_alias": next(candidates(class_name, TRAIN_MODULE_NAMES)),
-        # per input, the axes (counting the batch) of its `?` dimensions
-        "unknown_axes": [[axis + 1 for axis, dim in enumerate(value.shape) if dim is None]
-                         for value in model.graph.inputs],
-        "recurrent": _recurrent(model),
         "checkpoint_writer": "torch.save",
         # what `auto` means in the config block's comments, and --no-export's help
         "device_comment": "auto: CUDA when present, else the CPU",
@@ -81,6 +82,11 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "export_help": "do not write RUN/model.pt2",
         "checkpoint_format": "a torch.save file",
         "export_files": "model.pt2 (torch.export)",
+        # for the export: per input, the axes (counting the batch) of its `?` dimensions, and
+        # whether recurrent layers are among the model's (torch.export unrolls their steps)
+        "unknown_axes": [[axis + 1 for axis, dim in enumerate(value.shape) if dim is None]
+                         for value in model.graph.inputs],
+        "recurrent": _recurrent(model),
         # what checkpoints.py's save_training_state and load_training_state take
         "training_state": "model, optimizer, scaler",
         # what the shared epoch-end code reads the rate and the device's name with
@@ -89,11 +95,6 @@ def train_context(model: ir.Model) -> dict[str, object]:
     }
 
 
-def render_training(model: ir.Model) -> dict[str, str]:
-    """The training files of `model`'s program (`TRAINING_FILES`), by name."""
-    return render_training_files(_ENVIRONMENT, train_context(model))
-
-
-def render_train(model: ir.Model) -> str:
-    """The source of train.py for `model`."""
-    return render_training_files(_ENVIRONMENT, train_context(model), ("train.py",))["train.py"]
+def render_training(model: ir.Model, names: tuple[str, ...] = TRAINING_FILES) -> dict[str, str]:
+    """The training files `names` of `model`'s program (all of them by default), by name."""
+    return render_training_files(_ENVIRONMENT, train_context(model), names)

@@ -28,7 +28,7 @@ from specc import parity
 from specc.backends.common.data import render_data_code
 from specc.backends.common.plan import has_regularization
 from specc.backends.tensorflow import generate
-from specc.backends.tensorflow.train_gen import render_train, render_training
+from specc.backends.tensorflow.train_gen import render_training
 from specc.backends.torch.train_gen import render_training as render_torch_training
 from specc.passes.data_check import labelled_outputs
 
@@ -37,6 +37,12 @@ from ..torch.test_train import SOURCES, VARIANTS, bound_at_top_level
 
 ROOT = Path(__file__).resolve().parents[3]
 QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # TensorFlow's C++ start-up lines
+
+
+def render_train(model) -> str:
+    """The generated train.py of `model`."""
+    return render_training(model, ("train.py",))["train.py"]
+
 
 
 def load_model(folder: Path, spec_text: str):

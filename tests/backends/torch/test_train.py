@@ -17,7 +17,7 @@ import pytest
 import specc
 from specc.backends.common.data import render_data_code
 from specc.backends.common.plan import spec_hash
-from specc.backends.torch.train_gen import render_train, render_training
+from specc.backends.torch.train_gen import render_training
 from specc.errors import SpecError
 
 from .conftest import classifier_spec, run_train, write_program
@@ -130,6 +130,12 @@ VARIANTS = {
         }
     """,
 }
+
+
+def render_train(model) -> str:
+    """The generated train.py of `model`."""
+    return render_training(model, ("train.py",))["train.py"]
+
 
 
 def load_model(tmp_path: Path, spec_text: str):
