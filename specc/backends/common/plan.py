@@ -127,8 +127,10 @@ TRAINING_FILES = ("recipe.py", "checkpoints.py", "devices.py", "train.py")
 
 def import_lines(stdlib: tuple[str, ...], third_party: tuple[str, ...]) -> str:
     """The import block of a generated module: the standard library's lines, a blank line,
-    then the others', each group in isort's order."""
-    return "\n".join([*_isort(stdlib), "", *_isort(third_party)])
+    then the others', each group in isort's order (an empty group and its blank line left
+    out)."""
+    groups = [_isort(group) for group in (stdlib, third_party) if group]
+    return "\n\n".join("\n".join(lines) for lines in groups)
 
 
 def render_training_files(environment: Environment, context: dict[str, object],
