@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print the check as JSON (schema: docs/check-json.md)")
     check.set_defaults(run=cmd_check)
 
-    compile_ = sub.add_parser("compile", help="write model.py and train.py for a spec")
+    compile_ = sub.add_parser("compile", help="write a spec's program: train.py and its modules")
     compile_.add_argument("spec", metavar="SPEC")
     compile_.add_argument("--backend", choices=BACKEND_NAMES)
     compile_.add_argument("-o", "--out", metavar="DIR")

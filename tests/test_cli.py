@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from specc.backends.common.program import PROGRAM_FILES
 from specc.cli import EXIT_OK, EXIT_SPEC, EXIT_USAGE, main
 
 SMALL = """model small {
@@ -159,8 +160,8 @@ def test_the_console_command_ends_quick_commands_with_everything_written(spec, t
     done = subprocess.run([*command, "compile", str(good), "-o", str(out)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
-    assert done.stdout.split() == [str(out / name) for name in ("model.py", "data.py", "train.py")]
-    for name in ("data.py", "model.py", "train.py"):
+    assert done.stdout.split() == [str(out / name) for name in PROGRAM_FILES]
+    for name in PROGRAM_FILES:
         compile((out / name).read_text(), name, "exec")  # whole files: they parse
 
 

@@ -1,9 +1,9 @@
 """The generated programs' fast paths do not change fp32 numbers (slow).
 
 Each backend's train.py trains one epoch of a small convnet on the CPU; a plain loop written
-here trains the same model from the same initial weights on the same batches, with the code
-the program's own loss and optimizer sections hold (cut from its train.py, as `specc parity`
-cuts them). The weights they end with must be equal, bit for bit. What the plain loop leaves
+here trains the same model from the same initial weights on the same batches, with the loss,
+optimizer and schedule of the program's own recipe.py (imported, as `specc parity` imports
+it). The weights they end with must be equal, bit for bit. What the plain loop leaves
 out is what the generated one does for speed:
 
 - PyTorch: the data on the device for the whole run and each epoch's batches gathered in one
@@ -98,34 +98,31 @@ def test_fast_paths_train_the_same_weights(tmp_path: Path, backend: str) -> None
 # --- the plain loops, each run as a process of its own ------------------------------------------
 
 
-def plain_torch(model, program: Path, source: str) -> dict[str, np.ndarray]:
+def plain_torch(model, program: Path) -> dict[str, np.ndarray]:
     import torch
 
     x, y = parity.load_splits(model, program)["train"]
     torch.manual_seed(SEED)  # as train.py seeds before it builds the model
     net = getattr(parity.import_file(program / "model.py"), model_class_name(model))()
     steps = math.ceil(len(y) / BATCH)
-    code = parity.training_code(source, {"torch": torch, "F": torch.nn.functional,
-                                         "math": math, "model": net, "on_cuda": False,
-                                         "steps_per_epoch": steps})
-    code["total_steps"] = steps
-    optimizer = code["optimizer"]
+    recipe = parity.import_file(program / "recipe.py")
+    optimizer = recipe.make_optimizer(net)
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(SEED)).numpy()
     net.train()
     for step, start in enumerate(range(0, len(y), BATCH)):
         rows = order[start:start + BATCH]
         inputs, targets = torch.from_numpy(x[rows]), torch.from_numpy(y[rows])
         optimizer.zero_grad()
-        loss = code["compute_loss"]((net(inputs),), (targets,))
+        loss = recipe.compute_loss((net(inputs),), (targets,))
         loss.backward()
         for group in optimizer.param_groups:
-            group["lr"] = code["learning_rate_at"](0, step)
+            group["lr"] = recipe.learning_rate_at(0, step, steps, steps)
         optimizer.step()
         assert math.isfinite(loss.item())  # a host sync at every step
     return {name: value.numpy() for name, value in net.state_dict().items()}
 
 
-def plain_tensorflow(model, program: Path, source: str) -> dict[str, np.ndarray]:
+def plain_tensorflow(model, program: Path) -> dict[str, np.ndarray]:
     import keras
     import tensorflow as tf
 
@@ -133,11 +130,8 @@ def plain_tensorflow(model, program: Path, source: str) -> dict[str, np.ndarray]
     keras.utils.set_random_seed(SEED)  # as train.py seeds before it builds the model
     net = parity.import_file(program / "model.py").build_model()
     steps = math.ceil(len(y) / BATCH)
-    code = parity.training_code(source, {"tf": tf, "keras": keras, "np": np, "math": math,
-                                         "model": net, "steps_per_epoch": steps},
-                                precision="fp32")
-    code["total_steps"] = steps
-    optimizer, compute_loss = code["optimizer"], code["compute_loss"]
+    recipe = parity.import_file(program / "recipe.py")
+    optimizer, compute_loss = recipe.make_optimizer(net), recipe.compute_loss
 
     @tf.function  # traced as train.py's step is: graph rewrites may round differently
     def train_step(inputs, targets):
@@ -148,7 +142,7 @@ def plain_tensorflow(model, program: Path, source: str) -> dict[str, np.ndarray]
     order = tf.random.experimental.stateless_shuffle(tf.range(len(y)), seed=[SEED, 0])
     epoch_x, epoch_y = tf.gather(x, order), tf.gather(y, order)
     for step, start in enumerate(range(0, len(y), BATCH)):
-        optimizer.learning_rate = code["learning_rate_at"](0, step)
+        optimizer.learning_rate = recipe.learning_rate_at(0, step, steps, steps)
         train_step(epoch_x[start:start + BATCH], epoch_y[start:start + BATCH])
     return {f"model_{index}": variable.numpy() for index, variable in enumerate(net.variables)}
 
@@ -160,6 +154,5 @@ if __name__ == "__main__":
         arguments.add_argument(name, type=Path)
     args = arguments.parse_args()
     plain = plain_torch if args.backend == "torch" else plain_tensorflow
-    weights = plain(specc.load(args.spec).models[0], args.program,
-                    (args.program / "train.py").read_text())
+    weights = plain(specc.load(args.spec).models[0], args.program)
     np.savez(args.out, **weights)

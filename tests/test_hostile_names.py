@@ -14,6 +14,7 @@ import pytest
 
 import specc
 from specc.backends import generate
+from specc.backends.common.program import PROGRAM_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("torch", "tensorflow")
@@ -143,7 +144,7 @@ def test_hostile_file_names_stay_text(tmp_path: Path, backend: str) -> None:
         spec = folder / file_name
         spec.write_text(SPEC)
         program = compile_into(folder, spec, backend)
-        for name in ("train.py", "model.py", "data.py"):
+        for name in PROGRAM_FILES:
             source = (program / name).read_text(encoding="utf-8")
             assert source.isascii() or name == "model.py", case
             docstring, calls = module_docstring_and_calls(source)  # parses
@@ -155,7 +156,7 @@ def test_hostile_file_names_stay_text(tmp_path: Path, backend: str) -> None:
                 head, _, tail = shown.partition("...")
                 assert shown == file_name or (
                     file_name.startswith(head) and file_name.endswith(tail)), (case, shown)
-        programs += [program / name for name in ("train.py", "model.py", "data.py")]
+        programs += [program / name for name in PROGRAM_FILES]
     lint = ruff(programs)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
@@ -193,7 +194,7 @@ def test_hostile_names_give_programs_that_parse_and_pass_ruff(tmp_path: Path,
     paths = []
     for model in HOSTILE_MODELS:
         program = compile_into(tmp_path, spec, backend, model)
-        for name in ("train.py", "model.py", "data.py"):
+        for name in PROGRAM_FILES:
             ast.parse((program / name).read_text())
             paths.append(program / name)
     lint = ruff(paths)

@@ -250,10 +250,10 @@ def test_specc_train_refuses_a_bad_max_memory_before_compiling(tmp_path, capsys,
 
 
 def _generated_memory_check(model, backend: str, folder: Path) -> tuple[dict, int]:
-    """The generated train.py's size table and helper functions, run without its framework,
-    and its config block's memory_needed."""
-    source = generate(model, backend, folder)["train.py"]
-    tree = ast.parse(source)
+    """The generated devices.py's size table and helper functions, run without its
+    framework, and recipe.py's memory_needed."""
+    files = generate(model, backend, folder)
+    tree = ast.parse(files["devices.py"] + "\n" + files["recipe.py"])
     wanted = {"SIZE_UNITS", "memory_size", "format_bytes", "memory_needed"}
     namespace: dict = {}
     for node in tree.body:
@@ -284,7 +284,7 @@ def test_generated_programs_carry_the_estimate_and_read_sizes_as_specc_does(tmp_
 def test_each_program_carries_its_own_backends_estimate(tmp_path):
     """PyTorch's LSTM has a second bias, so the two programs' figures differ."""
     model = mlp(tmp_path, middle="reshape([4, 4])\n        lstm(8)")
-    sources = {backend: generate(model, backend, tmp_path / backend)["train.py"]
+    sources = {backend: generate(model, backend, tmp_path / backend)["recipe.py"]
                for backend in ("torch", "tensorflow")}
     figures = {backend: estimate(model, backend).training for backend in sources}
     assert figures["torch"] != figures["tensorflow"]
@@ -329,7 +329,7 @@ def test_a_model_past_any_machine_is_reported_and_compiled_without_overflow(tmp_
     assert memory.parameters > 4 * 10**18 * 4
     assert memory.training > 2**64
     assert format_bytes(memory.training).startswith("about 10^")
-    source = generate(model, "torch", tmp_path / "program")["train.py"]
+    source = generate(model, "torch", tmp_path / "program")["recipe.py"]
     assert "\nmemory_needed = 18446744073709551616  # " in source
     assert "written as about 10^19 B, more than any machine has" in source
 
@@ -341,7 +341,7 @@ def test_a_model_past_any_machine_is_reported_and_compiled_without_overflow(tmp_
     ((str(8 * 2**30), str(2**30)), 3 * 2**30),  # a limit above what the machine has
 ])
 def test_the_programs_free_ram_is_meminfos_or_a_containers_limit(tmp_path, cgroup, expected):
-    source = generate(mlp(tmp_path), "torch", tmp_path / "program")["train.py"]
+    source = generate(mlp(tmp_path), "torch", tmp_path / "program")["devices.py"]
     [function] = [node for node in ast.parse(source).body
                   if isinstance(node, ast.FunctionDef) and node.name == "available_ram"]
     files = {"/proc/meminfo": f"MemTotal: 8000000 kB\nMemAvailable: {3 * 2**20} kB\n"}

@@ -1,8 +1,9 @@
-"""`specc parity`: the pieces it cuts from the generated programs, its verdicts on every seed
+"""`specc parity`: the recipe.py it imports from the generated programs, its verdicts on every seed
 spec, and (slow) broken-on-purpose programs that it must catch, naming the right place."""
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 import subprocess
@@ -88,20 +89,27 @@ def test_dropout_is_switched_off_everywhere(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("backend", ["torch", "tensorflow"])
-def test_the_training_code_is_cut_from_the_generated_train_py(tmp_path: Path,
-                                                              backend: str) -> None:
+def test_the_training_code_parity_runs_is_recipe_py_a_module_of_its_own(tmp_path: Path,
+                                                                       backend: str) -> None:
     model = specc.load(small_spec(tmp_path, "adamw(schedule=cosine(warmup=1))")).models[0]
-    source = generate(model, backend, tmp_path)["train.py"]
-    config = parity.section(source, parity.CONFIG_SECTION)
-    assert "\nbatch_size = 16\n" in config and "\nwarmup_epochs = 1.0\n" in config
-    optimizer = parity.section(source, parity.OPTIMIZER_SECTION)
-    assert "\noptimizer = " in optimizer and "\ndef learning_rate_at(epoch, step):" in optimizer
-    assert "\ndef train_step" not in optimizer and "parser" not in optimizer
-    loss = parity.functions_used(source, "compute_loss")
-    assert loss.startswith("def ") and "def compute_loss(outputs, targets):" in loss
-    assert "def evaluate" not in loss and "def forward" not in loss
-    with pytest.raises(LookupError, match="no section `nothing`"):
-        parity.section(source, "nothing")
+    files = generate(model, backend, tmp_path)
+    recipe = ast.parse(files["recipe.py"])
+    # Importing it only imports, assigns settings and defines: nothing runs.
+    kinds = {type(node) for node in recipe.body[1:]}  # after the docstring
+    assert kinds <= {ast.Import, ast.ImportFrom, ast.Assign, ast.FunctionDef, ast.ClassDef}
+    settings = {target.id: ast.literal_eval(node.value) for node in recipe.body
+                if isinstance(node, ast.Assign) for target in node.targets
+                if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant)}
+    assert settings["batch_size"] == 16 and settings["warmup_epochs"] == 1.0
+    functions = {node.name for node in recipe.body if isinstance(node, ast.FunctionDef)}
+    assert {"compute_loss", "make_optimizer", "learning_rate_at"} <= functions
+    # train.py takes them from recipe.py, and defines none of its own.
+    train = ast.parse(files["train.py"])
+    assert any(isinstance(node, ast.Import) and node.names[0].name == "recipe"
+               for node in train.body)
+    assert not functions & {node.name for node in train.body
+                            if isinstance(node, ast.FunctionDef)}
+    assert "parser" not in files["recipe.py"] and "sys.exit" not in files["recipe.py"]
 
 
 def test_compare_is_elementwise_and_fails_on_nan_and_shape() -> None:
@@ -202,18 +210,19 @@ def test_keras_s_own_batchnorm_statistics_are_caught(tmp_path: Path, monkeypatch
 
 
 @pytest.mark.slow
-def test_the_steps_run_train_py_s_optimizer(tmp_path: Path, monkeypatch) -> None:
+def test_the_steps_run_recipe_py_s_optimizer(tmp_path: Path, monkeypatch) -> None:
     # Keras's Adam adds epsilon before the bias correction: with a large epsilon, the first
-    # step already differs. parity must be running the optimizer train.py defines.
+    # step already differs. parity must be running the optimizer recipe.py makes.
     real_program = parity.program
 
     def with_keras_adam(model, backend, program_dir):
         sources, model_manifest = real_program(model, backend, program_dir)
         if backend == "tensorflow":
-            ours = re.compile(r"^optimizer = TorchAdam\(.*\)$", re.MULTILINE)
-            assert ours.search(sources["train.py"])
-            keras_adam = "optimizer = keras.optimizers.Adam(learning_rate, beta1, beta2, epsilon)"
-            sources["train.py"] = ours.sub(keras_adam, sources["train.py"])
+            ours = re.compile(r"^    optimizer = TorchAdam\(.*?\)$", re.MULTILINE | re.DOTALL)
+            assert ours.search(sources["recipe.py"])
+            keras_adam = ("    optimizer = keras.optimizers.Adam(learning_rate, beta1, beta2, "
+                          "epsilon)")
+            sources["recipe.py"] = ours.sub(keras_adam, sources["recipe.py"])
         return sources, model_manifest
 
     monkeypatch.setattr(parity, "program", with_keras_adam)

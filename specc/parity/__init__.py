@@ -16,13 +16,10 @@ shaped like the inputs), and these are compared, each a row of the table printed
 3. every weight after the K optimizer steps, batchnorm statistics included; then the forward
    pass again.
 
-Each side trains with the code its own train.py runs: `compute_loss` (and the functions it
-calls), the optimizer and the learning-rate schedule are cut from the generated train.py (its
-config section and its "optimizer and learning-rate schedule" section, executed as they
-stand; `compare.section`, `compare.functions_used`), and gradients are clipped as its loop
-clips them. So the
-steps exercise torch.optim in the PyTorch program and the Torch* optimizer classes in the
-TensorFlow one.
+Each side trains with the code its own train.py runs: `compute_loss`, `make_optimizer` and
+`learning_rate_at` come from the generated recipe.py, imported as a module, and gradients
+are clipped as train.py's loop clips them. So the steps exercise torch.optim in the PyTorch
+program and the Torch* optimizer classes in the TensorFlow one.
 
 The training comparisons (2, 3) run both models in float64, built so from the same
 model.py files: in float32, rounding decides on which side of a ReLU's kink a value near 0
@@ -43,7 +40,7 @@ element.
 `specc parity` exits 0 when everything agrees, 1 otherwise, naming the first divergence: the
 first layer whose output differs, or the first weight whose gradient or value does.
 The package: `transfer` (weights from one program into the other), `compare` (both models
-side by side, and the pieces of train.py), `report` (tolerances, results, the table). It
+side by side), `report` (tolerances, results, the table). It
 imports no framework until `run` is called.
 """
 
@@ -62,16 +59,7 @@ import specc
 from specc import ir
 from specc.backends import _with_synthetic_data, program, select_model
 from specc.backends.common.data import render_data_module
-from specc.parity.compare import (
-    CONFIG_SECTION,
-    OPTIMIZER_SECTION,
-    Comparison,
-    Manifests,
-    Programs,
-    functions_used,
-    section,
-    training_code,
-)
+from specc.parity.compare import Comparison, Manifests, Programs
 from specc.parity.report import ATOL, RTOL, Check, Difference, Report, compare
 from specc.parity.transfer import Transfer
 
@@ -80,9 +68,7 @@ MAX_BATCH = 16  # samples per batch: the spec's batch size, at most this
 
 __all__ = [
     "ATOL",
-    "CONFIG_SECTION",
     "DROPOUT_FIELDS",
-    "OPTIMIZER_SECTION",
     "RTOL",
     "Check",
     "Comparison",
@@ -91,14 +77,11 @@ __all__ = [
     "Report",
     "compare",
     "copy_weights",
-    "functions_used",
     "import_file",
     "load_splits",
     "program",
     "run",
-    "section",
     "training_batches",
-    "training_code",
     "without_dropout",
     "write_programs",
 ]
@@ -133,6 +116,8 @@ _imported = itertools.count()
 
 
 def import_file(path: Path) -> ModuleType:
+    """The module of the Python file at `path`, under a name of its own (both programs have a
+    model.py and a recipe.py; neither is put in sys.modules under its file's name)."""
     spec = importlib.util.spec_from_file_location(f"specc_parity_{next(_imported)}", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
@@ -140,7 +125,8 @@ def import_file(path: Path) -> ModuleType:
 
 
 def write_programs(model: ir.Model, folder: Path) -> Programs:
-    """Both programs of `model` written into `folder`, their model.py files imported."""
+    """Both programs of `model` written into `folder`, their model.py and recipe.py files
+    imported."""
     sources, manifests = {}, {}
     for backend in ("torch", "tensorflow"):
         program_dir = folder / backend
@@ -154,8 +140,8 @@ def write_programs(model: ir.Model, folder: Path) -> Programs:
     return Programs(
         torch_model=import_file(folder / "torch" / "model.py"),
         keras_model=import_file(folder / "tensorflow" / "model.py"),
-        torch_train=sources["torch"]["train.py"],
-        keras_train=sources["tensorflow"]["train.py"],
+        torch_recipe=import_file(folder / "torch" / "recipe.py"),
+        keras_recipe=import_file(folder / "tensorflow" / "recipe.py"),
         transfer=Manifests(torch_manifest, keras_manifest,
                            Transfer(model, torch_manifest, keras_manifest)),
     )

@@ -1,15 +1,12 @@
 """The two programs side by side: both models with the same weights, the same batches fed
-to each, and what each computes compared (see specc.parity); and the pieces of each
-generated train.py that the training steps run.
+to each, and what each computes compared (see specc.parity), with the loss, the optimizer
+and the schedule of each program's own recipe.py.
 
 Which module or layer holds a node, how it lays out its output and which activation its
 program applies after it come from the generators' manifests (`Programs.transfer`)."""
 
 from __future__ import annotations
 
-import ast
-import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -18,53 +15,9 @@ import numpy as np
 
 from specc import ir
 from specc.backends.common.manifest import Manifest
+from specc.backends.common.plan import has_regularization
 from specc.parity.report import Check, Difference, compare
 from specc.parity.transfer import Site, Transfer
-
-OPTIMIZER_SECTION = "optimizer and learning-rate schedule"
-CONFIG_SECTION = "config"
-
-
-# --- code cut from the generated train.py --------------------------------------------------------
-
-RULE = re.compile(r"^# -{20,}$", re.MULTILINE)
-
-
-def section(source: str, title: str) -> str:
-    """The section of a generated train.py whose title line (after a rule line) starts with
-    `# <title>`, up to the next rule line."""
-    parts = RULE.split(source)
-    for part in parts:
-        if part.lstrip("\n").startswith(f"# {title}"):
-            return part
-    raise LookupError(f"train.py has no section `{title}`")
-
-
-def functions_used(source: str, root: str) -> str:
-    """The source of the top-level function `root` of a module and of every top-level
-    function it calls, directly or not."""
-    tree = ast.parse(source)
-    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
-    wanted, pending = set(), [root]
-    while pending:
-        name = pending.pop()
-        if name in wanted or name not in functions:
-            continue
-        wanted.add(name)
-        pending += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name)]
-    return "\n\n".join(ast.get_source_segment(source, functions[name])
-                       for name in functions if name in wanted)
-
-
-def training_code(source: str, namespace: dict[str, object], **overrides: object) -> dict:
-    """Execute a generated train.py's config section, its compute_loss (with what it calls)
-    and its optimizer section in `namespace` (which provides the model and the modules);
-    `overrides` replace config values after the config runs. Returns the namespace."""
-    exec(compile(section(source, CONFIG_SECTION), "train.py:config", "exec"), namespace)
-    namespace.update(overrides)
-    exec(compile(functions_used(source, "compute_loss"), "train.py:loss", "exec"), namespace)
-    exec(compile(section(source, OPTIMIZER_SECTION), "train.py:optimizer", "exec"), namespace)
-    return namespace
 
 
 @dataclass(frozen=True)
@@ -78,19 +31,19 @@ class Manifests:
 
 @dataclass
 class Programs:
-    """Both generated programs: their model.py modules and train.py sources, and what their
+    """Both generated programs: their model.py and recipe.py modules, and what their
     generators say the model.py files hold."""
 
     torch_model: ModuleType
     keras_model: ModuleType
-    torch_train: str
-    keras_train: str
+    torch_recipe: ModuleType
+    keras_recipe: ModuleType
     transfer: Manifests
 
 
 class Comparison:
-    """Both models, in float32 or float64, with the same weights, and the code each train.py
-    trains them with."""
+    """Both models, in float32 or float64, with the same weights, and the optimizer each
+    program's recipe.py makes for its model."""
 
     def __init__(self, model: ir.Model, programs: Programs, steps: int, dtype: str,
                  copy_weights: Callable) -> None:
@@ -114,19 +67,13 @@ class Comparison:
         self.transfer = programs.transfer.weights
         copy_weights(self.transfer, self.net, self.keras_model)
         self.sites = self.transfer.sites
-        self.torch_code = training_code(
-            programs.torch_train,
-            {"torch": torch, "F": torch.nn.functional, "math": math, "model": self.net,
-             "on_cuda": False, "steps_per_epoch": steps},
-        )
-        self.keras_code = training_code(
-            programs.keras_train,
-            {"tf": tf, "keras": keras, "np": np, "math": math, "model": self.keras_model,
-             "steps_per_epoch": steps},
-            precision="fp32",
-        )
-        for code in (self.torch_code, self.keras_code):
-            code["total_steps"] = code["epochs"] * steps
+        self.torch_recipe, self.keras_recipe = programs.torch_recipe, programs.keras_recipe
+        # A run of the spec's epochs of `steps` steps each, as the schedule sees it.
+        self.steps_per_epoch, self.total_steps = steps, self.torch_recipe.epochs * steps
+        self.torch_optimizer = self.torch_recipe.make_optimizer(self.net)
+        self.keras_optimizer = self.keras_recipe.make_optimizer(self.keras_model)
+        # compute_loss takes the model too where its layers add l1/l2 penalties.
+        self.regularized = has_regularization(model)
 
     def cast(self, arrays: tuple) -> tuple:
         """Float arrays in this comparison's float type; token ids as they are."""
@@ -226,20 +173,21 @@ class Comparison:
     def _torch_step(self, step: int, inputs: tuple, targets: tuple) -> dict[str, np.ndarray]:
         """train.py's step: forward, loss, backward, rate, clipping, optimizer step. Returns
         the gradients (before clipping) as a state dict holds weights; zeros where none."""
-        torch, code = self.torch, self.torch_code
+        torch, recipe = self.torch, self.torch_recipe
         self.net.train()
         outputs = self._torch_forward(inputs)
-        loss = code["compute_loss"](outputs, tuple(torch.from_numpy(y) for y in targets))
+        loss = recipe.compute_loss(outputs, tuple(torch.from_numpy(y) for y in targets),
+                                   *(self.net,) * self.regularized)
         loss.backward()
         gradients = {}
         for key, value in self.net.state_dict(keep_vars=True).items():
             grad = getattr(value, "grad", None)
             gradients[key] = np.zeros(value.shape) if grad is None else grad.numpy().copy()
-        optimizer = code["optimizer"]
+        optimizer = self.torch_optimizer
         for group in optimizer.param_groups:
-            group["lr"] = code["learning_rate_at"](0, step)
-        if code["grad_clip"] is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), code["grad_clip"])
+            group["lr"] = self._learning_rate(recipe, step)
+        if recipe.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), recipe.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return gradients
@@ -252,7 +200,8 @@ class Comparison:
         trainable = self.keras_model.trainable_variables
         with tf.GradientTape() as tape:
             outputs = self._keras_forward(inputs, training=True)
-            loss = self.keras_code["compute_loss"](outputs, tuple(map(tf.constant, targets)))
+            loss = self.keras_recipe.compute_loss(outputs, tuple(map(tf.constant, targets)),
+                                                  *(self.keras_model,) * self.regularized)
         # An embedding's gradient comes as IndexedSlices (the rows looked up): made dense.
         gradients = {id(v): None if g is None else np.asarray(tf.convert_to_tensor(g))
                      for v, g in zip(trainable, tape.gradient(loss, trainable), strict=True)}
@@ -265,9 +214,13 @@ class Comparison:
                        for weight, value in zip(self.keras_model.get_layer(name).weights,
                                                 values, strict=True)}
         trainable = self.keras_model.trainable_variables
-        optimizer = self.keras_code["optimizer"]
-        optimizer.learning_rate = self.keras_code["learning_rate_at"](0, step)
+        optimizer = self.keras_optimizer
+        optimizer.learning_rate = self._learning_rate(self.keras_recipe, step)
         optimizer.apply([self.tf.constant(by_variable[id(v)]) for v in trainable], trainable)
+
+    def _learning_rate(self, recipe: ModuleType, step: int) -> float:
+        """The rate of a recipe's schedule at `step` of the first epoch."""
+        return recipe.learning_rate_at(0, step, self.steps_per_epoch, self.total_steps)
 
     def _in_keras_layout(self, state: dict[str, np.ndarray]) -> dict[str, list]:
         """A PyTorch state dict (of weights, or of their gradients) as Keras weights by

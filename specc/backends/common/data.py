@@ -112,7 +112,7 @@ class DataCode:
     reads_file: bool  # whether DATA_PATH exists and `--data PATH` applies
 
 
-# What train.py imports from data.py: the rest of the module serves these.
+# What train.py uses of data.py (as data.NAME): the rest of the module serves these.
 PROGRAM_NAMES = ("DataError", "load_preprocessing", "load_splits", "prediction_arrays",
                  "read_predict_inputs", "save_preprocessing")
 

@@ -17,10 +17,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from jinja2 import Environment
 from pydantic import BaseModel
 
 from specc import ir
-from specc.backends.common.data import PROGRAM_NAMES, _isort
+from specc.backends.common.data import _isort
 from specc.backends.registry import BACKENDS
 from specc.layers.base import Backend
 from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
@@ -117,13 +118,36 @@ def _fill(text: str, width: int) -> list[str]:
     return lines
 
 
-def training_context(model: ir.Model, backend: Backend, stdlib_imports: tuple[str, ...],
-                     third_party_imports: tuple[str, ...]) -> dict[str, object]:
-    """The template context every backend's train.py reads alike (the memory estimate is
-    `backend`'s); the imports are the backend's (data.py has its own)."""
+# The files of a program that its backend's train_gen writes, each from the template of its
+# name (`recipe.py.j2`, ...): the training recipe (settings, loss, metrics, optimizer,
+# schedule), the sealed checkpoints, the device (its precision, its memory), and the program
+# that runs them.
+TRAINING_FILES = ("recipe.py", "checkpoints.py", "devices.py", "train.py")
+
+
+def import_lines(stdlib: tuple[str, ...], third_party: tuple[str, ...]) -> str:
+    """The import block of a generated module: the standard library's lines, a blank line,
+    then the others', each group in isort's order (an empty group and its blank line left
+    out)."""
+    groups = [_isort(group) for group in (stdlib, third_party) if group]
+    return "\n\n".join("\n".join(lines) for lines in groups)
+
+
+def render_training_files(environment: Environment, context: dict[str, object],
+                          names: tuple[str, ...] = TRAINING_FILES) -> dict[str, str]:
+    """The training files `names` of a program, rendered from `context` by a backend's
+    environment (whose own templates come before the common ones)."""
+    return {name: environment.get_template(f"{name}.j2").render(context) for name in names}
+
+
+def training_context(model: ir.Model, backend: Backend,
+                     imports: dict[str, str]) -> dict[str, object]:
+    """The template context every backend's training files read alike (the memory estimate
+    is `backend`'s); `imports` holds each file's import block (`import_lines`), by name."""
     has_validation, has_test = splits(model)
     monitor_name, monitor_mode = monitor(model)
     entry = BACKENDS[backend]
+    regularized = has_regularization(model)
     return {
         "backend_name": entry.name,
         "framework_name": entry.framework,
@@ -134,16 +158,16 @@ def training_context(model: ir.Model, backend: Backend, stdlib_imports: tuple[st
         "model": model,
         "spec_file": Path(model.file).name,
         "spec_hash": spec_hash(model),
-        "stdlib_imports": _isort(stdlib_imports),
-        "third_party_imports": _isort(third_party_imports),
-        "data_names": PROGRAM_NAMES,
+        "imports": imports,
         "train": model.train,
         "optimizer": model.optimizer,
         "schedule": model.optimizer.schedule,
         "input_labels": [value.label for value in model.graph.inputs],
         "output_labels": [model.graph.value(v).label for v in model.graph.outputs],
         "losses": loss_terms(model),
-        "regularized": has_regularization(model),
+        "regularized": regularized,
+        # what train.py passes compute_loss after the outputs and targets
+        "loss_model": ", model" if regularized else "",
         "metrics": model.metrics,
         "metric_kinds": [m.kind for m in model.metrics],
         "metric_task": metric_task(model),

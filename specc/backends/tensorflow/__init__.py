@@ -1,5 +1,6 @@
-"""The TensorFlow backend: model.py (the network, in Keras), data.py (the data loader) and
-train.py (everything else)."""
+"""The TensorFlow backend: model.py (the network, in Keras), data.py (the data loader), and
+the training files: recipe.py (settings, loss, metrics, optimizer, schedule),
+checkpoints.py, devices.py and train.py (the program that runs them)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from specc import ir
 from specc.backends.common.manifest import Manifest
 from specc.backends.common.program import program_files
 from specc.backends.tensorflow.model_gen import manifest, write_model
-from specc.backends.tensorflow.train_gen import render_train
+from specc.backends.tensorflow.train_gen import render_training
 
 
 def generate(model: ir.Model, program_dir: Path) -> dict[str, str]:
@@ -19,7 +20,7 @@ def generate(model: ir.Model, program_dir: Path) -> dict[str, str]:
 
 def program(model: ir.Model, program_dir: Path) -> tuple[dict[str, str], Manifest]:
     """The files of the program, and the manifest of its model.py."""
-    return program_files(model, program_dir, write_model, render_train)
+    return program_files(model, program_dir, write_model, render_training)
 
 
 __all__ = ["generate", "manifest", "program"]

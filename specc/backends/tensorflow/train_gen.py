@@ -1,6 +1,8 @@
-"""The TensorFlow backend's `train.py`: a standalone Keras training program for one model.
+"""The TensorFlow backend's training files: `train.py`, a standalone Keras training program
+for one model, and beside it `recipe.py` (settings, loss, metrics, optimizer, schedule),
+`checkpoints.py` (sealed checkpoints) and `devices.py` (device, precision, memory check).
 
-It is the PyTorch program's twin: the same command line, run directory, config block, data
+They are the PyTorch program's twins: the same command line, run directory, settings, data
 loader (`specc.backends.common.data`), losses, metrics, schedules, checkpoints and messages,
 so that a spec trains the same way whichever backend runs it. What is framework-neutral about
 it (which loss term reads which output, what the metrics can be, which value picks the best
@@ -14,14 +16,11 @@ What differs, and why:
 - The optimizers are small `keras.optimizers.Optimizer` subclasses with torch.optim's update
   formulas, which the spec's optimizers mean (`training.py`); Keras's own Adam and RMSprop
   put epsilon elsewhere and its SGD keeps a learning-rate-scaled momentum. `specc parity`
-  runs these same classes, cut from the generated train.py.
+  runs these same classes, imported from the generated recipe.py.
 - Checkpoints are `.npz` files: every model variable (weights, batchnorm statistics, the
   dropout layers' random state), every optimizer variable, and the loop's position as JSON.
 - Augmentation draws from stateless random ops seeded by (seed, batch number), so a resumed
   run draws what an uninterrupted one would.
-
-The generated program's sections are marked by `# ---` rule lines and titled comments; the
-parity tool reads the config and "optimizer and learning-rate schedule" sections by title.
 """
 
 from __future__ import annotations
@@ -30,17 +29,38 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.data import PROGRAM_NAMES
-from specc.backends.common.plan import training_context
+from specc.backends.common.plan import (
+    TRAINING_FILES,
+    import_lines,
+    render_training_files,
+    training_context,
+)
 from specc.backends.tensorflow.model_gen import BUILDER
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
-# train.py's own imports; the data loader adds its own, and the two lists are merged.
-STDLIB_IMPORTS = ("import argparse", "import hashlib", "import io", "import json",
-                  "import math", "import os", "import sys", "import time", "import zipfile",
-                  "from pathlib import Path")
-THIRD_PARTY_IMPORTS = ("import keras", "import numpy as np", "import tensorflow as tf")
+def imports(model: ir.Model) -> dict[str, str]:
+    """Each training file's import block, holding only what that file uses for `model`."""
+    kinds = {metric.kind for metric in model.metrics}
+    schedule_math = model.optimizer.schedule.kind in ("cosine", "one_cycle", "plateau")
+    return {
+        "recipe.py": import_lines(
+            ("import math",) * schedule_math,
+            ("import keras",
+             *("import numpy as np",) * bool(kinds & {"precision", "recall", "f1"}),
+             "import tensorflow as tf")),
+        "checkpoints.py": import_lines(
+            ("import hashlib", "import io", "import json", "import os", "import sys",
+             "import zipfile"), ("import numpy as np",)),
+        "devices.py": import_lines(
+            ("import math", "import os", "import sys", "from pathlib import Path"),
+            ("import keras", "import tensorflow as tf")),
+        "train.py": import_lines(
+            ("import argparse", "import json", "import math", "import os", "import sys",
+             "import time", "from pathlib import Path"),
+            ("import keras", "import numpy as np", "import tensorflow as tf")),
+    }
+
 
 # The optimizer class train.py defines for each optimizer kind.
 OPTIMIZER_CLASSES = {"sgd": "TorchSGD", "adam": "TorchAdam", "adamw": "TorchAdam",
@@ -48,11 +68,10 @@ OPTIMIZER_CLASSES = {"sgd": "TorchSGD", "adam": "TorchAdam", "adamw": "TorchAdam
 
 
 def train_context(model: ir.Model) -> dict[str, object]:
-    """Everything train.py.j2 reads; its header comment lists the names."""
-    taken = set(PROGRAM_NAMES)  # what train.py imports from data.py
-    assert BUILDER not in taken and not taken & set(OPTIMIZER_CLASSES.values())
+    """Everything the training templates read; train.py.j2's header comment lists the
+    names."""
     return {
-        **training_context(model, "tensorflow", STDLIB_IMPORTS, THIRD_PARTY_IMPORTS),
+        **training_context(model, "tensorflow", imports(model)),
         "builder": BUILDER,
         "optimizer_class": OPTIMIZER_CLASSES[model.optimizer.kind],
         "checkpoint_writer": "np.savez",
@@ -62,17 +81,15 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "compile_comment": "XLA-compile the steps (jit_compile); auto: on a GPU only",
         "export_help": "do not write RUN/model.keras and RUN/saved_model",
         "checkpoint_format": "a NumPy archive (np.load)",
-        "export_lines": [
-            "model.keras       the trained model (keras.saving.load_model, after importing "
-            "model.py)",
-            "saved_model/      the same as a TensorFlow SavedModel (model.export), for serving",
-        ],
+        "export_files": "model.keras and saved_model/ (a SavedModel)",
+        # what checkpoints.py's save_training_state and load_training_state take
+        "training_state": "model, optimizer",
         # what the shared epoch-end code reads the rate and the device's name with
         "current_lr": "lr",
         "device_text": "device",
     }
 
 
-def render_train(model: ir.Model) -> str:
-    """The source of train.py for `model`."""
-    return _ENVIRONMENT.get_template("train.py.j2").render(train_context(model))
+def render_training(model: ir.Model, names: tuple[str, ...] = TRAINING_FILES) -> dict[str, str]:
+    """The training files `names` of `model`'s program (all of them by default), by name."""
+    return render_training_files(_ENVIRONMENT, train_context(model), names)

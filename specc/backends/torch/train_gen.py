@@ -1,18 +1,17 @@
-"""The PyTorch backend's `train.py`: a standalone training program for one checked model.
+"""The PyTorch backend's training files: `train.py`, a standalone training program for one
+checked model, and beside it `recipe.py` (settings, loss, metrics, optimizer, schedule),
+`checkpoints.py` (sealed checkpoints) and `devices.py` (device, precision, memory check).
 
-`render_train` fills `templates/train.py.j2` from the training plan that every backend shares
-(`specc.backends.common.plan`: loss terms, metrics, monitor, splits, spec hash) and what only
-PyTorch needs (the model class, its `?` axes for export); the template pastes in the shared
-data loader (`specc.backends.common.data`). The generated program itself only reads its
-config block.
-Spec text reaches the program as `py`-filtered literals or as the identifiers that
-`model_gen` makes safe.
+`render_training` fills them (`templates/train.py.j2` and the common templates of the other
+names, which include this backend's `train_*.j2`) from the training plan that every backend
+shares (`specc.backends.common.plan`: loss terms, metrics, monitor, splits, spec hash) and
+what only PyTorch needs (the model class, its `?` axes for export). Spec text reaches the
+program as `py`-filtered literals or as the identifiers that `model_gen` makes safe.
 
-What train.py does, in the order it does it: config, argument overrides, the memory check
-(specc.memory's estimate against the device's free memory), data (resident on the device),
-model (torch.compile on CUDA), loss and metrics, optimizer and schedule, checkpoints,
-`--predict`, resume, the training loop, test metrics, export. The template's
-docstring and comments document the run directory it writes.
+What train.py does, in the order it does it: the command line, device and precision, the
+memory check, model (torch.compile on CUDA) and optimizer, evaluation, `--predict`, data
+(resident on the device), resume, the training loop, test metrics, export. The templates'
+docstrings and comments document the run directory it writes.
 """
 
 from __future__ import annotations
@@ -21,41 +20,60 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.data import PROGRAM_NAMES
-from specc.backends.common.plan import training_context
+from specc.backends.common.plan import (
+    TRAINING_FILES,
+    import_lines,
+    render_training_files,
+    training_context,
+)
 from specc.backends.naming import candidates
 from specc.backends.torch.model_gen import model_class_name
 from specc.layers.sequence import Recurrent
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
-# train.py's own imports; the data loader adds its own, and the two lists are merged.
-STDLIB_IMPORTS = ("import argparse", "import hashlib", "import io", "import json",
-                  "import math", "import os", "import random", "import sys", "import time",
-                  "import zipfile", "from contextlib import nullcontext",
-                  "from pathlib import Path")
-THIRD_PARTY_IMPORTS = ("import numpy as np", "import torch",
-                       "import torch.nn.functional as F")
+# Top-level names of train.py's own that a model class name could take (it is PascalCase;
+# the program's modules, data and recipe among them, are imported under lowercase names).
+TRAIN_MODULE_NAMES = frozenset({"F", "Path", "np", "nullcontext", "torch"})
 
-# Top-level names of train.py's own that a model class name could take (it is PascalCase);
-# with what it imports from data.py.
-TRAIN_MODULE_NAMES = frozenset({"DamagedCheckpointError", "F", "Path", "np", "nullcontext",
-                                "torch"})
+
+def imports(model: ir.Model) -> dict[str, str]:
+    """Each training file's import block, holding only what that file uses for `model`."""
+    recurrent = _recurrent(model)
+    kinds = {metric.kind for metric in model.metrics}
+    schedule_math = model.optimizer.schedule.kind in ("cosine", "one_cycle", "plateau")
+    return {
+        "recipe.py": import_lines(
+            ("import math",) * schedule_math,
+            ("import numpy as np",) * bool(kinds & {"precision", "recall", "f1"})
+            + ("import torch", "import torch.nn.functional as F")),
+        "checkpoints.py": import_lines(
+            ("import hashlib", "import io", "import json", "import os", "import random",
+             "import sys", "import zipfile"), ("import numpy as np", "import torch")),
+        "devices.py": import_lines(
+            ("import math", "import os", "import sys", "from pathlib import Path"),
+            ("import torch",)),
+        "train.py": import_lines(
+            ("import argparse", "import json", "import math", "import os", "import random",
+             "import sys", "import time", "from contextlib import nullcontext",
+             "from pathlib import Path", *("import warnings",) * recurrent),
+            ("import numpy as np", "import torch",
+             *("import torch.nn.functional as F",) * bool(model.augment))),
+    }
+
+
+def _recurrent(model: ir.Model) -> bool:
+    return any(isinstance(node.layer, Recurrent) for _, node in model.graph.walk())
 
 
 def train_context(model: ir.Model) -> dict[str, object]:
-    """Everything train.py.j2 reads; its header comment lists the names."""
+    """Everything the training templates read; train.py.j2's header comment lists the
+    names."""
     class_name = model_class_name(model)
-    recurrent = any(isinstance(node.layer, Recurrent) for _, node in model.graph.walk())
-    stdlib_imports = (*STDLIB_IMPORTS, *(("import warnings",) * recurrent))
     return {
-        **training_context(model, "torch", stdlib_imports, THIRD_PARTY_IMPORTS),
+        **training_context(model, "torch", imports(model)),
         "class_name": class_name,
-        "class_alias": next(candidates(class_name, TRAIN_MODULE_NAMES | set(PROGRAM_NAMES))),
-        # per input, the axes (counting the batch) of its `?` dimensions
-        "unknown_axes": [[axis + 1 for axis, dim in enumerate(value.shape) if dim is None]
-                         for value in model.graph.inputs],
-        "recurrent": recurrent,
+        "class_alias": next(candidates(class_name, TRAIN_MODULE_NAMES)),
         "checkpoint_writer": "torch.save",
         # what `auto` means in the config block's comments, and --no-export's help
         "device_comment": "auto: CUDA when present, else the CPU",
@@ -63,13 +81,20 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "compile_comment": "auto: torch.compile on CUDA only",
         "export_help": "do not write RUN/model.pt2",
         "checkpoint_format": "a torch.save file",
-        "export_lines": ["model.pt2         the trained model, torch.export'ed for any batch size"],
+        "export_files": "model.pt2 (torch.export)",
+        # for the export: per input, the axes (counting the batch) of its `?` dimensions, and
+        # whether recurrent layers are among the model's (torch.export unrolls their steps)
+        "unknown_axes": [[axis + 1 for axis, dim in enumerate(value.shape) if dim is None]
+                         for value in model.graph.inputs],
+        "recurrent": _recurrent(model),
+        # what checkpoints.py's save_training_state and load_training_state take
+        "training_state": "model, optimizer, scaler",
         # what the shared epoch-end code reads the rate and the device's name with
         "current_lr": 'optimizer.param_groups[0]["lr"]',
         "device_text": "str(device)",
     }
 
 
-def render_train(model: ir.Model) -> str:
-    """The source of train.py for `model`."""
-    return _ENVIRONMENT.get_template("train.py.j2").render(train_context(model))
+def render_training(model: ir.Model, names: tuple[str, ...] = TRAINING_FILES) -> dict[str, str]:
+    """The training files `names` of `model`'s program (all of them by default), by name."""
+    return render_training_files(_ENVIRONMENT, train_context(model), names)

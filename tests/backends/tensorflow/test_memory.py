@@ -44,7 +44,7 @@ def test_a_model_that_cannot_fit_is_refused_before_anything_is_allocated(tmp_pat
     assert done.returncode == 1, done.stderr
     [error] = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert error.startswith("error: training needs an estimated ")
-    assert "(memory_needed in train.py), more than the limit, " in error
+    assert "(memory_needed in recipe.py), more than the limit, " in error
     assert "(the machine's available memory): not started" in error
     assert "Traceback" not in done.stderr
     assert peak < 2 * 2**30  # TensorFlow's import, not the 26 GiB of weights

@@ -26,9 +26,10 @@ import pytest
 import specc
 from specc import parity
 from specc.backends.common.data import render_data_code
+from specc.backends.common.plan import has_regularization
 from specc.backends.tensorflow import generate
-from specc.backends.tensorflow.train_gen import render_train
-from specc.backends.torch.train_gen import render_train as render_torch_train
+from specc.backends.tensorflow.train_gen import render_training
+from specc.backends.torch.train_gen import render_training as render_torch_training
 from specc.passes.data_check import labelled_outputs
 
 from ..torch.conftest import classifier_spec
@@ -36,6 +37,12 @@ from ..torch.test_train import SOURCES, VARIANTS, bound_at_top_level
 
 ROOT = Path(__file__).resolve().parents[3]
 QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # TensorFlow's C++ start-up lines
+
+
+def render_train(model) -> str:
+    """The generated train.py of `model`."""
+    return render_training(model, ("train.py",))["train.py"]
+
 
 
 def load_model(folder: Path, spec_text: str):
@@ -129,12 +136,42 @@ def test_train_py_rebinds_no_name_of_the_data_loader(tmp_path: Path, source: str
     assert not bound_at_top_level(ast.parse(ours)) & bound_at_top_level(ast.parse(loader.code))
 
 
-def test_both_backends_write_the_same_config_block(tmp_path: Path) -> None:
-    # Users edit it; switching backends must not change what it says, comments aside.
+def functions_used(source: str, root: str) -> str:
+    """The source of the top-level function `root` of a module and of every top-level
+    function it calls, directly or not."""
+    tree = ast.parse(source)
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    wanted, pending = set(), [root]
+    while pending:
+        name = pending.pop()
+        if name in wanted or name not in functions:
+            continue
+        wanted.add(name)
+        pending += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name)]
+    return "\n\n".join(ast.get_source_segment(source, functions[name])
+                       for name in functions if name in wanted)
+
+
+def recipe_source(model, backend: str) -> str:
+    """The generated recipe.py of `model` on `backend`."""
+    render = render_training if backend == "tensorflow" else render_torch_training
+    return render(model)["recipe.py"]
+
+
+def recipe_module(model, backend: str, folder: Path):
+    """The generated recipe.py of `model` on `backend`, imported (it imports its framework)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"recipe_{backend}.py").write_text(recipe_source(model, backend))
+    return parity.import_file(folder / f"recipe_{backend}.py")
+
+
+def test_both_backends_write_the_same_settings(tmp_path: Path) -> None:
+    # Users edit them; switching backends must not change what they say, comments aside.
     for variant in VARIANTS:
         model = load_model(tmp_path / variant, VARIANTS[variant])
-        blocks = [parity.section(render(model), parity.CONFIG_SECTION)
-                  for render in (render_train, render_torch_train)]
+        # the block between recipe.py's two rule lines
+        blocks = [recipe_source(model, backend).split("# " + "-" * 77)[1]
+                  for backend in ("tensorflow", "torch")]
         code = [[line.split("#")[0].rstrip() for line in block.splitlines()
                  if not line.startswith("#")] for block in blocks]
         assert code[0] == code[1], variant
@@ -152,20 +189,15 @@ def test_specc_train_never_overwrites_a_tensorflow_run(tmp_path: Path) -> None:
 # --- the learning-rate schedules: the same numbers as the PyTorch program's -------------------
 
 
-def schedule_functions(source: str, steps_per_epoch: int, epochs: int) -> dict:
-    """A train.py's `learning_rate_at` (and `end_of_epoch_schedule`) with their config
-    values, executed without a framework."""
+def schedule_functions(source: str) -> dict:
+    """A recipe.py's `learning_rate_at` (and `end_of_epoch_schedule`) with its settings,
+    executed without a framework."""
     tree = ast.parse(source)
-    wanted = {"learning_rate_at", "end_of_epoch_schedule", "schedule_state"}
-    config = ast.parse(parity.section(source, parity.CONFIG_SECTION)).body
-    kept = [node for node in tree.body
-            if (isinstance(node, ast.FunctionDef) and node.name in wanted)
-            or (isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "schedule_state" for t in node.targets))]
+    wanted = {"learning_rate_at", "end_of_epoch_schedule"}
+    kept = [node for node in tree.body if isinstance(node, ast.Assign)
+            or (isinstance(node, ast.FunctionDef) and node.name in wanted)]
     namespace = {"math": math}
-    exec(compile(ast.Module(body=config + kept, type_ignores=[]), "train.py", "exec"), namespace)
-    namespace.update(steps_per_epoch=steps_per_epoch, total_steps=epochs * steps_per_epoch,
-                     epochs=epochs)
+    exec(compile(ast.Module(body=kept, type_ignores=[]), "recipe.py", "exec"), namespace)
     return namespace
 
 
@@ -175,15 +207,15 @@ def schedule_functions(source: str, steps_per_epoch: int, epochs: int) -> dict:
 ])
 def test_schedules_give_the_pytorch_program_s_rates(tmp_path: Path, schedule: str) -> None:
     model = load_model(tmp_path, classifier_spec(optimizer=f"sgd(lr=0.1, schedule={schedule})"))
-    ours, theirs = (schedule_functions(render(model), 7, 6)
-                    for render in (render_train, render_torch_train))
+    ours, theirs = (schedule_functions(recipe_source(model, backend))
+                    for backend in ("tensorflow", "torch"))
     val_losses = [1.0, 0.9, 0.95, 0.95, 0.8, 0.85]
     for namespace in (ours, theirs):
         rates = []
         for step in range(42):
             if step % 7 == 0 and "end_of_epoch_schedule" in namespace and step:
                 namespace["end_of_epoch_schedule"](val_losses[step // 7 - 1])
-            rates.append(namespace["learning_rate_at"](step // 7, step))
+            rates.append(namespace["learning_rate_at"](step // 7, step, 7, 42))
         namespace["rates"] = rates
     assert ours["rates"] == theirs["rates"]
     assert (len(set(ours["rates"])) == 1) == (schedule == "constant()")
@@ -223,23 +255,21 @@ def test_losses_and_metrics_are_the_pytorch_program_s(frameworks, tmp_path: Path
     import tensorflow as tf
 
     model = load_model(tmp_path, VARIANTS[variant])
-    sources = {"tf": render_train(model), "torch": render_torch_train(model)}
+    namespaces = {"tf": vars(recipe_module(model, "tensorflow", tmp_path)),
+                  "torch": vars(recipe_module(model, "torch", tmp_path))}
     # Models whose layer penalties are zero: the loss terms alone are compared.
-    namespaces = {
-        "tf": {"tf": tf, "np": np, "model": SimpleNamespace(losses=[tf.constant(0.0)])},
-        "torch": {"torch": torch, "F": torch.nn.functional, "np": np,
-                  "model": SimpleNamespace(regularization=lambda: 0.0)},
-    }
-    for side, namespace in namespaces.items():
-        for root in ("compute_loss", "batch_statistics", "metric_values"):
-            exec(parity.functions_used(sources[side], root), namespace)
+    penalties = {"tf": (SimpleNamespace(losses=[tf.constant(0.0)]),),
+                 "torch": (SimpleNamespace(regularization=lambda: 0.0),)}
+    if not has_regularization(model):
+        penalties = {"tf": (), "torch": ()}
     rng = np.random.default_rng(0)
     for _ in range(3):
         outputs, targets = random_batch(model, rng)
         ours = namespaces["tf"]["compute_loss"](tuple(map(tf.constant, outputs)),
-                                                tuple(map(tf.constant, targets)))
+                                                tuple(map(tf.constant, targets)), *penalties["tf"])
         theirs = namespaces["torch"]["compute_loss"](tuple(map(torch.from_numpy, outputs)),
-                                                     tuple(map(torch.from_numpy, targets)))
+                                                     tuple(map(torch.from_numpy, targets)),
+                                                     *penalties["torch"])
         assert float(ours) == pytest.approx(float(theirs), rel=1e-6, abs=1e-7)
         if "metric_values" not in namespaces["tf"]:
             continue
@@ -284,15 +314,10 @@ def test_optimizers_update_as_torch_optim_does(frameworks, tmp_path: Path,
     ours = [keras.Variable(w, dtype="float64") for w in start]
     theirs = [torch.tensor(w, requires_grad=True) for w in start]
     code = {
-        "tf": parity.training_code(
-            render_train(model),
-            {"tf": tf, "keras": keras, "math": math, "np": np, "steps_per_epoch": 5,
-             "model": SimpleNamespace(trainable_variables=ours)},
-            precision="fp32"),
-        "torch": parity.training_code(
-            render_torch_train(model),
-            {"torch": torch, "math": math, "on_cuda": False, "steps_per_epoch": 5,
-             "model": SimpleNamespace(parameters=lambda: theirs)}),
+        "tf": {"optimizer": recipe_module(model, "tensorflow", tmp_path).make_optimizer(
+            SimpleNamespace(trainable_variables=ours))},
+        "torch": {"optimizer": recipe_module(model, "torch", tmp_path).make_optimizer(
+            SimpleNamespace(parameters=lambda: theirs))},
     }
     for step, lr in enumerate([0.1, 0.05, 0.2, 0.01, 0.1]):
         gradients = [rng.normal(size=w.shape) * 10.0 ** -rng.integers(0, 9) for w in start]
@@ -321,7 +346,7 @@ def test_augmentation_is_seeded_and_keeps_images_whole(frameworks, tmp_path: Pat
 
     model = load_model(tmp_path, VARIANTS["images"])
     namespace = {"tf": tf, "math": math}
-    exec(parity.functions_used(render_train(model), "augment"), namespace)
+    exec(functions_used(render_train(model), "augment"), namespace)
     images = tf.constant(np.random.default_rng(0).normal(size=(16, 8, 8, 1)), tf.float32)
     seed = tf.constant([0, 1], tf.int64)
     # No rotation, shift or zoom, no padding: every pixel stays where it is.
@@ -449,12 +474,12 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
     shutil.copytree(straight, run)
     exploding = tmp_path / "exploding"  # the config block edited, as a user may
     exploding.mkdir()
-    for name in ("model.py", "data.py"):
-        shutil.copy(program / name, exploding)
-    source = (program / "train.py").read_text()
+    for path in program.glob("*.py"):
+        shutil.copy(path, exploding)
+    source = (program / "recipe.py").read_text()
     assert "learning_rate = 0.01\n" in source
-    (exploding / "train.py").write_text(source.replace("learning_rate = 0.01\n",
-                                                       "learning_rate = 1e30\n"))
+    (exploding / "recipe.py").write_text(source.replace("learning_rate = 0.01\n",
+                                                        "learning_rate = 1e30\n"))
     result = run_train(exploding, "--out", run, "--epochs", "8", "--resume")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -17,7 +17,7 @@ import pytest
 import specc
 from specc.backends.common.data import render_data_code
 from specc.backends.common.plan import spec_hash
-from specc.backends.torch.train_gen import render_train
+from specc.backends.torch.train_gen import render_training
 from specc.errors import SpecError
 
 from .conftest import classifier_spec, run_train, write_program
@@ -132,6 +132,12 @@ VARIANTS = {
 }
 
 
+def render_train(model) -> str:
+    """The generated train.py of `model`."""
+    return render_training(model, ("train.py",))["train.py"]
+
+
+
 def load_model(tmp_path: Path, spec_text: str):
     spec = tmp_path / "model.spec"
     spec.write_text(spec_text)
@@ -140,16 +146,18 @@ def load_model(tmp_path: Path, spec_text: str):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_generated_train_py_passes_ruff_and_stands_alone(tmp_path: Path, variant: str) -> None:
-    source = render_train(load_model(tmp_path, VARIANTS[variant]))
-    path = tmp_path / "train.py"
-    path.write_text(source)
+    files = render_training(load_model(tmp_path, VARIANTS[variant]))
+    assert list(files) == ["recipe.py", "checkpoints.py", "devices.py", "train.py"]
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    source = files["train.py"]
     # Ruff's own defaults (what a user running ruff on the program gets), and the project's
     # stricter rules less the two that pyproject.toml waives for generated programs.
     for options in (["--isolated"], ["--config", str(ROOT / "pyproject.toml"),
                                      "--extend-ignore", "N812,E402"]):
         lint = subprocess.run(
             [sys.executable, "-m", "ruff", "check", *options, "--output-format", "concise",
-             str(path)],
+             *(str(tmp_path / name) for name in files)],
             capture_output=True, text=True, check=False)
         assert lint.returncode == 0, lint.stdout + lint.stderr
     imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(source))
@@ -157,7 +165,7 @@ def test_generated_train_py_passes_ruff_and_stands_alone(tmp_path: Path, variant
     imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(source))
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert "specc" not in imported
-    assert "torch" in imported and "model" in imported
+    assert {"torch", "model", "data", "recipe", "checkpoints", "devices"} <= imported
 
 
 def test_spec_text_reaches_train_py_only_as_literals(tmp_path: Path) -> None:
@@ -170,7 +178,7 @@ def test_spec_text_reaches_train_py_only_as_literals(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "import_line", "bound_as"), [
     ("tiny", "from model import Tiny", "Tiny"),
-    ("data_error", "from model import DataError as DataError_", "DataError_"),  # data.py's
+    ("path", "from model import Path as Path_", "Path_"),  # pathlib's, which train.py uses
 ])
 def test_the_model_class_never_shadows_a_name_of_train_py(
         tmp_path: Path, name: str, import_line: str, bound_as: str) -> None:
@@ -178,7 +186,7 @@ def test_the_model_class_never_shadows_a_name_of_train_py(
     source = render_train(load_model(tmp_path, text))
     assert f"\n{import_line}\n" in source
     assert f"\nmodel = {bound_as}().to(device)\n" in source
-    assert "\n    DataError,\n" in source  # imported from data.py under its own name
+    assert "\nfrom pathlib import Path\n" in source  # imported under its own name
 
 
 # A model for each data source whose loader code differs (files need not exist to generate).
@@ -243,7 +251,7 @@ def test_loss_terms_take_the_labels_in_output_order(tmp_path: Path) -> None:
     # The loader gives labels in output order, whatever order the loss section names them.
     text = VARIANTS["two_outputs"].replace("loss class: cross_entropy(), value: mse(weight=0.5)",
                                            "loss value: mse(weight=0.5), class: cross_entropy()")
-    source = render_train(load_model(tmp_path, text))
+    source = render_training(load_model(tmp_path, text))["recipe.py"]
     assert "    loss = F.cross_entropy(outputs[0].float(), targets[0])\n" in source
     assert "    loss = loss + 0.5 * F.mse_loss(outputs[1].float(), targets[1])\n" in source
 
@@ -265,21 +273,21 @@ def test_monitoring_a_value_that_is_not_reported_is_a_check_error(tmp_path: Path
 
 
 def schedule(tmp_path: Path, optimizer: str, steps_per_epoch: int, epochs: int):
-    """The generated `learning_rate_at` (and `end_of_epoch_schedule`, for plateau) with the
-    config values they read, executed from the rendered train.py."""
+    """The generated `learning_rate_at` (of a run of `epochs` epochs of `steps_per_epoch`
+    steps; and `end_of_epoch_schedule`, for plateau) with the settings they read, executed
+    from the rendered recipe.py without its framework."""
     text = classifier_spec(optimizer=optimizer, train=f"epochs = {epochs}").replace(
         "epochs = 6\n", "")
-    tree = ast.parse(render_train(load_model(tmp_path, text)))
-    wanted = {"learning_rate_at", "end_of_epoch_schedule", "schedule_state"}
-    names = {"learning_rate", "lr_step_every", "lr_gamma", "warmup_epochs", "min_lr", "max_lr",
-             "plateau_factor", "plateau_patience", "epochs", *wanted}
-    kept = [node for node in tree.body
-            if (isinstance(node, ast.FunctionDef) and node.name in wanted)
-            or (isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id in names for t in node.targets))]
-    namespace = {"math": math, "steps_per_epoch": steps_per_epoch,
-                 "total_steps": epochs * steps_per_epoch}
-    exec(compile(ast.Module(body=kept, type_ignores=[]), "train.py", "exec"), namespace)
+    tree = ast.parse(render_training(load_model(tmp_path, text))["recipe.py"])
+    wanted = {"learning_rate_at", "end_of_epoch_schedule"}
+    kept = [node for node in tree.body if isinstance(node, ast.Assign)
+            or (isinstance(node, ast.FunctionDef) and node.name in wanted)]
+    namespace = {"math": math}
+    exec(compile(ast.Module(body=kept, type_ignores=[]), "recipe.py", "exec"), namespace)
+    rate = namespace["learning_rate_at"]
+    total_steps = epochs * steps_per_epoch
+    namespace["learning_rate_at"] = lambda epoch, step: rate(epoch, step, steps_per_epoch,
+                                                            total_steps)
     return namespace
 
 
@@ -438,15 +446,15 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
     program, straight = six_epochs
     run = tmp_path / "run"
     shutil.copytree(straight, run)
-    # Edit the config block, as a user may, so that the rate explodes once resumed.
+    # Edit recipe.py's settings, as a user may, so that the rate explodes once resumed.
     exploding = tmp_path / "exploding"
     exploding.mkdir()
-    for name in ("model.py", "data.py"):
-        shutil.copy(program / name, exploding)
-    source = (program / "train.py").read_text()
+    for path in program.glob("*.py"):
+        shutil.copy(path, exploding)
+    source = (program / "recipe.py").read_text()
     assert "learning_rate = 0.01\n" in source
-    (exploding / "train.py").write_text(source.replace("learning_rate = 0.01\n",
-                                                       "learning_rate = 1e30\n"))
+    (exploding / "recipe.py").write_text(source.replace("learning_rate = 0.01\n",
+                                                        "learning_rate = 1e30\n"))
     result = run_train(exploding, "--out", run, "--epochs", "8", "--resume")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
