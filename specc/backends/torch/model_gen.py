@@ -41,13 +41,14 @@ from jinja2 import Environment
 
 from specc import ir
 from specc.backends.common import template_environment
+from specc.backends.common.block_code import Definition, Use, share
 from specc.backends.common.code import (
     LINE_LIMIT,
     Code,
     Layout,
     axes,
     call,
-    describe,
+    keeping_defaults,
     lit,
     names_used,
     shape_comment,
@@ -61,7 +62,6 @@ from specc.backends.naming import (
     identifier,
     pascal_case,
     variable_names,
-    variant_suffixes,
 )
 from specc.errors import SpecError
 from specc.layers.args import per_axis
@@ -408,13 +408,23 @@ class LayerWriter:
 
     # --- convolution -------------------------------------------------------------------
 
-    def _padding(self, window: Window, x: Held) -> tuple[tuple[int, ...], str | None]:
+    def __init__(self) -> None:
+        # The window layers of blocks whose `same` padding is written as F.pad even where it
+        # is symmetric: (block, node id), for nodes whose block's uses would otherwise write
+        # it in two ways (see `explicit_padding`); `block` is the block being written.
+        self.explicit_padding: set[tuple[str, str]] = set()
+        self.block = ""
+
+    def _padding(
+        self, window: Window, x: Held, node: ir.LayerNode | None = None
+    ) -> tuple[tuple[int, ...], str | None]:
         """How a windowed layer realizes its padding: (the module's own symmetric padding,
         per axis; the F.pad amounts for `x` when it must pad more on one side, or None).
 
         `same` is TensorFlow's: total = max((ceil(n/s)-1)*s + (k-1)*d + 1 - n, 0), the odd
         pixel after. Sizes are known at generation time when the input's are (or the stride
-        is 1, where n cancels out); otherwise `same_padding` computes them at run time.
+        is 1, where n cancels out); otherwise `same_padding` computes them at run time. A
+        node in `explicit_padding` pads with F.pad whatever the amounts.
         """
         rank = window.rank
         if window.padding == "valid":
@@ -430,7 +440,8 @@ class LayerWriter:
         # At stride 1 the padding does not depend on n, so any size stands in for `?`.
         sizes = tuple(1 if n is None else n for n in spatial)
         pads = window.same_padding(sizes)  # type: ignore[arg-type]
-        if all(before == after for before, after in pads):
+        explicit = node is not None and (self.block, node.id) in self.explicit_padding
+        if all(before == after for before, after in pads) and not explicit:
             return tuple(before for before, _ in pads), None
         # F.pad lists the last dim first.
         flat = tuple(p for before_after in reversed(pads) for p in before_after)
@@ -439,7 +450,7 @@ class LayerWriter:
     def _conv(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         layer, (x,) = node.layer, ins
         window, channels = layer.window, x.shape[-1]
-        padding, pad = self._padding(window, x)
+        padding, pad = self._padding(window, x, node)
         module = call(
             f"nn.Conv{window.rank}d",
             channels,
@@ -470,7 +481,7 @@ class LayerWriter:
         # c * multiplier + j is Keras's (channel c, multiplier j), so the order agrees.
         layer, (x,) = node.layer, ins
         window, channels = layer.window, x.shape[-1]
-        padding, pad = self._padding(window, x)
+        padding, pad = self._padding(window, x, node)
         outputs = channels * layer.multiplier
         module = call(
             "nn.Conv2d",
@@ -535,7 +546,7 @@ class LayerWriter:
     def _pool(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         layer, (x,) = node.layer, ins
         window = layer.window
-        padding, pad = self._padding(window, x)
+        padding, pad = self._padding(window, x, node)
         is_max = layer.op == "max"
         module = call(
             f"nn.{'Max' if is_max else 'Avg'}Pool{window.rank}d",
@@ -789,7 +800,7 @@ class ClassBuilder:
     def add(self, node: ir.Node) -> None:
         attr = identifier(node.id)
         if isinstance(node, ir.BlockNode):
-            need: Need = "any"
+            need: Need = self.module.block_input_layout(node)
         else:
             need = self.module.layers.rule(node).need
         ins = self._inputs(node.inputs, need)
@@ -877,13 +888,19 @@ class ModuleBuilder:
         self.channels_first = False  # whether any value is ever held channels-first
 
     def block(self, node: ir.BlockNode, attr: str, ins: list[Held]) -> tuple[Emission, Layout]:
-        builder = ClassBuilder(self, node.body, [x.layout for x in ins])
-        for body_node in node.body.nodes:
-            builder.add(body_node)
+        # The code of one use, with every default kept, for `block_code.share` to line up
+        # with the block's other uses.
+        outer, self.layers.block = self.layers.block, node.block
+        try:
+            with keeping_defaults():
+                builder = ClassBuilder(self, node.body, [x.layout for x in ins])
+                for body_node in node.body.nodes:
+                    builder.add(body_node)
+        finally:
+            self.layers.block = outer
         layout_out = builder.output_layout()
-        args = ", ".join(f"{k}={describe(v)}" for k, v in node.args.items())
         doc = (
-            f"The `{identifier(node.block)}` block ({args}): takes "
+            f"The `{identifier(node.block)}` block: takes "
             f"{_layout_words(ins[0].shape, ins[0].layout)} and returns "
             f"{_layout_words(node.output.shape, layout_out)}."
         )
@@ -897,6 +914,35 @@ class ModuleBuilder:
         expr = f"self.{attr}({', '.join(x.var for x in ins)})"
         emission = Emission(expr, spec, penalties=penalties, entries=builder.entries)
         return emission, layout_out
+
+    def block_input_layout(self, node: ir.BlockNode) -> Layout:
+        """The layout a block's class takes its input in, the same at every use so that the
+        uses share code: what the first of its layers that needs one needs (channels-last
+        when none does). The caller converts its value before the call."""
+        for inner in node.body.nodes:
+            if isinstance(inner, ir.BlockNode):
+                return self.block_input_layout(inner)
+            need = self.layers.rule(inner).need
+            if need != "any":
+                return need
+        return "last"
+
+    def plan_padding(self, graph: ir.Graph, block: str = "") -> None:
+        """Find the window layers of blocks whose `same` padding some uses of the block would
+        give the module (symmetric) and others F.pad (uneven): those pad with F.pad at every
+        use (`LayerWriter.explicit_padding`), so that one class serves them all."""
+        ways: dict[tuple[str, str], set[bool]] = {}
+        self._padding_ways(graph, block, ways)
+        self.layers.explicit_padding = {key for key, found in ways.items() if len(found) > 1}
+
+    def _padding_ways(self, graph: ir.Graph, block: str, ways) -> None:
+        for node in graph.nodes:
+            if isinstance(node, ir.BlockNode):
+                self._padding_ways(node.body, node.block, ways)
+            elif block and self.layers.rule(node).emit in ("conv", "depthwise_conv", "pool"):
+                shape = graph.value(node.inputs[0]).shape
+                _, pad = self.layers._padding(node.layer.window, Held("x", "first", shape))
+                ways.setdefault((block, node.id), set()).add(pad is None)
 
 
 def _hashable(value: object) -> object:
@@ -921,21 +967,6 @@ def model_class_name(model: ir.Model) -> str:
 _CLASS_RESERVED = frozenset(Namer().reserved | MODULE_NAMES)
 
 
-def block_class_names(blocks: Sequence[ClassSpec], namer: Namer) -> dict[ClassSpec, str]:
-    """`Residual` for a block with one distinct instantiation. With several: the value of the
-    one argument that differs when it is a number (`Residual16`, `Residual32`), else
-    `Residual`, `Residual2`, ... in order of appearance."""
-    variants: dict[str, list[ClassSpec]] = {}
-    for spec in blocks:
-        variants.setdefault(spec.block, []).append(spec)
-    names: dict[ClassSpec, str] = {}
-    for block, specs in variants.items():
-        suffixes = variant_suffixes([dict(spec.args) for spec in specs])
-        for spec, suffix in zip(specs, suffixes, strict=True):
-            names[spec] = namer.name(pascal_case(block) + suffix)
-    return names
-
-
 @cache
 def _environment() -> Environment:
     return template_environment(TEMPLATES)
@@ -946,7 +977,10 @@ def _docstring(text: str) -> str:
     wrapped with the closing quotes on a line of their own."""
     if len(text) <= LINE_LIMIT - 10:
         return text
-    return textwrap.fill(text, width=LINE_LIMIT - 8, subsequent_indent="    ") + "\n    "
+    wrapped = textwrap.fill(
+        text, width=LINE_LIMIT - 8, subsequent_indent="    ", break_on_hyphens=False
+    )
+    return wrapped + "\n    "
 
 
 def render_model(model: ir.Model) -> str:
@@ -963,6 +997,7 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
     """The source of model.py and its manifest, from one pass over the model."""
     module = ModuleBuilder()
     graph = model.graph
+    module.plan_padding(graph)
     builder = ClassBuilder(module, graph, ["last"] * len(graph.inputs))
     for node in graph.nodes:
         builder.add(node)
@@ -976,8 +1011,7 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
 
     namer = Namer(_CLASS_RESERVED, escape="Block", sep="")
     namer.taken.add(name)
-    names = {spec: name, **block_class_names(list(module.blocks), namer)}
-    classes = [_class_context(s, names) for s in [*module.blocks, spec]]
+    classes = _share_classes(list(module.blocks), spec, name, namer)
     env = _environment()
     classes_source = env.get_template("model_classes.j2").render(classes=classes)
     helpers_source = env.get_template("model_helpers.j2").render(
@@ -1003,29 +1037,145 @@ def _helpers_named(source: str) -> list[str]:
     return [h for h in HELPERS if h in used]
 
 
-def _class_context(spec: ClassSpec, names: dict[ClassSpec, str]) -> dict[str, object]:
-    """The class template's view of `spec`: statements laid out as indented source lines."""
+# The positional parameters of the calls a block's code makes, which name a block class's
+# parameter where its uses pass different numbers (block_code.share).
+POSITIONAL = {
+    **{f"nn.Conv{n}d": ("in_channels", "out_channels") for n in (1, 2)},
+    "nn.ConvTranspose2d": ("in_channels", "out_channels"),
+    "nn.Linear": ("in_features", "out_features"),
+    **{f"nn.BatchNorm{n}d": ("num_features",) for n in (1, 2)},
+    "nn.LayerNorm": ("features",),
+    "nn.Embedding": ("vocab", "dim"),
+    **{f"nn.{cls}": ("input_size", "hidden_size") for cls in ("RNN", "LSTM", "GRU")},
+    "nn.Dropout": ("rate",),
+    **{f"nn.{op}Pool{n}d": ("kernel_size",) for op in ("Max", "Avg") for n in (1, 2)},
+    "F.pad": ("x", "padding"),
+    "average_inside": ("pool", "x", "padding"),
+    "PositionalEmbedding": ("max_len", "features"),
+    "MultiheadAttention": ("features", "heads", "key_dim"),
+    "TransformerEncoder": ("features", "heads", "ff"),
+    "nn.init.uniform_": ("weight", "low", "limit"),
+}
+# nn.Module's own attributes, which a parameter kept on `self` must not shadow.
+MODULE_ATTRIBUTES = frozenset(
+    "training forward parameters buffers children modules state_dict to cuda cpu eval train "
+    "half float double apply zero_grad register_buffer named_parameters add_module type".split()
+)
+
+
+def _share_classes(
+    blocks: Sequence[ClassSpec], model_spec: ClassSpec, model_name: str, namer: Namer
+) -> list[dict[str, object]]:
+    """The class templates' contexts: one class per spec block, written once for all its
+    uses (block_code.share), then the model's class, each block's class before the classes
+    that hold it."""
+    constructors: dict[ClassSpec, str] = {}  # a block use → its constructor call
+    classes: list[tuple[int, dict[str, object]]] = []
+    position = {spec: index for index, spec in enumerate(blocks)}
+    for block, specs in _blocks_inside_out(blocks):
+        uses = [_use(spec, constructors) for spec in specs]
+        attributes = {attr for spec in specs for attr, _ in spec.modules}
+        reserved = MODULE_NAMES | MODULE_ATTRIBUTES | attributes
+        definitions = share(uses, POSITIONAL, frozenset(reserved))
+        for index, definition in enumerate(definitions):
+            name = namer.name(pascal_case(block))
+            for member, arguments in zip(definition.members, definition.arguments, strict=True):
+                given = ", ".join(f"{p}={value}" for p, value in arguments.items())
+                constructors[specs[member]] = f"{name}({given})"
+            variant = (index + 1, len(definitions)) if len(definitions) > 1 else None
+            first = min(position[specs[m]] for m in definition.members)
+            classes.append((first, _class_context(definition, name, variant)))
+    (model,) = share([_use(model_spec, constructors)], POSITIONAL)
+    return [c for _, c in sorted(classes, key=lambda c: c[0])] + [
+        _class_context(model, model_name, None, penalties=model_spec.penalties)
+    ]
+
+
+def _blocks_inside_out(blocks: Sequence[ClassSpec]) -> list[tuple[str, list[ClassSpec]]]:
+    """The uses of each block, grouped by block, every block after the blocks it holds."""
+    groups: dict[str, list[ClassSpec]] = {}
+    for spec in blocks:
+        groups.setdefault(spec.block, []).append(spec)
+    ordered: list[tuple[str, list[ClassSpec]]] = []
+    done: set[str] = set()
+
+    def visit(block: str) -> None:
+        if block in done:
+            return
+        done.add(block)
+        for spec in groups[block]:
+            for _, child in spec.modules:
+                if isinstance(child, ClassSpec):
+                    visit(child.block)
+        ordered.append((block, groups[block]))
+
+    for block in groups:
+        visit(block)
+    return ordered
+
+
+# The sections of a class's code that `_use` hands to block_code.share.
+MODULES, INIT, FORWARD, RETURNS, PARAMS = range(5)
+
+
+def _use(spec: ClassSpec, constructors: dict[ClassSpec, str]) -> Use:
+    """One use of a block (or the model) as block_code.share reads it."""
     modules = [
-        Line(f"self.{attr} = {names[c]}()" if isinstance(c, ClassSpec) else f"self.{attr} = {c}")
+        f"self.{attr} = {constructors[c] if isinstance(c, ClassSpec) else c}"
         for attr, c in spec.modules
     ]
+    sections = [modules, [line.code for line in spec.init],
+                [line.code for line in spec.forward], [spec.returns], [", ".join(spec.params)]]
+    comments = [spec.doc, *(line.comment for line in spec.init),
+                *(line.comment for line in spec.forward)]
+    return Use(sections, comments, dict(spec.args))
+
+
+def _class_context(
+    definition: Definition, name: str, variant: tuple[int, int] | None, penalties=()
+) -> dict[str, object]:
+    """The class template's view of a class: statements laid out as indented source lines.
+    Parameters that `_init_weights` or `forward` read are kept on `self`."""
+    kept = [p for p in definition.params
+            if p in definition.used_in(INIT) + definition.used_in(FORWARD)
+            + definition.used_in(RETURNS)]
+    on_self = {p: f"self.{p}" for p in kept}
+
+    def spell(p: str) -> str:
+        return on_self.get(p, p)
+
+    modules = [Line(f"self.{p} = {p}") for p in kept]
+    modules += [Line(code) for code in definition.render(MODULES)]
+    doc, *comments = definition.comments
+    init_comments = comments[: len(definition.render(INIT))]
+    forward_comments = comments[len(init_comments) :]
+    init = [Line(code, comment) for code, comment in
+            zip(definition.render(INIT, spell), init_comments, strict=True)]
+    forward = [Line(code, comment) for code, comment in
+               zip(definition.render(FORWARD, spell), forward_comments, strict=True)]
+    if variant is not None:
+        doc += (
+            f" One of {variant[1]} classes for this block (this is number {variant[0]}): its"
+            " uses differ in more than their numbers."
+        )
     # Shape comments line up in a column, unless one long line would push it too far right.
-    column = min(max((len(line.code) for line in spec.forward), default=0), 56)
+    column = min(max((len(line.code) for line in forward), default=0), 56)
     terms = []
-    for weight, l1, l2 in spec.penalties:
+    for weight, l1, l2 in penalties:
         if l1:
             terms.append(f"{lit(l1)} * {weight}.abs().sum()")
         if l2:
             terms.append(f"{lit(l2)} * {weight}.square().sum()")
     return {
-        "name": names[spec],
-        "doc": _docstring(spec.doc),
+        "name": name,
+        "doc": _docstring(doc),
+        "params": definition.params,
         "modules": _layout_lines(modules),
-        "init": _layout_lines(spec.init),
-        "params": spec.params,
-        "forward": _layout_lines(spec.forward, column),
-        "returns": spec.returns,
-        "penalties": terms if not spec.block else [],
+        "init": _layout_lines(init),
+        "forward_params": definition.render(PARAMS)[0],
+        "forward": _layout_lines(forward, column),
+        "returns": definition.render(RETURNS, spell)[0],
+        "penalties": terms,
     }
 
 
