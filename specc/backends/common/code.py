@@ -102,11 +102,11 @@ def call(function: str, *args: object, **kwargs: object) -> Code:
     """`function(args, key=value)`; values are literals (`lit`) unless they are `Code`.
     Keyword arguments given as None are left out, so callers pass None for defaults."""
     parts = [lit(a) for a in args]
-    parts += [keyword(key, value) for key, value in kwargs.items() if value is not None]
+    parts += [keyword_argument(key, value) for key, value in kwargs.items() if value is not None]
     return Code(f"{function}({', '.join(parts)})")
 
 
-def keyword(key: str, value: object) -> str:
+def keyword_argument(key: str, value: object) -> str:
     """`key=value` as source; a `Defaulted` value as a default marker (see `unless`)."""
     if isinstance(value, Defaulted):
         return f"{DEFAULT_OPEN}{key}={lit(value.value)}{DEFAULT_SEPARATOR}{lit(value.default)}" \

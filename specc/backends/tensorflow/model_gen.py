@@ -48,11 +48,13 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
+from specc.backends.common.block_code import Use, share
 from specc.backends.common.code import (
     LINE_LIMIT,
     Code,
     axes,
-    describe,
+    keeping_defaults,
+    keyword_argument,
     lit,
     names_used,
     shape_comment,
@@ -66,7 +68,6 @@ from specc.backends.naming import (
     identifier,
     snake_case,
     variable_names,
-    variant_suffixes,
 )
 from specc.errors import SpecError
 from specc.layers import ACTIVATIONS as ACTIVATION_KINDS
@@ -80,7 +81,7 @@ IMPORTED = ("keras", "layers", "ops")
 HELPERS = ("leaky_relu", "TorchBatchNormalization", "PositionalEmbedding", "transformer_encoder")
 # Block functions and variables never take these names, whether or not a file defines them.
 MODULE_NAMES = frozenset((*IMPORTED, *HELPERS, BUILDER))
-PREFIX = "prefix"  # a block function's parameter: the layer-name prefix of its layers
+PREFIX = "name"  # a block function's parameter: the layer-name prefix of its layers
 
 SEPARATOR = "__"  # joins block node ids and a node id into a layer name
 
@@ -149,7 +150,7 @@ def arguments(*args: object, **kwargs: object) -> tuple[str, ...]:
     arguments given as None are left out, so callers pass None for defaults."""
     return (
         *(lit(a) for a in args),
-        *(f"{key}={lit(value)}" for key, value in kwargs.items() if value is not None),
+        *(keyword_argument(key, value) for key, value in kwargs.items() if value is not None),
     )
 
 
@@ -669,24 +670,75 @@ class Function:
     body: tuple[str, ...]  # source lines, unindented
 
 
+# The positional parameters of the calls a block's code makes, which name a block function's
+# parameter where its uses pass different numbers (block_code.share).
+POSITIONAL = {
+    **{f"layers.Conv{n}D": ("filters", "kernel_size") for n in (1, 2)},
+    "layers.Conv2DTranspose": ("filters", "kernel_size"),
+    "layers.DepthwiseConv2D": ("kernel_size",),
+    "layers.Dense": ("units",),
+    "layers.Dropout": ("rate",),
+    "layers.Embedding": ("vocab", "dim"),
+    "layers.Reshape": ("shape",),
+    "layers.Permute": ("axes",),
+    **{f"layers.{cls}": ("units",) for cls in ("SimpleRNN", "LSTM", "GRU")},
+    **{f"layers.{op}{n}D": ("pool_size",) for op in POOLS.values() for n in (1, 2)},
+    "layers.ZeroPadding2D": ("padding",),
+    "layers.Cropping2D": ("cropping",),
+    "layers.UpSampling2D": ("size",),
+    "PositionalEmbedding": ("max_len",),
+}
+
+
+def _inside_out(
+    uses: dict[str, list[tuple[str, str]]], blocks: dict[tuple[str, str], ir.BlockNode]
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The uses of each block, every block after the blocks it holds."""
+    ordered: list[tuple[str, list[tuple[str, str]]]] = []
+    done: set[str] = set()
+
+    def visit(block: str) -> None:
+        if block in done:
+            return
+        done.add(block)
+        for key in uses[block]:
+            for inner in blocks[key].body.nodes:
+                if isinstance(inner, ir.BlockNode):
+                    visit(inner.block)
+        ordered.append((block, uses[block]))
+
+    for block in uses:
+        visit(block)
+    return ordered
+
+
 def _block_key(node: ir.BlockNode) -> tuple[str, str]:
     """Instantiations with equal keys have equal code (shapes included), so share a function."""
     return node.block, node.body.model_dump_json(exclude={"span"})
 
 
 class ModuleBuilder:
-    """Builds every function of one model.py: the blocks' (shared when equal), the model's."""
+    """Builds every function of one model.py: one per spec block (block_code.share writes
+    the code of its uses once), then the model's."""
 
     def __init__(self, model: ir.Model) -> None:
         self.model = model
         self.layers = LayerWriter()
         self.blocks: dict[tuple[str, str], ir.BlockNode] = {}  # in definition order
         self._collect(model.graph)
-        self.function_names = self._name_functions()
+        # One function per block; a variant (block_code.share) takes the next free name.
+        self.namer = Namer(MODULE_NAMES | {PREFIX})
+        blocks = dict.fromkeys(node.block for node in self.blocks.values())
+        self.function_names = {
+            block: self.namer.name(snake_case(block).strip("_") or "block") for block in blocks
+        }
+        # Per distinct use of a block: its call's function and keyword arguments.
+        self.calls: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         # The manifest entries of each block function's layers, names relative to its prefix.
         self.block_entries: dict[tuple[str, str], list[Entry]] = {}
         self.entries: list[Entry] = []  # the model's, filled by the builder
-        # Variables never shadow a module-level name.
+        # Variables and parameters never shadow a module-level name. (No dunder names:
+        # `__import__` → `import_`, as the function names above.)
         self.reserved = MODULE_NAMES | frozenset(self.function_names.values())
 
     def _collect(self, graph: ir.Graph) -> None:
@@ -696,23 +748,16 @@ class ModuleBuilder:
                 self._collect(node.body)
                 self.blocks.setdefault(_block_key(node), node)
 
-    def _name_functions(self) -> dict[tuple[str, str], str]:
-        namer = Namer(MODULE_NAMES | {PREFIX})  # a block function may call another
-        variants: dict[str, list[tuple[str, str]]] = {}
-        for key in self.blocks:
-            variants.setdefault(key[0], []).append(key)
-        names = {}
-        for block, keys in variants.items():
-            suffixes = variant_suffixes([self.blocks[k].args for k in keys])
-            for key, suffix in zip(keys, suffixes, strict=True):
-                # No dunder names (`__import__` → `import_`): they are Python's own.
-                base = snake_case(block).strip("_") or "block"
-                names[key] = namer.name(base + (f"_{suffix}" if suffix else ""))
-        return names
-
     def functions(self) -> list[Function]:
-        blocks = [self._block_function(key, node) for key, node in self.blocks.items()]
-        return [*blocks, self._builder()]
+        uses: dict[str, list[tuple[str, str]]] = {}
+        for key in self.blocks:  # inner blocks first: a block's calls are known when it is used
+            uses.setdefault(key[0], []).append(key)
+        first_use = {key: index for index, key in enumerate(self.blocks)}
+        blocks: list[tuple[int, Function]] = []
+        for block, keys in _inside_out(uses, self.blocks):
+            for function in self._block_functions(block, keys):
+                blocks.append((min(first_use[k] for k in function[1]), function[0]))
+        return [f for _, f in sorted(blocks, key=lambda b: b[0])] + [self._builder()]
 
     def _variables(
         self, graph: ir.Graph, reserved: frozenset[str], keep_inputs: bool = False
@@ -743,8 +788,9 @@ class ModuleBuilder:
             ins = tuple(names[v] for v in node.inputs)
             out = names[node.output.id]
             if isinstance(node, ir.BlockNode):
-                function = self.function_names[_block_key(node)]
-                steps = [Statement(out, function, (*ins, name_of(identifier(node.id))))]
+                function, arguments = self.calls[_block_key(node)]
+                name = f"{PREFIX}={name_of(identifier(node.id))}"
+                steps = [Statement(out, function, (*ins, *arguments, name))]
                 inner = self.block_entries[_block_key(node)]
                 entries += [_inside(node.id, entry) for entry in inner]
             else:
@@ -757,27 +803,62 @@ class ModuleBuilder:
             statements += [*steps[:-1], replace(last, comment=comment)]
         return statements
 
-    def _block_function(self, key: tuple[str, str], node: ir.BlockNode) -> Function:
-        graph = node.body
-        names = self._variables(graph, self.reserved | {PREFIX})
+    def _block_functions(
+        self, block: str, keys: list[tuple[str, str]]
+    ) -> list[tuple[Function, list[tuple[str, str]]]]:
+        """The function of `block` (one per variant, rarely more) and the uses it serves."""
+        uses, statements, variables = [], [], set()
+        for key in keys:
+            node = self.blocks[key]
+            graph = node.body
+            names = self._variables(graph, self.reserved | {PREFIX})
+            variables |= set(names.values())
 
-        def name_of(name: str) -> Code:  # an identifier: safe inside the f-string
-            return Code(f'f"{{{PREFIX}}}{SEPARATOR}{name}"')
+            def name_of(name: str) -> Code:  # an identifier: safe inside the f-string
+                return Code(f'f"{{{PREFIX}}}{SEPARATOR}{name}"')
 
-        entries: list[Entry] = []
-        body = layout(self._statements(graph, names, name_of, entries))
-        self.block_entries[key] = entries
-        body.append(f"return {', '.join(names[v] for v in graph.outputs)}")
-        args = ", ".join(f"{k}={describe(v)}" for k, v in node.args.items())
-        (value,) = graph.inputs
-        doc = (
-            f"The `{identifier(node.block)}` block ({args}): takes "
-            f"{shape_comment(value.shape, 'last')} and returns "
-            f"{shape_comment(node.output.shape, 'last')}; its layers' names start with "
-            f"`{PREFIX}`."
-        )
-        params = (names[value.id], PREFIX)
-        return Function(self.function_names[key], params, doc, tuple(body))
+            entries: list[Entry] = []
+            with keeping_defaults():  # so that the uses line up (block_code.share)
+                steps = self._statements(graph, names, name_of, entries)
+            self.block_entries[key] = entries
+            (value,) = graph.inputs
+            doc = (
+                f"The `{identifier(node.block)}` block: takes "
+                f"{shape_comment(value.shape, 'last')} and returns "
+                f"{shape_comment(node.output.shape, 'last')}; its layers' names start with "
+                f"`{PREFIX}`."
+            )
+            returns = ", ".join(names[v] for v in graph.outputs)
+            head = [f"{names[value.id]} {returns}"]  # the variables in and out
+            sections = [head, *([s.target, s.function, str(s.inputs), *s.args] for s in steps)]
+            uses.append(Use(sections, [doc, *(s.comment for s in steps)], node.args))
+            statements.append((steps, names[value.id], returns))
+        reserved = frozenset(self.reserved | variables | {PREFIX})
+        definitions = share(uses, POSITIONAL, reserved)
+        functions = []
+        for index, definition in enumerate(definitions):
+            name = self.function_names[block] if index == 0 else self.namer.name(
+                self.function_names[block])
+            steps, x, returns = statements[definition.members[0]]
+            shared = [
+                replace(step, args=tuple(a for a in definition.render(n + 1)[3:] if a),
+                        comment=comment)
+                for n, (step, comment) in enumerate(
+                    zip(steps, definition.comments[1:], strict=True))
+            ]
+            body = [*layout(shared), f"return {returns}"]
+            members = [keys[m] for m in definition.members]
+            for key, arguments in zip(members, definition.arguments, strict=True):
+                self.calls[key] = (name, tuple(f"{p}={v}" for p, v in arguments.items()))
+            doc = definition.comments[0]
+            if len(definitions) > 1:
+                doc += (
+                    f" One of {len(definitions)} functions for this block (this is number "
+                    f"{index + 1}): its uses differ in more than their numbers."
+                )
+            params = (x, *definition.params, PREFIX)
+            functions.append((Function(name, params, doc, tuple(body)), members))
+        return functions
 
     def _builder(self) -> Function:
         graph = self.model.graph
