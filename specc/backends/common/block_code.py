@@ -10,6 +10,8 @@ parameter when it carries that parameter's values, else after the argument it fi
 (`in_channels`); literals that agree stay literals. Uses whose code differs in anything else
 (a layer count, a shape-dependent branch) are split into variants, a definition each.
 
+A repeated call (`call * N`) is written once too, as a loop: `repeated_call` finds its nodes.
+
 Nothing here knows a framework: a backend passes its code as sections of source lines and
 the names of the positional parameters of the calls it writes.
 """
@@ -20,6 +22,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from specc import ir
 from specc.backends.common.code import DEFAULT_MARKER, lit
 from specc.backends.naming import Namer
 
@@ -303,3 +306,14 @@ def _shared_comment(texts: Sequence[str], values: Mapping[str, tuple[str, ...]],
         else:
             out.append(names.get(vector, "?"))
     return "".join(out)
+
+
+def repeated_call(nodes: Sequence[ir.Node], start: int) -> list[ir.Node]:
+    """The nodes of one repeated call (`call * N`) starting at `nodes[start]`: it and those
+    after it that come from the same call (the same span) and each read the one before."""
+    run = [nodes[start]]
+    for node in nodes[start + 1 :]:
+        if node.span != run[0].span or node.inputs != (run[-1].output.id,):
+            break
+        run.append(node)
+    return run

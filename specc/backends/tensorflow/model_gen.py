@@ -39,6 +39,7 @@ also records the variables its layers hold (`Site.holds`), for the manifest (`wr
 from __future__ import annotations
 
 import keyword
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,7 +49,7 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.block_code import Use, share
+from specc.backends.common.block_code import Use, repeated_call, share
 from specc.backends.common.code import (
     LINE_LIMIT,
     Code,
@@ -178,6 +179,7 @@ class Statement:
     args: tuple[str, ...]
     inputs: tuple[str, ...] | None = None
     comment: str = ""
+    loop: str = ""  # `for ...:`, when the statement is the body of a loop
 
     def head(self) -> str:
         assign = "return " if self.target == "return" else f"{self.target} = "
@@ -206,7 +208,7 @@ class Call(Code):
         return call
 
 
-def layout(statements: Sequence[Statement]) -> list[str]:
+def layout(statements: Sequence[Statement], column: int | None = None) -> list[str]:
     """Statements as source lines (without the function's indent) within LINE_LIMIT, the
     way ruff format writes them: a call that does not fit breaks after its parenthesis, its
     arguments on one line or, when they do not fit either, one per line (a nested call
@@ -216,9 +218,16 @@ def layout(statements: Sequence[Statement]) -> list[str]:
     def fits(s: Statement) -> bool:
         return len(s.one_line()) + (len(s.comment) + 4 if s.comment else 0) <= ROOM
 
-    column = min(max((len(s.one_line()) for s in statements if fits(s)), default=0), 60)
+    if column is None:
+        fitting = (len(s.one_line()) for s in statements if fits(s) and not s.loop)
+        column = min(max(fitting, default=0), 60)
     lines: list[str] = []
     for s in statements:
+        if s.loop:
+            lines.append(s.loop)
+            inner = layout([replace(s, loop="")], max(column - INDENT, 0))
+            lines += [" " * INDENT + line for line in inner]
+            continue
         comment = f"  # {s.comment}" if s.comment else ""
         if fits(s):
             code = s.one_line()
@@ -690,6 +699,48 @@ POSITIONAL = {
 }
 
 
+def _loop(
+    run: Sequence[ir.Node], steps: Sequence[Sequence[Statement]], names: dict[str, str]
+) -> Statement | None:
+    """The nodes of one repeated call as one statement in a loop over their numbers,
+    `for i in range(1, 4): x = layers.Dense(8, name=f"dense_{i}")(x)`, when each is one
+    statement that differs from the others only in its layer's name and writes the variable
+    it reads; else None."""
+    numbered = [re.fullmatch(r"(.*)_(\d+)", node.id) for node in run]
+    if any(m is None or len(group) != 1 for m, group in zip(numbered, steps, strict=True)):
+        return None
+    base = numbered[0].group(1)  # type: ignore[union-attr]
+    first = int(numbered[0].group(2))  # type: ignore[union-attr]
+    if [m.group(1) for m in numbered] != [base] * len(run) or [  # type: ignore[union-attr]
+        int(m.group(2)) for m in numbered  # type: ignore[union-attr]
+    ] != list(range(first, first + len(run))):
+        return None
+    taken = set(names.values()) | MODULE_NAMES | {PREFIX}
+    index = next(c for c in candidates("i", frozenset(taken)) if c not in taken)
+    generic = [_numbered(group[0], node.id, f"{base}_{{{index}}}") for node, group in
+               zip(run, steps, strict=True)]
+    statement = generic[0]
+    if any(g != statement for g in generic) or statement.inputs not in (None, (statement.target,)):
+        return None
+    if statement.inputs is None and statement.args[:1] != (statement.target,):
+        return None
+    return replace(statement, loop=f"for {index} in range({first}, {first + len(run)}):")
+
+
+def _numbered(statement: Statement, node_id: str, spelled: str) -> Statement:
+    """`statement` with its layer name (a string naming `node_id`) written as an f-string
+    in which `spelled` stands for the node id."""
+    def respell(arg: str) -> str:
+        renamed = re.sub(rf"(?<!\w){re.escape(node_id)}(?=[\"_])", spelled, arg)
+        if renamed != arg and '="' in renamed and 'f"' not in renamed:
+            renamed = renamed.replace('="', '=f"', 1)
+        elif renamed != arg and renamed.startswith('"'):
+            renamed = "f" + renamed
+        return renamed
+
+    return replace(statement, args=tuple(respell(a) for a in statement.args))
+
+
 def _inside_out(
     uses: dict[str, list[tuple[str, str]]], blocks: dict[tuple[str, str], ir.BlockNode]
 ) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -784,24 +835,41 @@ class ModuleBuilder:
         """The graph's statements; the manifest entries of its layer nodes go to `entries`,
         with names relative to the graph's function."""
         statements: list[Statement] = []
-        for node in graph.nodes:
-            ins = tuple(names[v] for v in node.inputs)
-            out = names[node.output.id]
-            if isinstance(node, ir.BlockNode):
-                function, arguments = self.calls[_block_key(node)]
-                name = f"{PREFIX}={name_of(identifier(node.id))}"
-                steps = [Statement(out, function, (*ins, *arguments, name))]
-                inner = self.block_entries[_block_key(node)]
-                entries += [_inside(node.id, entry) for entry in inner]
-            else:
-                shapes = tuple(graph.value(v).shape for v in node.inputs)
-                site = Site(node, ins, shapes, out, name_of)
-                steps = self.layers.emit(site)
-                entries.append(_entry(site))
-            last = steps[-1]
-            comment = shape_comment(node.output.shape, "last")
-            statements += [*steps[:-1], replace(last, comment=comment)]
+        index = 0
+        while index < len(graph.nodes):
+            run = repeated_call(graph.nodes, index)
+            index += len(run)
+            found: list[Entry] = []
+            steps = [self._node_statements(graph, node, names, name_of, found) for node in run]
+            entries += found
+            loop = _loop(run, steps, names) if len(run) > 1 else None
+            statements += [loop] if loop else [step for group in steps for step in group]
         return statements
+
+    def _node_statements(
+        self,
+        graph: ir.Graph,
+        node: ir.Node,
+        names: dict[str, str],
+        name_of: Callable[[str], Code],
+        entries: list[Entry],
+    ) -> list[Statement]:
+        """The statements of one node, its output's shape beside the last."""
+        ins = tuple(names[v] for v in node.inputs)
+        out = names[node.output.id]
+        if isinstance(node, ir.BlockNode):
+            function, arguments = self.calls[_block_key(node)]
+            name = f"{PREFIX}={name_of(identifier(node.id))}"
+            steps = [Statement(out, function, (*ins, *arguments, name))]
+            inner = self.block_entries[_block_key(node)]
+            entries += [_inside(node.id, entry) for entry in inner]
+        else:
+            shapes = tuple(graph.value(v).shape for v in node.inputs)
+            site = Site(node, ins, shapes, out, name_of)
+            steps = self.layers.emit(site)
+            entries.append(_entry(site))
+        comment = shape_comment(node.output.shape, "last")
+        return [*steps[:-1], replace(steps[-1], comment=comment)]
 
     def _block_functions(
         self, block: str, keys: list[tuple[str, str]]
@@ -952,10 +1020,47 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
         builder=BUILDER,
         source=Path(model.file).name,
         from_keras=[name for name in IMPORTED[1:] if name in used],
+        notes=_naming_notes(model, bool(module.blocks)),
         helpers=helpers_source.strip(),
         functions=functions_source.strip(),
     )
     return source.rstrip() + "\n", Manifest("tensorflow", BUILDER, tuple(module.entries))
+
+
+def _naming_notes(model: ir.Model, has_blocks: bool) -> str:
+    """The module docstring's paragraph on layer names and on arguments that differ from
+    the spec's on purpose: only what holds for this model's layers."""
+    text = "Every layer is named after the spec's node (`conv2d_1`)"
+    if has_blocks:
+        text += ", a block's layers after the block's node too (`residual_1__conv2d_1`)"
+    text += (
+        ": with `.` for `__`, the name of the PyTorch program's submodule with the same "
+        "weights."
+    )
+    unlike = _unlike_the_spec({node.layer.kind for _, node in model.graph.walk()})
+    if unlike:
+        text += f" Arguments that look unlike the spec's on purpose: {'; '.join(unlike)}."
+    return textwrap.fill(text, width=LINE_LIMIT - 5, break_on_hyphens=False)
+
+
+def _unlike_the_spec(kinds: set[str]) -> list[str]:
+    """Arguments Keras spells unlike the spec, for the layer kinds the model has."""
+    notes = []
+    if "batchnorm" in kinds:
+        notes.append(
+            "Keras's BatchNormalization momentum is the weight of the running average (1 - "
+            "the spec's)"
+        )
+    norms = [kind for kind in ("batchnorm", "layernorm") if kind in kinds]
+    if norms:
+        which = "both normalizations take" if len(norms) == 2 else f"{norms[0]} takes"
+        notes.append(f"{which} the spec's epsilon (Keras's default is 1e-3)")
+    if "lstm" in kinds:
+        notes.append(
+            "LSTMs start with zero forget-gate biases (unit_forget_bias=False), as the spec's "
+            "initializers say"
+        )
+    return notes
 
 
 def _function_context(function: Function) -> dict[str, object]:

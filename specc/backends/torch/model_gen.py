@@ -30,6 +30,7 @@ state-dict order, and the activation `forward` applies after it.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,7 @@ from jinja2 import Environment
 
 from specc import ir
 from specc.backends.common import template_environment
-from specc.backends.common.block_code import Definition, Use, share
+from specc.backends.common.block_code import Definition, Use, repeated_call, share
 from specc.backends.common.code import (
     LINE_LIMIT,
     Code,
@@ -56,6 +57,7 @@ from specc.backends.common.code import (
 )
 from specc.backends.common.manifest import Entry, Manifest, Weight
 from specc.backends.naming import (
+    PYTHON_RESERVED,
     Namer,
     Step,
     candidates,
@@ -249,13 +251,21 @@ class Emission:
 
 
 @dataclass(frozen=True)
+class Repeated:
+    """The modules of a repeated call (`call * N`): N of one module, in an nn.ModuleList."""
+
+    module: str | ClassSpec
+    count: int
+
+
+@dataclass(frozen=True)
 class ClassSpec:
     """Everything the class template needs. Hashable: identical blocks share one class."""
 
     block: str  # the block's name; "" for the model class
     args: tuple[tuple[str, object], ...]
     doc: str
-    modules: tuple[tuple[str, str | ClassSpec], ...]
+    modules: tuple[tuple[str, str | ClassSpec | Repeated], ...]
     init: tuple[Line, ...]
     params: tuple[str, ...]
     forward: tuple[Line, ...]
@@ -754,12 +764,13 @@ class ClassBuilder:
     def __init__(self, module: ModuleBuilder, graph: ir.Graph, input_layouts: Sequence[Layout]):
         self.module, self.graph = module, graph
         self.held: dict[str, Held] = {}
-        self.modules: list[tuple[str, str | ClassSpec]] = []
+        self.modules: list[tuple[str, str | ClassSpec | Repeated]] = []
         self.init: list[Line] = []
         self.lines: list[Line] = []
         self.penalties: list[tuple[str, float, float]] = []
         self.entries: list[Entry] = []  # the manifest of this graph's layer nodes
         self.names = self._variable_names()
+        self.attributes = Namer()  # the names of this class's ModuleLists
         self.params = tuple(self.names[v.id] for v in graph.inputs)
         for value, layout in zip(graph.inputs, input_layouts, strict=True):
             self.held[value.id] = Held(
@@ -796,6 +807,84 @@ class ClassBuilder:
         self.held[value_id] = converted
         self.module.channels_first |= layout == "first"
         return converted
+
+    def add_all(self, nodes: Sequence[ir.Node]) -> None:
+        """Add `nodes` in order; a repeated call (`call * N`) whose repeats are the same
+        module becomes one nn.ModuleList and a loop (`add_repeated`)."""
+        index = 0
+        while index < len(nodes):
+            run = repeated_call(nodes, index)
+            if len(run) < 2 or not self.add_repeated(run):
+                run = [nodes[index]]
+                self.add(nodes[index])
+            index += len(run)
+
+    def add_repeated(self, run: Sequence[ir.Node]) -> bool:
+        """Add the nodes of one `call * N` as an nn.ModuleList of their modules, applied in a
+        loop, when each is the same module applied the same way to a value it replaces (the
+        variable it reads is the one it writes). False, having added nothing, when not."""
+        need = self._need(run[0])
+        first_in = self.held[run[0].inputs[0]]
+        layout = first_in.layout if need == "any" else _layout(need, first_in.shape)
+        var = first_in.var
+        if any(self.names[n.output.id] != var or n.output.shape != first_in.shape for n in run):
+            return False
+        attrs = [identifier(n.id) for n in run]
+        emissions = []
+        for node, attr in zip(run, attrs, strict=True):
+            held = Held(var, _layout(layout, node.output.shape), node.output.shape)
+            emission, out_layout = self._emission(node, attr, [held])
+            if out_layout != layout or emission.penalties:
+                return False
+            emissions.append(emission)
+        loop = self._loop_variable()
+        generic = [_generic(e, f"self.{a}", loop) for e, a in zip(emissions, attrs, strict=True)]
+        if any(g != generic[0] for g in generic):
+            return False
+        self._inputs(run[0].inputs, need)  # the first one's input, converted once
+        module, init, expr = generic[0]
+        kind = run[0].block if isinstance(run[0], ir.BlockNode) else run[0].layer.kind
+        word = "blocks" if isinstance(run[0], ir.BlockNode) else "layers"
+        holder = self.attributes.name(f"{identifier(kind)}_{word}")
+        self.modules.append((holder, Repeated(module, len(run))))
+        if init:
+            self.init.append(Line(f"for {loop} in self.{holder}:"))
+            self.init += [_indented(line) for line in init]
+        for position, (node, attr, emission) in enumerate(
+            zip(run, attrs, emissions, strict=True)
+        ):
+            out = node.output
+            held = Held(var, _layout(layout, out.shape), out.shape)
+            name = f"{holder}.{position}"
+            if isinstance(node, ir.BlockNode):
+                self.entries += [_inside(node.id, name, entry) for entry in emission.entries]
+            else:
+                self.entries.append(_renamed(_entry(node, attr, held.layout, emission), name))
+            self.held[out.id] = held
+        comment = shape_comment(run[-1].output.shape, layout)
+        self.lines += [
+            Line(f"for {loop} in self.{holder}:"),
+            Line(f"    {var} = {expr}", comment),
+        ]
+        return True
+
+    def _loop_variable(self) -> str:
+        """The loop's variable over a ModuleList: `layer`, unless the spec names a value so."""
+        taken = set(self.names.values()) | MODULE_NAMES
+        return next(c for c in candidates("layer", PYTHON_RESERVED) if c not in taken)
+
+    def _need(self, node: ir.Node) -> Need:
+        if isinstance(node, ir.BlockNode):
+            return self.module.block_input_layout(node)
+        return self.module.layers.rule(node).need
+
+    def _emission(self, node: ir.Node, attr: str, ins: list[Held]) -> tuple[Emission, Layout]:
+        """The node's share of its class, and the layout of its output, given its inputs."""
+        if isinstance(node, ir.BlockNode):
+            return self.module.block(node, attr, ins)
+        emission = self.module.layers.emit(node, attr, ins)
+        need = self.module.layers.rule(node).need
+        return emission, ins[0].layout if need == "any" else need
 
     def add(self, node: ir.Node) -> None:
         attr = identifier(node.id)
@@ -865,6 +954,27 @@ def _entry(node: ir.LayerNode, attr: str, layout: Layout, emission: Emission) ->
     return Entry((node.id,), node.layer.kind, attr, layout, emission.activation_outside, weights)
 
 
+def _renamed(entry: Entry, name: str) -> Entry:
+    """A layer node's manifest entry with its module at `name` (a place in a ModuleList)."""
+    weights = tuple(replace(w, holder=name + w.holder[len(entry.name):]) for w in entry.weights)
+    return replace(entry, name=name, weights=weights)
+
+
+def _generic(emission: Emission, me: str, loop: str) -> tuple[object, tuple[Line, ...], str]:
+    """What an emission is with its own attribute (`me`) written as the loop's variable: the
+    same for every repeat that a ModuleList can hold."""
+    init = tuple(replace(line, code=_swap(line.code, me, loop)) for line in emission.init)
+    return emission.module, init, _swap(emission.expr, me, loop)
+
+
+def _swap(code: str, me: str, loop: str) -> str:
+    return re.sub(rf"{re.escape(me)}\b", loop, code)
+
+
+def _indented(line: Line) -> Line:
+    return replace(line, code=f"    {line.code}")
+
+
 def _inside(block_id: str, attr: str, entry: Entry) -> Entry:
     """A block's manifest entry as seen from the class holding the block as `self.<attr>`."""
     weights = tuple(replace(w, holder=f"{attr}.{w.holder}") for w in entry.weights)
@@ -894,8 +1004,7 @@ class ModuleBuilder:
         try:
             with keeping_defaults():
                 builder = ClassBuilder(self, node.body, [x.layout for x in ins])
-                for body_node in node.body.nodes:
-                    builder.add(body_node)
+                builder.add_all(node.body.nodes)
         finally:
             self.layers.block = outer
         layout_out = builder.output_layout()
@@ -999,8 +1108,7 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
     graph = model.graph
     module.plan_padding(graph)
     builder = ClassBuilder(module, graph, ["last"] * len(graph.inputs))
-    for node in graph.nodes:
-        builder.add(node)
+    builder.add_all(graph.nodes)
     name = model_class_name(model)
     ins = ", ".join(f"{builder.names[v.id]} {shape_comment(v.shape, 'last')}" for v in graph.inputs)
     outs = ", ".join(
@@ -1104,7 +1212,8 @@ def _blocks_inside_out(blocks: Sequence[ClassSpec]) -> list[tuple[str, list[Clas
             return
         done.add(block)
         for spec in groups[block]:
-            for _, child in spec.modules:
+            for _, module in spec.modules:
+                child = module.module if isinstance(module, Repeated) else module
                 if isinstance(child, ClassSpec):
                     visit(child.block)
         ordered.append((block, groups[block]))
@@ -1120,8 +1229,13 @@ MODULES, INIT, FORWARD, RETURNS, PARAMS = range(5)
 
 def _use(spec: ClassSpec, constructors: dict[ClassSpec, str]) -> Use:
     """One use of a block (or the model) as block_code.share reads it."""
+    def constructor(module: str | ClassSpec) -> str:
+        return constructors[module] if isinstance(module, ClassSpec) else module
+
     modules = [
-        f"self.{attr} = {constructors[c] if isinstance(c, ClassSpec) else c}"
+        f"self.{attr} = nn.ModuleList({constructor(c.module)} for _ in range({c.count}))"
+        if isinstance(c, Repeated)
+        else f"self.{attr} = {constructor(c)}"
         for attr, c in spec.modules
     ]
     sections = [modules, [line.code for line in spec.init],
@@ -1159,7 +1273,7 @@ def _class_context(
             " uses differ in more than their numbers."
         )
     # Shape comments line up in a column, unless one long line would push it too far right.
-    column = min(max((len(line.code) for line in forward), default=0), 56)
+    column = min(max((len(line.code) for line in forward if line.comment), default=0), 56)
     terms = []
     for weight, l1, l2 in penalties:
         if l1:
@@ -1214,7 +1328,11 @@ def _break_call(code: str, room: int) -> list[str]:
         depth += {"(": 1, ")": -1}.get(char, 0)
         if depth == 0 and position < len(code) - 1:
             return [code]  # the first parenthesis closes early: no single call to break
-    return [code[: opening + 1], f"    {code[opening + 1 : -1]}", ")"]
+    inner = code[opening + 1 : -1]
+    if len(inner) + 4 > room and " for " in inner:  # a generator expression: its loop apart
+        element, loop = inner.rsplit(" for ", 1)
+        return [code[: opening + 1], f"    {element}", f"    for {loop}", ")"]
+    return [code[: opening + 1], f"    {inner}", ")"]
 
 
 def _imports(source: str) -> list[str]:
