@@ -1020,14 +1020,14 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
         builder=BUILDER,
         source=Path(model.file).name,
         from_keras=[name for name in IMPORTED[1:] if name in used],
-        notes=_naming_notes(model, bool(module.blocks)),
+        notes=_naming_notes(model, bool(module.blocks), "    for " in functions_source),
         helpers=helpers_source.strip(),
         functions=functions_source.strip(),
     )
     return source.rstrip() + "\n", Manifest("tensorflow", BUILDER, tuple(module.entries))
 
 
-def _naming_notes(model: ir.Model, has_blocks: bool) -> str:
+def _naming_notes(model: ir.Model, has_blocks: bool, has_loops: bool) -> str:
     """The module docstring's paragraph on layer names and on arguments that differ from
     the spec's on purpose: only what holds for this model's layers."""
     text = "Every layer is named after the spec's node (`conv2d_1`)"
@@ -1035,8 +1035,14 @@ def _naming_notes(model: ir.Model, has_blocks: bool) -> str:
         text += ", a block's layers after the block's node too (`residual_1__conv2d_1`)"
     text += (
         ": with `.` for `__`, the name of the PyTorch program's submodule with the same "
-        "weights."
+        "weights"
     )
+    if has_loops:
+        text += (
+            ", except where a loop builds the layers of a repeated call: PyTorch holds those "
+            "in a list, in the same order"
+        )
+    text += "."
     unlike = _unlike_the_spec({node.layer.kind for _, node in model.graph.walk()})
     if unlike:
         text += f" Arguments that look unlike the spec's on purpose: {'; '.join(unlike)}."

@@ -834,7 +834,7 @@ class ClassBuilder:
         for node, attr in zip(run, attrs, strict=True):
             held = Held(var, _layout(layout, node.output.shape), node.output.shape)
             emission, out_layout = self._emission(node, attr, [held])
-            if out_layout != layout or emission.penalties:
+            if out_layout != layout:
                 return False
             emissions.append(emission)
         loop = self._loop_variable()
@@ -856,6 +856,11 @@ class ClassBuilder:
             out = node.output
             held = Held(var, _layout(layout, out.shape), out.shape)
             name = f"{holder}.{position}"
+            # regularization() reaches the kernels of each repeat through the list.
+            self.penalties += [
+                (_swap(path, f"self.{attr}", f"self.{holder}[{position}]"), l1, l2)
+                for path, l1, l2 in emission.penalties
+            ]
             if isinstance(node, ir.BlockNode):
                 self.entries += [_inside(node.id, name, entry) for entry in emission.entries]
             else:

@@ -216,6 +216,17 @@ CASES: dict[str, str] = {
         """,
         blocks=BLOCKS,
     ),
+    "repeats": model_spec(
+        "input image: float[9, 9, 4]",
+        """
+        conv_bn(4) * 2
+        conv_bn(8, stride=2)
+        plain(8) * 2
+        dense(6) * 3
+        flatten()
+        """,
+        blocks=BLOCKS + "block plain(filters) {\n conv2d(filters, 3, padding=same)\n relu()\n}",
+    ),
     "python_names": model_spec(
         "input class: float[4]\ninput keras: float[4]",
         """
@@ -407,12 +418,18 @@ def test_keras_model_computes_the_torch_model_s_function(frameworks, tmp_path, c
     net = torch_network(frameworks, tmp_path, model)
     keras_model = getattr(import_source(tmp_path, render_model(model)), BUILDER)()
 
-    # Layer names: unique, and each weighted one is a PyTorch submodule with `.` for `__`.
+    # Layer names: unique, and each weighted one holds the weights of the PyTorch submodule
+    # that both manifests name for its node.
     names = [layer.name for layer in keras_model.layers]
     assert len(names) == len(set(names))
     weighted = {layer.name for layer in keras_model.layers if layer.weights}
     modules = dict(net.named_modules())
-    assert {name.replace("__", ".") for name in weighted} <= set(modules)
+    torch_names = {e.path: e.name for e in torch_gen.manifest(model).entries if e.weights}
+    keras_names = {e.path: {w.holder for w in e.weights}
+                   for e in model_gen.manifest(model).entries if e.weights}
+    assert set(torch_names) == set(keras_names)
+    assert set().union(*keras_names.values()) == weighted
+    assert set(torch_names.values()) <= set(modules)
 
     # Shapes, as Keras infers them: the IR's (`same`, `valid` and transposed sizes included).
     shapes = [tuple(y.shape[1:]) for y in keras_model.outputs]

@@ -178,7 +178,22 @@ MNIST = model_spec(
     """,
 )
 
+# Repeated calls (ModuleLists), with penalties inside; a block whose `same` padding is even
+# at one use and uneven at another (stride 2 on an odd size).
+REPEATS = model_spec(
+    "input image: float[9, 9, 4]",
+    """
+    conv_bn(4) * 2
+    conv_bn(8, stride=2)
+    residual(8) * 2
+    dense(6) * 3
+    flatten()
+    """,
+    blocks=BLOCKS,
+)
+
 ALL_SPECS = {
+    "repeats": REPEATS,
     "vision": VISION,
     "sequences": SEQUENCES,
     "unknown_sizes": UNKNOWN_SIZES,
