@@ -6,9 +6,10 @@ channels-last ([batch, height, width, channels] images, [batch, time, features] 
 
 Every layer is named after the spec's node (`conv2d_1`), a block's layers after the block's
 node too (`residual_1__conv2d_1`): with `.` for `__`, the name of the PyTorch program's
-submodule with the same weights. Arguments that look unlike the spec's on purpose: Keras's
-BatchNormalization momentum is the weight of the running average (1 - the spec's); batchnorm
-takes the spec's epsilon (Keras's default is 1e-3).
+submodule with the same weights, except where a loop builds the layers of a repeated call:
+PyTorch holds those in a list, in the same order. Arguments that look unlike the spec's on
+purpose: Keras's BatchNormalization momentum is the weight of the running average (1 - the
+spec's); batchnorm takes the spec's epsilon (Keras's default is 1e-3).
 """
 
 import keras

@@ -5,7 +5,8 @@
 channels-last ([batch, height, width, channels] images, [batch, time, features] sequences).
 
 Every layer is named after the spec's node (`conv2d_1`): with `.` for `__`, the name of the
-PyTorch program's submodule with the same weights.
+PyTorch program's submodule with the same weights, except where a loop builds the layers of a
+repeated call: PyTorch holds those in a list, in the same order.
 """
 
 import keras
