@@ -88,16 +88,6 @@ def _escape(character: str) -> str:
     return "\\u007f" if character == "\x7f" else json.dumps(character, ensure_ascii=True)[1:-1]
 
 
-def describe(value: object) -> str:
-    """A block argument for a docstring: numbers and words as written, other text elided
-    (a docstring never carries arbitrary spec text)."""
-    if isinstance(value, str):
-        return value if re.fullmatch(r"[A-Za-z0-9_.\-]*", value) else "..."
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(describe(v) for v in value) + "]"
-    return lit(value) if isinstance(value, (bool, int, float, type(None))) else "..."
-
-
 def call(function: str, *args: object, **kwargs: object) -> Code:
     """`function(args, key=value)`; values are literals (`lit`) unless they are `Code`.
     Keyword arguments given as None are left out, so callers pass None for defaults."""
@@ -125,7 +115,7 @@ def unless(value: object, default: object) -> object:
     While `keeping_defaults` is in effect, a `Defaulted` instead: the code of a block's use
     then keeps the keyword argument as a marker that records both, so that the uses of one
     block can be lined up argument by argument even where one of them leaves an argument
-    out (`stride=2` in one, the default stride in another). `resolve_defaults` turns the
+    out (`stride=2` in one, the default stride in another). `block_code.share` turns the
     markers back into source."""
     if _KEEP_DEFAULTS.get():
         return Defaulted(value, default)
@@ -146,7 +136,6 @@ class Defaulted:
 DEFAULT_OPEN, DEFAULT_SEPARATOR, DEFAULT_CLOSE = "\x01", "\x02", "\x03"
 _KEEP_DEFAULTS: ContextVar[bool] = ContextVar("keep_defaults", default=False)
 DEFAULT_MARKER = re.compile(r"\x01(\w+)=([^\x02]*)\x02([^\x03]*)\x03")
-_MARKER_WITH_COMMA = re.compile(r", \x01[^\x03]*\x03|\x01[^\x03]*\x03(, )?")
 
 
 @contextmanager
@@ -157,21 +146,6 @@ def keeping_defaults() -> Iterator[None]:
         yield
     finally:
         _KEEP_DEFAULTS.reset(token)
-
-
-def resolve_defaults(text: str) -> str:
-    """`text` with each kept default written as `unless` would have: `key=value`, or left
-    out with its comma when the value is the default."""
-
-    def written(match: re.Match[str]) -> str:
-        marker = DEFAULT_MARKER.search(match.group(0))
-        assert marker is not None
-        key, value, default = marker.groups()
-        if value == default:
-            return ""
-        return match.group(0).replace(marker.group(0), f"{key}={value}")
-
-    return _MARKER_WITH_COMMA.sub(written, text)
 
 
 def held_shape(shape: Sequence[int | None], layout: Layout) -> tuple[int | None, ...]:

@@ -13,10 +13,14 @@ on them):
   program's submodule holding the same weights (the manifest, `manifest`, lists both). A second
   layer that a node needs in Keras (explicit convolution padding, transposed-convolution
   cropping) has no weights and takes the node's name and a suffix (`conv2d_1_pad`).
-- One function per distinct block instantiation, `def residual(x, prefix)`, named after the
-  block (`residual_16`, `residual_32` when instantiations differ in one number, else
-  `residual`, `residual_2`, ...); identical instantiations share a function. `prefix` is the
-  block node's layer name, which the function's own layer names extend.
+- One function per spec block, `def conv_bn(x, filters, stride, name)`, named after the block
+  and written once for all its uses by `block_code.share`: the numbers that differ between
+  uses are its parameters, which each call passes by keyword, and `name` is the block node's
+  layer name, which the function's own layer names extend. Uses whose code differs in more
+  than numbers get a function each (`conv_bn_2`), as their docstrings say.
+- A repeated call (`call * N`) of one statement per repeat is a loop over the node numbers
+  (`for i in range(1, 3): x = residual(x, filters=16, name=f"residual_{i}")`), so layer
+  names stay those of the nodes.
 - Helpers, emitted when a model uses them (HELPERS order): `leaky_relu`, the `activation=` form
   of the spec's leaky_relu (slope 0.01; Keras's string default is 0.2);
   `TorchBatchNormalization`, the spec's batchnorm: Keras's BatchNormalization except that

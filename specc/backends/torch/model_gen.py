@@ -7,12 +7,19 @@ Conventions of the generated file (train.py, the parity tool and readers rely on
   order, and returns the output (a tuple in `output` order when there are several). Tensors
   that enter or leave it are in the spec's canonical layout, batch first and channels-last
   ([B, H, W, C] images, [B, T, F] sequences), so inputs and weights port to Keras unchanged.
-- One class per distinct block instantiation, named after the block: `Residual`, or
-  `Residual16` / `Residual2` when instantiations differ; identical ones share a class. A
-  block's `forward` takes its input in the layout its caller holds it in and returns its
-  output in the layout its body ends in; its docstring says which.
-- Submodules are attributes named by IR node ids (`self.conv2d_1`), so state-dict keys read
-  `conv2d_1.weight`, `residual_1.conv_bn_1.conv2d_1.weight`.
+- One class per spec block, named after the block (`Residual`), written once for all its
+  uses by `block_code.share`: the numbers that differ between uses (a block argument, an
+  input's channel count, a padding) are its constructor's parameters, and each use calls it
+  with its own (`ConvBn(in_channels=16, filters=32, stride=2)`). Uses whose code differs in
+  more than numbers get a class each (`ConvBn2`), as their docstrings say. A block's
+  `forward` takes its input in one layout at every use (`block_input_layout`; the caller
+  permutes first) and returns its output in the layout its body ends in; its docstring
+  says which.
+- A repeated call (`call * N`) whose repeats are the same module is an nn.ModuleList
+  (`self.residual_blocks`), applied in a loop; the manifest lists each repeat at its place
+  in the list (`residual_blocks.0`).
+- Other submodules are attributes named by IR node ids (`self.conv2d_1`), so state-dict keys
+  read `conv2d_1.weight`, `residual_1.conv_bn_1.conv2d_1.weight`.
 - Inside, convolution-family layers (and pooling, upsampling, batchnorm) run channels-first.
   The generator tracks the layout in which each value is held and permutes only where a layer
   needs the other one; axis arguments (softmax, concat) are canonical and remapped here.
