@@ -150,3 +150,11 @@ def test_repeats_are_a_module_list_and_a_loop() -> None:
     # Keras keeps its layer names: residual_2's layers are still named after it.
     keras_names = [entry.name for entry in keras_gen.manifest(model).entries]
     assert "residual_2__conv_bn_2__batchnorm_1" in keras_names
+
+
+def test_comments_on_shapes_of_different_ranks_say_less_rather_than_wrong() -> None:
+    uses = [Use([["x = f(x)"]], ["takes (B, 9, 3) and returns (B, 9, 8)"], {}),
+            Use([["x = f(x)"]], ["takes (B, 36) and returns (B, 3)"], {})]
+    assert share(uses, {})[0].comments == ["takes (B, ...) and returns (B, ...)"]
+    uses[1].comments = ["other words (B, 3)"]
+    assert share(uses, {})[0].comments == [""]

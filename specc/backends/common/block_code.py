@@ -39,6 +39,7 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _LITERAL_NAMES = frozenset({"True", "False", "None"})
+_SHAPE = re.compile(r"\(B(?:, [^()]*)?\)")  # a shape comment: (B, 8, 8, 16)
 
 
 @dataclass(frozen=True)
@@ -293,10 +294,12 @@ def _drop_marker_commas(line: list[Token | str]) -> list[Token | str]:
 def _shared_comment(texts: Sequence[str], values: Mapping[str, tuple[str, ...]],
                     params: Sequence[str]) -> str:
     """A comment that holds for every member: a number that differs between them is the
-    parameter with those values, else `?`; a comment whose words differ is left out."""
+    parameter with those values, else `?`; shapes of different ranks are `(B, ...)`, and a
+    comment whose words differ even so is left out."""
     parsed = [tokens(text) for text in texts]
     if len({tuple(t.key for t in p) for p in parsed}) > 1:
-        return ""
+        shapeless = {_SHAPE.sub("(B, ...)", text) for text in texts}
+        return shapeless.pop() if len(shapeless) == 1 else ""
     names = {values[p]: p for p in params}
     out = []
     for index, token in enumerate(parsed[0]):

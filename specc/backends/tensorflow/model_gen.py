@@ -922,7 +922,8 @@ class ModuleBuilder:
             members = [keys[m] for m in definition.members]
             for key, arguments in zip(members, definition.arguments, strict=True):
                 self.calls[key] = (name, tuple(f"{p}={v}" for p, v in arguments.items()))
-            doc = definition.comments[0]
+            # (Uses whose docstrings differ in their words leave it empty.)
+            doc = definition.comments[0] or f"The `{identifier(block)}` block."
             if len(definitions) > 1:
                 doc += (
                     f" One of {len(definitions)} functions for this block (this is number "

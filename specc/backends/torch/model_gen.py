@@ -1204,6 +1204,8 @@ def _share_classes(
                 constructors[specs[member]] = f"{name}({given})"
             variant = (index + 1, len(definitions)) if len(definitions) > 1 else None
             first = min(position[specs[m]] for m in definition.members)
+            if not definition.comments[0]:  # its uses' docstrings differ in their words
+                definition.comments[0] = f"The `{identifier(block)}` block."
             classes.append((first, _class_context(definition, name, variant)))
     (model,) = share([_use(model_spec, constructors)], POSITIONAL)
     return [c for _, c in sorted(classes, key=lambda c: c[0])] + [
