@@ -90,6 +90,7 @@ Need = Literal["first", "last", "any"]
 IMPORTED = ("math", "torch", "nn", "F")
 HELPERS = (
     "truncated_normal_",
+    "variance_scaling_",
     "same_padding",
     "average_inside",
     "final_state",
@@ -98,7 +99,10 @@ HELPERS = (
     "TransformerEncoder",
 )
 # Helpers that use other helpers.
-HELPER_NEEDS = {"TransformerEncoder": ("MultiheadAttention",)}
+HELPER_NEEDS = {
+    "TransformerEncoder": ("MultiheadAttention",),
+    "variance_scaling_": ("truncated_normal_",),
+}
 MODULE_NAMES = frozenset(IMPORTED + HELPERS)
 
 # Keras's VarianceScaling initializers: name → (scale, fan mode, distribution).
@@ -219,6 +223,9 @@ def init_statement(
             f"nn.init.uniform_({weight}, {-limit!r}, {limit!r})",
             f"{initializer} with Keras's fans of a {list(keras_shape)} kernel",
         )
+    if fan == _fan(mode, torch_fans(torch_shape)):
+        # The helper reads the fan off the weight, so a block's class needs no number per use.
+        return Line(f"variance_scaling_({weight}, {scale!r}, {lit(mode)})", initializer)
     std = math.sqrt(scale / fan) / TRUNCATION_CORRECTION
     return Line(
         f"truncated_normal_({weight}, std={std!r})",
@@ -1343,10 +1350,31 @@ def _break_call(code: str, room: int) -> list[str]:
         if depth == 0 and position < len(code) - 1:
             return [code]  # the first parenthesis closes early: no single call to break
     inner = code[opening + 1 : -1]
-    if len(inner) + 4 > room and " for " in inner:  # a generator expression: its loop apart
+    if len(inner) + 4 <= room:
+        return [code[: opening + 1], f"    {inner}", ")"]
+    if " for " in inner:  # a generator expression: its loop apart
         element, loop = inner.rsplit(" for ", 1)
         return [code[: opening + 1], f"    {element}", f"    for {loop}", ")"]
-    return [code[: opening + 1], f"    {inner}", ")"]
+    return [code[: opening + 1], *(f"    {arg}," for arg in _arguments(inner)), ")"]
+
+
+def _arguments(inner: str) -> list[str]:
+    """The arguments of a call, given the text between its parentheses: split at the commas
+    outside any bracket or string."""
+    args, depth, start, quote = [], 0, 0, ""
+    for position, char in enumerate(inner):
+        if quote:
+            quote = "" if char == quote and inner[position - 1] != "\\" else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            args.append(inner[start:position].strip())
+            start = position + 1
+    return [*args, inner[start:].strip()]
 
 
 def _imports(source: str) -> list[str]:
