@@ -158,3 +158,9 @@ def test_comments_on_shapes_of_different_ranks_say_less_rather_than_wrong() -> N
     assert share(uses, {})[0].comments == ["takes (B, ...) and returns (B, ...)"]
     uses[1].comments = ["other words (B, 3)"]
     assert share(uses, {})[0].comments == [""]
+
+
+def test_a_value_equal_to_its_default_is_left_out_whatever_its_spelling() -> None:
+    with keeping_defaults():
+        penalty = call("L1L2", l1=unless(0.0, 0), l2=unless(1e-4, 0))
+    assert share([Use([[penalty]], [""], {})], {})[0].render(0) == ["L1L2(l2=0.0001)"]

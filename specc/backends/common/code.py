@@ -99,8 +99,10 @@ def call(function: str, *args: object, **kwargs: object) -> Code:
 def keyword_argument(key: str, value: object) -> str:
     """`key=value` as source; a `Defaulted` value as a default marker (see `unless`)."""
     if isinstance(value, Defaulted):
-        return f"{DEFAULT_OPEN}{key}={lit(value.value)}{DEFAULT_SEPARATOR}{lit(value.default)}" \
-            f"{DEFAULT_CLOSE}"
+        # A value equal to its default is written as the default, so that comparing the
+        # two texts says what `unless` would (0.0 is the default 0).
+        default = lit(value.value) if value.value == value.default else lit(value.default)
+        return f"{DEFAULT_OPEN}{key}={lit(value.value)}{DEFAULT_SEPARATOR}{default}{DEFAULT_CLOSE}"
     return f"{key}={lit(value)}"
 
 

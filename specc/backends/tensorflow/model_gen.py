@@ -735,7 +735,9 @@ def _numbered(statement: Statement, node_id: str, spelled: str) -> Statement:
     """`statement` with its layer name (a string naming `node_id`) written as an f-string
     in which `spelled` stands for the node id."""
     def respell(arg: str) -> str:
-        renamed = re.sub(rf"(?<!\w){re.escape(node_id)}(?=[\"_])", spelled, arg)
+        # The id after the quote that opens the name, or after the separator of a prefix.
+        pattern = rf'(?:(?<=")|(?<={SEPARATOR})){re.escape(node_id)}(?=["_])'
+        renamed = re.sub(pattern, spelled, arg)
         if renamed != arg and '="' in renamed and 'f"' not in renamed:
             renamed = renamed.replace('="', '=f"', 1)
         elif renamed != arg and renamed.startswith('"'):
