@@ -164,3 +164,18 @@ def test_a_value_equal_to_its_default_is_left_out_whatever_its_spelling() -> Non
     with keeping_defaults():
         penalty = call("L1L2", l1=unless(0.0, 0), l2=unless(1e-4, 0))
     assert share([Use([[penalty]], [""], {})], {})[0].render(0) == ["L1L2(l2=0.0001)"]
+
+
+def test_repeats_inside_a_block_loop_too() -> None:
+    model = specc.load(ROOT / "tests" / "architectures" / "resnet20.spec").models[0]
+    torch_source = torch_gen.render_model(model)
+    stage = torch_source[torch_source.index("class Stage(") :]
+    assert "self.residual_blocks = nn.ModuleList(Residual(filters=filters) for _ in range(2))" in (
+        stage
+    )
+    keras_source = keras_gen.render_model(model)
+    stage = keras_source[keras_source.index("def stage(") :]
+    assert 'for i in range(1, 3):\n        x = residual(x, filters=filters, name=f"{name}__' \
+        'residual_{i}")' in stage
+    # Per-use numbers a class could compute itself never reach it: no initializer's std.
+    assert "std" not in torch_source.split("class ConvBn(")[1].split("class ")[0]
