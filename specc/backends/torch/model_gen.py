@@ -1199,10 +1199,13 @@ def _share_classes(
     constructors: dict[ClassSpec, str] = {}  # a block use → its constructor call
     classes: list[tuple[int, dict[str, object]]] = []
     position = {spec: index for index, spec in enumerate(blocks)}
-    for block, specs in _blocks_inside_out(blocks):
+    ordered = _blocks_inside_out(blocks)
+    # A constructor's parameter never shadows a class that its __init__ may call.
+    class_names = {pascal_case(block) for block, _ in ordered} | {model_name}
+    for block, specs in ordered:
         uses = [_use(spec, constructors) for spec in specs]
         attributes = {attr for spec in specs for attr, _ in spec.modules}
-        reserved = MODULE_NAMES | MODULE_ATTRIBUTES | attributes
+        reserved = MODULE_NAMES | MODULE_ATTRIBUTES | attributes | class_names
         definitions = share(uses, POSITIONAL, frozenset(reserved))
         for index, definition in enumerate(definitions):
             name = namer.name(pascal_case(block))
