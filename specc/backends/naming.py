@@ -21,7 +21,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 # Names a generated identifier must never shadow, whatever the backend.
@@ -142,20 +142,3 @@ def variable_names(
         names[step.value] = variable
         holds[variable] = step.value
     return names
-
-
-def variant_suffixes(variants: Sequence[Mapping[str, object]]) -> list[str]:
-    """Suffixes that tell apart the distinct instantiations of one block, given each one's
-    arguments: the value of the one argument that differs, when those values are distinct
-    non-negative integers (`16`, `32`); else "" for every one, and the caller's Namer numbers
-    them in order (`residual`, `residual_2`)."""
-    if len(variants) < 2:
-        return [""] * len(variants)
-    keys = list(variants[0])
-    differing = [k for k in keys if len({repr(v.get(k)) for v in variants}) > 1]
-    if len(differing) == 1:
-        values = [v.get(differing[0]) for v in variants]
-        numbers = all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in values)
-        if numbers and len(set(values)) == len(values):
-            return [str(x) for x in values]
-    return [""] * len(variants)

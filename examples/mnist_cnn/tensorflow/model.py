@@ -4,12 +4,8 @@
 `build_model()` returns it as a functional keras.Model. Tensors are batch first and
 channels-last ([batch, height, width, channels] images, [batch, time, features] sequences).
 
-Every layer is named after the spec's node (`conv2d_1`), a block's layers after the block's
-node too (`residual_1__conv2d_1`): with `.` for `__`, the name of the PyTorch program's
-submodule with the same weights. Arguments that look unlike the spec's on purpose: Keras's
-BatchNormalization momentum is the weight of the running average (1 - the spec's), both
-normalizations take the spec's epsilon (Keras's default is 1e-3), and LSTMs start with zero
-forget-gate biases (unit_forget_bias=False), as the spec's initializers say.
+Every layer is named after the spec's node (`conv2d_1`): with `.` for `__`, the name of the
+PyTorch program's submodule with the same weights.
 """
 
 import keras

@@ -6,10 +6,10 @@ channels-last ([batch, height, width, channels] images, [batch, time, features] 
 
 Every layer is named after the spec's node (`conv2d_1`), a block's layers after the block's
 node too (`residual_1__conv2d_1`): with `.` for `__`, the name of the PyTorch program's
-submodule with the same weights. Arguments that look unlike the spec's on purpose: Keras's
-BatchNormalization momentum is the weight of the running average (1 - the spec's), both
-normalizations take the spec's epsilon (Keras's default is 1e-3), and LSTMs start with zero
-forget-gate biases (unit_forget_bias=False), as the spec's initializers say.
+submodule with the same weights, except where a loop builds the layers of a repeated call:
+PyTorch holds those in a list, in the same order. Arguments that look unlike the spec's on
+purpose: Keras's BatchNormalization momentum is the weight of the running average (1 - the
+spec's); batchnorm takes the spec's epsilon (Keras's default is 1e-3).
 """
 
 import keras
@@ -41,102 +41,55 @@ class TorchBatchNormalization(layers.BatchNormalization):
         return ops.cast(y, self.compute_dtype)
 
 
-def conv_bn(x, prefix):
-    """The `conv_bn` block (filters=16, stride=1): takes (B, 8, 8, 1) and returns (B, 8, 8, 16);
-    its layers' names start with `prefix`."""
+def conv_bn(x, filters, stride, name):
+    """The `conv_bn` block: takes (B, ?, ?, ?) and returns (B, ?, ?, filters); its layers' names
+    start with `name`."""
     x = layers.Conv2D(
-        16, 3, padding="same", use_bias=False, name=f"{prefix}__conv2d_1"
-    )(x)  # (B, 8, 8, 16)
+        filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}__conv2d_1"
+    )(x)  # (B, ?, ?, filters)
     x = TorchBatchNormalization(
-        momentum=0.9, epsilon=1e-05, name=f"{prefix}__batchnorm_1"
-    )(x)  # (B, 8, 8, 16)
+        momentum=0.9, epsilon=1e-05, name=f"{name}__batchnorm_1"
+    )(x)  # (B, ?, ?, filters)
     return x
 
 
-def conv_bn_2(x, prefix):
-    """The `conv_bn` block (filters=16, stride=1): takes (B, 8, 8, 16) and returns (B, 8, 8, 16);
-    its layers' names start with `prefix`."""
-    x = layers.Conv2D(
-        16, 3, padding="same", use_bias=False, name=f"{prefix}__conv2d_1"
-    )(x)  # (B, 8, 8, 16)
-    x = TorchBatchNormalization(
-        momentum=0.9, epsilon=1e-05, name=f"{prefix}__batchnorm_1"
-    )(x)  # (B, 8, 8, 16)
-    return x
-
-
-def residual_16(in_, prefix):
-    """The `residual` block (filters=16): takes (B, 8, 8, 16) and returns (B, 8, 8, 16); its
-    layers' names start with `prefix`."""
-    x = conv_bn_2(in_, f"{prefix}__conv_bn_1")                    # (B, 8, 8, 16)
-    x = layers.Activation("relu", name=f"{prefix}__relu_1")(x)    # (B, 8, 8, 16)
-    h = conv_bn_2(x, f"{prefix}__conv_bn_2")                      # (B, 8, 8, 16)
-    x = layers.Add(name=f"{prefix}__add_1")([in_, h])             # (B, 8, 8, 16)
-    out = layers.Activation("relu", name=f"{prefix}__relu_2")(x)  # (B, 8, 8, 16)
+def residual(in_, filters, name):
+    """The `residual` block: takes (B, ?, ?, filters) and returns (B, ?, ?, filters); its layers'
+    names start with `name`."""
+    x = conv_bn(in_, filters=filters, stride=1, name=f"{name}__conv_bn_1")  # (B, ?, ?, filters)
+    x = layers.Activation("relu", name=f"{name}__relu_1")(x)      # (B, ?, ?, filters)
+    h = conv_bn(x, filters=filters, stride=1, name=f"{name}__conv_bn_2")  # (B, ?, ?, filters)
+    x = layers.Add(name=f"{name}__add_1")([in_, h])               # (B, ?, ?, filters)
+    out = layers.Activation("relu", name=f"{name}__relu_2")(x)    # (B, ?, ?, filters)
     return out
 
 
-def conv_bn_3(x, prefix):
-    """The `conv_bn` block (filters=32, stride=2): takes (B, 8, 8, 16) and returns (B, 4, 4, 32);
-    its layers' names start with `prefix`."""
+def downsample(in_, name):
+    """The `downsample` block: takes (B, 8, 8, 16) and returns (B, 4, 4, 32); its layers' names
+    start with `name`."""
+    x = conv_bn(in_, filters=32, stride=2, name=f"{name}__conv_bn_1")  # (B, 4, 4, 32)
+    x = layers.Activation("relu", name=f"{name}__relu_1")(x)      # (B, 4, 4, 32)
+    h = conv_bn(x, filters=32, stride=1, name=f"{name}__conv_bn_2")  # (B, 4, 4, 32)
     x = layers.Conv2D(
-        32, 3, strides=2, padding="same", use_bias=False, name=f"{prefix}__conv2d_1"
-    )(x)  # (B, 4, 4, 32)
-    x = TorchBatchNormalization(
-        momentum=0.9, epsilon=1e-05, name=f"{prefix}__batchnorm_1"
-    )(x)  # (B, 4, 4, 32)
-    return x
-
-
-def conv_bn_4(x, prefix):
-    """The `conv_bn` block (filters=32, stride=1): takes (B, 4, 4, 32) and returns (B, 4, 4, 32);
-    its layers' names start with `prefix`."""
-    x = layers.Conv2D(
-        32, 3, padding="same", use_bias=False, name=f"{prefix}__conv2d_1"
-    )(x)  # (B, 4, 4, 32)
-    x = TorchBatchNormalization(
-        momentum=0.9, epsilon=1e-05, name=f"{prefix}__batchnorm_1"
-    )(x)  # (B, 4, 4, 32)
-    return x
-
-
-def downsample(in_, prefix):
-    """The `downsample` block (filters=32): takes (B, 8, 8, 16) and returns (B, 4, 4, 32); its
-    layers' names start with `prefix`."""
-    x = conv_bn_3(in_, f"{prefix}__conv_bn_1")                    # (B, 4, 4, 32)
-    x = layers.Activation("relu", name=f"{prefix}__relu_1")(x)    # (B, 4, 4, 32)
-    h = conv_bn_4(x, f"{prefix}__conv_bn_2")                      # (B, 4, 4, 32)
-    x = layers.Conv2D(
-        32, 1, strides=2, use_bias=False, name=f"{prefix}__conv2d_1"
+        32, 1, strides=2, use_bias=False, name=f"{name}__conv2d_1"
     )(in_)  # (B, 4, 4, 32)
     shortcut = TorchBatchNormalization(
-        momentum=0.9, epsilon=1e-05, name=f"{prefix}__batchnorm_1"
+        momentum=0.9, epsilon=1e-05, name=f"{name}__batchnorm_1"
     )(x)  # (B, 4, 4, 32)
-    x = layers.Add(name=f"{prefix}__add_1")([shortcut, h])        # (B, 4, 4, 32)
-    out = layers.Activation("relu", name=f"{prefix}__relu_2")(x)  # (B, 4, 4, 32)
-    return out
-
-
-def residual_32(in_, prefix):
-    """The `residual` block (filters=32): takes (B, 4, 4, 32) and returns (B, 4, 4, 32); its
-    layers' names start with `prefix`."""
-    x = conv_bn_4(in_, f"{prefix}__conv_bn_1")                    # (B, 4, 4, 32)
-    x = layers.Activation("relu", name=f"{prefix}__relu_1")(x)    # (B, 4, 4, 32)
-    h = conv_bn_4(x, f"{prefix}__conv_bn_2")                      # (B, 4, 4, 32)
-    x = layers.Add(name=f"{prefix}__add_1")([in_, h])             # (B, 4, 4, 32)
-    out = layers.Activation("relu", name=f"{prefix}__relu_2")(x)  # (B, 4, 4, 32)
+    x = layers.Add(name=f"{name}__add_1")([shortcut, h])          # (B, 4, 4, 32)
+    out = layers.Activation("relu", name=f"{name}__relu_2")(x)    # (B, 4, 4, 32)
     return out
 
 
 def build_model() -> keras.Model:
     """The `resnet` model: takes image (B, 8, 8, 1) and returns x (B, 10)."""
     image = keras.Input(shape=(8, 8, 1), name="image")            # (B, 8, 8, 1)
-    x = conv_bn(image, "conv_bn_1")                               # (B, 8, 8, 16)
+    x = conv_bn(image, filters=16, stride=1, name="conv_bn_1")    # (B, 8, 8, 16)
     x = layers.Activation("relu", name="relu_1")(x)               # (B, 8, 8, 16)
-    x = residual_16(x, "residual_1")                              # (B, 8, 8, 16)
-    x = residual_16(x, "residual_2")                              # (B, 8, 8, 16)
-    x = downsample(x, "downsample_1")                             # (B, 4, 4, 32)
-    x = residual_32(x, "residual_3")                              # (B, 4, 4, 32)
+    for i in range(1, 3):
+        x = residual(x, filters=16, name=f"residual_{i}")         # (B, 8, 8, 16)
+    x = downsample(x, name="downsample_1")                        # (B, 4, 4, 32)
+    x = residual(x, filters=32, name="residual_3")                # (B, 4, 4, 32)
     x = layers.GlobalAveragePooling2D(name="global_avgpool2d_1")(x)  # (B, 32)
     x = layers.Dense(10, name="dense_1")(x)                       # (B, 10)
     return keras.Model(inputs=image, outputs=x, name="resnet")

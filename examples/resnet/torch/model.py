@@ -16,14 +16,15 @@ from torch import nn
 
 
 class ConvBn(nn.Module):
-    """The `conv_bn` block (filters=16, stride=1): takes channels-last (B, 8, 8, 1) tensors and
-    returns channels-first (B, 16, 8, 8) tensors.
+    """The `conv_bn` block: takes channels-first (B, in_channels, ?, ?) tensors and returns
+    channels-first (B, filters, ?, ?) tensors.
     """
 
-    def __init__(self):
+    def __init__(self, in_channels, filters, stride, padding):
         super().__init__()
-        self.conv2d_1 = nn.Conv2d(1, 16, kernel_size=3, padding=1, bias=False)
-        self.batchnorm_1 = nn.BatchNorm2d(16)
+        self.padding = padding
+        self.conv2d_1 = nn.Conv2d(in_channels, filters, kernel_size=3, stride=stride, bias=False)
+        self.batchnorm_1 = nn.BatchNorm2d(filters)
         self._init_weights()
 
     def _init_weights(self):
@@ -31,103 +32,43 @@ class ConvBn(nn.Module):
         nn.init.xavier_uniform_(self.conv2d_1.weight)
 
     def forward(self, x):
-        x = x.permute(0, 3, 1, 2)  # (B, 1, 8, 8) channels-first
-        x = self.conv2d_1(x)       # (B, 16, 8, 8)
-        x = self.batchnorm_1(x)    # (B, 16, 8, 8)
+        x = self.conv2d_1(F.pad(x, self.padding))  # (B, filters, ?, ?)
+        x = self.batchnorm_1(x)                    # (B, filters, ?, ?)
         return x
 
 
-class ConvBn2(nn.Module):
-    """The `conv_bn` block (filters=16, stride=1): takes channels-first (B, 16, 8, 8) tensors and
-    returns channels-first (B, 16, 8, 8) tensors.
+class Residual(nn.Module):
+    """The `residual` block: takes channels-first (B, filters, ?, ?) tensors and returns
+    channels-first (B, filters, ?, ?) tensors.
     """
 
-    def __init__(self):
+    def __init__(self, filters):
         super().__init__()
-        self.conv2d_1 = nn.Conv2d(16, 16, kernel_size=3, padding=1, bias=False)
-        self.batchnorm_1 = nn.BatchNorm2d(16)
-        self._init_weights()
-
-    def _init_weights(self):
-        # Keras's initializers: part of the spec's meaning, and torch's defaults differ.
-        nn.init.xavier_uniform_(self.conv2d_1.weight)
-
-    def forward(self, x):
-        x = self.conv2d_1(x)     # (B, 16, 8, 8)
-        x = self.batchnorm_1(x)  # (B, 16, 8, 8)
-        return x
-
-
-class Residual16(nn.Module):
-    """The `residual` block (filters=16): takes channels-first (B, 16, 8, 8) tensors and returns
-    channels-first (B, 16, 8, 8) tensors.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.conv_bn_1 = ConvBn2()
-        self.conv_bn_2 = ConvBn2()
+        self.conv_bn_1 = ConvBn(
+            in_channels=filters, filters=filters, stride=1, padding=(1, 1, 1, 1)
+        )
+        self.conv_bn_2 = ConvBn(
+            in_channels=filters, filters=filters, stride=1, padding=(1, 1, 1, 1)
+        )
 
     def forward(self, in_):
-        x = self.conv_bn_1(in_)  # (B, 16, 8, 8)
-        x = F.relu(x)            # (B, 16, 8, 8)
-        h = self.conv_bn_2(x)    # (B, 16, 8, 8)
-        x = in_ + h              # (B, 16, 8, 8)
-        out = F.relu(x)          # (B, 16, 8, 8)
+        x = self.conv_bn_1(in_)  # (B, filters, ?, ?)
+        x = F.relu(x)            # (B, filters, ?, ?)
+        h = self.conv_bn_2(x)    # (B, filters, ?, ?)
+        x = in_ + h              # (B, filters, ?, ?)
+        out = F.relu(x)          # (B, filters, ?, ?)
         return out
 
 
-class ConvBn3(nn.Module):
-    """The `conv_bn` block (filters=32, stride=2): takes channels-first (B, 16, 8, 8) tensors and
-    returns channels-first (B, 32, 4, 4) tensors.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.conv2d_1 = nn.Conv2d(16, 32, kernel_size=3, stride=2, bias=False)
-        self.batchnorm_1 = nn.BatchNorm2d(32)
-        self._init_weights()
-
-    def _init_weights(self):
-        # Keras's initializers: part of the spec's meaning, and torch's defaults differ.
-        nn.init.xavier_uniform_(self.conv2d_1.weight)
-
-    def forward(self, x):
-        x = self.conv2d_1(F.pad(x, (0, 1, 0, 1)))  # (B, 32, 4, 4)
-        x = self.batchnorm_1(x)                    # (B, 32, 4, 4)
-        return x
-
-
-class ConvBn4(nn.Module):
-    """The `conv_bn` block (filters=32, stride=1): takes channels-first (B, 32, 4, 4) tensors and
-    returns channels-first (B, 32, 4, 4) tensors.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.conv2d_1 = nn.Conv2d(32, 32, kernel_size=3, padding=1, bias=False)
-        self.batchnorm_1 = nn.BatchNorm2d(32)
-        self._init_weights()
-
-    def _init_weights(self):
-        # Keras's initializers: part of the spec's meaning, and torch's defaults differ.
-        nn.init.xavier_uniform_(self.conv2d_1.weight)
-
-    def forward(self, x):
-        x = self.conv2d_1(x)     # (B, 32, 4, 4)
-        x = self.batchnorm_1(x)  # (B, 32, 4, 4)
-        return x
-
-
 class Downsample(nn.Module):
-    """The `downsample` block (filters=32): takes channels-first (B, 16, 8, 8) tensors and returns
+    """The `downsample` block: takes channels-first (B, 16, 8, 8) tensors and returns
     channels-first (B, 32, 4, 4) tensors.
     """
 
     def __init__(self):
         super().__init__()
-        self.conv_bn_1 = ConvBn3()
-        self.conv_bn_2 = ConvBn4()
+        self.conv_bn_1 = ConvBn(in_channels=16, filters=32, stride=2, padding=(0, 1, 0, 1))
+        self.conv_bn_2 = ConvBn(in_channels=32, filters=32, stride=1, padding=(1, 1, 1, 1))
         self.conv2d_1 = nn.Conv2d(16, 32, kernel_size=1, stride=2, bias=False)
         self.batchnorm_1 = nn.BatchNorm2d(32)
         self._init_weights()
@@ -147,35 +88,15 @@ class Downsample(nn.Module):
         return out
 
 
-class Residual32(nn.Module):
-    """The `residual` block (filters=32): takes channels-first (B, 32, 4, 4) tensors and returns
-    channels-first (B, 32, 4, 4) tensors.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.conv_bn_1 = ConvBn4()
-        self.conv_bn_2 = ConvBn4()
-
-    def forward(self, in_):
-        x = self.conv_bn_1(in_)  # (B, 32, 4, 4)
-        x = F.relu(x)            # (B, 32, 4, 4)
-        h = self.conv_bn_2(x)    # (B, 32, 4, 4)
-        x = in_ + h              # (B, 32, 4, 4)
-        out = F.relu(x)          # (B, 32, 4, 4)
-        return out
-
-
 class Resnet(nn.Module):
     """The `resnet` model: takes image (B, 8, 8, 1) and returns x (B, 10), channels-last."""
 
     def __init__(self):
         super().__init__()
-        self.conv_bn_1 = ConvBn()
-        self.residual_1 = Residual16()
-        self.residual_2 = Residual16()
+        self.conv_bn_1 = ConvBn(in_channels=1, filters=16, stride=1, padding=(1, 1, 1, 1))
+        self.residual_blocks = nn.ModuleList(Residual(filters=16) for _ in range(2))
         self.downsample_1 = Downsample()
-        self.residual_3 = Residual32()
+        self.residual_3 = Residual(filters=32)
         self.dense_1 = nn.Linear(32, 10)
         self._init_weights()
 
@@ -185,12 +106,13 @@ class Resnet(nn.Module):
         nn.init.zeros_(self.dense_1.bias)
 
     def forward(self, image):
-        x = self.conv_bn_1(image)  # (B, 16, 8, 8)
-        x = F.relu(x)              # (B, 16, 8, 8)
-        x = self.residual_1(x)     # (B, 16, 8, 8)
-        x = self.residual_2(x)     # (B, 16, 8, 8)
-        x = self.downsample_1(x)   # (B, 32, 4, 4)
-        x = self.residual_3(x)     # (B, 32, 4, 4)
-        x = x.mean(dim=(2, 3))     # (B, 32)
-        x = self.dense_1(x)        # (B, 10)
+        image = image.permute(0, 3, 1, 2)  # (B, 1, 8, 8) channels-first
+        x = self.conv_bn_1(image)          # (B, 16, 8, 8)
+        x = F.relu(x)                      # (B, 16, 8, 8)
+        for layer in self.residual_blocks:
+            x = layer(x)                   # (B, 16, 8, 8)
+        x = self.downsample_1(x)           # (B, 32, 4, 4)
+        x = self.residual_3(x)             # (B, 32, 4, 4)
+        x = x.mean(dim=(2, 3))             # (B, 32)
+        x = self.dense_1(x)                # (B, 10)
         return x

@@ -4,12 +4,9 @@
 `build_model()` returns it as a functional keras.Model. Tensors are batch first and
 channels-last ([batch, height, width, channels] images, [batch, time, features] sequences).
 
-Every layer is named after the spec's node (`conv2d_1`), a block's layers after the block's
-node too (`residual_1__conv2d_1`): with `.` for `__`, the name of the PyTorch program's
-submodule with the same weights. Arguments that look unlike the spec's on purpose: Keras's
-BatchNormalization momentum is the weight of the running average (1 - the spec's), both
-normalizations take the spec's epsilon (Keras's default is 1e-3), and LSTMs start with zero
-forget-gate biases (unit_forget_bias=False), as the spec's initializers say.
+Every layer is named after the spec's node (`conv2d_1`): with `.` for `__`, the name of the
+PyTorch program's submodule with the same weights, except where a loop builds the layers of a
+repeated call: PyTorch holds those in a list, in the same order.
 """
 
 import keras
@@ -90,8 +87,8 @@ def build_model() -> keras.Model:
     tokens = keras.Input(shape=(200,), dtype="int64", name="tokens")  # (B, 200)
     x = layers.Embedding(20000, 64, name="embedding_1")(tokens)   # (B, 200, 64)
     x = PositionalEmbedding(200, name="positional_embedding_1")(x)  # (B, 200, 64)
-    x = transformer_encoder(x, "transformer_encoder_1", heads=4, ff=256)  # (B, 200, 64)
-    x = transformer_encoder(x, "transformer_encoder_2", heads=4, ff=256)  # (B, 200, 64)
+    for i in range(1, 3):
+        x = transformer_encoder(x, f"transformer_encoder_{i}", heads=4, ff=256)  # (B, 200, 64)
     x = layers.GlobalAveragePooling1D(name="global_avgpool1d_1")(x)  # (B, 64)
     x = layers.Dropout(0.1, name="dropout_1")(x)                  # (B, 64)
     x = layers.Dense(2, name="dense_1")(x)                        # (B, 2)

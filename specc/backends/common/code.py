@@ -15,7 +15,10 @@ import json
 import math
 import re
 import tokenize
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Literal
 
 LINE_LIMIT = 100  # the project's ruff line length, which generated code keeps too
@@ -33,6 +36,8 @@ def lit(value: object) -> str:
     """`value` as a Python literal that evaluates back to it; only plain data passes."""
     if isinstance(value, Code):
         return value
+    if isinstance(value, Defaulted):
+        return lit(value.value)
     if isinstance(value, str):
         quoted = repr(value)
         # Double quotes, as the rest of the file, when that needs no escaping.
@@ -83,22 +88,22 @@ def _escape(character: str) -> str:
     return "\\u007f" if character == "\x7f" else json.dumps(character, ensure_ascii=True)[1:-1]
 
 
-def describe(value: object) -> str:
-    """A block argument for a docstring: numbers and words as written, other text elided
-    (a docstring never carries arbitrary spec text)."""
-    if isinstance(value, str):
-        return value if re.fullmatch(r"[A-Za-z0-9_.\-]*", value) else "..."
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(describe(v) for v in value) + "]"
-    return lit(value) if isinstance(value, (bool, int, float, type(None))) else "..."
-
-
 def call(function: str, *args: object, **kwargs: object) -> Code:
     """`function(args, key=value)`; values are literals (`lit`) unless they are `Code`.
     Keyword arguments given as None are left out, so callers pass None for defaults."""
     parts = [lit(a) for a in args]
-    parts += [f"{key}={lit(value)}" for key, value in kwargs.items() if value is not None]
+    parts += [keyword_argument(key, value) for key, value in kwargs.items() if value is not None]
     return Code(f"{function}({', '.join(parts)})")
+
+
+def keyword_argument(key: str, value: object) -> str:
+    """`key=value` as source; a `Defaulted` value as a default marker (see `unless`)."""
+    if isinstance(value, Defaulted):
+        # A value equal to its default is written as the default, so that comparing the
+        # two texts says what `unless` would (0.0 is the default 0).
+        default = lit(value.value) if value.value == value.default else lit(value.default)
+        return f"{DEFAULT_OPEN}{key}={lit(value.value)}{DEFAULT_SEPARATOR}{default}{DEFAULT_CLOSE}"
+    return f"{key}={lit(value)}"
 
 
 def axes(values: Sequence[int]) -> int | tuple[int, ...]:
@@ -107,8 +112,42 @@ def axes(values: Sequence[int]) -> int | tuple[int, ...]:
 
 
 def unless(value: object, default: object) -> object:
-    """`value`, or None (left out of the call) when it is the framework's default."""
+    """`value`, or None (left out of the call) when it is the framework's default.
+
+    While `keeping_defaults` is in effect, a `Defaulted` instead: the code of a block's use
+    then keeps the keyword argument as a marker that records both, so that the uses of one
+    block can be lined up argument by argument even where one of them leaves an argument
+    out (`stride=2` in one, the default stride in another). `block_code.share` turns the
+    markers back into source."""
+    if _KEEP_DEFAULTS.get():
+        return Defaulted(value, default)
     return None if value == default else value
+
+
+@dataclass(frozen=True)
+class Defaulted:
+    """A keyword argument's value and the framework's default for it."""
+
+    value: object
+    default: object
+
+
+# A kept default in generated text: OPEN key=value SEPARATOR default CLOSE. Control
+# characters that no literal (`lit` escapes them) and no generated code contains, and that
+# Python does not count as white space.
+DEFAULT_OPEN, DEFAULT_SEPARATOR, DEFAULT_CLOSE = "\x01", "\x02", "\x03"
+_KEEP_DEFAULTS: ContextVar[bool] = ContextVar("keep_defaults", default=False)
+DEFAULT_MARKER = re.compile(r"\x01(\w+)=([^\x02]*)\x02([^\x03]*)\x03")
+
+
+@contextmanager
+def keeping_defaults() -> Iterator[None]:
+    """Within it, `unless` keeps defaults as markers (for the code of a block's use)."""
+    token = _KEEP_DEFAULTS.set(True)
+    try:
+        yield
+    finally:
+        _KEEP_DEFAULTS.reset(token)
 
 
 def held_shape(shape: Sequence[int | None], layout: Layout) -> tuple[int | None, ...]:

@@ -13,10 +13,14 @@ on them):
   program's submodule holding the same weights (the manifest, `manifest`, lists both). A second
   layer that a node needs in Keras (explicit convolution padding, transposed-convolution
   cropping) has no weights and takes the node's name and a suffix (`conv2d_1_pad`).
-- One function per distinct block instantiation, `def residual(x, prefix)`, named after the
-  block (`residual_16`, `residual_32` when instantiations differ in one number, else
-  `residual`, `residual_2`, ...); identical instantiations share a function. `prefix` is the
-  block node's layer name, which the function's own layer names extend.
+- One function per spec block, `def conv_bn(x, filters, stride, name)`, named after the block
+  and written once for all its uses by `block_code.share`: the numbers that differ between
+  uses are its parameters, which each call passes by keyword, and `name` is the block node's
+  layer name, which the function's own layer names extend. Uses whose code differs in more
+  than numbers get a function each (`conv_bn_2`), as their docstrings say.
+- A repeated call (`call * N`) of one statement per repeat is a loop over the node numbers
+  (`for i in range(1, 3): x = residual(x, filters=16, name=f"residual_{i}")`), so layer
+  names stay those of the nodes.
 - Helpers, emitted when a model uses them (HELPERS order): `leaky_relu`, the `activation=` form
   of the spec's leaky_relu (slope 0.01; Keras's string default is 0.2);
   `TorchBatchNormalization`, the spec's batchnorm: Keras's BatchNormalization except that
@@ -39,6 +43,7 @@ also records the variables its layers hold (`Site.holds`), for the manifest (`wr
 from __future__ import annotations
 
 import keyword
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,11 +53,13 @@ from pathlib import Path
 
 from specc import ir
 from specc.backends.common import template_environment
+from specc.backends.common.block_code import Use, repeated_call, share
 from specc.backends.common.code import (
     LINE_LIMIT,
     Code,
     axes,
-    describe,
+    keeping_defaults,
+    keyword_argument,
     lit,
     names_used,
     shape_comment,
@@ -66,7 +73,6 @@ from specc.backends.naming import (
     identifier,
     snake_case,
     variable_names,
-    variant_suffixes,
 )
 from specc.errors import SpecError
 from specc.layers import ACTIVATIONS as ACTIVATION_KINDS
@@ -80,7 +86,7 @@ IMPORTED = ("keras", "layers", "ops")
 HELPERS = ("leaky_relu", "TorchBatchNormalization", "PositionalEmbedding", "transformer_encoder")
 # Block functions and variables never take these names, whether or not a file defines them.
 MODULE_NAMES = frozenset((*IMPORTED, *HELPERS, BUILDER))
-PREFIX = "prefix"  # a block function's parameter: the layer-name prefix of its layers
+PREFIX = "name"  # a block function's parameter: the layer-name prefix of its layers
 
 SEPARATOR = "__"  # joins block node ids and a node id into a layer name
 
@@ -149,7 +155,7 @@ def arguments(*args: object, **kwargs: object) -> tuple[str, ...]:
     arguments given as None are left out, so callers pass None for defaults."""
     return (
         *(lit(a) for a in args),
-        *(f"{key}={lit(value)}" for key, value in kwargs.items() if value is not None),
+        *(keyword_argument(key, value) for key, value in kwargs.items() if value is not None),
     )
 
 
@@ -177,6 +183,7 @@ class Statement:
     args: tuple[str, ...]
     inputs: tuple[str, ...] | None = None
     comment: str = ""
+    loop: str = ""  # `for ...:`, when the statement is the body of a loop
 
     def head(self) -> str:
         assign = "return " if self.target == "return" else f"{self.target} = "
@@ -205,7 +212,7 @@ class Call(Code):
         return call
 
 
-def layout(statements: Sequence[Statement]) -> list[str]:
+def layout(statements: Sequence[Statement], column: int | None = None) -> list[str]:
     """Statements as source lines (without the function's indent) within LINE_LIMIT, the
     way ruff format writes them: a call that does not fit breaks after its parenthesis, its
     arguments on one line or, when they do not fit either, one per line (a nested call
@@ -215,9 +222,16 @@ def layout(statements: Sequence[Statement]) -> list[str]:
     def fits(s: Statement) -> bool:
         return len(s.one_line()) + (len(s.comment) + 4 if s.comment else 0) <= ROOM
 
-    column = min(max((len(s.one_line()) for s in statements if fits(s)), default=0), 60)
+    if column is None:
+        fitting = (len(s.one_line()) for s in statements if fits(s) and not s.loop)
+        column = min(max(fitting, default=0), 60)
     lines: list[str] = []
     for s in statements:
+        if s.loop:
+            lines.append(s.loop)
+            inner = layout([replace(s, loop="")], max(column - INDENT, 0))
+            lines += [" " * INDENT + line for line in inner]
+            continue
         comment = f"  # {s.comment}" if s.comment else ""
         if fits(s):
             code = s.one_line()
@@ -669,24 +683,119 @@ class Function:
     body: tuple[str, ...]  # source lines, unindented
 
 
+# The positional parameters of the calls a block's code makes, which name a block function's
+# parameter where its uses pass different numbers (block_code.share).
+POSITIONAL = {
+    **{f"layers.Conv{n}D": ("filters", "kernel_size") for n in (1, 2)},
+    "layers.Conv2DTranspose": ("filters", "kernel_size"),
+    "layers.DepthwiseConv2D": ("kernel_size",),
+    "layers.Dense": ("units",),
+    "layers.Dropout": ("rate",),
+    "layers.Embedding": ("vocab", "dim"),
+    "layers.Reshape": ("shape",),
+    "layers.Permute": ("axes",),
+    **{f"layers.{cls}": ("units",) for cls in ("SimpleRNN", "LSTM", "GRU")},
+    **{f"layers.{op}{n}D": ("pool_size",) for op in POOLS.values() for n in (1, 2)},
+    "layers.ZeroPadding2D": ("padding",),
+    "layers.Cropping2D": ("cropping",),
+    "layers.UpSampling2D": ("size",),
+    "PositionalEmbedding": ("max_len",),
+}
+
+
+def _loop(
+    run: Sequence[ir.Node], steps: Sequence[Sequence[Statement]], names: dict[str, str]
+) -> Statement | None:
+    """The nodes of one repeated call as one statement in a loop over their numbers,
+    `for i in range(1, 4): x = layers.Dense(8, name=f"dense_{i}")(x)`, when each is one
+    statement that differs from the others only in its layer's name and writes the variable
+    it reads; else None."""
+    numbered = [re.fullmatch(r"(.*)_(\d+)", node.id) for node in run]
+    if any(m is None or len(group) != 1 for m, group in zip(numbered, steps, strict=True)):
+        return None
+    base = numbered[0].group(1)  # type: ignore[union-attr]
+    first = int(numbered[0].group(2))  # type: ignore[union-attr]
+    if [m.group(1) for m in numbered] != [base] * len(run) or [  # type: ignore[union-attr]
+        int(m.group(2)) for m in numbered  # type: ignore[union-attr]
+    ] != list(range(first, first + len(run))):
+        return None
+    taken = set(names.values()) | MODULE_NAMES | {PREFIX}
+    index = next(c for c in candidates("i", frozenset(taken)) if c not in taken)
+    generic = [_numbered(group[0], node.id, f"{base}_{{{index}}}") for node, group in
+               zip(run, steps, strict=True)]
+    statement = generic[0]
+    if any(g != statement for g in generic) or statement.inputs not in (None, (statement.target,)):
+        return None
+    if statement.inputs is None and statement.args[:1] != (statement.target,):
+        return None
+    return replace(statement, loop=f"for {index} in range({first}, {first + len(run)}):")
+
+
+def _numbered(statement: Statement, node_id: str, spelled: str) -> Statement:
+    """`statement` with its layer name (a string naming `node_id`) written as an f-string
+    in which `spelled` stands for the node id."""
+    def respell(arg: str) -> str:
+        # The id after the quote that opens the name, or after the separator of a prefix.
+        pattern = rf'(?:(?<=")|(?<={SEPARATOR})){re.escape(node_id)}(?=["_])'
+        renamed = re.sub(pattern, spelled, arg)
+        if renamed != arg and '="' in renamed and 'f"' not in renamed:
+            renamed = renamed.replace('="', '=f"', 1)
+        elif renamed != arg and renamed.startswith('"'):
+            renamed = "f" + renamed
+        return renamed
+
+    return replace(statement, args=tuple(respell(a) for a in statement.args))
+
+
+def _inside_out(
+    uses: dict[str, list[tuple[str, str]]], blocks: dict[tuple[str, str], ir.BlockNode]
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The uses of each block, every block after the blocks it holds."""
+    ordered: list[tuple[str, list[tuple[str, str]]]] = []
+    done: set[str] = set()
+
+    def visit(block: str) -> None:
+        if block in done:
+            return
+        done.add(block)
+        for key in uses[block]:
+            for inner in blocks[key].body.nodes:
+                if isinstance(inner, ir.BlockNode):
+                    visit(inner.block)
+        ordered.append((block, uses[block]))
+
+    for block in uses:
+        visit(block)
+    return ordered
+
+
 def _block_key(node: ir.BlockNode) -> tuple[str, str]:
     """Instantiations with equal keys have equal code (shapes included), so share a function."""
     return node.block, node.body.model_dump_json(exclude={"span"})
 
 
 class ModuleBuilder:
-    """Builds every function of one model.py: the blocks' (shared when equal), the model's."""
+    """Builds every function of one model.py: one per spec block (block_code.share writes
+    the code of its uses once), then the model's."""
 
     def __init__(self, model: ir.Model) -> None:
         self.model = model
         self.layers = LayerWriter()
         self.blocks: dict[tuple[str, str], ir.BlockNode] = {}  # in definition order
         self._collect(model.graph)
-        self.function_names = self._name_functions()
+        # One function per block; a variant (block_code.share) takes the next free name.
+        self.namer = Namer(MODULE_NAMES | {PREFIX})
+        blocks = dict.fromkeys(node.block for node in self.blocks.values())
+        self.function_names = {
+            block: self.namer.name(snake_case(block).strip("_") or "block") for block in blocks
+        }
+        # Per distinct use of a block: its call's function and keyword arguments.
+        self.calls: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         # The manifest entries of each block function's layers, names relative to its prefix.
         self.block_entries: dict[tuple[str, str], list[Entry]] = {}
         self.entries: list[Entry] = []  # the model's, filled by the builder
-        # Variables never shadow a module-level name.
+        # Variables and parameters never shadow a module-level name. (No dunder names:
+        # `__import__` → `import_`, as the function names above.)
         self.reserved = MODULE_NAMES | frozenset(self.function_names.values())
 
     def _collect(self, graph: ir.Graph) -> None:
@@ -696,23 +805,16 @@ class ModuleBuilder:
                 self._collect(node.body)
                 self.blocks.setdefault(_block_key(node), node)
 
-    def _name_functions(self) -> dict[tuple[str, str], str]:
-        namer = Namer(MODULE_NAMES | {PREFIX})  # a block function may call another
-        variants: dict[str, list[tuple[str, str]]] = {}
-        for key in self.blocks:
-            variants.setdefault(key[0], []).append(key)
-        names = {}
-        for block, keys in variants.items():
-            suffixes = variant_suffixes([self.blocks[k].args for k in keys])
-            for key, suffix in zip(keys, suffixes, strict=True):
-                # No dunder names (`__import__` → `import_`): they are Python's own.
-                base = snake_case(block).strip("_") or "block"
-                names[key] = namer.name(base + (f"_{suffix}" if suffix else ""))
-        return names
-
     def functions(self) -> list[Function]:
-        blocks = [self._block_function(key, node) for key, node in self.blocks.items()]
-        return [*blocks, self._builder()]
+        uses: dict[str, list[tuple[str, str]]] = {}
+        for key in self.blocks:  # inner blocks first: a block's calls are known when it is used
+            uses.setdefault(key[0], []).append(key)
+        first_use = {key: index for index, key in enumerate(self.blocks)}
+        blocks: list[tuple[int, Function]] = []
+        for block, keys in _inside_out(uses, self.blocks):
+            for function in self._block_functions(block, keys):
+                blocks.append((min(first_use[k] for k in function[1]), function[0]))
+        return [f for _, f in sorted(blocks, key=lambda b: b[0])] + [self._builder()]
 
     def _variables(
         self, graph: ir.Graph, reserved: frozenset[str], keep_inputs: bool = False
@@ -739,45 +841,99 @@ class ModuleBuilder:
         """The graph's statements; the manifest entries of its layer nodes go to `entries`,
         with names relative to the graph's function."""
         statements: list[Statement] = []
-        for node in graph.nodes:
-            ins = tuple(names[v] for v in node.inputs)
-            out = names[node.output.id]
-            if isinstance(node, ir.BlockNode):
-                function = self.function_names[_block_key(node)]
-                steps = [Statement(out, function, (*ins, name_of(identifier(node.id))))]
-                inner = self.block_entries[_block_key(node)]
-                entries += [_inside(node.id, entry) for entry in inner]
-            else:
-                shapes = tuple(graph.value(v).shape for v in node.inputs)
-                site = Site(node, ins, shapes, out, name_of)
-                steps = self.layers.emit(site)
-                entries.append(_entry(site))
-            last = steps[-1]
-            comment = shape_comment(node.output.shape, "last")
-            statements += [*steps[:-1], replace(last, comment=comment)]
+        index = 0
+        while index < len(graph.nodes):
+            run = repeated_call(graph.nodes, index)
+            index += len(run)
+            found: list[Entry] = []
+            steps = [self._node_statements(graph, node, names, name_of, found) for node in run]
+            entries += found
+            loop = _loop(run, steps, names) if len(run) > 1 else None
+            statements += [loop] if loop else [step for group in steps for step in group]
         return statements
 
-    def _block_function(self, key: tuple[str, str], node: ir.BlockNode) -> Function:
-        graph = node.body
-        names = self._variables(graph, self.reserved | {PREFIX})
+    def _node_statements(
+        self,
+        graph: ir.Graph,
+        node: ir.Node,
+        names: dict[str, str],
+        name_of: Callable[[str], Code],
+        entries: list[Entry],
+    ) -> list[Statement]:
+        """The statements of one node, its output's shape beside the last."""
+        ins = tuple(names[v] for v in node.inputs)
+        out = names[node.output.id]
+        if isinstance(node, ir.BlockNode):
+            function, arguments = self.calls[_block_key(node)]
+            name = f"{PREFIX}={name_of(identifier(node.id))}"
+            steps = [Statement(out, function, (*ins, *arguments, name))]
+            inner = self.block_entries[_block_key(node)]
+            entries += [_inside(node.id, entry) for entry in inner]
+        else:
+            shapes = tuple(graph.value(v).shape for v in node.inputs)
+            site = Site(node, ins, shapes, out, name_of)
+            steps = self.layers.emit(site)
+            entries.append(_entry(site))
+        comment = shape_comment(node.output.shape, "last")
+        return [*steps[:-1], replace(steps[-1], comment=comment)]
 
-        def name_of(name: str) -> Code:  # an identifier: safe inside the f-string
-            return Code(f'f"{{{PREFIX}}}{SEPARATOR}{name}"')
+    def _block_functions(
+        self, block: str, keys: list[tuple[str, str]]
+    ) -> list[tuple[Function, list[tuple[str, str]]]]:
+        """The function of `block` (one per variant, rarely more) and the uses it serves."""
+        uses, statements, variables = [], [], set()
+        for key in keys:
+            node = self.blocks[key]
+            graph = node.body
+            names = self._variables(graph, self.reserved | {PREFIX})
+            variables |= set(names.values())
 
-        entries: list[Entry] = []
-        body = layout(self._statements(graph, names, name_of, entries))
-        self.block_entries[key] = entries
-        body.append(f"return {', '.join(names[v] for v in graph.outputs)}")
-        args = ", ".join(f"{k}={describe(v)}" for k, v in node.args.items())
-        (value,) = graph.inputs
-        doc = (
-            f"The `{identifier(node.block)}` block ({args}): takes "
-            f"{shape_comment(value.shape, 'last')} and returns "
-            f"{shape_comment(node.output.shape, 'last')}; its layers' names start with "
-            f"`{PREFIX}`."
-        )
-        params = (names[value.id], PREFIX)
-        return Function(self.function_names[key], params, doc, tuple(body))
+            def name_of(name: str) -> Code:  # an identifier: safe inside the f-string
+                return Code(f'f"{{{PREFIX}}}{SEPARATOR}{name}"')
+
+            entries: list[Entry] = []
+            with keeping_defaults():  # so that the uses line up (block_code.share)
+                steps = self._statements(graph, names, name_of, entries)
+            self.block_entries[key] = entries
+            (value,) = graph.inputs
+            doc = (
+                f"The `{identifier(node.block)}` block: takes "
+                f"{shape_comment(value.shape, 'last')} and returns "
+                f"{shape_comment(node.output.shape, 'last')}; its layers' names start with "
+                f"`{PREFIX}`."
+            )
+            returns = ", ".join(names[v] for v in graph.outputs)
+            head = [f"{names[value.id]} {returns}"]  # the variables in and out
+            sections = [head, *([s.target, s.function, str(s.inputs), *s.args] for s in steps)]
+            uses.append(Use(sections, [doc, *(s.comment for s in steps)], node.args))
+            statements.append((steps, names[value.id], returns))
+        reserved = frozenset(self.reserved | variables | {PREFIX})
+        definitions = share(uses, POSITIONAL, reserved)
+        functions = []
+        for index, definition in enumerate(definitions):
+            name = self.function_names[block] if index == 0 else self.namer.name(
+                self.function_names[block])
+            steps, x, returns = statements[definition.members[0]]
+            shared = [
+                replace(step, args=tuple(a for a in definition.render(n + 1)[3:] if a),
+                        comment=comment)
+                for n, (step, comment) in enumerate(
+                    zip(steps, definition.comments[1:], strict=True))
+            ]
+            body = [*layout(shared), f"return {returns}"]
+            members = [keys[m] for m in definition.members]
+            for key, arguments in zip(members, definition.arguments, strict=True):
+                self.calls[key] = (name, tuple(f"{p}={v}" for p, v in arguments.items()))
+            # (Uses whose docstrings differ in their words leave it empty.)
+            doc = definition.comments[0] or f"The `{identifier(block)}` block."
+            if len(definitions) > 1:
+                doc += (
+                    f" One of {len(definitions)} functions for this block (this is number "
+                    f"{index + 1}): its uses differ in more than their numbers."
+                )
+            params = (x, *definition.params, PREFIX)
+            functions.append((Function(name, params, doc, tuple(body)), members))
+        return functions
 
     def _builder(self) -> Function:
         graph = self.model.graph
@@ -871,10 +1027,53 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
         builder=BUILDER,
         source=Path(model.file).name,
         from_keras=[name for name in IMPORTED[1:] if name in used],
+        notes=_naming_notes(model, bool(module.blocks), "    for " in functions_source),
         helpers=helpers_source.strip(),
         functions=functions_source.strip(),
     )
     return source.rstrip() + "\n", Manifest("tensorflow", BUILDER, tuple(module.entries))
+
+
+def _naming_notes(model: ir.Model, has_blocks: bool, has_loops: bool) -> str:
+    """The module docstring's paragraph on layer names and on arguments that differ from
+    the spec's on purpose: only what holds for this model's layers."""
+    text = "Every layer is named after the spec's node (`conv2d_1`)"
+    if has_blocks:
+        text += ", a block's layers after the block's node too (`residual_1__conv2d_1`)"
+    text += (
+        ": with `.` for `__`, the name of the PyTorch program's submodule with the same "
+        "weights"
+    )
+    if has_loops:
+        text += (
+            ", except where a loop builds the layers of a repeated call: PyTorch holds those "
+            "in a list, in the same order"
+        )
+    text += "."
+    unlike = _unlike_the_spec({node.layer.kind for _, node in model.graph.walk()})
+    if unlike:
+        text += f" Arguments that look unlike the spec's on purpose: {'; '.join(unlike)}."
+    return textwrap.fill(text, width=LINE_LIMIT - 5, break_on_hyphens=False)
+
+
+def _unlike_the_spec(kinds: set[str]) -> list[str]:
+    """Arguments Keras spells unlike the spec, for the layer kinds the model has."""
+    notes = []
+    if "batchnorm" in kinds:
+        notes.append(
+            "Keras's BatchNormalization momentum is the weight of the running average (1 - "
+            "the spec's)"
+        )
+    norms = [kind for kind in ("batchnorm", "layernorm") if kind in kinds]
+    if norms:
+        which = "both normalizations take" if len(norms) == 2 else f"{norms[0]} takes"
+        notes.append(f"{which} the spec's epsilon (Keras's default is 1e-3)")
+    if "lstm" in kinds:
+        notes.append(
+            "LSTMs start with zero forget-gate biases (unit_forget_bias=False), as the spec's "
+            "initializers say"
+        )
+    return notes
 
 
 def _function_context(function: Function) -> dict[str, object]:

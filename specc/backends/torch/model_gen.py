@@ -7,12 +7,19 @@ Conventions of the generated file (train.py, the parity tool and readers rely on
   order, and returns the output (a tuple in `output` order when there are several). Tensors
   that enter or leave it are in the spec's canonical layout, batch first and channels-last
   ([B, H, W, C] images, [B, T, F] sequences), so inputs and weights port to Keras unchanged.
-- One class per distinct block instantiation, named after the block: `Residual`, or
-  `Residual16` / `Residual2` when instantiations differ; identical ones share a class. A
-  block's `forward` takes its input in the layout its caller holds it in and returns its
-  output in the layout its body ends in; its docstring says which.
-- Submodules are attributes named by IR node ids (`self.conv2d_1`), so state-dict keys read
-  `conv2d_1.weight`, `residual_1.conv_bn_1.conv2d_1.weight`.
+- One class per spec block, named after the block (`Residual`), written once for all its
+  uses by `block_code.share`: the numbers that differ between uses (a block argument, an
+  input's channel count, a padding) are its constructor's parameters, and each use calls it
+  with its own (`ConvBn(in_channels=16, filters=32, stride=2)`). Uses whose code differs in
+  more than numbers get a class each (`ConvBn2`), as their docstrings say. A block's
+  `forward` takes its input in one layout at every use (`block_input_layout`; the caller
+  permutes first) and returns its output in the layout its body ends in; its docstring
+  says which.
+- A repeated call (`call * N`) whose repeats are the same module is an nn.ModuleList
+  (`self.residual_blocks`), applied in a loop; the manifest lists each repeat at its place
+  in the list (`residual_blocks.0`).
+- Other submodules are attributes named by IR node ids (`self.conv2d_1`), so state-dict keys
+  read `conv2d_1.weight`, `residual_1.conv_bn_1.conv2d_1.weight`.
 - Inside, convolution-family layers (and pooling, upsampling, batchnorm) run channels-first.
   The generator tracks the layout in which each value is held and permutes only where a layer
   needs the other one; axis arguments (softmax, concat) are canonical and remapped here.
@@ -30,6 +37,7 @@ state-dict order, and the activation `forward` applies after it.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -41,13 +49,14 @@ from jinja2 import Environment
 
 from specc import ir
 from specc.backends.common import template_environment
+from specc.backends.common.block_code import Definition, Use, repeated_call, share
 from specc.backends.common.code import (
     LINE_LIMIT,
     Code,
     Layout,
     axes,
     call,
-    describe,
+    keeping_defaults,
     lit,
     names_used,
     shape_comment,
@@ -55,13 +64,13 @@ from specc.backends.common.code import (
 )
 from specc.backends.common.manifest import Entry, Manifest, Weight
 from specc.backends.naming import (
+    PYTHON_RESERVED,
     Namer,
     Step,
     candidates,
     identifier,
     pascal_case,
     variable_names,
-    variant_suffixes,
 )
 from specc.errors import SpecError
 from specc.layers.args import per_axis
@@ -81,6 +90,7 @@ Need = Literal["first", "last", "any"]
 IMPORTED = ("math", "torch", "nn", "F")
 HELPERS = (
     "truncated_normal_",
+    "variance_scaling_",
     "same_padding",
     "average_inside",
     "final_state",
@@ -89,7 +99,10 @@ HELPERS = (
     "TransformerEncoder",
 )
 # Helpers that use other helpers.
-HELPER_NEEDS = {"TransformerEncoder": ("MultiheadAttention",)}
+HELPER_NEEDS = {
+    "TransformerEncoder": ("MultiheadAttention",),
+    "variance_scaling_": ("truncated_normal_",),
+}
 MODULE_NAMES = frozenset(IMPORTED + HELPERS)
 
 # Keras's VarianceScaling initializers: name → (scale, fan mode, distribution).
@@ -217,6 +230,9 @@ def init_statement(
             f"nn.init.uniform_({weight}, {-limit!r}, {limit!r})",
             f"{initializer} with Keras's fans of a {list(keras_shape)} kernel",
         )
+    if fan == _fan(mode, torch_fans(torch_shape)):
+        # The helper reads the fan off the weight, so a block's class needs no number per use.
+        return Line(f"variance_scaling_({weight}, {scale!r}, {lit(mode)})", initializer)
     std = math.sqrt(scale / fan) / TRUNCATION_CORRECTION
     return Line(
         f"truncated_normal_({weight}, std={std!r})",
@@ -256,13 +272,21 @@ class Emission:
 
 
 @dataclass(frozen=True)
+class Repeated:
+    """The modules of a repeated call (`call * N`): N of one module, in an nn.ModuleList."""
+
+    module: str | ClassSpec
+    count: int
+
+
+@dataclass(frozen=True)
 class ClassSpec:
     """Everything the class template needs. Hashable: identical blocks share one class."""
 
     block: str  # the block's name; "" for the model class
     args: tuple[tuple[str, object], ...]
     doc: str
-    modules: tuple[tuple[str, str | ClassSpec], ...]
+    modules: tuple[tuple[str, str | ClassSpec | Repeated], ...]
     init: tuple[Line, ...]
     params: tuple[str, ...]
     forward: tuple[Line, ...]
@@ -415,13 +439,23 @@ class LayerWriter:
 
     # --- convolution -------------------------------------------------------------------
 
-    def _padding(self, window: Window, x: Held) -> tuple[tuple[int, ...], str | None]:
+    def __init__(self) -> None:
+        # The window layers of blocks whose `same` padding is written as F.pad even where it
+        # is symmetric: (block, node id), for nodes whose block's uses would otherwise write
+        # it in two ways (see `explicit_padding`); `block` is the block being written.
+        self.explicit_padding: set[tuple[str, str]] = set()
+        self.block = ""
+
+    def _padding(
+        self, window: Window, x: Held, node: ir.LayerNode | None = None
+    ) -> tuple[tuple[int, ...], str | None]:
         """How a windowed layer realizes its padding: (the module's own symmetric padding,
         per axis; the F.pad amounts for `x` when it must pad more on one side, or None).
 
         `same` is TensorFlow's: total = max((ceil(n/s)-1)*s + (k-1)*d + 1 - n, 0), the odd
         pixel after. Sizes are known at generation time when the input's are (or the stride
-        is 1, where n cancels out); otherwise `same_padding` computes them at run time.
+        is 1, where n cancels out); otherwise `same_padding` computes them at run time. A
+        node in `explicit_padding` pads with F.pad whatever the amounts.
         """
         rank = window.rank
         if window.padding == "valid":
@@ -437,7 +471,8 @@ class LayerWriter:
         # At stride 1 the padding does not depend on n, so any size stands in for `?`.
         sizes = tuple(1 if n is None else n for n in spatial)
         pads = window.same_padding(sizes)  # type: ignore[arg-type]
-        if all(before == after for before, after in pads):
+        explicit = node is not None and (self.block, node.id) in self.explicit_padding
+        if all(before == after for before, after in pads) and not explicit:
             return tuple(before for before, _ in pads), None
         # F.pad lists the last dim first.
         flat = tuple(p for before_after in reversed(pads) for p in before_after)
@@ -446,7 +481,7 @@ class LayerWriter:
     def _conv(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         layer, (x,) = node.layer, ins
         window, channels = layer.window, x.shape[-1]
-        padding, pad = self._padding(window, x)
+        padding, pad = self._padding(window, x, node)
         module = call(
             f"nn.Conv{window.rank}d",
             channels,
@@ -477,7 +512,7 @@ class LayerWriter:
         # c * multiplier + j is Keras's (channel c, multiplier j), so the order agrees.
         layer, (x,) = node.layer, ins
         window, channels = layer.window, x.shape[-1]
-        padding, pad = self._padding(window, x)
+        padding, pad = self._padding(window, x, node)
         outputs = channels * layer.multiplier
         module = call(
             "nn.Conv2d",
@@ -542,7 +577,7 @@ class LayerWriter:
     def _pool(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         layer, (x,) = node.layer, ins
         window = layer.window
-        padding, pad = self._padding(window, x)
+        padding, pad = self._padding(window, x, node)
         is_max = layer.op == "max"
         module = call(
             f"nn.{'Max' if is_max else 'Avg'}Pool{window.rank}d",
@@ -750,12 +785,13 @@ class ClassBuilder:
     def __init__(self, module: ModuleBuilder, graph: ir.Graph, input_layouts: Sequence[Layout]):
         self.module, self.graph = module, graph
         self.held: dict[str, Held] = {}
-        self.modules: list[tuple[str, str | ClassSpec]] = []
+        self.modules: list[tuple[str, str | ClassSpec | Repeated]] = []
         self.init: list[Line] = []
         self.lines: list[Line] = []
         self.penalties: list[tuple[str, float, float]] = []
         self.entries: list[Entry] = []  # the manifest of this graph's layer nodes
         self.names = self._variable_names()
+        self.attributes = Namer()  # the names of this class's ModuleLists
         self.params = tuple(self.names[v.id] for v in graph.inputs)
         for value, layout in zip(graph.inputs, input_layouts, strict=True):
             self.held[value.id] = Held(
@@ -793,10 +829,93 @@ class ClassBuilder:
         self.module.channels_first |= layout == "first"
         return converted
 
+    def add_all(self, nodes: Sequence[ir.Node]) -> None:
+        """Add `nodes` in order; a repeated call (`call * N`) whose repeats are the same
+        module becomes one nn.ModuleList and a loop (`add_repeated`)."""
+        index = 0
+        while index < len(nodes):
+            run = repeated_call(nodes, index)
+            if len(run) < 2 or not self.add_repeated(run):
+                run = [nodes[index]]
+                self.add(nodes[index])
+            index += len(run)
+
+    def add_repeated(self, run: Sequence[ir.Node]) -> bool:
+        """Add the nodes of one `call * N` as an nn.ModuleList of their modules, applied in a
+        loop, when each is the same module applied the same way to a value it replaces (the
+        variable it reads is the one it writes). False, having added nothing, when not."""
+        need = self._need(run[0])
+        first_in = self.held[run[0].inputs[0]]
+        layout = first_in.layout if need == "any" else _layout(need, first_in.shape)
+        var = first_in.var
+        if any(self.names[n.output.id] != var or n.output.shape != first_in.shape for n in run):
+            return False
+        attrs = [identifier(n.id) for n in run]
+        emissions = []
+        for node, attr in zip(run, attrs, strict=True):
+            held = Held(var, _layout(layout, node.output.shape), node.output.shape)
+            emission, out_layout = self._emission(node, attr, [held])
+            if out_layout != layout:
+                return False
+            emissions.append(emission)
+        loop = self._loop_variable()
+        generic = [_generic(e, f"self.{a}", loop) for e, a in zip(emissions, attrs, strict=True)]
+        if any(g != generic[0] for g in generic):
+            return False
+        self._inputs(run[0].inputs, need)  # the first one's input, converted once
+        module, init, expr = generic[0]
+        kind = run[0].block if isinstance(run[0], ir.BlockNode) else run[0].layer.kind
+        word = "blocks" if isinstance(run[0], ir.BlockNode) else "layers"
+        holder = self.attributes.name(f"{identifier(kind)}_{word}")
+        self.modules.append((holder, Repeated(module, len(run))))
+        if init:
+            self.init.append(Line(f"for {loop} in self.{holder}:"))
+            self.init += [_indented(line) for line in init]
+        for position, (node, attr, emission) in enumerate(
+            zip(run, attrs, emissions, strict=True)
+        ):
+            out = node.output
+            held = Held(var, _layout(layout, out.shape), out.shape)
+            name = f"{holder}.{position}"
+            # regularization() reaches the kernels of each repeat through the list.
+            self.penalties += [
+                (_swap(path, f"self.{attr}", f"self.{holder}[{position}]"), l1, l2)
+                for path, l1, l2 in emission.penalties
+            ]
+            if isinstance(node, ir.BlockNode):
+                self.entries += [_inside(node.id, name, entry) for entry in emission.entries]
+            else:
+                self.entries.append(_renamed(_entry(node, attr, held.layout, emission), name))
+            self.held[out.id] = held
+        comment = shape_comment(run[-1].output.shape, layout)
+        self.lines += [
+            Line(f"for {loop} in self.{holder}:"),
+            Line(f"    {var} = {expr}", comment),
+        ]
+        return True
+
+    def _loop_variable(self) -> str:
+        """The loop's variable over a ModuleList: `layer`, unless the spec names a value so."""
+        taken = set(self.names.values()) | MODULE_NAMES
+        return next(c for c in candidates("layer", PYTHON_RESERVED) if c not in taken)
+
+    def _need(self, node: ir.Node) -> Need:
+        if isinstance(node, ir.BlockNode):
+            return self.module.block_input_layout(node)
+        return self.module.layers.rule(node).need
+
+    def _emission(self, node: ir.Node, attr: str, ins: list[Held]) -> tuple[Emission, Layout]:
+        """The node's share of its class, and the layout of its output, given its inputs."""
+        if isinstance(node, ir.BlockNode):
+            return self.module.block(node, attr, ins)
+        emission = self.module.layers.emit(node, attr, ins)
+        need = self.module.layers.rule(node).need
+        return emission, ins[0].layout if need == "any" else need
+
     def add(self, node: ir.Node) -> None:
         attr = identifier(node.id)
         if isinstance(node, ir.BlockNode):
-            need: Need = "any"
+            need: Need = self.module.block_input_layout(node)
         else:
             need = self.module.layers.rule(node).need
         ins = self._inputs(node.inputs, need)
@@ -861,6 +980,27 @@ def _entry(node: ir.LayerNode, attr: str, layout: Layout, emission: Emission) ->
     return Entry((node.id,), node.layer.kind, attr, layout, emission.activation_outside, weights)
 
 
+def _renamed(entry: Entry, name: str) -> Entry:
+    """A layer node's manifest entry with its module at `name` (a place in a ModuleList)."""
+    weights = tuple(replace(w, holder=name + w.holder[len(entry.name):]) for w in entry.weights)
+    return replace(entry, name=name, weights=weights)
+
+
+def _generic(emission: Emission, me: str, loop: str) -> tuple[object, tuple[Line, ...], str]:
+    """What an emission is with its own attribute (`me`) written as the loop's variable: the
+    same for every repeat that a ModuleList can hold."""
+    init = tuple(replace(line, code=_swap(line.code, me, loop)) for line in emission.init)
+    return emission.module, init, _swap(emission.expr, me, loop)
+
+
+def _swap(code: str, me: str, loop: str) -> str:
+    return re.sub(rf"{re.escape(me)}\b", loop, code)
+
+
+def _indented(line: Line) -> Line:
+    return replace(line, code=f"    {line.code}")
+
+
 def _inside(block_id: str, attr: str, entry: Entry) -> Entry:
     """A block's manifest entry as seen from the class holding the block as `self.<attr>`."""
     weights = tuple(replace(w, holder=f"{attr}.{w.holder}") for w in entry.weights)
@@ -884,13 +1024,18 @@ class ModuleBuilder:
         self.channels_first = False  # whether any value is ever held channels-first
 
     def block(self, node: ir.BlockNode, attr: str, ins: list[Held]) -> tuple[Emission, Layout]:
-        builder = ClassBuilder(self, node.body, [x.layout for x in ins])
-        for body_node in node.body.nodes:
-            builder.add(body_node)
+        # The code of one use, with every default kept, for `block_code.share` to line up
+        # with the block's other uses.
+        outer, self.layers.block = self.layers.block, node.block
+        try:
+            with keeping_defaults():
+                builder = ClassBuilder(self, node.body, [x.layout for x in ins])
+                builder.add_all(node.body.nodes)
+        finally:
+            self.layers.block = outer
         layout_out = builder.output_layout()
-        args = ", ".join(f"{k}={describe(v)}" for k, v in node.args.items())
         doc = (
-            f"The `{identifier(node.block)}` block ({args}): takes "
+            f"The `{identifier(node.block)}` block: takes "
             f"{_layout_words(ins[0].shape, ins[0].layout)} and returns "
             f"{_layout_words(node.output.shape, layout_out)}."
         )
@@ -904,6 +1049,35 @@ class ModuleBuilder:
         expr = f"self.{attr}({', '.join(x.var for x in ins)})"
         emission = Emission(expr, spec, penalties=penalties, entries=builder.entries)
         return emission, layout_out
+
+    def block_input_layout(self, node: ir.BlockNode) -> Layout:
+        """The layout a block's class takes its input in, the same at every use so that the
+        uses share code: what the first of its layers that needs one needs (channels-last
+        when none does). The caller converts its value before the call."""
+        for inner in node.body.nodes:
+            if isinstance(inner, ir.BlockNode):
+                return self.block_input_layout(inner)
+            need = self.layers.rule(inner).need
+            if need != "any":
+                return need
+        return "last"
+
+    def plan_padding(self, graph: ir.Graph, block: str = "") -> None:
+        """Find the window layers of blocks whose `same` padding some uses of the block would
+        give the module (symmetric) and others F.pad (uneven): those pad with F.pad at every
+        use (`LayerWriter.explicit_padding`), so that one class serves them all."""
+        ways: dict[tuple[str, str], set[bool]] = {}
+        self._padding_ways(graph, block, ways)
+        self.layers.explicit_padding = {key for key, found in ways.items() if len(found) > 1}
+
+    def _padding_ways(self, graph: ir.Graph, block: str, ways) -> None:
+        for node in graph.nodes:
+            if isinstance(node, ir.BlockNode):
+                self._padding_ways(node.body, node.block, ways)
+            elif block and self.layers.rule(node).emit in ("conv", "depthwise_conv", "pool"):
+                shape = graph.value(node.inputs[0]).shape
+                _, pad = self.layers._padding(node.layer.window, Held("x", "first", shape))
+                ways.setdefault((block, node.id), set()).add(pad is None)
 
 
 def _hashable(value: object) -> object:
@@ -928,21 +1102,6 @@ def model_class_name(model: ir.Model) -> str:
 _CLASS_RESERVED = frozenset(Namer().reserved | MODULE_NAMES)
 
 
-def block_class_names(blocks: Sequence[ClassSpec], namer: Namer) -> dict[ClassSpec, str]:
-    """`Residual` for a block with one distinct instantiation. With several: the value of the
-    one argument that differs when it is a number (`Residual16`, `Residual32`), else
-    `Residual`, `Residual2`, ... in order of appearance."""
-    variants: dict[str, list[ClassSpec]] = {}
-    for spec in blocks:
-        variants.setdefault(spec.block, []).append(spec)
-    names: dict[ClassSpec, str] = {}
-    for block, specs in variants.items():
-        suffixes = variant_suffixes([dict(spec.args) for spec in specs])
-        for spec, suffix in zip(specs, suffixes, strict=True):
-            names[spec] = namer.name(pascal_case(block) + suffix)
-    return names
-
-
 @cache
 def _environment() -> Environment:
     return template_environment(TEMPLATES)
@@ -953,7 +1112,10 @@ def _docstring(text: str) -> str:
     wrapped with the closing quotes on a line of their own."""
     if len(text) <= LINE_LIMIT - 10:
         return text
-    return textwrap.fill(text, width=LINE_LIMIT - 8, subsequent_indent="    ") + "\n    "
+    wrapped = textwrap.fill(
+        text, width=LINE_LIMIT - 8, subsequent_indent="    ", break_on_hyphens=False
+    )
+    return wrapped + "\n    "
 
 
 def render_model(model: ir.Model) -> str:
@@ -970,9 +1132,9 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
     """The source of model.py and its manifest, from one pass over the model."""
     module = ModuleBuilder()
     graph = model.graph
+    module.plan_padding(graph)
     builder = ClassBuilder(module, graph, ["last"] * len(graph.inputs))
-    for node in graph.nodes:
-        builder.add(node)
+    builder.add_all(graph.nodes)
     name = model_class_name(model)
     ins = ", ".join(f"{builder.names[v.id]} {shape_comment(v.shape, 'last')}" for v in graph.inputs)
     outs = ", ".join(
@@ -983,8 +1145,7 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
 
     namer = Namer(_CLASS_RESERVED, escape="Block", sep="")
     namer.taken.add(name)
-    names = {spec: name, **block_class_names(list(module.blocks), namer)}
-    classes = [_class_context(s, names) for s in [*module.blocks, spec]]
+    classes = _share_classes(list(module.blocks), spec, name, namer)
     env = _environment()
     classes_source = env.get_template("model_classes.j2").render(classes=classes)
     helpers_source = env.get_template("model_helpers.j2").render(
@@ -1010,29 +1171,156 @@ def _helpers_named(source: str) -> list[str]:
     return [h for h in HELPERS if h in used]
 
 
-def _class_context(spec: ClassSpec, names: dict[ClassSpec, str]) -> dict[str, object]:
-    """The class template's view of `spec`: statements laid out as indented source lines."""
+# The positional parameters of the calls a block's code makes, which name a block class's
+# parameter where its uses pass different numbers (block_code.share).
+POSITIONAL = {
+    **{f"nn.Conv{n}d": ("in_channels", "out_channels") for n in (1, 2)},
+    "nn.ConvTranspose2d": ("in_channels", "out_channels"),
+    "nn.Linear": ("in_features", "out_features"),
+    **{f"nn.BatchNorm{n}d": ("num_features",) for n in (1, 2)},
+    "nn.LayerNorm": ("features",),
+    "nn.Embedding": ("vocab", "dim"),
+    **{f"nn.{cls}": ("input_size", "hidden_size") for cls in ("RNN", "LSTM", "GRU")},
+    "nn.Dropout": ("rate",),
+    **{f"nn.{op}Pool{n}d": ("kernel_size",) for op in ("Max", "Avg") for n in (1, 2)},
+    "F.pad": ("x", "padding"),
+    "average_inside": ("pool", "x", "padding"),
+    "PositionalEmbedding": ("max_len", "features"),
+    "MultiheadAttention": ("features", "heads", "key_dim"),
+    "TransformerEncoder": ("features", "heads", "ff"),
+    "nn.init.uniform_": ("weight", "low", "limit"),
+}
+# nn.Module's own attributes, which a parameter kept on `self` must not shadow.
+MODULE_ATTRIBUTES = frozenset(
+    "training forward parameters buffers children modules state_dict to cuda cpu eval train "
+    "half float double apply zero_grad register_buffer named_parameters add_module type".split()
+)
+
+
+def _share_classes(
+    blocks: Sequence[ClassSpec], model_spec: ClassSpec, model_name: str, namer: Namer
+) -> list[dict[str, object]]:
+    """The class templates' contexts: one class per spec block, written once for all its
+    uses (block_code.share), then the model's class, each block's class before the classes
+    that hold it."""
+    constructors: dict[ClassSpec, str] = {}  # a block use → its constructor call
+    classes: list[tuple[int, dict[str, object]]] = []
+    position = {spec: index for index, spec in enumerate(blocks)}
+    ordered = _blocks_inside_out(blocks)
+    # A constructor's parameter never shadows a class that its __init__ may call.
+    class_names = {pascal_case(block) for block, _ in ordered} | {model_name}
+    for block, specs in ordered:
+        uses = [_use(spec, constructors) for spec in specs]
+        attributes = {attr for spec in specs for attr, _ in spec.modules}
+        reserved = MODULE_NAMES | MODULE_ATTRIBUTES | attributes | class_names
+        definitions = share(uses, POSITIONAL, frozenset(reserved))
+        for index, definition in enumerate(definitions):
+            name = namer.name(pascal_case(block))
+            for member, arguments in zip(definition.members, definition.arguments, strict=True):
+                given = ", ".join(f"{p}={value}" for p, value in arguments.items())
+                constructors[specs[member]] = f"{name}({given})"
+            variant = (index + 1, len(definitions)) if len(definitions) > 1 else None
+            first = min(position[specs[m]] for m in definition.members)
+            if not definition.comments[0]:  # its uses' docstrings differ in their words
+                definition.comments[0] = f"The `{identifier(block)}` block."
+            classes.append((first, _class_context(definition, name, variant)))
+    (model,) = share([_use(model_spec, constructors)], POSITIONAL)
+    return [c for _, c in sorted(classes, key=lambda c: c[0])] + [
+        _class_context(model, model_name, None, penalties=model_spec.penalties)
+    ]
+
+
+def _blocks_inside_out(blocks: Sequence[ClassSpec]) -> list[tuple[str, list[ClassSpec]]]:
+    """The uses of each block, grouped by block, every block after the blocks it holds."""
+    groups: dict[str, list[ClassSpec]] = {}
+    for spec in blocks:
+        groups.setdefault(spec.block, []).append(spec)
+    ordered: list[tuple[str, list[ClassSpec]]] = []
+    done: set[str] = set()
+
+    def visit(block: str) -> None:
+        if block in done:
+            return
+        done.add(block)
+        for spec in groups[block]:
+            for _, module in spec.modules:
+                child = module.module if isinstance(module, Repeated) else module
+                if isinstance(child, ClassSpec):
+                    visit(child.block)
+        ordered.append((block, groups[block]))
+
+    for block in groups:
+        visit(block)
+    return ordered
+
+
+# The sections of a class's code that `_use` hands to block_code.share.
+MODULES, INIT, FORWARD, RETURNS, PARAMS = range(5)
+
+
+def _use(spec: ClassSpec, constructors: dict[ClassSpec, str]) -> Use:
+    """One use of a block (or the model) as block_code.share reads it."""
+    def constructor(module: str | ClassSpec) -> str:
+        return constructors[module] if isinstance(module, ClassSpec) else module
+
     modules = [
-        Line(f"self.{attr} = {names[c]}()" if isinstance(c, ClassSpec) else f"self.{attr} = {c}")
+        f"self.{attr} = nn.ModuleList({constructor(c.module)} for _ in range({c.count}))"
+        if isinstance(c, Repeated)
+        else f"self.{attr} = {constructor(c)}"
         for attr, c in spec.modules
     ]
+    sections = [modules, [line.code for line in spec.init],
+                [line.code for line in spec.forward], [spec.returns], [", ".join(spec.params)]]
+    comments = [spec.doc, *(line.comment for line in spec.init),
+                *(line.comment for line in spec.forward)]
+    return Use(sections, comments, dict(spec.args))
+
+
+def _class_context(
+    definition: Definition, name: str, variant: tuple[int, int] | None, penalties=()
+) -> dict[str, object]:
+    """The class template's view of a class: statements laid out as indented source lines.
+    Parameters that `_init_weights` or `forward` read are kept on `self`."""
+    kept = [p for p in definition.params
+            if p in definition.used_in(INIT) + definition.used_in(FORWARD)
+            + definition.used_in(RETURNS)]
+    on_self = {p: f"self.{p}" for p in kept}
+
+    def spell(p: str) -> str:
+        return on_self.get(p, p)
+
+    modules = [Line(f"self.{p} = {p}") for p in kept]
+    modules += [Line(code) for code in definition.render(MODULES)]
+    doc, *comments = definition.comments
+    init_comments = comments[: len(definition.render(INIT))]
+    forward_comments = comments[len(init_comments) :]
+    init = [Line(code, comment) for code, comment in
+            zip(definition.render(INIT, spell), init_comments, strict=True)]
+    forward = [Line(code, comment) for code, comment in
+               zip(definition.render(FORWARD, spell), forward_comments, strict=True)]
+    if variant is not None:
+        doc += (
+            f" One of {variant[1]} classes for this block (this is number {variant[0]}): its"
+            " uses differ in more than their numbers."
+        )
     # Shape comments line up in a column, unless one long line would push it too far right.
-    column = min(max((len(line.code) for line in spec.forward), default=0), 56)
+    column = min(max((len(line.code) for line in forward if line.comment), default=0), 56)
     terms = []
-    for weight, l1, l2 in spec.penalties:
+    for weight, l1, l2 in penalties:
         if l1:
             terms.append(f"{lit(l1)} * {weight}.abs().sum()")
         if l2:
             terms.append(f"{lit(l2)} * {weight}.square().sum()")
     return {
-        "name": names[spec],
-        "doc": _docstring(spec.doc),
+        "name": name,
+        "doc": _docstring(doc),
+        "params": definition.params,
         "modules": _layout_lines(modules),
-        "init": _layout_lines(spec.init),
-        "params": spec.params,
-        "forward": _layout_lines(spec.forward, column),
-        "returns": spec.returns,
-        "penalties": terms if not spec.block else [],
+        "init": _layout_lines(init),
+        "forward_params": definition.render(PARAMS)[0],
+        "forward": _layout_lines(forward, column),
+        "returns": definition.render(RETURNS, spell)[0],
+        "penalties": terms,
     }
 
 
@@ -1071,7 +1359,32 @@ def _break_call(code: str, room: int) -> list[str]:
         depth += {"(": 1, ")": -1}.get(char, 0)
         if depth == 0 and position < len(code) - 1:
             return [code]  # the first parenthesis closes early: no single call to break
-    return [code[: opening + 1], f"    {code[opening + 1 : -1]}", ")"]
+    inner = code[opening + 1 : -1]
+    if len(inner) + 4 <= room:
+        return [code[: opening + 1], f"    {inner}", ")"]
+    if " for " in inner:  # a generator expression: its loop apart
+        element, loop = inner.rsplit(" for ", 1)
+        return [code[: opening + 1], f"    {element}", f"    for {loop}", ")"]
+    return [code[: opening + 1], *(f"    {arg}," for arg in _arguments(inner)), ")"]
+
+
+def _arguments(inner: str) -> list[str]:
+    """The arguments of a call, given the text between its parentheses: split at the commas
+    outside any bracket or string."""
+    args, depth, start, quote = [], 0, 0, ""
+    for position, char in enumerate(inner):
+        if quote:
+            quote = "" if char == quote and inner[position - 1] != "\\" else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            args.append(inner[start:position].strip())
+            start = position + 1
+    return [*args, inner[start:].strip()]
 
 
 def _imports(source: str) -> list[str]:

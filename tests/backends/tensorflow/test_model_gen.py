@@ -217,6 +217,17 @@ CASES: dict[str, str] = {
         """,
         blocks=BLOCKS,
     ),
+    "repeats": model_spec(
+        "input image: float[9, 9, 4]",
+        """
+        conv_bn(4) * 2
+        conv_bn(8, stride=2)
+        plain(8) * 2
+        dense(6) * 3
+        flatten()
+        """,
+        blocks=BLOCKS + "block plain(filters) {\n conv2d(filters, 3, padding=same)\n relu()\n}",
+    ),
     "python_names": model_spec(
         "input class: float[4]\ninput keras: float[4]",
         """
@@ -268,25 +279,29 @@ def test_generation_is_deterministic_and_standalone(tmp_path: Path) -> None:
 
 def test_statements_name_layers_by_node_id(tmp_path: Path) -> None:
     source = render_model(load(tmp_path, CASES["blocks"]))
-    assert 'x = residual(image, "residual_1")' in source
+    assert 'x = residual(image, filters=4, name="residual_1")' in source
     assert 'x = layers.Dense(3, name="dense_1")(x)' in source
     # Block functions name their layers after the block node that calls them.
-    assert 'name=f"{prefix}__conv2d_1"' in source
-    assert 'x = conv_bn(in_, f"{prefix}__conv_bn_1")' in source
+    assert 'name=f"{name}__conv2d_1"' in source
+    assert 'x = conv_bn(in_, filters=filters, stride=1, name=f"{name}__conv_bn_1")' in source
     assert 'return keras.Model(inputs=image, outputs=x, name="net")' in source
 
 
-def test_block_instantiations_share_or_split_functions(tmp_path: Path) -> None:
-    def functions(layers: str) -> list[str]:
+def test_each_block_is_one_function_whatever_its_uses(tmp_path: Path) -> None:
+    def source(layers: str) -> str:
         text = model_spec("input image: float[8, 8, 16]", layers, "", BLOCKS)
-        return re.findall(r"^def (\w+)\(", render_model(load(tmp_path, text)), re.MULTILINE)
+        return render_model(load(tmp_path, text))
 
     layers = "residual(16)\nresidual(16)\nconv2d(32, 1)\nresidual(32)"
-    assert functions(layers) == ["conv_bn_16", "residual_16", "conv_bn_32", "residual_32", BUILDER]
-    # residual(32) on two shapes: two functions, which its argument cannot tell apart.
+    found = source(layers)
+    assert re.findall(r"^def (\w+)\(", found, re.MULTILINE) == ["conv_bn", "residual", BUILDER]
+    assert "def residual(in_, filters, name):" in found
+    calls = re.findall(r"= residual\(x, (.*?)\)", found)
+    assert calls == [f'filters={n}, name="residual_{i}"' for i, n in ((2, 16), (3, 32))]
+    # residual(32) on two shapes too: the function never sees spatial sizes.
     layers += "\nmaxpool2d(2)\nresidual(32)"
-    assert functions(layers) == [
-        *("conv_bn", "residual", "conv_bn_2", "residual_2", "conv_bn_3", "residual_3", BUILDER)
+    assert re.findall(r"^def (\w+)\(", source(layers), re.MULTILINE) == [
+        "conv_bn", "residual", BUILDER
     ]
 
 
@@ -296,7 +311,7 @@ def test_spec_names_that_are_python_or_module_names_are_renamed(tmp_path: Path) 
         assert f"    {statement}" in source, statement
     # Keras input names are the spec's own: they are strings, not variables.
     assert 'class_ = keras.Input(shape=(4,), name="class_")' in source
-    assert "def conv_bn_block(in_, prefix):" in source and "ops_ = layers.Dense" in source
+    assert "def conv_bn_block(in_, name):" in source and "ops_ = layers.Dense" in source
     compile(source, "model.py", "exec")
 
 
@@ -404,12 +419,18 @@ def test_keras_model_computes_the_torch_model_s_function(frameworks, tmp_path, c
     net = torch_network(frameworks, tmp_path, model)
     keras_model = getattr(import_source(tmp_path, render_model(model)), BUILDER)()
 
-    # Layer names: unique, and each weighted one is a PyTorch submodule with `.` for `__`.
+    # Layer names: unique, and each weighted one holds the weights of the PyTorch submodule
+    # that both manifests name for its node.
     names = [layer.name for layer in keras_model.layers]
     assert len(names) == len(set(names))
     weighted = {layer.name for layer in keras_model.layers if layer.weights}
     modules = dict(net.named_modules())
-    assert {name.replace("__", ".") for name in weighted} <= set(modules)
+    torch_names = {e.path: e.name for e in torch_gen.manifest(model).entries if e.weights}
+    keras_names = {e.path: {w.holder for w in e.weights}
+                   for e in model_gen.manifest(model).entries if e.weights}
+    assert set(torch_names) == set(keras_names)
+    assert set().union(*keras_names.values()) == weighted
+    assert set(torch_names.values()) <= set(modules)
 
     # Shapes, as Keras infers them: the IR's (`same`, `valid` and transposed sizes included).
     shapes = [tuple(y.shape[1:]) for y in keras_model.outputs]

@@ -179,7 +179,22 @@ MNIST = model_spec(
     """,
 )
 
+# Repeated calls (ModuleLists), with penalties inside; a block whose `same` padding is even
+# at one use and uneven at another (stride 2 on an odd size).
+REPEATS = model_spec(
+    "input image: float[9, 9, 4]",
+    """
+    conv_bn(4) * 2
+    conv_bn(8, stride=2)
+    residual(8) * 2
+    dense(6) * 3
+    flatten()
+    """,
+    blocks=BLOCKS,
+)
+
 ALL_SPECS = {
+    "repeats": REPEATS,
     "vision": VISION,
     "sequences": SEQUENCES,
     "unknown_sizes": UNKNOWN_SIZES,
@@ -269,19 +284,23 @@ def test_sequence_layers_use_x_and_the_input_name(tmp_path: Path) -> None:
     assert "# (B, 32, 26, 26)" in forward  # shape comments in the held (channels-first) layout
 
 
-def test_block_instantiations_share_or_split_classes(tmp_path: Path) -> None:
-    def classes(layers: str) -> list[str]:
+def test_each_block_is_one_class_whatever_its_uses(tmp_path: Path) -> None:
+    def source(layers: str) -> str:
         text = model_spec("input image: float[8, 8, 16]", layers, "", BLOCKS)
-        return re.findall(r"^class (\w+)", render_model(load(tmp_path, text)), re.MULTILINE)
+        return render_model(load(tmp_path, text))
 
-    # residual(16) twice on one shape shares a class, named by the argument that differs.
+    # residual(16) twice and residual(32): one class, constructed with each use's argument.
     layers = "residual(16)\nresidual(16)\nconv2d(32, 1)\nresidual(32)"
-    assert classes(layers) == ["ConvBn16", "Residual16", "ConvBn32", "Residual32", "Net"]
-    # residual(32) on two shapes needs two classes, which its argument cannot tell apart.
+    found = source(layers)
+    assert re.findall(r"^class (\w+)", found, re.MULTILINE) == ["ConvBn", "Residual", "Net"]
+    assert "class Residual(nn.Module):" in found and "def __init__(self, filters):" in found
+    calls = re.findall(r"= Residual\((.*)\)", found)
+    assert calls == ["filters=16", "filters=16", "filters=32"]
+    # residual(32) on two shapes too: spatial sizes do not reach a class.
     layers += "\nmaxpool2d(2)\nresidual(32)"
-    assert classes(layers) == [
-        *("ConvBn", "Residual", "ConvBn2", "Residual2", "ConvBn3", "Residual3", "Net")
-    ]
+    found = source(layers)
+    assert re.findall(r"^class (\w+)", found, re.MULTILINE) == ["ConvBn", "Residual", "Net"]
+    assert re.findall(r"= Residual\((.*)\)", found)[-1] == "filters=32"
 
 
 def test_block_arguments_never_inject_code(tmp_path: Path) -> None:
