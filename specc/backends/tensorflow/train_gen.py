@@ -38,9 +38,11 @@ _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
 # train.py's own imports; the data loader adds its own, and the two lists are merged.
 STDLIB_IMPORTS = ("import argparse", "import hashlib", "import io", "import json",
-                  "import math", "import os", "import sys", "import time", "import zipfile",
-                  "from pathlib import Path")
-THIRD_PARTY_IMPORTS = ("import keras", "import numpy as np", "import tensorflow as tf")
+                  "import math", "import os", "import sys", "import tempfile", "import time",
+                  "import zipfile", "from pathlib import Path")
+# Keras and TensorFlow are imported after these, with their start-up notices filtered
+# (templates/train_load_tensorflow.j2).
+THIRD_PARTY_IMPORTS = ("import numpy as np",)
 
 # The optimizer class train.py defines for each optimizer kind.
 OPTIMIZER_CLASSES = {"sgd": "TorchSGD", "adam": "TorchAdam", "adamw": "TorchAdam",
