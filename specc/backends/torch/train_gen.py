@@ -47,7 +47,8 @@ def train_context(model: ir.Model) -> dict[str, object]:
     """Everything train.py.j2 reads; its header comment lists the names."""
     class_name = model_class_name(model)
     recurrent = any(isinstance(node.layer, Recurrent) for _, node in model.graph.walk())
-    stdlib_imports = (*STDLIB_IMPORTS, *(("import warnings",) * recurrent))
+    stdlib_imports = (*STDLIB_IMPORTS, *(("import warnings",) * recurrent),
+                      *(("import types",) * model.train.tensorboard))
     return {
         **training_context(model, "torch", stdlib_imports, THIRD_PARTY_IMPORTS),
         "class_name": class_name,
