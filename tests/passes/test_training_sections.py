@@ -193,3 +193,18 @@ def test_every_section_is_checked_even_when_the_body_fails(check):
         }
     """, last="dens(3)"))
     assert len(checked.errors) == 5
+
+
+
+def test_tensorboard_is_true_or_false_and_anything_else_is_located(check):
+    def train_with(setting: str) -> str:
+        return classifier(f"loss cross_entropy()\ntrain {{ {setting} }}")
+
+    assert check(train_with("tensorboard = false")).model.train.tensorboard is False
+    assert check(train_with("epochs = 2")).model.train.tensorboard is True
+    for value in ("1", '"no"', "none"):
+        checked = check(train_with(f"tensorboard = {value}"))
+        error = checked.error("tensorboard", "expected a valid boolean")
+        assert error.span.line == checked.line("tensorboard")
+        line = checked.source.splitlines()[error.span.line - 1]
+        assert error.span.column == line.index(value) + 1
