@@ -50,7 +50,7 @@ TWO_OUTPUTS = """
 model two_heads {
     input x: float[6]
     graph {
-        h = x -> dense(8, activation=relu, l1=0.001)
+        h = x -> dense(8, activation=relu)
         class = h -> dense(4)
         value = h -> dense(1)
     }
@@ -228,6 +228,36 @@ def test_a_terminal_shows_a_bar_and_a_log_one_line_per_epoch(tmp_path: Path,
     epoch_lines = [line for line in logged.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]
     assert all("  loss " in line and "val_accuracy" in line for line in epoch_lines)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_output_s_loss_is_logged_when_there_are_several(tmp_path: Path,
+                                                             backend: str) -> None:
+    train_py = program(tmp_path, TWO_OUTPUTS, backend)
+    run_dir = tmp_path / "run"
+    finished = run(train_py, "--out", run_dir)
+    assert finished.returncode == 0, finished.stderr
+    records = read_metrics(run_dir)
+    per_output = ["loss_class", "loss_value", "val_loss_class", "val_loss_value"]
+    for record in records:
+        assert list(record) == ["epoch", "loss", "loss_class", "loss_value", "val_loss",
+                                "val_loss_class", "val_loss_value", "val_accuracy", "lr",
+                                "time"]
+        for split in ("", "val_"):  # the loss is the weighted sum of the outputs' losses
+            weighted = record[f"{split}loss_class"] + 0.5 * record[f"{split}loss_value"]
+            assert record[f"{split}loss"] == pytest.approx(weighted, rel=1e-5)
+    epoch_lines = [line for line in finished.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 2
+    for line, record in zip(epoch_lines, records, strict=True):
+        for name in per_output:
+            assert f"  {name} {record[name]:.4g}  " in line, line
+    test = json.loads((run_dir / "results.json").read_text())["test"]
+    assert {"loss", "loss_class", "loss_value", "accuracy"} == set(test)
+    scalars = read_tensorboard(run_dir / "tensorboard")
+    for name in per_output:  # one value an epoch, in order of the steps
+        logged = [value for _, value in sorted(scalars[name].items())]
+        assert logged == pytest.approx([record[name] for record in records], rel=1e-6)
 
 
 @pytest.mark.slow

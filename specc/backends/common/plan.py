@@ -51,6 +51,14 @@ def loss_terms(model: ir.Model) -> list[LossTermView]:
     ]
 
 
+def output_loss_names(model: ir.Model) -> list[str]:
+    """The names under which metrics.jsonl, TensorBoard and the epoch line show each output's
+    loss term (`loss_<output>`, and `val_loss_<output>`), in output order; none when the
+    model has a single loss term, which is the loss."""
+    terms = loss_terms(model)
+    return [f"loss_{term.label}" for term in terms] if len(terms) > 1 else []
+
+
 def has_regularization(model: ir.Model) -> bool:
     """Whether some layer has a nonzero `l1` or `l2`, whose penalty train.py adds to the
     loss at every training step."""
@@ -143,6 +151,8 @@ def training_context(model: ir.Model, backend: Backend, stdlib_imports: tuple[st
         "input_labels": [value.label for value in model.graph.inputs],
         "output_labels": [model.graph.value(v).label for v in model.graph.outputs],
         "losses": loss_terms(model),
+        # with several loss terms, metrics.jsonl's names for each output's own loss
+        "output_losses": output_loss_names(model),
         "regularized": has_regularization(model),
         "metrics": model.metrics,
         "metric_kinds": [m.kind for m in model.metrics],
