@@ -18,12 +18,15 @@ Writes into the run directory RUN:
   results.json      backend, device, epochs_run, train_samples_per_s (after warm-up) and
                     the test split's loss and metrics, computed with the best weights;
                     written last, once the export exists
+  tensorboard/      TensorBoard's event files, when its writer can be imported: the values of
+                    metrics.jsonl and the running loss (step/loss), by optimizer step
   model.pt2         the trained model, torch.export'ed for any batch size
   preprocessing.json  the statistics the data was prepared with (for --predict)
 --resume continues from the newest intact checkpoint. --predict FILE.npz trains nothing: it
 prepares FILE's inputs (array x, or one per input name) as the training data was, runs the
 best (else newest) intact checkpoint on them and writes RUN/predictions.npz with the raw outputs
 (array y, or one per output name).
+A terminal shows a progress bar per epoch when tqdm is installed; a log gets a line per epoch.
 """
 
 import argparse
@@ -35,6 +38,7 @@ import os
 import random
 import sys
 import time
+import types
 import warnings
 import zipfile
 from contextlib import nullcontext
@@ -541,9 +545,90 @@ warmup_batches = 5  # the run's first batches (tracing, compilation, allocations
 timed_samples, timed_seconds = 0, 0.0
 trained_samples, trained_seconds = 0, 0.0
 epochs_run = start_epoch
+
+
+# -----------------------------------------------------------------------------
+# progress: on a terminal, a bar per epoch (steps, samples/s, the running loss, the time left)
+# when tqdm is installed, else one updating line; in a log, only the line of each epoch
+
+try:
+    from tqdm import tqdm
+except ImportError:  # tqdm is optional
+    tqdm = None
+
+# the epoch, the share of its steps done, the bar, steps, time taken and left, then show()'s
+BAR_FORMAT = ("{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps "
+              "[{elapsed}, ETA {remaining}{postfix}]")
+
+
+class EpochProgress:
+    """The progress of one epoch on a terminal. step() counts an optimizer step and never
+    waits for the device; show() puts up the running loss and the speed, at the loop's host
+    sync every log_every steps."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+        self.start = time.perf_counter()
+        self.bar = None
+        if interactive and tqdm is not None:
+            self.bar = tqdm(total=min(steps_per_epoch, max_steps - step),
+                            desc=f"epoch {epoch + 1}/{epochs}", bar_format=BAR_FORMAT,
+                            file=sys.stdout, leave=False, dynamic_ncols=True)
+
+    def step(self):
+        if self.bar is not None:
+            self.bar.update()
+
+    def show(self, running_loss, seen):
+        """Show the epoch's running loss, `seen` samples into it."""
+        if self.bar is not None:
+            speed = seen / (time.perf_counter() - self.start)
+            self.bar.set_postfix_str(f"{speed:,.0f} samples/s, loss {running_loss:.4f}")
+        elif interactive:
+            print(f"{line_start}epoch {self.epoch + 1}/{epochs}  step {step}/{total_steps}  "
+                  f"loss {running_loss:.4f}", end="", flush=True)
+
+    def close(self):
+        """Clear the bar, for the epoch's line to take its place."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -----------------------------------------------------------------------------
+# TensorBoard: the values of each epoch's metrics.jsonl line (loss, val_loss, val_<metric>,
+# lr), and the running training loss every log_every steps (step/loss), in RUN/tensorboard;
+# the x axis is the optimizer step, so that a resumed run's curves continue from the
+# checkpoint's step
+
+tensorboard_dir = run_dir / "tensorboard"
+# tensorboard imports all of TensorFlow, when that is installed, for its file functions (seconds
+# of start-up, and TensorFlow's notices on stderr) unless tensorboard.compat.notf exists, the
+# marker of its TensorFlow-free build, which makes it use its own stand-in instead.
+sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+try:
+    from torch.utils.tensorboard import SummaryWriter
+except ImportError:  # it needs the tensorboard package, which is optional
+    SummaryWriter = None
+# A resumed run goes on from the checkpoint's step: purge_step makes TensorBoard drop what an
+# interrupted run logged after it, which this run logs again.
+tensorboard_writer = (SummaryWriter(tensorboard_dir, purge_step=step + 1 if step else None)
+                      if SummaryWriter is not None else None)
+
+
+def log_scalars(values, at_step):
+    """Write each value (name: number) to TensorBoard at optimizer step `at_step`."""
+    if tensorboard_writer is not None:
+        for name, value in values.items():
+            tensorboard_writer.add_scalar(name, value, at_step)
+
+
+if tensorboard_writer is not None:
+    print(f"TensorBoard: tensorboard --logdir {tensorboard_dir}")
+
 model.train()
 for epoch in range(start_epoch, epochs):
     epoch_start = time.perf_counter()
+    progress = EpochProgress(epoch)
     # One generator per epoch orders the batches, so
     # that a resumed run draws exactly what an uninterrupted one would.
     rng = torch.Generator(device).manual_seed(seed + epoch)
@@ -578,13 +663,13 @@ for epoch in range(start_epoch, epochs):
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        progress.step()
         if step % log_every == 0:
             # The loop's only host sync: once the loss is nan/inf, so is its running sum.
             running_loss = loss_sum.item() / seen
             stop_unless_finite(running_loss, "the training loss")
-            if interactive:
-                print(f"{line_start}epoch {epoch + 1}/{epochs}  step {step}/{total_steps}  "
-                      f"loss {running_loss:.4f}", end="", flush=True)
+            progress.show(running_loss, seen)
+            log_scalars({"step/loss": running_loss}, step)
         if step >= max_steps:
             break
     train_loss = loss_sum.item() / seen  # waits for the epoch's last step
@@ -605,6 +690,11 @@ for epoch in range(start_epoch, epochs):
     record.update(lr=optimizer.param_groups[0]["lr"], time=time.perf_counter() - epoch_start)
     with metrics_path.open("a") as log:
         log.write(json.dumps(record) + "\n")
+    progress.close()
+    log_scalars({name: value for name, value in record.items() if name not in ("epoch", "time")},
+                step)
+    if tensorboard_writer is not None:
+        tensorboard_writer.flush()
     shown = "  ".join(f"{name} {value:.4g}" for name, value in record.items()
                       if name not in ("epoch", "time"))
     print(f"{line_start}epoch {epochs_run}/{epochs}  {shown}  ({record['time']:.1f}s)")

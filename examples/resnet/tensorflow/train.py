@@ -18,6 +18,8 @@ Writes into the run directory RUN:
   results.json      backend, device, epochs_run, train_samples_per_s (after warm-up) and
                     the test split's loss and metrics, computed with the best weights;
                     written last, once the export exists
+  tensorboard/      TensorBoard's event files, when its writer can be imported: the values of
+                    metrics.jsonl and the running loss (step/loss), by optimizer step
   model.keras       the trained model (keras.saving.load_model, after importing model.py)
   saved_model/      the same as a TensorFlow SavedModel (model.export), for serving
   preprocessing.json  the statistics the data was prepared with (for --predict)
@@ -25,6 +27,7 @@ Writes into the run directory RUN:
 prepares FILE's inputs (array x, or one per input name) as the training data was, runs the
 best (else newest) intact checkpoint on them and writes RUN/predictions.npz with the raw outputs
 (array y, or one per output name).
+A terminal shows a progress bar per epoch when tqdm is installed; a log gets a line per epoch.
 """
 
 import argparse
@@ -34,13 +37,12 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 # model.py and data.py sit next to this file: import them whatever the working directory.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,7 +54,39 @@ from data import (
     read_predict_inputs,
     save_preprocessing,
 )
-from model import build_model
+
+# TensorFlow's C++ libraries print notices to stderr as they load: absl's warning that logging
+# is not set up yet, "oneDNN custom operations are on", which CPU instructions the binary was
+# built for, and on GPU builds "Unable to register cuDNN factory" (a plugin registered twice).
+# TF_CPP_MIN_LOG_LEVEL=1 keeps TensorFlow's INFO lines out from then on, and its warnings and
+# errors in; a level set in the environment is kept. The notices above ignore that level, so
+# stderr is caught while TensorFlow loads and passed on without them: anything else it prints
+# then (a warning, an error) still shows. TF_CPP_MIN_LOG_LEVEL=0 shows the notices too.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+LOADING_NOTICES = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "rebuild TensorFlow with the appropriate compiler flags",
+    "when one has already been registered",
+)
+show_notices = os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+stderr_fd = sys.stderr.fileno()
+real_stderr = os.dup(stderr_fd)
+with tempfile.TemporaryFile() as loading_output:
+    os.dup2(loading_output.fileno(), stderr_fd)
+    try:
+        import keras
+        import tensorflow as tf
+        from model import build_model
+    finally:
+        sys.stderr.flush()
+        os.dup2(real_stderr, stderr_fd)
+        os.close(real_stderr)
+        loading_output.seek(0)
+        for line in loading_output.read().decode(errors="replace").splitlines(keepends=True):
+            if show_notices or not any(notice in line for notice in LOADING_NOTICES):
+                sys.stderr.write(line)
 
 # -----------------------------------------------------------------------------
 # config: the spec's train { }, optimizer and schedule (edit here or override below)
@@ -639,10 +673,84 @@ warmup_batches = 5  # the run's first batches (tracing, compilation, allocations
 timed_samples, timed_seconds = 0, 0.0
 trained_samples, trained_seconds = 0, 0.0
 epochs_run = start_epoch
+
+
+# -----------------------------------------------------------------------------
+# progress: on a terminal, a bar per epoch (steps, samples/s, the running loss, the time left)
+# when tqdm is installed, else one updating line; in a log, only the line of each epoch
+
+try:
+    from tqdm import tqdm
+except ImportError:  # tqdm is optional
+    tqdm = None
+
+# the epoch, the share of its steps done, the bar, steps, time taken and left, then show()'s
+BAR_FORMAT = ("{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps "
+              "[{elapsed}, ETA {remaining}{postfix}]")
+
+
+class EpochProgress:
+    """The progress of one epoch on a terminal. step() counts an optimizer step and never
+    waits for the device; show() puts up the running loss and the speed, at the loop's host
+    sync every log_every steps."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+        self.start = time.perf_counter()
+        self.bar = None
+        if interactive and tqdm is not None:
+            self.bar = tqdm(total=min(steps_per_epoch, max_steps - step),
+                            desc=f"epoch {epoch + 1}/{epochs}", bar_format=BAR_FORMAT,
+                            file=sys.stdout, leave=False, dynamic_ncols=True)
+
+    def step(self):
+        if self.bar is not None:
+            self.bar.update()
+
+    def show(self, running_loss, seen):
+        """Show the epoch's running loss, `seen` samples into it."""
+        if self.bar is not None:
+            speed = seen / (time.perf_counter() - self.start)
+            self.bar.set_postfix_str(f"{speed:,.0f} samples/s, loss {running_loss:.4f}")
+        elif interactive:
+            print(f"{line_start}epoch {self.epoch + 1}/{epochs}  step {step}/{total_steps}  "
+                  f"loss {running_loss:.4f}", end="", flush=True)
+
+    def close(self):
+        """Clear the bar, for the epoch's line to take its place."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -----------------------------------------------------------------------------
+# TensorBoard: the values of each epoch's metrics.jsonl line (loss, val_loss, val_<metric>,
+# lr), and the running training loss every log_every steps (step/loss), in RUN/tensorboard;
+# the x axis is the optimizer step, so that a resumed run's curves continue from the
+# checkpoint's step
+
+tensorboard_dir = run_dir / "tensorboard"
+# tf.summary.scalar is the tensorboard package's (TensorFlow's own package requires it)
+has_scalar_summaries = hasattr(tf.summary, "scalar")
+tensorboard_writer = (tf.summary.create_file_writer(str(tensorboard_dir))
+                      if has_scalar_summaries else None)
+
+
+def log_scalars(values, at_step):
+    """Write each value (name: number) to TensorBoard at optimizer step `at_step`."""
+    if tensorboard_writer is not None:
+        with tensorboard_writer.as_default(step=at_step):
+            for name, value in values.items():
+                tf.summary.scalar(name, value)
+
+
+if tensorboard_writer is not None:
+    print(f"TensorBoard: tensorboard --logdir {tensorboard_dir}")
+
 lr = learning_rate_at(start_epoch, step)
 optimizer.learning_rate = lr
 for epoch in range(start_epoch, epochs):
     epoch_start = time.perf_counter()
+    progress = EpochProgress(epoch)
     # The order of the batches are functions of
     # (seed, epoch), so that a resumed run draws exactly what an uninterrupted one would.
     order = tf.random.experimental.stateless_shuffle(tf.range(train_size), seed=[seed, epoch])
@@ -666,13 +774,13 @@ for epoch in range(start_epoch, epochs):
         if not update:
             continue  # gradients add up over grad_accum batches
         step += 1
+        progress.step()
         if step % log_every == 0:
             # The loop's only host sync: once the loss is nan/inf, so is its running sum.
             running_loss = float(loss_sum.numpy()) / seen
             stop_unless_finite(running_loss, "the training loss")
-            if interactive:
-                print(f"{line_start}epoch {epoch + 1}/{epochs}  step {step}/{total_steps}  "
-                      f"loss {running_loss:.4f}", end="", flush=True)
+            progress.show(running_loss, seen)
+            log_scalars({"step/loss": running_loss}, step)
         if step >= max_steps:
             break
     train_loss = float(loss_sum.numpy()) / seen  # waits for the epoch's last step
@@ -693,6 +801,11 @@ for epoch in range(start_epoch, epochs):
     record.update(lr=lr, time=time.perf_counter() - epoch_start)
     with metrics_path.open("a") as log:
         log.write(json.dumps(record) + "\n")
+    progress.close()
+    log_scalars({name: value for name, value in record.items() if name not in ("epoch", "time")},
+                step)
+    if tensorboard_writer is not None:
+        tensorboard_writer.flush()
     shown = "  ".join(f"{name} {value:.4g}" for name, value in record.items()
                       if name not in ("epoch", "time"))
     print(f"{line_start}epoch {epochs_run}/{epochs}  {shown}  ({record['time']:.1f}s)")
