@@ -136,18 +136,22 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 def read_tensorboard(folder: Path) -> dict[str, dict[int, float]]:
-    """Every scalar in the event files under `folder`, by name: {step: value}. PyTorch's
-    writer stores scalars as such, tf.summary as one-number tensors."""
+    """Every scalar in the event files under `folder`, as TensorBoard reads them, by name:
+    {step: value}, each step once. PyTorch's writer stores scalars as such, tf.summary as
+    one-number tensors."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util.tensor_util import make_ndarray
 
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
     events.Reload()
     tags = events.Tags()
-    scalars = {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in tags["scalars"]}
-    scalars.update({tag: {e.step: float(make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)}
-                    for tag in tags["tensors"]})
-    return scalars
+    points = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in tags["scalars"]}
+    points.update({tag: [(e.step, float(make_ndarray(e.tensor_proto)))
+                         for e in events.Tensors(tag)] for tag in tags["tensors"]})
+    for tag, logged in points.items():
+        steps = [at_step for at_step, _ in logged]
+        assert len(steps) == len(set(steps)), f"{tag}: a step logged twice, {steps}"
+    return {tag: dict(logged) for tag, logged in points.items()}
 
 
 # --- the generated source ---------------------------------------------------------------------
@@ -196,6 +200,24 @@ def test_tensorboard_holds_the_numbers_of_metrics_jsonl_across_a_resume(tmp_path
     assert sorted(scalars["step/loss"]) == [50, 100, 150, 200]
     assert scalars["step/loss"][100] == pytest.approx(records[0]["loss"], rel=1e-6)
     assert scalars["step/loss"][200] == pytest.approx(records[1]["loss"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_a_resumed_pytorch_run_replaces_what_the_interrupted_one_logged(tmp_path: Path) -> None:
+    train_py = program(tmp_path, CLASSIFIER.format(train=""), "torch")
+    run_dir = tmp_path / "run"
+    assert run(train_py, "--out", run_dir).returncode == 0
+    # as if killed after logging epoch 2 and before its checkpoint: epoch 2 runs again
+    (run_dir / "checkpoints" / "epoch-0002.pt").unlink()
+    resumed = run(train_py, "--out", run_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout and "(epoch 1, step 100)" in resumed.stdout
+    scalars = read_tensorboard(run_dir / "tensorboard")  # no step twice
+    assert sorted(scalars["loss"]) == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    assert sorted(scalars["step/loss"]) == [50, 100, 150, 200]
+    records = read_metrics(run_dir)
+    assert [scalars["val_loss"][r["epoch"] * STEPS_PER_EPOCH] for r in records] == pytest.approx(
+        [r["val_loss"] for r in records], rel=1e-6)
 
 
 @pytest.mark.slow
