@@ -7,7 +7,7 @@ knows a framework.
 
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from specc.backends.registry import BACKEND_NAMES, DEFAULT_BACKEND
 
@@ -348,6 +348,9 @@ class TrainConfig(BaseModel):
     grad_accum: PositiveInt = 1
     early_stopping: EarlyStopping | None = None
     checkpoint: Checkpoint = Checkpoint()
+    # event files in RUN/tensorboard when the program finds TensorBoard's writer; false:
+    # none, and no TensorBoard code in train.py
+    tensorboard: StrictBool = True
 
     hints: ClassVar[dict[str, str]] = {"batch": "batch_size", "lr": "optimizer lr="}
 

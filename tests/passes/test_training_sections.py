@@ -201,3 +201,17 @@ def test_every_framework_name_points_at_a_kind_specc_has():
     kinds = {*LOSSES, *METRICS, *OPTIMIZERS}
     assert set(FRAMEWORK_NAMES.values()) <= kinds
     assert not (set(FRAMEWORK_NAMES) | set(FRAMEWORK_NOTES)) & kinds  # none shadows a kind
+
+
+def test_tensorboard_is_true_or_false_and_anything_else_is_located(check):
+    def train_with(setting: str) -> str:
+        return classifier(f"loss cross_entropy()\ntrain {{ {setting} }}")
+
+    assert check(train_with("tensorboard = false")).model.train.tensorboard is False
+    assert check(train_with("epochs = 2")).model.train.tensorboard is True
+    for value in ("1", '"no"', "none"):
+        checked = check(train_with(f"tensorboard = {value}"))
+        error = checked.error("tensorboard", "expected a valid boolean")
+        assert error.span.line == checked.line("tensorboard")
+        line = checked.source.splitlines()[error.span.line - 1]
+        assert error.span.column == line.index(value) + 1

@@ -8,11 +8,14 @@ Its settings, loss, metrics, optimizer and schedule are in recipe.py: edit them 
 
 Writes into the run directory RUN: metrics.jsonl (a JSON line per epoch: epoch, loss,
 val_loss and val_<metric>, lr, time), checkpoints/ (checkpoints.py says what they hold),
+tensorboard/ (TensorBoard's event files, when its writer can be imported: the values of
+metrics.jsonl and the running loss, step/loss, by optimizer step),
 preprocessing.json (what --predict prepares inputs with), the trained model as
 model.pt2 (torch.export), and last results.json (backend, device, epochs_run,
 train_samples_per_s, and the test metrics with the best weights). --resume continues from
 the newest intact checkpoint; --predict FILE.npz runs the best one on FILE's inputs (x, or
 one array per input name) into RUN/predictions.npz (y, or one array per output name).
+A terminal shows a progress bar per epoch when tqdm is installed; a log gets a line per epoch.
 """
 
 import argparse
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checkpoints
 import data
 import devices
+import progress
 import recipe
 from model import DigitsCnn
 
@@ -214,15 +218,18 @@ def stop_unless_finite(value, what):
              f"step {step}): stopped; {checkpoints.last_good_checkpoint(checkpoint_dir)}")
 
 
-interactive = sys.stdout.isatty()  # a terminal gets one updating line, a log one per epoch
+interactive = sys.stdout.isatty()  # a terminal gets a progress bar, a log a line per epoch
 line_start = "\r\033[K" if interactive else ""  # overwrite the progress line
 warmup_batches = 5  # the run's first batches (tracing, compilation, allocations) are not timed
 timed_samples, timed_seconds = 0, 0.0
 trained_samples, trained_seconds = 0, 0.0
 epochs_run = start_epoch
+tensorboard = progress.TensorBoardLog(run_dir, step)
 model.train()
 for epoch in range(start_epoch, epochs):
     epoch_start = time.perf_counter()
+    bar = progress.EpochProgress(epoch, epochs, min(steps_per_epoch, max_steps - step),
+                                 interactive)
     # One generator per epoch orders the batches, so
     # that a resumed run draws exactly what an uninterrupted one would.
     rng = torch.Generator(device).manual_seed(recipe.seed + epoch)
@@ -258,13 +265,13 @@ for epoch in range(start_epoch, epochs):
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        bar.step()
         if step % recipe.log_every == 0:
             # The loop's only host sync: once the loss is nan/inf, so is its running sum.
             running_loss = loss_sum.item() / seen
             stop_unless_finite(running_loss, "the training loss")
-            if interactive:
-                print(f"{line_start}epoch {epoch + 1}/{epochs}  step {step}/{total_steps}  "
-                      f"loss {running_loss:.4f}", end="", flush=True)
+            bar.show(running_loss, seen, step, total_steps)
+            tensorboard.log({"step/loss": running_loss}, step)
         if step >= max_steps:
             break
     train_loss = loss_sum.item() / seen  # waits for the epoch's last step
@@ -285,6 +292,10 @@ for epoch in range(start_epoch, epochs):
     record.update(lr=optimizer.param_groups[0]["lr"], time=time.perf_counter() - epoch_start)
     with metrics_path.open("a") as log:
         log.write(json.dumps(record) + "\n")
+    bar.close()
+    tensorboard.log({name: value for name, value in record.items()
+                     if name not in ("epoch", "time")}, step)
+    tensorboard.flush()
     shown = "  ".join(f"{name} {value:.4g}" for name, value in record.items()
                       if name not in ("epoch", "time"))
     print(f"{line_start}epoch {epochs_run}/{epochs}  {shown}  ({record['time']:.1f}s)")

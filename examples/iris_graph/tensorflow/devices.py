@@ -11,10 +11,40 @@ machine has available.
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 
-import keras
-import tensorflow as tf
+# TensorFlow's C++ libraries print notices to stderr as they load: absl's warning that logging
+# is not set up yet, "oneDNN custom operations are on", which CPU instructions the binary was
+# built for, and on GPU builds "Unable to register cuDNN factory" (a plugin registered twice).
+# TF_CPP_MIN_LOG_LEVEL=1 keeps TensorFlow's INFO lines out from then on, and its warnings and
+# errors in; a level set in the environment is kept. The notices above ignore that level, so
+# stderr is caught while TensorFlow loads and passed on without them: anything else it prints
+# then (a warning, an error) still shows. TF_CPP_MIN_LOG_LEVEL=0 shows the notices too.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+LOADING_NOTICES = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "rebuild TensorFlow with the appropriate compiler flags",
+    "when one has already been registered",
+)
+show_notices = os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+stderr_fd = sys.stderr.fileno()
+real_stderr = os.dup(stderr_fd)
+with tempfile.TemporaryFile() as loading_output:
+    os.dup2(loading_output.fileno(), stderr_fd)
+    try:
+        import keras
+        import tensorflow as tf
+    finally:
+        sys.stderr.flush()
+        os.dup2(real_stderr, stderr_fd)
+        os.close(real_stderr)
+        loading_output.seek(0)
+        for line in loading_output.read().decode(errors="replace").splitlines(keepends=True):
+            if show_notices or not any(notice in line for notice in LOADING_NOTICES):
+                sys.stderr.write(line)
 
 
 def check_device_name(name):

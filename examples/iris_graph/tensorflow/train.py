@@ -8,11 +8,14 @@ Its settings, loss, metrics, optimizer and schedule are in recipe.py: edit them 
 
 Writes into the run directory RUN: metrics.jsonl (a JSON line per epoch: epoch, loss,
 val_loss and val_<metric>, lr, time), checkpoints/ (checkpoints.py says what they hold),
+tensorboard/ (TensorBoard's event files, when its writer can be imported: the values of
+metrics.jsonl and the running loss, step/loss, by optimizer step),
 preprocessing.json (what --predict prepares inputs with), the trained model as
 model.keras and saved_model/ (a SavedModel), and last results.json (backend, device, epochs_run,
 train_samples_per_s, and the test metrics with the best weights). --resume continues from
 the newest intact checkpoint; --predict FILE.npz runs the best one on FILE's inputs (x, or
 one array per input name) into RUN/predictions.npz (y, or one array per output name).
+A terminal shows a progress bar per epoch when tqdm is installed; a log gets a line per epoch.
 """
 
 import argparse
@@ -23,16 +26,17 @@ import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 # The program's other files sit next to this one: import them whatever the working directory.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checkpoints
 import data
-import devices
+import devices  # before keras and tensorflow: it loads them without TensorFlow's start-up notices
+import keras
+import progress
 import recipe
+import tensorflow as tf
 from model import build_model
 
 # -----------------------------------------------------------------------------
@@ -249,16 +253,19 @@ def stop_unless_finite(value, what):
              f"step {step}): stopped; {checkpoints.last_good_checkpoint(checkpoint_dir)}")
 
 
-interactive = sys.stdout.isatty()  # a terminal gets one updating line, a log one per epoch
+interactive = sys.stdout.isatty()  # a terminal gets a progress bar, a log a line per epoch
 line_start = "\r\033[K" if interactive else ""  # overwrite the progress line
 warmup_batches = 5  # the run's first batches (tracing, compilation, allocations) are not timed
 timed_samples, timed_seconds = 0, 0.0
 trained_samples, trained_seconds = 0, 0.0
 epochs_run = start_epoch
+tensorboard = progress.TensorBoardLog(run_dir, step)
 lr = recipe.learning_rate_at(start_epoch, step, steps_per_epoch, total_steps)
 optimizer.learning_rate = lr
 for epoch in range(start_epoch, epochs):
     epoch_start = time.perf_counter()
+    bar = progress.EpochProgress(epoch, epochs, min(steps_per_epoch, max_steps - step),
+                                 interactive)
     # The order of the batches are functions of
     # (seed, epoch), so that a resumed run draws exactly what an uninterrupted one would.
     order = tf.random.experimental.stateless_shuffle(tf.range(train_size),
@@ -283,13 +290,13 @@ for epoch in range(start_epoch, epochs):
         if not update:
             continue  # gradients add up over grad_accum batches
         step += 1
+        bar.step()
         if step % recipe.log_every == 0:
             # The loop's only host sync: once the loss is nan/inf, so is its running sum.
             running_loss = float(loss_sum.numpy()) / seen
             stop_unless_finite(running_loss, "the training loss")
-            if interactive:
-                print(f"{line_start}epoch {epoch + 1}/{epochs}  step {step}/{total_steps}  "
-                      f"loss {running_loss:.4f}", end="", flush=True)
+            bar.show(running_loss, seen, step, total_steps)
+            tensorboard.log({"step/loss": running_loss}, step)
         if step >= max_steps:
             break
     train_loss = float(loss_sum.numpy()) / seen  # waits for the epoch's last step
@@ -310,6 +317,10 @@ for epoch in range(start_epoch, epochs):
     record.update(lr=lr, time=time.perf_counter() - epoch_start)
     with metrics_path.open("a") as log:
         log.write(json.dumps(record) + "\n")
+    bar.close()
+    tensorboard.log({name: value for name, value in record.items()
+                     if name not in ("epoch", "time")}, step)
+    tensorboard.flush()
     shown = "  ".join(f"{name} {value:.4g}" for name, value in record.items()
                       if name not in ("epoch", "time"))
     print(f"{line_start}epoch {epochs_run}/{epochs}  {shown}  ({record['time']:.1f}s)")

@@ -52,6 +52,14 @@ def loss_terms(model: ir.Model) -> list[LossTermView]:
     ]
 
 
+def output_loss_names(model: ir.Model) -> list[str]:
+    """The names under which metrics.jsonl, TensorBoard and the epoch line show each output's
+    loss term (`loss_<output>`, and `val_loss_<output>`), in output order; none when the
+    model has a single loss term, which is the loss."""
+    terms = loss_terms(model)
+    return [f"loss_{term.label}" for term in terms] if len(terms) > 1 else []
+
+
 def has_regularization(model: ir.Model) -> bool:
     """Whether some layer has a nonzero `l1` or `l2`, whose penalty train.py adds to the
     loss at every training step."""
@@ -122,7 +130,7 @@ def _fill(text: str, width: int) -> list[str]:
 # name (`recipe.py.j2`, ...): the training recipe (settings, loss, metrics, optimizer,
 # schedule), the sealed checkpoints, the device (its precision, its memory), and the program
 # that runs them.
-TRAINING_FILES = ("recipe.py", "checkpoints.py", "devices.py", "train.py")
+TRAINING_FILES = ("recipe.py", "checkpoints.py", "devices.py", "progress.py", "train.py")
 
 
 def import_lines(stdlib: tuple[str, ...], third_party: tuple[str, ...]) -> str:
@@ -168,6 +176,8 @@ def training_context(model: ir.Model, backend: Backend,
         "regularized": regularized,
         # what train.py passes compute_loss after the outputs and targets
         "loss_model": ", model" if regularized else "",
+        # with several loss terms, metrics.jsonl's names for each output's own loss
+        "output_losses": output_loss_names(model),
         "metrics": model.metrics,
         "metric_kinds": [m.kind for m in model.metrics],
         "metric_task": metric_task(model),

@@ -52,13 +52,18 @@ def imports(model: ir.Model) -> dict[str, str]:
         "checkpoints.py": import_lines(
             ("import hashlib", "import io", "import json", "import os", "import sys",
              "import zipfile"), ("import numpy as np",)),
+        # Keras and TensorFlow are loaded here first, their start-up notices filtered
+        # (templates/devices_framework.j2); train.py imports this module before them.
         "devices.py": import_lines(
-            ("import math", "import os", "import sys", "from pathlib import Path"),
-            ("import keras", "import tensorflow as tf")),
+            ("import math", "import os", "import sys", "import tempfile",
+             "from pathlib import Path"), ()),
+        "progress.py": import_lines(
+            ("import sys", "import time"), ("import tensorflow as tf",) * model.train.tensorboard),
+        # Keras and TensorFlow come after devices.py (templates/train_program_imports.j2).
         "train.py": import_lines(
             ("import argparse", "import json", "import math", "import os", "import sys",
              "import time", "from pathlib import Path"),
-            ("import keras", "import numpy as np", "import tensorflow as tf")),
+            ("import numpy as np",)),
     }
 
 

@@ -53,6 +53,8 @@ def imports(model: ir.Model) -> dict[str, str]:
         "devices.py": import_lines(
             ("import math", "import os", "import sys", "from pathlib import Path"),
             ("import torch",)),
+        "progress.py": import_lines(
+            ("import sys", "import time", *("import types",) * model.train.tensorboard), ()),
         "train.py": import_lines(
             ("import argparse", "import json", "import math", "import os", "import random",
              "import sys", "import time", "from contextlib import nullcontext",

@@ -252,8 +252,12 @@ def test_loss_terms_take_the_labels_in_output_order(tmp_path: Path) -> None:
     text = VARIANTS["two_outputs"].replace("loss class: cross_entropy(), value: mse(weight=0.5)",
                                            "loss value: mse(weight=0.5), class: cross_entropy()")
     source = render_training(load_model(tmp_path, text))["recipe.py"]
-    assert "    loss = F.cross_entropy(outputs[0].float(), targets[0])\n" in source
-    assert "    loss = loss + 0.5 * F.mse_loss(outputs[1].float(), targets[1])\n" in source
+    # each output's term in output_losses, in output order, and the weights with them
+    assert ("        # cross_entropy on `class`\n"
+            "        F.cross_entropy(outputs[0].float(), targets[0]),\n"
+            "        # mse on `value`\n"
+            "        F.mse_loss(outputs[1].float(), targets[1]),\n") in source
+    assert "    loss = terms[0] + 0.5 * terms[1]\n" in source
 
 
 def test_a_metric_that_does_not_fit_the_loss_is_a_check_error(tmp_path: Path) -> None:
