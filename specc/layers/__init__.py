@@ -15,7 +15,7 @@ from specc.layers.base import Layer
 from specc.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D
 from specc.layers.core import Dense, Dropout, Flatten, Identity, Permute, Reshape
 from specc.layers.initializers import INITIALIZERS, Initializer
-from specc.layers.merge import Add, Average, Concat, Multiply
+from specc.layers.merge import Add, Average, Concat, Maximum, Minimum, Multiply, Subtract
 from specc.layers.normalization import BatchNorm, LayerNorm
 from specc.layers.pooling import (
     AvgPool1D,
@@ -63,8 +63,11 @@ _CLASSES: tuple[type[Layer], ...] = (
     MultiHeadAttention,
     TransformerEncoder,
     Add,
+    Subtract,
     Multiply,
     Average,
+    Maximum,
+    Minimum,
     Concat,
 )
 

@@ -14,7 +14,7 @@ from specc.layers.activation import OptionalActivation
 from specc.layers.args import Flag, NonNegativeFloat, PerAxis, PositiveInt, invalid
 from specc.layers.base import Backend, ParamCount, Shape, fmt_shape, numel, require_known
 from specc.layers.initializers import BIAS_INIT_HINTS, INIT_HINTS, BiasInitializer, Initializer
-from specc.layers.window import Padding, SpatialLayer, Window
+from specc.layers.window import CausalPadding, Padding, SpatialLayer, Window
 
 # Framework spellings shared by every convolution, for "did you mean".
 WINDOW_HINTS: dict[str, str] = {
@@ -102,9 +102,12 @@ class Conv(SpatialLayer):
 
 
 class Conv1D(Conv):
-    """Over [time, channels]."""
+    """Over [time, channels]. `padding=causal` pads dilation*(kernel-1) zeros before the
+    sequence only, so that step t sees steps ≤ t (WaveNet, TCN); the output has
+    ceil(time / stride) steps."""
 
     kind: Literal["conv1d"] = "conv1d"
+    padding: CausalPadding = "valid"
     rank = 1
 
 

@@ -65,7 +65,14 @@ _KERAS_POOL = {
     "global_maxpool1d": "GlobalMaxPooling1D",
     "global_maxpool2d": "GlobalMaxPooling2D",
 }
-_KERAS_MERGE = {"add": "Add", "multiply": "Multiply", "average": "Average"}
+_KERAS_MERGE = {
+    "add": "Add",
+    "subtract": "Subtract",
+    "multiply": "Multiply",
+    "average": "Average",
+    "maximum": "Maximum",
+    "minimum": "Minimum",
+}
 _KERAS_RNN = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 
@@ -214,6 +221,10 @@ def torch_module(layer, shapes):
         }[k]()
     if k == "leaky_relu":
         return nn.LeakyReLU(layer.slope)
+    if k == "conv1d" and layer.padding == "causal":  # zeros before the sequence, then valid
+        conv = nn.Conv1d(channels, layer.filters, layer.kernel, layer.stride, 0, layer.dilation,
+                         layer.groups, layer.bias)
+        return nn.Sequential(nn.ConstantPad1d((layer.window.causal_padding(), 0), 0.0), conv)
     if k in ("conv1d", "conv2d"):
         padding = _torch_padding(layer)
         if padding is None:
@@ -410,6 +421,15 @@ CASES = [
     ("conv1d", {"filters": 4, "kernel": 3, "groups": 2, "padding": "same"}, SEQ),
     ("conv1d", {"filters": 4, "kernel": 3, "stride": 2}, [(None, 2)]),
     *[
+        ("conv1d", {"filters": 3, "kernel": k, "stride": s, "padding": "causal", "dilation": d},
+         [(n, 2)])
+        for k in (1, 2, 3)
+        for s, d in ((1, 1), (1, 2), (1, 4), (2, 1), (3, 1))
+        for n in (7, 10)
+    ],
+    ("conv1d", {"filters": 4, "kernel": 3, "padding": "causal", "groups": 2}, SEQ),
+    ("conv1d", {"filters": 4, "kernel": 2, "padding": "causal", "dilation": 2}, [(None, 3)]),
+    *[
         ("conv2d_transpose", {"filters": 3, "kernel": k, "stride": s, "padding": p}, IMG_ODD)
         for k in (1, 2, 3, [3, 4])
         for s in (1, 2, 3, [2, 3])
@@ -480,6 +500,10 @@ CASES = [
     ("add", {}, [(None, 5), (3, 5)]),
     ("multiply", {}, [(3, 2, 4)] * 3),
     ("average", {}, [(6,), (6,)]),
+    ("subtract", {}, [(4, 5), (4, 5)]),
+    ("subtract", {}, [(None, 3), (2, 3)]),
+    ("maximum", {}, [(3, 2, 4)] * 3),
+    ("minimum", {}, [(6,), (6,)]),
     ("concat", {}, [(4, 5), (4, 3)]),
     ("concat", {"axis": 1}, [(4, 5), (2, 5), (1, 5)]),
     ("concat", {"axis": -2}, [(None, 5), (2, 5)]),
@@ -535,6 +559,8 @@ REJECTED = [
     ("depthwise_conv2d", {"kernel": [1, 4]}, [(5, 3, 2)]),
     ("conv2d", {"filters": 4, "kernel": 1, "groups": 2}, [(5, 5, 3)]),
     ("add", {}, [(4, 5), (4, 6)]),
+    ("subtract", {}, [(4, 5)] * 3),
+    ("maximum", {}, [(4, 5), (5, 5)]),
     ("concat", {"axis": 1}, [(4, 5), (4, 6)]),
 ]
 
@@ -547,7 +573,7 @@ def test_rejects_what_frameworks_reject(case):
         layer.output_shape(shapes)
     with pytest.raises(Exception):  # noqa: B017 - each framework raises its own type
         keras_result(layer, shapes)
-    if kind not in ("add", "concat"):
+    if kind not in ("add", "subtract", "maximum", "concat"):
         with pytest.raises(Exception):  # noqa: B017
             torch_result(layer, shapes)
 

@@ -107,6 +107,7 @@ CONTRACT = {
 EXTENSIONS = {
     **{name: {} for name in ("softplus", "softsign", "selu", "mish", "hard_sigmoid",
                              "hard_swish", "exponential")},
+    **{name: {} for name in ("subtract", "maximum", "minimum")},
 }
 
 
@@ -203,8 +204,11 @@ def test_metadata():
         assert (LAYERS[kind].accepts, LAYERS[kind].produces) == ("float", "float"), kind
     assert {k for k, c in LAYERS.items() if c.arity == "many"} == {
         "add",
+        "subtract",
         "multiply",
         "average",
+        "maximum",
+        "minimum",
         "concat",
     }
     assert LAYERS["conv2d"].hints["strides"] == "stride"
@@ -345,6 +349,9 @@ def test_zeropad_forms():
         (8, 3, 2, 1, 1, 4),
         (5, 4, 1, 2, 1, 6),
         (None, 3, 2, "same", 1, None),
+        (16, 3, 1, "causal", 4, 16),
+        (15, 4, 2, "causal", 1, 8),
+        (None, 3, 1, "causal", 2, None),
     ],
 )
 def test_window_length(size, kernel, stride, padding, dilation, expected):
@@ -404,6 +411,24 @@ def test_conv_shapes():
     assert shape_of("conv1d", [(16, 3)], filters=5, kernel=3, dilation=4) == (8, 5)
     assert shape_of("depthwise_conv2d", [(8, 8, 3)], kernel=3, multiplier=2) == (6, 6, 6)
     assert shape_of("conv2d_transpose", [(7, 7, 4)], filters=2, kernel=3, stride=2) == (15, 15, 2)
+
+
+def test_causal_conv1d():
+    # dilation * (kernel - 1) zeros before the sequence: as long as its input at stride 1.
+    assert shape_of("conv1d", [(16, 3)], filters=5, kernel=3, padding="causal", dilation=4) == (
+        16,
+        5,
+    )
+    assert shape_of("conv1d", [(9, 3)], filters=5, kernel=4, stride=2, padding="causal") == (5, 5)
+    assert shape_of("conv1d", [(None, 3)], filters=2, kernel=2, padding="causal") == (None, 2)
+    assert params_of("conv1d", [(9, 3)], filters=4, kernel=5, padding="causal") == ParamCount(64)
+    assert Window.of(1, 3, 1, "causal", 4).causal_padding() == 8
+    assert error_of("conv2d", filters=4, kernel=3, padding="causal") == (
+        "Input should be valid, same, a non-negative integer or a list of them"
+    )
+    assert error_of("conv1d", filters=4, kernel=3, padding="full") == (
+        "Input should be valid, same, causal, a non-negative integer or a list of them"
+    )
 
 
 def test_conv_params():
@@ -553,6 +578,13 @@ def test_merges():
     assert shape_error("add", [(4, 5)]) == (
         "needs two or more inputs to merge (expected two or more, got 1)"
     )
+    assert shape_of("subtract", [(4, 5), (None, 5)]) == (4, 5)
+    assert shape_of("maximum", [(3,)] * 3) == (3,)
+    assert shape_of("minimum", [(2, 3), (2, 3)]) == (2, 3)
+    assert shape_error("subtract", [(4, 5)] * 3) == (
+        "needs exactly two inputs (expected two, got 3)"
+    )
+    assert "[4, 5], [4, 6]" in shape_error("maximum", [(4, 5), (4, 6)])
     assert shape_of("concat", [(4, 5), (4, 3)]) == (4, 8)
     assert shape_of("concat", [(4, 5), (2, 5)], axis=1) == (6, 5)
     assert shape_of("concat", [(None, 5), (2, 5)], axis=1) == (None, 5)

@@ -141,7 +141,14 @@ ACTIVATIONS: dict[str, Code] = {
 
 RECURRENT = {"simple_rnn": "layers.SimpleRNN", "lstm": "layers.LSTM", "gru": "layers.GRU"}
 POOLS = {"avg": "AveragePooling", "max": "MaxPooling"}
-MERGES = {"add": "layers.Add", "multiply": "layers.Multiply", "average": "layers.Average"}
+MERGES = {
+    "add": "layers.Add",
+    "subtract": "layers.Subtract",
+    "multiply": "layers.Multiply",
+    "average": "layers.Average",
+    "maximum": "layers.Maximum",
+    "minimum": "layers.Minimum",
+}
 
 
 def arguments(*args: object, **kwargs: object) -> tuple[str, ...]:
@@ -323,8 +330,11 @@ class LayerWriter:
         "multihead_attention": Rule(emit="attention"),
         "transformer_encoder": Rule(emit="transformer"),
         "add": Rule(emit="merge"),
+        "subtract": Rule(emit="merge"),
         "multiply": Rule(emit="merge"),
         "average": Rule(emit="merge"),
+        "maximum": Rule(emit="merge"),
+        "minimum": Rule(emit="merge"),
         "concat": Rule(emit="merge"),
     }
 

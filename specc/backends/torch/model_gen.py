@@ -326,8 +326,11 @@ class LayerWriter:
         "multihead_attention": Rule("last", emit="attention"),
         "transformer_encoder": Rule("last", emit="transformer"),
         "add": Rule("any", emit="merge"),
+        "subtract": Rule("any", emit="merge"),
         "multiply": Rule("any", emit="merge"),
         "average": Rule("any", emit="merge"),
+        "maximum": Rule("any", emit="extremum"),
+        "minimum": Rule("any", emit="extremum"),
         "concat": Rule("any", emit="concat"),
     }
 
@@ -426,6 +429,8 @@ class LayerWriter:
         rank = window.rank
         if window.padding == "valid":
             return (0,) * rank, None
+        if window.padding == "causal":  # conv1d: zeros before the sequence only
+            return (0,), lit((window.causal_padding(), 0))
         if window.padding != "same":
             return tuple(window.padding), None
         spatial = x.shape[:rank]
@@ -726,9 +731,19 @@ class LayerWriter:
         names = [x.var for x in ins]
         if node.layer.kind == "add":
             return Emission(" + ".join(names))
+        if node.layer.kind == "subtract":  # exactly two inputs
+            return Emission(" - ".join(names))
         if node.layer.kind == "multiply":
             return Emission(" * ".join(names))
         return Emission(f"({' + '.join(names)}) / {len(names)}")
+
+    def _extremum(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        """Element by element, over any number of inputs: torch.maximum(torch.maximum(a, b), c)."""
+        function = f"torch.{node.layer.kind}"
+        expr = ins[0].var
+        for x in ins[1:]:
+            expr = f"{function}({expr}, {x.var})"
+        return Emission(expr)
 
     def _concat(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         x = ins[0]

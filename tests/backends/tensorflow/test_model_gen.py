@@ -96,8 +96,10 @@ CASES: dict[str, str] = {
         a = series -> conv1d(4, 3, stride=2, padding=same)
         b = series -> conv1d(4, 4, padding=same, dilation=2, groups=1, activation=gelu)
         c = series -> conv1d(6, 3, padding=1, stride=3, groups=3)
+        d = series -> conv1d(4, 3, padding=causal, dilation=2, activation=relu)
+            -> conv1d(4, 4, stride=2, padding=causal)
         """,
-        "a, b, c",
+        "a, b, c, d",
     ),
     "conv2d_transpose": model_spec(
         "input image: float[5, 6, 3]",
@@ -199,7 +201,10 @@ CASES: dict[str, str] = {
         a = add(x, y, x)
         m = multiply(x, y)
         v = average(x, y)
-        c = concat(a, m, v)
+        s = subtract(x, y)
+        u = maximum(x, y, v)
+        w = minimum(u, x)
+        c = concat(a, m, v, s, u, w)
         t = concat(x, y, axis=1) -> flatten() -> dense(2)
         """,
         "c, t",

@@ -148,8 +148,12 @@ SEQUENCES = model_spec(
     h = a -> flatten()
     out = concat(b, c, d, f, g, h) -> batchnorm() -> dense(3)
     print = e -> permute([2, 1]) -> softmax(axis=1) -> conv1d(4, 2)
+    tcn = e -> conv1d(4, 3, padding=causal, dilation=2) -> conv1d(4, 2, stride=2, padding=causal)
+    high = maximum(tcn, tcn, tcn)
+    low = minimum(tcn, high)
+    low = subtract(high, low)
     """,
-    "out, print",
+    "out, print, low",
 )
 
 # `?` sizes: `same` padding at stride 2 must be computed at run time.
