@@ -12,7 +12,7 @@ from pydantic import Field
 from specc.layers.activation import ACTIVATION_LAYERS, ACTIVATIONS, Activation
 from specc.layers.attention import MultiHeadAttention, TransformerEncoder
 from specc.layers.base import Layer
-from specc.layers.conv import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D
+from specc.layers.conv import Conv1D, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D
 from specc.layers.core import Dense, Dropout, Flatten, Identity, Permute, Reshape
 from specc.layers.initializers import INITIALIZERS, Initializer
 from specc.layers.merge import Add, Average, Concat, Maximum, Minimum, Multiply, Subtract
@@ -20,13 +20,19 @@ from specc.layers.normalization import BatchNorm, LayerNorm
 from specc.layers.pooling import (
     AvgPool1D,
     AvgPool2D,
+    AvgPool3D,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalAvgPool3D,
     GlobalMaxPool1D,
     GlobalMaxPool2D,
+    GlobalMaxPool3D,
     MaxPool1D,
     MaxPool2D,
+    MaxPool3D,
+    UpSample1D,
     UpSample2D,
+    UpSample3D,
     ZeroPad2D,
 )
 from specc.layers.sequence import GRU, LSTM, Embedding, PositionalEmbedding, SimpleRNN
@@ -41,17 +47,24 @@ _CLASSES: tuple[type[Layer], ...] = (
     *ACTIVATION_LAYERS,
     Conv1D,
     Conv2D,
+    Conv3D,
     Conv2DTranspose,
     DepthwiseConv2D,
     MaxPool1D,
     MaxPool2D,
+    MaxPool3D,
     AvgPool1D,
     AvgPool2D,
+    AvgPool3D,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalAvgPool3D,
     GlobalMaxPool1D,
     GlobalMaxPool2D,
+    GlobalMaxPool3D,
+    UpSample1D,
     UpSample2D,
+    UpSample3D,
     ZeroPad2D,
     BatchNorm,
     LayerNorm,
@@ -84,13 +97,19 @@ FRAMEWORK_LAYER_NAMES: dict[str, str] = {
     "LayerNormalization": "layernorm",
     "MaxPooling1D": "maxpool1d",
     "MaxPooling2D": "maxpool2d",
+    "MaxPooling3D": "maxpool3d",
     "AveragePooling1D": "avgpool1d",
     "AveragePooling2D": "avgpool2d",
+    "AveragePooling3D": "avgpool3d",
     "GlobalAveragePooling1D": "global_avgpool1d",
     "GlobalAveragePooling2D": "global_avgpool2d",
+    "GlobalAveragePooling3D": "global_avgpool3d",
     "GlobalMaxPooling1D": "global_maxpool1d",
     "GlobalMaxPooling2D": "global_maxpool2d",
+    "GlobalMaxPooling3D": "global_maxpool3d",
+    "UpSampling1D": "upsample1d",
     "UpSampling2D": "upsample2d",
+    "UpSampling3D": "upsample3d",
     "ZeroPadding2D": "zeropad2d",
     "Concatenate": "concat",
     "Conv2DTranspose": "conv2d_transpose",

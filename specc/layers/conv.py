@@ -1,7 +1,8 @@
-"""Convolutions over channels-last inputs: conv1d, conv2d, conv2d_transpose, depthwise_conv2d.
+"""Convolutions over channels-last inputs: conv1d, conv2d, conv3d, conv2d_transpose,
+depthwise_conv2d.
 
-Kernels are stored by the frameworks in different layouts (Keras [kh, kw, in, out], PyTorch
-[out, in, kh, kw]); the parameter counts below do not depend on it. Window sizes, `same` and
+Kernels are stored by the frameworks in different layouts (Keras [*window, in, out], PyTorch
+[out, in, *window]); the parameter counts below do not depend on it. Window sizes, `same` and
 explicit padding follow `specc.layers.window`.
 """
 
@@ -33,7 +34,7 @@ def _in_channels(layer: SpatialLayer, shape: Shape) -> int:
 
 
 class Conv(SpatialLayer):
-    """A convolution with `filters` output channels (shared by conv1d and conv2d).
+    """A convolution with `filters` output channels (shared by conv1d, conv2d and conv3d).
 
     `groups` splits input and output channels into that many independent convolutions, so
     both `filters` and the input channels must be multiples of it. `l1` / `l2` penalize the
@@ -116,6 +117,14 @@ class Conv2D(Conv):
 
     kind: Literal["conv2d"] = "conv2d"
     rank = 2
+
+
+class Conv3D(Conv):
+    """Over [depth, height, width, channels] (volumes, or video as [time, height, width,
+    channels])."""
+
+    kind: Literal["conv3d"] = "conv3d"
+    rank = 3
 
 
 class Conv2DTranspose(SpatialLayer):

@@ -62,6 +62,12 @@ class MaxPool2D(Pool):
     op = "max"
 
 
+class MaxPool3D(Pool):
+    kind: Literal["maxpool3d"] = "maxpool3d"
+    rank = 3
+    op = "max"
+
+
 class AvgPool1D(Pool):
     kind: Literal["avgpool1d"] = "avgpool1d"
     rank = 1
@@ -71,6 +77,12 @@ class AvgPool1D(Pool):
 class AvgPool2D(Pool):
     kind: Literal["avgpool2d"] = "avgpool2d"
     rank = 2
+    op = "avg"
+
+
+class AvgPool3D(Pool):
+    kind: Literal["avgpool3d"] = "avgpool3d"
+    rank = 3
     op = "avg"
 
 
@@ -99,6 +111,12 @@ class GlobalAvgPool2D(GlobalPool):
     op = "avg"
 
 
+class GlobalAvgPool3D(GlobalPool):
+    kind: Literal["global_avgpool3d"] = "global_avgpool3d"
+    rank = 3
+    op = "avg"
+
+
 class GlobalMaxPool1D(GlobalPool):
     kind: Literal["global_maxpool1d"] = "global_maxpool1d"
     rank = 1
@@ -111,13 +129,17 @@ class GlobalMaxPool2D(GlobalPool):
     op = "max"
 
 
-class UpSample2D(SpatialLayer):
-    """Repeats every pixel `scale` times along height and width (nearest neighbour)."""
+class GlobalMaxPool3D(GlobalPool):
+    kind: Literal["global_maxpool3d"] = "global_maxpool3d"
+    rank = 3
+    op = "max"
 
-    kind: Literal["upsample2d"] = "upsample2d"
+
+class UpSample(SpatialLayer):
+    """Repeats every element `scale` times along each spatial axis (nearest neighbour)."""
+
     scale: PerAxis = 2
 
-    rank = 2
     hints: ClassVar[dict[str, str]] = {"size": "scale", "scale_factor": "scale"}
     accepts = "any"
     produces = "same"
@@ -133,6 +155,27 @@ class UpSample2D(SpatialLayer):
 
     def flops(self, inputs: list[Shape], output: Shape) -> int | None:
         return 0
+
+
+class UpSample1D(UpSample):
+    """Repeats every step `scale` times: [time, channels] → [time * scale, channels]."""
+
+    kind: Literal["upsample1d"] = "upsample1d"
+    rank = 1
+
+
+class UpSample2D(UpSample):
+    """Repeats every pixel `scale` times along height and width (nearest neighbour)."""
+
+    kind: Literal["upsample2d"] = "upsample2d"
+    rank = 2
+
+
+class UpSample3D(UpSample):
+    """Repeats every voxel `scale` times along depth, height and width."""
+
+    kind: Literal["upsample3d"] = "upsample3d"
+    rank = 3
 
 
 class ZeroPad2D(Layer):

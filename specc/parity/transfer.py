@@ -15,7 +15,7 @@ imports numpy only: callers bring arrays and take arrays.
 PyTorch → Keras, kind by kind:
 
 - dense: weight [out, in], bias → kernel [in, out] (the transpose), bias.
-- conv1d, conv2d: weight [out, in/groups, *window] → kernel [*window, in/groups, out].
+- conv1d, conv2d, conv3d: weight [out, in/groups, *window] → kernel [*window, in/groups, out].
 - conv2d_transpose: weight [in, out, kh, kw] → kernel [kh, kw, out, in]; no spatial flip, as
   both are the adjoint of the same correlation.
 - depthwise_conv2d: weight [C*m, 1, kh, kw] → kernel [kh, kw, C, m]; PyTorch's output channel
@@ -212,6 +212,7 @@ CONVERSIONS: dict[str, Conversion] = {
     "dense": Conversion(linear_to_keras, linear_to_torch),
     "conv1d": Conversion(conv_to_keras, conv_to_torch),
     "conv2d": Conversion(conv_to_keras, conv_to_torch),
+    "conv3d": Conversion(conv_to_keras, conv_to_torch),
     "conv2d_transpose": Conversion(conv_to_keras, conv_to_torch),
     "depthwise_conv2d": Conversion(depthwise_to_keras, depthwise_to_torch),
     "batchnorm": Conversion(batchnorm_to_keras, batchnorm_to_torch),

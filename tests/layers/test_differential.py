@@ -58,12 +58,16 @@ _KERAS_ACTIVATION = set(_PLAIN_ACTIVATIONS)
 _KERAS_POOL = {
     "maxpool1d": "MaxPooling1D",
     "maxpool2d": "MaxPooling2D",
+    "maxpool3d": "MaxPooling3D",
     "avgpool1d": "AveragePooling1D",
     "avgpool2d": "AveragePooling2D",
+    "avgpool3d": "AveragePooling3D",
     "global_avgpool1d": "GlobalAveragePooling1D",
     "global_avgpool2d": "GlobalAveragePooling2D",
+    "global_avgpool3d": "GlobalAveragePooling3D",
     "global_maxpool1d": "GlobalMaxPooling1D",
     "global_maxpool2d": "GlobalMaxPooling2D",
+    "global_maxpool3d": "GlobalMaxPooling3D",
 }
 _KERAS_MERGE = {
     "add": "Add",
@@ -97,10 +101,10 @@ def keras_layer(layer, shapes):
         return L.Softmax(axis=layer.axis)
     if k == "leaky_relu":
         return L.LeakyReLU(negative_slope=layer.slope)
-    if k in ("conv1d", "conv2d"):
+    if k in ("conv1d", "conv2d", "conv3d"):
         if not word:
             return None
-        cls = L.Conv1D if k == "conv1d" else L.Conv2D
+        cls = {"conv1d": L.Conv1D, "conv2d": L.Conv2D, "conv3d": L.Conv3D}[k]
         return cls(
             layer.filters,
             layer.kernel,
@@ -135,8 +139,8 @@ def keras_layer(layer, shapes):
         return getattr(L, _KERAS_POOL[k])()
     if k in _KERAS_POOL:
         return getattr(L, _KERAS_POOL[k])(layer.size, strides=layer.stride, padding=layer.padding)
-    if k == "upsample2d":
-        return L.UpSampling2D(layer.scale)
+    if k in ("upsample1d", "upsample2d", "upsample3d"):
+        return getattr(L, f"UpSampling{layer.rank}D")(layer.scale)
     if k == "zeropad2d":
         return L.ZeroPadding2D(layer.pads)
     if k == "batchnorm":
@@ -225,11 +229,11 @@ def torch_module(layer, shapes):
         conv = nn.Conv1d(channels, layer.filters, layer.kernel, layer.stride, 0, layer.dilation,
                          layer.groups, layer.bias)
         return nn.Sequential(nn.ConstantPad1d((layer.window.causal_padding(), 0), 0.0), conv)
-    if k in ("conv1d", "conv2d"):
+    if k in ("conv1d", "conv2d", "conv3d"):
         padding = _torch_padding(layer)
         if padding is None:
             return None
-        cls = nn.Conv1d if k == "conv1d" else nn.Conv2d
+        cls = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}[k]
         return cls(
             channels,
             layer.filters,
@@ -265,28 +269,22 @@ def torch_module(layer, shapes):
             groups=channels,
             bias=layer.bias,
         )
-    if k in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
+    if k in ("maxpool1d", "maxpool2d", "maxpool3d", "avgpool1d", "avgpool2d", "avgpool3d"):
         if layer.padding == "same":
             return None
-        cls = {
-            "maxpool1d": nn.MaxPool1d,
-            "maxpool2d": nn.MaxPool2d,
-            "avgpool1d": nn.AvgPool1d,
-            "avgpool2d": nn.AvgPool2d,
-        }[k]
-        return cls(layer.size, layer.stride)
+        op = "Max" if k.startswith("max") else "Avg"
+        return getattr(nn, f"{op}Pool{layer.rank}d")(layer.size, layer.stride)
     if k.startswith("global_"):
-        pool = nn.AdaptiveAvgPool1d if "avg" in k else nn.AdaptiveMaxPool1d
-        if k.endswith("2d"):
-            pool = nn.AdaptiveAvgPool2d if "avg" in k else nn.AdaptiveMaxPool2d
-        return nn.Sequential(pool(1), nn.Flatten())
-    if k == "upsample2d":
-        return nn.Upsample(scale_factor=tuple(float(s) for s in per_axis(layer.scale, 2)))
+        op = "Avg" if "avg" in k else "Max"
+        return nn.Sequential(getattr(nn, f"Adaptive{op}Pool{layer.rank}d")(1), nn.Flatten())
+    if k in ("upsample1d", "upsample2d", "upsample3d"):
+        scale = tuple(float(s) for s in per_axis(layer.scale, layer.rank))
+        return nn.Upsample(scale_factor=scale)
     if k == "zeropad2d":
         (top, bottom), (left, right) = layer.pads
         return nn.ZeroPad2d((left, right, top, bottom))
     if k == "batchnorm":
-        return (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(channels)
+        return {4: nn.BatchNorm3d, 3: nn.BatchNorm2d}.get(len(shape), nn.BatchNorm1d)(channels)
     if k == "layernorm":
         return nn.LayerNorm(channels)
     if k == "embedding":
@@ -319,17 +317,24 @@ def torch_module(layer, shapes):
 _CHANNELS_FIRST = {
     "conv1d",
     "conv2d",
+    "conv3d",
     "conv2d_transpose",
     "depthwise_conv2d",
     "maxpool1d",
     "maxpool2d",
+    "maxpool3d",
     "avgpool1d",
     "avgpool2d",
+    "avgpool3d",
     "global_avgpool1d",
     "global_avgpool2d",
+    "global_avgpool3d",
     "global_maxpool1d",
     "global_maxpool2d",
+    "global_maxpool3d",
+    "upsample1d",
     "upsample2d",
+    "upsample3d",
     "zeropad2d",
     "batchnorm",
 }
@@ -377,6 +382,7 @@ def torch_result(layer, shapes):
 IMG = [(9, 11, 4)]
 IMG_ODD = [(10, 7, 6)]
 SEQ = [(8, 6)]
+VOL = [(5, 7, 6, 4)]
 
 CASES = [
     ("dense", {"units": 5}, [(7,)]),
@@ -445,6 +451,15 @@ CASES = [
         for m in (1, 2)
     ],
     ("depthwise_conv2d", {"kernel": 3, "dilation": 2, "bias": False}, IMG),
+    *[
+        ("conv3d", {"filters": 4, "kernel": k, "stride": s, "padding": p}, VOL)
+        for k in (1, 2, 3, [3, 1, 2])
+        for s in (1, 2, [1, 2, 3])
+        for p in ("valid", "same", 1)
+    ],
+    ("conv3d", {"filters": 4, "kernel": 2, "dilation": [2, 1, 3]}, VOL),
+    ("conv3d", {"filters": 4, "kernel": 3, "groups": 2, "bias": False}, VOL),
+    ("conv3d", {"filters": 2, "kernel": 3, "stride": 2, "padding": "same"}, [(None, 6, 5, 2)]),
     # pooling
     *[
         (kind, {"size": size, "stride": stride, "padding": pad}, IMG_ODD)
@@ -461,6 +476,20 @@ CASES = [
         for pad in ("valid", "same")
     ],
     ("maxpool2d", {"size": 2}, [(None, 8, 3)]),
+    *[
+        (kind, {"size": size, "stride": stride, "padding": pad}, VOL)
+        for kind in ("maxpool3d", "avgpool3d")
+        for size in (2, [3, 1, 2])
+        for stride in (None, 1, 2)
+        for pad in ("valid", "same")
+    ],
+    ("global_avgpool3d", {}, VOL),
+    ("global_maxpool3d", {}, VOL),
+    ("global_maxpool3d", {}, [(None, 3, None, 2)]),
+    ("upsample1d", {}, SEQ),
+    ("upsample1d", {"scale": 3}, [(None, 2)]),
+    ("upsample3d", {}, VOL),
+    ("upsample3d", {"scale": [1, 2, 3]}, VOL),
     ("global_avgpool1d", {}, SEQ),
     ("global_maxpool1d", {}, [(None, 6)]),
     ("global_avgpool2d", {}, IMG),
@@ -475,6 +504,7 @@ CASES = [
     ("batchnorm", {}, IMG),
     ("batchnorm", {}, SEQ),
     ("batchnorm", {}, [(12,)]),
+    ("batchnorm", {}, VOL),
     ("batchnorm", {"momentum": 0.01}, [(None, 5)]),
     ("layernorm", {}, SEQ),
     ("layernorm", {}, [(12,)]),
@@ -556,6 +586,8 @@ REJECTED = [
     ("conv2d", {"filters": 2, "kernel": 3, "dilation": 3}, [(6, 9, 1)]),
     ("conv1d", {"filters": 2, "kernel": 4, "stride": 2}, [(3, 1)]),
     ("maxpool2d", {"size": 3}, [(2, 8, 1)]),
+    ("conv3d", {"filters": 2, "kernel": 3}, [(2, 9, 9, 1)]),
+    ("maxpool3d", {"size": 2}, [(4, 4, 1, 2)]),
     ("depthwise_conv2d", {"kernel": [1, 4]}, [(5, 3, 2)]),
     ("conv2d", {"filters": 4, "kernel": 1, "groups": 2}, [(5, 5, 3)]),
     ("add", {}, [(4, 5), (4, 6)]),

@@ -108,6 +108,21 @@ EXTENSIONS = {
     **{name: {} for name in ("softplus", "softsign", "selu", "mish", "hard_sigmoid",
                              "hard_swish", "exponential")},
     **{name: {} for name in ("subtract", "maximum", "minimum")},
+    "conv3d": {
+        "filters": ...,
+        "kernel": ...,
+        "stride": 1,
+        "padding": "valid",
+        "dilation": 1,
+        "groups": 1,
+        "activation": None,
+        "bias": True,
+        "l1": 0,
+        "l2": 0,
+    },
+    **{f"{op}pool3d": {"size": ..., "stride": None, "padding": "valid"} for op in ("max", "avg")},
+    **{f"global_{op}pool3d": {} for op in ("max", "avg")},
+    **{f"upsample{d}d": {"scale": 2} for d in (1, 3)},
 }
 
 
@@ -153,6 +168,7 @@ def test_initializer_defaults():
         "dense",
         "conv1d",
         "conv2d",
+        "conv3d",
         "conv2d_transpose",
         "depthwise_conv2d",
         "embedding",
@@ -411,6 +427,20 @@ def test_conv_shapes():
     assert shape_of("conv1d", [(16, 3)], filters=5, kernel=3, dilation=4) == (8, 5)
     assert shape_of("depthwise_conv2d", [(8, 8, 3)], kernel=3, multiplier=2) == (6, 6, 6)
     assert shape_of("conv2d_transpose", [(7, 7, 4)], filters=2, kernel=3, stride=2) == (15, 15, 2)
+    assert shape_of("conv3d", [(7, 8, 9, 2)], filters=4, kernel=3) == (5, 6, 7, 4)
+    assert shape_of("conv3d", [(7, 8, 9, 2)], filters=4, kernel=[3, 2, 1], stride=2,
+                    padding="same") == (4, 4, 5, 4)
+    assert shape_of("conv3d", [(None, 8, 9, 2)], filters=4, kernel=3, padding=[0, 1, 2]) == (
+        None, 8, 11, 4,
+    )
+    assert params_of("conv3d", [(5, 5, 5, 4)], filters=6, kernel=3, groups=2) == ParamCount(
+        6 * (27 * 2 + 1)
+    )
+    assert "[depth, height, width]" in error_of("conv3d", filters=4, kernel=[3, 3])
+    assert shape_error("conv3d", [(8, 8, 3)], filters=4, kernel=3) == (
+        "input must be [depth, height, width, channels] (expected 4 dimensions, got 3: [8, 8, 3])"
+    )
+    assert "along depth" in shape_error("conv3d", [(2, 8, 8, 1)], filters=4, kernel=3)
 
 
 def test_causal_conv1d():
@@ -473,11 +503,24 @@ def test_pooling():
     assert shape_of("global_maxpool1d", [(None, 8)]) == (8,)
     assert "[time, channels]" in shape_error("global_avgpool1d", [(7, 7, 64)])
     assert params_of("maxpool2d", [(4, 4, 3)], size=2) == ParamCount()
+    assert shape_of("maxpool3d", [(7, 8, 9, 2)], size=2) == (3, 4, 4, 2)
+    assert shape_of("avgpool3d", [(7, 8, 9, 2)], size=[3, 2, 2], stride=2, padding="same") == (
+        4, 4, 5, 2,
+    )
+    assert "along depth" in shape_error("maxpool3d", [(1, 8, 8, 3)], size=2)
+    assert shape_of("global_avgpool3d", [(3, 4, 5, 6)]) == (6,)
+    assert shape_of("global_maxpool3d", [(None, None, 5, 6)]) == (6,)
+    assert "[depth, height, width, channels]" in shape_error("global_maxpool3d", [(4, 5, 6)])
 
 
 def test_resampling():
     assert shape_of("upsample2d", [(4, 5, 3)]) == (8, 10, 3)
     assert shape_of("upsample2d", [(None, 5, 3)], scale=[3, 1]) == (None, 5, 3)
+    assert shape_of("upsample1d", [(5, 3)]) == (10, 3)
+    assert shape_of("upsample1d", [(None, 3)], scale=3) == (None, 3)
+    assert shape_of("upsample3d", [(2, 3, 4, 5)], scale=[1, 2, 3]) == (2, 6, 12, 5)
+    assert "[time]" in error_of("upsample1d", scale=[2, 2])
+    assert "[time, channels]" in shape_error("upsample1d", [(4, 5, 3)])
     assert shape_of("zeropad2d", [(4, 5, 3)], padding=[[0, 1], [2, 3]]) == (5, 10, 3)
     assert shape_of("zeropad2d", [(None, 5, 3)], padding=1) == (None, 7, 3)
 

@@ -308,17 +308,24 @@ class LayerWriter:
         **{kind: Rule(emit="activation") for kind in ACTIVATIONS},
         "conv1d": Rule(emit="conv"),
         "conv2d": Rule(emit="conv"),
+        "conv3d": Rule(emit="conv"),
         "conv2d_transpose": Rule(emit="conv_transpose"),
         "depthwise_conv2d": Rule(emit="depthwise_conv"),
         "maxpool1d": Rule(emit="pool"),
         "maxpool2d": Rule(emit="pool"),
+        "maxpool3d": Rule(emit="pool"),
         "avgpool1d": Rule(emit="pool"),
         "avgpool2d": Rule(emit="pool"),
+        "avgpool3d": Rule(emit="pool"),
         "global_avgpool1d": Rule("layers.GlobalAveragePooling1D"),
         "global_avgpool2d": Rule("layers.GlobalAveragePooling2D"),
+        "global_avgpool3d": Rule("layers.GlobalAveragePooling3D"),
         "global_maxpool1d": Rule("layers.GlobalMaxPooling1D"),
         "global_maxpool2d": Rule("layers.GlobalMaxPooling2D"),
+        "global_maxpool3d": Rule("layers.GlobalMaxPooling3D"),
+        "upsample1d": Rule(emit="upsample"),
         "upsample2d": Rule(emit="upsample"),
+        "upsample3d": Rule(emit="upsample"),
         "zeropad2d": Rule(emit="zeropad"),
         "batchnorm": Rule(emit="batchnorm"),
         "layernorm": Rule(emit="layernorm"),
@@ -524,12 +531,16 @@ class LayerWriter:
                 axes(window.kernel),
                 strides=unless(axes(window.stride), axes(window.kernel)),
                 padding=unless(window.padding, "valid"),
+                # TensorFlow's 3-D pooling has no float64 kernel, so this layer computes in
+                # float32 whatever the global policy (`specc parity` builds in float64).
+                dtype="float32" if window.rank == 3 else None,
             )
         ]
 
     def _upsample(self, site: Site) -> list[Statement]:
-        scale = axes(per_axis(site.node.layer.scale, 2))
-        return [self.layer(site, "layers.UpSampling2D", scale)]
+        layer = site.node.layer
+        scale = axes(per_axis(layer.scale, layer.rank))
+        return [self.layer(site, f"layers.UpSampling{layer.rank}D", scale)]
 
     def _zeropad(self, site: Site) -> list[Statement]:
         (top, bottom), (left, right) = site.node.layer.pads

@@ -304,17 +304,24 @@ class LayerWriter:
         **{kind: Rule("any", emit="activation") for kind in ACTIVATIONS},
         "conv1d": Rule("first", emit="conv"),
         "conv2d": Rule("first", emit="conv"),
+        "conv3d": Rule("first", emit="conv"),
         "conv2d_transpose": Rule("first", emit="conv_transpose"),
         "depthwise_conv2d": Rule("first", emit="depthwise_conv"),
         "maxpool1d": Rule("first", emit="pool"),
         "maxpool2d": Rule("first", emit="pool"),
+        "maxpool3d": Rule("first", emit="pool"),
         "avgpool1d": Rule("first", emit="pool"),
         "avgpool2d": Rule("first", emit="pool"),
+        "avgpool3d": Rule("first", emit="pool"),
         "global_avgpool1d": Rule("any", emit="global_pool"),
         "global_avgpool2d": Rule("any", emit="global_pool"),
+        "global_avgpool3d": Rule("any", emit="global_pool"),
         "global_maxpool1d": Rule("any", emit="global_pool"),
         "global_maxpool2d": Rule("any", emit="global_pool"),
+        "global_maxpool3d": Rule("any", emit="global_pool"),
+        "upsample1d": Rule("first", emit="upsample"),
         "upsample2d": Rule("first", emit="upsample"),
+        "upsample3d": Rule("first", emit="upsample"),
         "zeropad2d": Rule("any", emit="zeropad"),
         "batchnorm": Rule("first", emit="batchnorm"),
         "layernorm": Rule("last", emit="layernorm"),
@@ -571,8 +578,8 @@ class LayerWriter:
         return Emission(call(f"{x.var}.{reduce}", dim=axes(dims) if len(dims) > 1 else dims[0]))
 
     def _upsample(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
-        (x,) = ins
-        scale = axes(per_axis(node.layer.scale, 2))
+        layer, (x,) = node.layer, ins
+        scale = axes(per_axis(layer.scale, layer.rank))
         return Emission(call("F.interpolate", Code(x.var), scale_factor=scale, mode="nearest"))
 
     def _zeropad(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:

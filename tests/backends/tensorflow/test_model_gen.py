@@ -101,6 +101,15 @@ CASES: dict[str, str] = {
         """,
         "a, b, c, d",
     ),
+    "conv3d": model_spec(
+        "input volume: float[7, 8, 9, 2]",
+        """
+        a = volume -> conv3d(4, 3, stride=2, padding=same, activation=relu)
+        b = volume -> conv3d(4, [3, 2, 1], padding=[1, 0, 1], groups=2, bias=false, l2=0.01)
+        c = volume -> conv3d(2, 2, padding=same, dilation=[2, 1, 2]) -> batchnorm()
+        """,
+        "a, b, c",
+    ),
     "conv2d_transpose": model_spec(
         "input image: float[5, 6, 3]",
         """
@@ -124,7 +133,7 @@ CASES: dict[str, str] = {
         "a, b, c",
     ),
     "pooling": model_spec(
-        "input image: float[9, 10, 3]\ninput series: float[7, 2]",
+        "input image: float[9, 10, 3]\ninput series: float[7, 2]\ninput volume: float[5, 6, 7, 2]",
         """
         a = image -> maxpool2d(3, stride=2, padding=same) -> avgpool2d(2)
         b = image -> avgpool2d(3, stride=2, padding=same) -> maxpool2d([2, 3], stride=1)
@@ -134,17 +143,23 @@ CASES: dict[str, str] = {
         f = series -> avgpool1d(2) -> maxpool1d(2, stride=1)
         g = series -> global_avgpool1d()
         h = series -> global_maxpool1d()
+        i = volume -> maxpool3d(2, padding=same) -> avgpool3d([3, 1, 2], stride=2, padding=same)
+        j = volume -> avgpool3d(2) -> maxpool3d([2, 1, 2], stride=1)
+        k = volume -> global_avgpool3d()
+        m = volume -> global_maxpool3d()
         """,
-        "a, b, c, d, e, f, g, h",
+        "a, b, c, d, e, f, g, h, i, j, k, m",
     ),
     "resampling": model_spec(
-        "input image: float[3, 4, 2]",
+        "input image: float[3, 4, 2]\ninput series: float[4, 3]\ninput volume: float[2, 3, 2, 2]",
         """
         a = image -> upsample2d() -> zeropad2d(1)
         b = image -> upsample2d([2, 3]) -> zeropad2d([1, 2])
         c = image -> zeropad2d([[1, 0], [2, 3]])
+        d = series -> upsample1d(3)
+        e = volume -> upsample3d() -> upsample3d([1, 2, 3])
         """,
-        "a, b, c",
+        "a, b, c, d, e",
     ),
     "normalization": model_spec(
         "input image: float[4, 5, 3]\ninput series: float[6, 4]\ninput x: float[5]",

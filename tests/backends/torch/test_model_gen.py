@@ -156,15 +156,31 @@ SEQUENCES = model_spec(
     "out, print, low",
 )
 
+VOLUMES = model_spec(
+    "input volume: float[7, 8, 9, 2]\ninput series: float[5, 3]",
+    """
+    v = volume -> conv3d(4, 3, stride=2, padding=same, activation=relu, l2=0.01)
+        -> conv3d(6, [3, 1, 2], padding=[1, 0, 1], groups=2) -> batchnorm()
+    a = v -> maxpool3d(2, padding=same) -> upsample3d([1, 2, 2])
+        -> avgpool3d(3, stride=2, padding=same) -> global_avgpool3d()
+    b = v -> global_maxpool3d()
+    c = series -> upsample1d(3) -> conv1d(2, 3) -> flatten()
+    out = concat(a, b, c) -> dense(2)
+    """,
+    "out",
+)
+
 # `?` sizes: `same` padding at stride 2 must be computed at run time.
 UNKNOWN_SIZES = model_spec(
-    "input image: float[?, ?, 3]\ninput series: float[?, 4]",
+    "input image: float[?, ?, 3]\ninput series: float[?, 4]\ninput clip: float[?, 6, ?, 1]",
     """
     a = image -> conv2d(4, 3, stride=2, padding=same) -> maxpool2d(2, padding=same)
     a = a -> avgpool2d(3, stride=2, padding=same) -> depthwise_conv2d(2, stride=2, padding=same)
     a = a -> global_avgpool2d()
     b = series -> conv1d(4, 5, stride=3, padding=same) -> lstm(3)
-    out = concat(a, b) -> dense(2)
+    c = clip -> conv3d(2, 3, stride=2, padding=same) -> maxpool3d(2, padding=same)
+        -> global_maxpool3d()
+    out = concat(a, b, c) -> dense(2)
     """,
     "out",
 )
@@ -186,6 +202,7 @@ MNIST = model_spec(
 ALL_SPECS = {
     "vision": VISION,
     "sequences": SEQUENCES,
+    "volumes": VOLUMES,
     "unknown_sizes": UNKNOWN_SIZES,
     "mnist": MNIST,
 }
