@@ -12,7 +12,15 @@ from pydantic import Field
 from specc.layers.activation import ACTIVATION_LAYERS, ACTIVATIONS, Activation
 from specc.layers.attention import MultiHeadAttention, TransformerEncoder
 from specc.layers.base import Layer
-from specc.layers.conv import Conv1D, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D
+from specc.layers.conv import (
+    Conv1D,
+    Conv2D,
+    Conv2DTranspose,
+    Conv3D,
+    DepthwiseConv2D,
+    SeparableConv1D,
+    SeparableConv2D,
+)
 from specc.layers.core import Dense, Dropout, Flatten, Identity, Permute, Reshape
 from specc.layers.initializers import INITIALIZERS, Initializer
 from specc.layers.merge import Add, Average, Concat, Maximum, Minimum, Multiply, Subtract
@@ -50,6 +58,8 @@ _CLASSES: tuple[type[Layer], ...] = (
     Conv3D,
     Conv2DTranspose,
     DepthwiseConv2D,
+    SeparableConv1D,
+    SeparableConv2D,
     MaxPool1D,
     MaxPool2D,
     MaxPool3D,
@@ -114,6 +124,8 @@ FRAMEWORK_LAYER_NAMES: dict[str, str] = {
     "Concatenate": "concat",
     "Conv2DTranspose": "conv2d_transpose",
     "ConvTranspose2d": "conv2d_transpose",
+    "SeparableConv1D": "separable_conv1d",
+    "SeparableConv2D": "separable_conv2d",
     "TransformerEncoderLayer": "transformer_encoder",
 }
 

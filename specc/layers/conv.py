@@ -1,5 +1,5 @@
 """Convolutions over channels-last inputs: conv1d, conv2d, conv3d, conv2d_transpose,
-depthwise_conv2d.
+depthwise_conv2d, separable_conv1d, separable_conv2d.
 
 Kernels are stored by the frameworks in different layouts (Keras [*window, in, out], PyTorch
 [out, in, *window]); the parameter counts below do not depend on it. Window sizes, `same` and
@@ -212,3 +212,68 @@ class DepthwiseConv2D(SpatialLayer):
     def flops(self, inputs: list[Shape], output: Shape) -> int | None:
         elements = numel(output)
         return None if elements is None else 2 * elements * self.window.taps()
+
+
+class SeparableConv(SpatialLayer):
+    """A depthwise convolution (one kernel per input channel, times `multiplier`) then a
+    pointwise one (a 1x1 convolution to `filters` channels), with Keras's semantics: one bias,
+    after the pointwise step, and `activation` after that. Parameters: channels * multiplier
+    * kernel taps, plus channels * multiplier * filters, plus filters for the bias.
+
+    Extensions to the issue's form: `dilation` (of the depthwise step, as in conv2d), `init`
+    (both kernels) and `bias_init`.
+    """
+
+    filters: PositiveInt
+    kernel: PerAxis
+    stride: PerAxis = 1
+    padding: Padding = "valid"
+    multiplier: PositiveInt = 1
+    activation: OptionalActivation = None
+    bias: Flag = True
+    dilation: PerAxis = 1
+    init: Initializer = "glorot_uniform"
+    bias_init: BiasInitializer = "zeros"
+
+    hints: ClassVar[dict[str, str]] = {
+        **WINDOW_HINTS,
+        "dilation_rate": "dilation",
+        "depth_multiplier": "multiplier",
+        "depthwise_initializer": "init",
+        "pointwise_initializer": "init",
+    }
+
+    @property
+    def window(self) -> Window:
+        return Window.of(self.rank, self.kernel, self.stride, self.padding, self.dilation)
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        shape = inputs[0]
+        _in_channels(self, shape)
+        return (*self.window.output(shape), self.filters)
+
+    def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
+        middle = _in_channels(self, inputs[0]) * self.multiplier
+        depthwise = middle * self.window.taps()
+        return ParamCount(depthwise + middle * self.filters + (self.filters if self.bias else 0))
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        positions = numel(output[:-1])
+        if positions is None:
+            return None
+        middle = _in_channels(self, inputs[0]) * self.multiplier
+        return 2 * positions * middle * (self.window.taps() + self.filters)
+
+
+class SeparableConv1D(SeparableConv):
+    """Over [time, channels]."""
+
+    kind: Literal["separable_conv1d"] = "separable_conv1d"
+    rank = 1
+
+
+class SeparableConv2D(SeparableConv):
+    """Over [height, width, channels]."""
+
+    kind: Literal["separable_conv2d"] = "separable_conv2d"
+    rank = 2

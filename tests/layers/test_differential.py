@@ -135,6 +135,18 @@ def keras_layer(layer, shapes):
             dilation_rate=layer.dilation,
             use_bias=layer.bias,
         )
+    if k in ("separable_conv1d", "separable_conv2d"):
+        if not word:
+            return None
+        return getattr(L, f"SeparableConv{layer.rank}D")(
+            layer.filters,
+            layer.kernel,
+            strides=layer.stride,
+            padding=layer.padding,
+            depth_multiplier=layer.multiplier,
+            dilation_rate=layer.dilation,
+            use_bias=layer.bias,
+        )
     if k in _KERAS_POOL and k.startswith("global"):
         return getattr(L, _KERAS_POOL[k])()
     if k in _KERAS_POOL:
@@ -269,6 +281,17 @@ def torch_module(layer, shapes):
             groups=channels,
             bias=layer.bias,
         )
+    if k in ("separable_conv1d", "separable_conv2d"):  # a grouped conv, then a 1x1 conv
+        padding = _torch_padding(layer)
+        if padding is None:
+            return None
+        conv = getattr(nn, f"Conv{layer.rank}d")
+        middle = channels * layer.multiplier
+        return nn.Sequential(
+            conv(channels, middle, layer.kernel, layer.stride, padding, layer.dilation,
+                 groups=channels, bias=False),
+            conv(middle, layer.filters, 1, bias=layer.bias),
+        )
     if k in ("maxpool1d", "maxpool2d", "maxpool3d", "avgpool1d", "avgpool2d", "avgpool3d"):
         if layer.padding == "same":
             return None
@@ -320,6 +343,8 @@ _CHANNELS_FIRST = {
     "conv3d",
     "conv2d_transpose",
     "depthwise_conv2d",
+    "separable_conv1d",
+    "separable_conv2d",
     "maxpool1d",
     "maxpool2d",
     "maxpool3d",
@@ -451,6 +476,26 @@ CASES = [
         for m in (1, 2)
     ],
     ("depthwise_conv2d", {"kernel": 3, "dilation": 2, "bias": False}, IMG),
+    *[
+        ("separable_conv2d", {"filters": 5, "kernel": k, "stride": s, "padding": p,
+                              "multiplier": m}, IMG_ODD)
+        for k in (1, 3, [2, 3])
+        for s in (1, 2)
+        for p in ("valid", "same", [1, 0])
+        for m in (1, 2)
+    ],
+    ("separable_conv2d", {"filters": 3, "kernel": 3, "dilation": 2, "bias": False}, IMG),
+    ("separable_conv2d", {"filters": 3, "kernel": 3, "stride": 2, "padding": "same"},
+     [(None, 7, 2)]),
+    *[
+        ("separable_conv1d", {"filters": 4, "kernel": k, "stride": s, "padding": p,
+                              "multiplier": m}, SEQ)
+        for k in (1, 3)
+        for s in (1, 2)
+        for p in ("valid", "same", 1)
+        for m in (1, 3)
+    ],
+    ("separable_conv1d", {"filters": 4, "kernel": 2, "dilation": 3, "bias": False}, SEQ),
     *[
         ("conv3d", {"filters": 4, "kernel": k, "stride": s, "padding": p}, VOL)
         for k in (1, 2, 3, [3, 1, 2])
@@ -589,6 +634,8 @@ REJECTED = [
     ("conv3d", {"filters": 2, "kernel": 3}, [(2, 9, 9, 1)]),
     ("maxpool3d", {"size": 2}, [(4, 4, 1, 2)]),
     ("depthwise_conv2d", {"kernel": [1, 4]}, [(5, 3, 2)]),
+    ("separable_conv2d", {"filters": 2, "kernel": 4}, [(5, 3, 2)]),
+    ("separable_conv1d", {"filters": 2, "kernel": 3, "dilation": 2}, [(4, 2)]),
     ("conv2d", {"filters": 4, "kernel": 1, "groups": 2}, [(5, 5, 3)]),
     ("add", {}, [(4, 5), (4, 6)]),
     ("subtract", {}, [(4, 5)] * 3),

@@ -123,6 +123,19 @@ EXTENSIONS = {
     **{f"{op}pool3d": {"size": ..., "stride": None, "padding": "valid"} for op in ("max", "avg")},
     **{f"global_{op}pool3d": {} for op in ("max", "avg")},
     **{f"upsample{d}d": {"scale": 2} for d in (1, 3)},
+    **{
+        f"separable_conv{d}d": {
+            "filters": ...,
+            "kernel": ...,
+            "stride": 1,
+            "padding": "valid",
+            "multiplier": 1,
+            "activation": None,
+            "bias": True,
+            "dilation": 1,
+        }
+        for d in (1, 2)
+    },
 }
 
 
@@ -171,6 +184,8 @@ def test_initializer_defaults():
         "conv3d",
         "conv2d_transpose",
         "depthwise_conv2d",
+        "separable_conv1d",
+        "separable_conv2d",
         "embedding",
         "positional_embedding",
         "simple_rnn",
@@ -459,6 +474,26 @@ def test_causal_conv1d():
     assert error_of("conv1d", filters=4, kernel=3, padding="full") == (
         "Input should be valid, same, causal, a non-negative integer or a list of them"
     )
+
+
+def test_separable_conv():
+    # Keras's counts: depthwise C*m*taps, pointwise C*m*filters, one bias of filters.
+    assert shape_of("separable_conv2d", [(9, 8, 4)], filters=6, kernel=3) == (7, 6, 6)
+    assert params_of("separable_conv2d", [(9, 8, 4)], filters=6, kernel=3,
+                     multiplier=2) == ParamCount(72 + 48 + 6)
+    assert params_of("separable_conv2d", [(9, 8, 4)], filters=6, kernel=[3, 1],
+                     bias=False) == ParamCount(12 + 24)
+    assert params_of("separable_conv1d", [(9, 4)], filters=6, kernel=3,
+                     multiplier=2) == ParamCount(24 + 48 + 6)
+    assert shape_of("separable_conv1d", [(None, 4)], filters=2, kernel=3, stride=2,
+                    padding="same") == (None, 2)
+    assert shape_of("separable_conv2d", [(7, 8, 3)], filters=2, kernel=3, stride=2,
+                    padding=1) == (4, 4, 2)
+    assert flops_of("separable_conv1d", [(9, 4)], filters=6, kernel=3, multiplier=2) == (
+        2 * 7 * 8 * (3 + 6)
+    )
+    assert "along width" in shape_error("separable_conv2d", [(9, 2, 4)], filters=2, kernel=3)
+    assert "[time]" in error_of("separable_conv1d", filters=2, kernel=[3, 3])
 
 
 def test_conv_params():

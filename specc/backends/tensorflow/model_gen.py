@@ -311,6 +311,8 @@ class LayerWriter:
         "conv3d": Rule(emit="conv"),
         "conv2d_transpose": Rule(emit="conv_transpose"),
         "depthwise_conv2d": Rule(emit="depthwise_conv"),
+        "separable_conv1d": Rule(emit="separable_conv"),
+        "separable_conv2d": Rule(emit="separable_conv"),
         "maxpool1d": Rule(emit="pool"),
         "maxpool2d": Rule(emit="pool"),
         "maxpool3d": Rule(emit="pool"),
@@ -482,6 +484,36 @@ class LayerWriter:
             activation=self.activation(layer.activation),
             use_bias=unless(layer.bias, True),
             **self.initializers(layer, kernel="depthwise_initializer"),
+            inputs=(x,),
+        )
+        return [*steps, conv]
+
+    def _separable_conv(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        window = layer.window
+        steps, x = self._explicit_padding(site, window.rank, window.padding)
+        padding = window.padding if isinstance(window.padding, str) else "valid"
+        channels = site.shapes[0][-1]
+        middle = channels * layer.multiplier
+        site.holds("depthwise_kernel", (*window.kernel, channels, layer.multiplier))
+        site.holds("pointwise_kernel", (*(1,) * window.rank, middle, layer.filters))
+        if layer.bias:
+            site.holds("bias", (layer.filters,))
+        init = unless(layer.init, "glorot_uniform")
+        conv = self.layer(
+            site,
+            f"layers.SeparableConv{window.rank}D",
+            layer.filters,
+            axes(window.kernel),
+            strides=unless(axes(window.stride), 1),
+            padding=unless(padding, "valid"),
+            depth_multiplier=unless(layer.multiplier, 1),
+            dilation_rate=unless(axes(window.dilation), 1),
+            activation=self.activation(layer.activation),
+            use_bias=unless(layer.bias, True),
+            depthwise_initializer=init,
+            pointwise_initializer=init,
+            bias_initializer=unless(layer.bias_init, "zeros") if layer.bias else None,
             inputs=(x,),
         )
         return [*steps, conv]

@@ -87,6 +87,7 @@ HELPERS = (
     "PositionalEmbedding",
     "MultiheadAttention",
     "TransformerEncoder",
+    "SeparableConv",
 )
 # Helpers that use other helpers.
 HELPER_NEEDS = {"TransformerEncoder": ("MultiheadAttention",)}
@@ -307,6 +308,8 @@ class LayerWriter:
         "conv3d": Rule("first", emit="conv"),
         "conv2d_transpose": Rule("first", emit="conv_transpose"),
         "depthwise_conv2d": Rule("first", emit="depthwise_conv"),
+        "separable_conv1d": Rule("first", emit="separable_conv"),
+        "separable_conv2d": Rule("first", emit="separable_conv"),
         "maxpool1d": Rule("first", emit="pool"),
         "maxpool2d": Rule("first", emit="pool"),
         "maxpool3d": Rule("first", emit="pool"),
@@ -507,6 +510,41 @@ class LayerWriter:
         keras_shape = (*window.kernel, channels, layer.multiplier)
         weights: list = []
         init = self._kernel_and_bias(layer, me, torch_shape, keras_shape, outputs, weights)
+        emission = Emission(f"{me}({_padded(pad, x.var)})", module, init, weights=weights)
+        return self._then_activate(node, emission, "first")
+
+    def _separable_conv(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        """Keras's separable convolution: the helper SeparableConv's depthwise step (one
+        grouped convolution, no bias), then its pointwise 1x1 step with the only bias."""
+        layer, (x,) = node.layer, ins
+        window, channels = layer.window, x.shape[-1]
+        padding, pad = self._padding(window, x)
+        middle = channels * layer.multiplier
+        module = call(
+            "SeparableConv",
+            window.rank,
+            channels,
+            layer.filters,
+            axes(window.kernel),
+            multiplier=unless(layer.multiplier, 1),
+            bias=unless(layer.bias, True),
+            stride=unless(axes(window.stride), 1),
+            padding=unless(axes(padding), 0),
+            dilation=unless(axes(window.dilation), 1),
+        )
+        me, ones = f"self.{attr}", (1,) * window.rank
+        depthwise = (f"{me}.depthwise.weight", (middle, 1, *window.kernel))
+        pointwise = (f"{me}.pointwise.weight", (layer.filters, middle, *ones))
+        init = [
+            init_statement(layer.init, depthwise[0], depthwise[1],
+                           (*window.kernel, channels, layer.multiplier)),
+            init_statement(layer.init, pointwise[0], pointwise[1],
+                           (*ones, middle, layer.filters)),
+        ]
+        weights = [depthwise, pointwise]
+        if layer.bias:
+            init.append(init_statement(layer.bias_init, f"{me}.pointwise.bias"))
+            weights.append((f"{me}.pointwise.bias", (layer.filters,)))
         emission = Emission(f"{me}({_padded(pad, x.var)})", module, init, weights=weights)
         return self._then_activate(node, emission, "first")
 

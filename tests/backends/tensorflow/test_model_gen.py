@@ -110,6 +110,18 @@ CASES: dict[str, str] = {
         """,
         "a, b, c",
     ),
+    "separable_conv": model_spec(
+        "input image: float[9, 8, 3]\ninput series: float[10, 4]",
+        """
+        a = image -> separable_conv2d(6, 3, stride=2, padding=same, multiplier=2)
+        b = image -> separable_conv2d(4, [2, 3], padding=[1, 0], bias=false, activation=relu)
+        c = image -> separable_conv2d(2, 3, padding=same, dilation=2, init=he_uniform,
+                                      bias_init=uniform)
+        d = series -> separable_conv1d(5, 3, stride=2, padding=same, multiplier=3)
+        e = series -> separable_conv1d(3, 2, padding=1, activation=tanh, init=lecun_normal)
+        """,
+        "a, b, c, d, e",
+    ),
     "conv2d_transpose": model_spec(
         "input image: float[5, 6, 3]",
         """

@@ -165,7 +165,11 @@ VOLUMES = model_spec(
         -> avgpool3d(3, stride=2, padding=same) -> global_avgpool3d()
     b = v -> global_maxpool3d()
     c = series -> upsample1d(3) -> conv1d(2, 3) -> flatten()
-    out = concat(a, b, c) -> dense(2)
+    d = series -> separable_conv1d(4, 3, padding=same, multiplier=2, activation=relu)
+        -> separable_conv1d(3, 2, stride=2, bias=false, init=he_normal) -> flatten()
+    e = volume -> global_avgpool3d() -> reshape([1, 1, 2])
+        -> separable_conv2d(4, 1, multiplier=3, bias_init=ones) -> flatten()
+    out = concat(a, b, c, d, e) -> dense(2)
     """,
     "out",
 )
@@ -176,7 +180,7 @@ UNKNOWN_SIZES = model_spec(
     """
     a = image -> conv2d(4, 3, stride=2, padding=same) -> maxpool2d(2, padding=same)
     a = a -> avgpool2d(3, stride=2, padding=same) -> depthwise_conv2d(2, stride=2, padding=same)
-    a = a -> global_avgpool2d()
+    a = a -> separable_conv2d(4, 3, stride=2, padding=same) -> global_avgpool2d()
     b = series -> conv1d(4, 5, stride=3, padding=same) -> lstm(3)
     c = clip -> conv3d(2, 3, stride=2, padding=same) -> maxpool3d(2, padding=same)
         -> global_maxpool3d()
