@@ -155,6 +155,12 @@ def keras_layer(layer, shapes):
         return getattr(L, f"UpSampling{layer.rank}D")(layer.scale)
     if k == "zeropad2d":
         return L.ZeroPadding2D(layer.pads)
+    if k == "zeropad1d":
+        return L.ZeroPadding1D(layer.pads[0])
+    if k == "cropping1d":
+        return L.Cropping1D(layer.crops[0])
+    if k == "cropping2d":
+        return L.Cropping2D(layer.crops)
     if k == "batchnorm":
         return L.BatchNormalization()
     if k == "layernorm":
@@ -306,6 +312,12 @@ def torch_module(layer, shapes):
     if k == "zeropad2d":
         (top, bottom), (left, right) = layer.pads
         return nn.ZeroPad2d((left, right, top, bottom))
+    if k == "zeropad1d":
+        return nn.ZeroPad1d(layer.pads[0])
+    if k in ("cropping1d", "cropping2d"):  # torch.nn crops with negative padding
+        return getattr(nn, f"ZeroPad{layer.rank}d")(
+            tuple(-p for before_after in reversed(layer.crops) for p in before_after)
+        )
     if k == "batchnorm":
         return {4: nn.BatchNorm3d, 3: nn.BatchNorm2d}.get(len(shape), nn.BatchNorm1d)(channels)
     if k == "layernorm":
@@ -361,6 +373,9 @@ _CHANNELS_FIRST = {
     "upsample2d",
     "upsample3d",
     "zeropad2d",
+    "zeropad1d",
+    "cropping1d",
+    "cropping2d",
     "batchnorm",
 }
 
@@ -545,6 +560,15 @@ CASES = [
     ("zeropad2d", {"padding": 2}, IMG),
     ("zeropad2d", {"padding": [1, 3]}, IMG),
     ("zeropad2d", {"padding": [[0, 1], [2, 3]]}, IMG),
+    ("zeropad1d", {"padding": 2}, SEQ),
+    ("zeropad1d", {"padding": [0, 3]}, [(None, 2)]),
+    ("cropping1d", {"cropping": 1}, SEQ),
+    ("cropping1d", {"cropping": [3, 0]}, SEQ),
+    ("cropping1d", {"cropping": [1, 2]}, [(None, 2)]),
+    ("cropping2d", {"cropping": 2}, IMG),
+    ("cropping2d", {"cropping": [1, 3]}, IMG_ODD),
+    ("cropping2d", {"cropping": [[0, 1], [2, 3]]}, IMG),
+    ("cropping2d", {"cropping": [[4, 4], [0, 0]]}, IMG),
     # normalization
     ("batchnorm", {}, IMG),
     ("batchnorm", {}, SEQ),
@@ -631,6 +655,7 @@ REJECTED = [
     ("conv2d", {"filters": 2, "kernel": 3, "dilation": 3}, [(6, 9, 1)]),
     ("conv1d", {"filters": 2, "kernel": 4, "stride": 2}, [(3, 1)]),
     ("maxpool2d", {"size": 3}, [(2, 8, 1)]),
+    ("cropping1d", {"cropping": [2, 2]}, [(4, 2)]),
     ("conv3d", {"filters": 2, "kernel": 3}, [(2, 9, 9, 1)]),
     ("maxpool3d", {"size": 2}, [(4, 4, 1, 2)]),
     ("depthwise_conv2d", {"kernel": [1, 4]}, [(5, 3, 2)]),
@@ -652,7 +677,8 @@ def test_rejects_what_frameworks_reject(case):
         layer.output_shape(shapes)
     with pytest.raises(Exception):  # noqa: B017 - each framework raises its own type
         keras_result(layer, shapes)
-    if kind not in ("add", "subtract", "maximum", "concat"):
+    # Merges have no torch.nn module to refuse them; torch.nn crops to an empty tensor.
+    if kind not in ("add", "subtract", "maximum", "concat", "cropping1d"):
         with pytest.raises(Exception):  # noqa: B017
             torch_result(layer, shapes)
 

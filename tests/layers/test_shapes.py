@@ -136,6 +136,8 @@ EXTENSIONS = {
         }
         for d in (1, 2)
     },
+    "zeropad1d": {"padding": ...},
+    **{f"cropping{d}d": {"cropping": ...} for d in (1, 2)},
 }
 
 
@@ -363,6 +365,22 @@ def test_zeropad_forms():
     for bad in ([1, 2, 3], [[1, 2], [3]], [[1, 2, 3], [1, 2]], -1):
         with pytest.raises(ValidationError):
             make("zeropad2d", padding=bad)
+        with pytest.raises(ValidationError):
+            make("cropping2d", cropping=bad)
+    assert make("cropping2d", cropping=[[0, 1], [2, 3]]).crops == ((0, 1), (2, 3))
+    assert make("cropping2d", cropping=[1, 2]).crops == ((1, 1), (2, 2))
+    assert make("zeropad1d", padding=2).pads == ((2, 2),)
+    assert make("zeropad1d", padding=[0, 3]).pads == ((0, 3),)
+    assert make("cropping1d", cropping=[1, 0]).crops == ((1, 0),)
+    for bad in ([1, 2, 3], [1], [[1, 2]], -1):
+        with pytest.raises(ValidationError):
+            make("zeropad1d", padding=bad)
+        with pytest.raises(ValidationError):
+            make("cropping1d", cropping=bad)
+    assert error_of("cropping1d", cropping=[1, 2, 3]) == (
+        "cropping1d cropping must be an int or [before, after] (expected one of those forms, "
+        "got [1, 2, 3])"
+    )
 
 
 # --- window arithmetic ------------------------------------------------------------------------
@@ -558,6 +576,18 @@ def test_resampling():
     assert "[time, channels]" in shape_error("upsample1d", [(4, 5, 3)])
     assert shape_of("zeropad2d", [(4, 5, 3)], padding=[[0, 1], [2, 3]]) == (5, 10, 3)
     assert shape_of("zeropad2d", [(None, 5, 3)], padding=1) == (None, 7, 3)
+    assert shape_of("zeropad1d", [(5, 3)], padding=[1, 2]) == (8, 3)
+    assert shape_of("zeropad1d", [(None, 3)], padding=1) == (None, 3)
+    assert shape_of("cropping1d", [(9, 3)], cropping=[1, 2]) == (6, 3)
+    assert shape_of("cropping2d", [(8, 9, 3)], cropping=[[1, 0], [2, 3]]) == (7, 4, 3)
+    assert shape_of("cropping2d", [(None, 9, 3)], cropping=2) == (None, 5, 3)
+    assert shape_error("cropping1d", [(6, 3)], cropping=3) == (
+        "crops away the whole input along time (expected a size larger than 3 + 3, got 6 in "
+        "input [6, 3])"
+    )
+    assert "along width" in shape_error("cropping2d", [(8, 4, 3)], cropping=[1, 2])
+    assert "[time, channels]" in shape_error("zeropad1d", [(8, 4, 3)], padding=1)
+    assert "[height, width, channels]" in shape_error("cropping2d", [(8, 3)], cropping=1)
 
 
 def test_core_shapes():

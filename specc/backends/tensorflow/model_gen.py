@@ -328,7 +328,10 @@ class LayerWriter:
         "upsample1d": Rule(emit="upsample"),
         "upsample2d": Rule(emit="upsample"),
         "upsample3d": Rule(emit="upsample"),
+        "zeropad1d": Rule(emit="zeropad"),
         "zeropad2d": Rule(emit="zeropad"),
+        "cropping1d": Rule(emit="crop"),
+        "cropping2d": Rule(emit="crop"),
         "batchnorm": Rule(emit="batchnorm"),
         "layernorm": Rule(emit="layernorm"),
         "embedding": Rule(emit="embedding"),
@@ -575,11 +578,12 @@ class LayerWriter:
         return [self.layer(site, f"layers.UpSampling{layer.rank}D", scale)]
 
     def _zeropad(self, site: Site) -> list[Statement]:
-        (top, bottom), (left, right) = site.node.layer.pads
-        padding: object = ((top, bottom), (left, right))
-        if top == bottom and left == right:
-            padding = top if top == left else (top, left)
-        return [self.layer(site, "layers.ZeroPadding2D", padding)]
+        layer = site.node.layer
+        return [self.layer(site, f"layers.ZeroPadding{layer.rank}D", _sides(layer.pads))]
+
+    def _crop(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        return [self.layer(site, f"layers.Cropping{layer.rank}D", _sides(layer.crops))]
 
     # --- normalization ------------------------------------------------------------------
 
@@ -697,6 +701,14 @@ class LayerWriter:
             axis = unless(layer.axis, -1)
             return [self.layer(site, "layers.Concatenate", axis=axis, inputs=inputs)]
         return [self.layer(site, MERGES[layer.kind], inputs=inputs)]
+
+
+def _sides(amounts: tuple[tuple[int, int], ...]) -> object:
+    """Keras's shortest spelling of (before, after) per axis: `1` for the same everywhere,
+    `(1, 2)` per axis where each axis is symmetric, else the pairs (`(0, 1)` in 1-D)."""
+    if all(before == after for before, after in amounts):
+        return axes([before for before, _ in amounts])
+    return amounts[0] if len(amounts) == 1 else amounts
 
 
 def _holds_attention(site: Site, features: int, heads: int, key_dim: int, suffix: str = "") -> None:

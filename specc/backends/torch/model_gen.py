@@ -325,7 +325,10 @@ class LayerWriter:
         "upsample1d": Rule("first", emit="upsample"),
         "upsample2d": Rule("first", emit="upsample"),
         "upsample3d": Rule("first", emit="upsample"),
+        "zeropad1d": Rule("any", emit="zeropad"),
         "zeropad2d": Rule("any", emit="zeropad"),
+        "cropping1d": Rule("any", emit="crop"),
+        "cropping2d": Rule("any", emit="crop"),
         "batchnorm": Rule("first", emit="batchnorm"),
         "layernorm": Rule("last", emit="layernorm"),
         "embedding": Rule("last", emit="embedding"),
@@ -622,11 +625,22 @@ class LayerWriter:
 
     def _zeropad(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         (x,) = ins
-        (top, bottom), (left, right) = node.layer.pads
-        pads = (
-            (left, right, top, bottom) if x.layout == "first" else (0, 0, left, right, top, bottom)
-        )
+        # F.pad lists the last dim first; channels-last, the channels come first, unpadded.
+        pads = tuple(p for before_after in reversed(node.layer.pads) for p in before_after)
+        if x.layout == "last":
+            pads = (0, 0, *pads)
         return Emission(call("F.pad", Code(x.var), pads))
+
+    def _crop(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        """A slice of the spatial dims, in whichever layout the input is held: `x[:, 1:-2]`."""
+        (x,) = ins
+        index = [":"] * (1 + len(x.shape))
+        for dim, (before, after) in zip(spatial_dims(len(x.shape), x.layout), node.layer.crops,
+                                        strict=True):
+            index[dim] = f"{before or ''}:{-after if after else ''}"
+        while index[-1] == ":":  # trailing full slices say nothing
+            index.pop()
+        return Emission(f"{x.var}[{', '.join(index)}]")
 
     # --- normalization -----------------------------------------------------------------
 

@@ -170,8 +170,11 @@ CASES: dict[str, str] = {
         c = image -> zeropad2d([[1, 0], [2, 3]])
         d = series -> upsample1d(3)
         e = volume -> upsample3d() -> upsample3d([1, 2, 3])
+        f = series -> zeropad1d([1, 2]) -> cropping1d([0, 3]) -> zeropad1d(1) -> cropping1d(1)
+        g = image -> cropping2d([[1, 0], [0, 2]]) -> upsample2d(3) -> cropping2d([1, 2])
+            -> cropping2d([[1, 0], [0, 1]])
         """,
-        "a, b, c, d, e",
+        "a, b, c, d, e, f, g",
     ),
     "normalization": model_spec(
         "input image: float[4, 5, 3]\ninput series: float[6, 4]\ninput x: float[5]",

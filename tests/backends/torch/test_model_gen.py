@@ -169,7 +169,11 @@ VOLUMES = model_spec(
         -> separable_conv1d(3, 2, stride=2, bias=false, init=he_normal) -> flatten()
     e = volume -> global_avgpool3d() -> reshape([1, 1, 2])
         -> separable_conv2d(4, 1, multiplier=3, bias_init=ones) -> flatten()
-    out = concat(a, b, c, d, e) -> dense(2)
+    f = series -> zeropad1d([1, 2]) -> cropping1d([0, 3]) -> conv1d(2, 2, padding=same)
+        -> cropping1d(1) -> zeropad1d(2) -> flatten()
+    g = volume -> conv3d(2, 1) -> reshape([7, 8, 18]) -> cropping2d([[1, 2], [0, 3]])
+        -> conv2d(2, 1) -> cropping2d([1, 2]) -> flatten()
+    out = concat(a, b, c, d, e, f, g) -> dense(2)
     """,
     "out",
 )
