@@ -21,7 +21,19 @@ from specc.layers.conv import (
     SeparableConv1D,
     SeparableConv2D,
 )
-from specc.layers.core import Dense, Dropout, Flatten, Identity, Permute, Reshape
+from specc.layers.core import (
+    AlphaDropout,
+    Dense,
+    Dropout,
+    Flatten,
+    GaussianDropout,
+    GaussianNoise,
+    Identity,
+    Permute,
+    Reshape,
+    SpatialDropout1D,
+    SpatialDropout2D,
+)
 from specc.layers.initializers import INITIALIZERS, Initializer
 from specc.layers.merge import Add, Average, Concat, Maximum, Minimum, Multiply, Subtract
 from specc.layers.normalization import BatchNorm, LayerNorm
@@ -51,6 +63,11 @@ from specc.layers.sequence import GRU, LSTM, Embedding, PositionalEmbedding, Sim
 _CLASSES: tuple[type[Layer], ...] = (
     Dense,
     Dropout,
+    SpatialDropout1D,
+    SpatialDropout2D,
+    GaussianNoise,
+    GaussianDropout,
+    AlphaDropout,
     Flatten,
     Reshape,
     Permute,

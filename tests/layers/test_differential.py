@@ -87,6 +87,16 @@ def keras_layer(layer, shapes):
         return L.Dense(layer.units, use_bias=layer.bias)
     if k == "dropout":
         return L.Dropout(layer.rate)
+    if k == "spatial_dropout1d":
+        return L.SpatialDropout1D(layer.rate)
+    if k == "spatial_dropout2d":
+        return L.SpatialDropout2D(layer.rate)
+    if k == "gaussian_noise":
+        return L.GaussianNoise(layer.stddev)
+    if k == "gaussian_dropout":
+        return L.GaussianDropout(layer.rate)
+    if k == "alpha_dropout":
+        return L.AlphaDropout(layer.rate)
     if k == "flatten":
         return L.Flatten()
     if k == "reshape":
@@ -220,6 +230,12 @@ def torch_module(layer, shapes):
         return nn.Linear(channels, layer.units, bias=layer.bias)
     if k == "dropout":
         return nn.Dropout(layer.rate)
+    if k == "spatial_dropout1d":
+        return nn.Dropout1d(layer.rate)
+    if k == "spatial_dropout2d":
+        return nn.Dropout2d(layer.rate)
+    if k == "alpha_dropout":
+        return nn.AlphaDropout(layer.rate)
     if k == "flatten":
         return nn.Flatten()
     if k == "identity":
@@ -372,6 +388,8 @@ _CHANNELS_FIRST = {
     "upsample1d",
     "upsample2d",
     "upsample3d",
+    "spatial_dropout1d",
+    "spatial_dropout2d",
     "zeropad2d",
     "zeropad1d",
     "cropping1d",
@@ -429,6 +447,12 @@ CASES = [
     ("dense", {"units": 5, "bias": False}, [(3, 7)]),
     ("dense", {"units": 3}, [(None, 4, 6)]),
     ("dropout", {"rate": 0.5}, IMG),
+    ("spatial_dropout1d", {"rate": 0.5}, SEQ),
+    ("spatial_dropout1d", {"rate": 0.1}, [(None, 3)]),
+    ("spatial_dropout2d", {"rate": 0.3}, IMG),
+    ("gaussian_noise", {"stddev": 0.1}, IMG),
+    ("gaussian_dropout", {"rate": 0.4}, SEQ),
+    ("alpha_dropout", {"rate": 0.2}, [(7,)]),
     ("flatten", {}, IMG),
     ("flatten", {}, [(None, 3)]),
     ("reshape", {"shape": [11, 36]}, IMG),

@@ -138,6 +138,9 @@ EXTENSIONS = {
     },
     "zeropad1d": {"padding": ...},
     **{f"cropping{d}d": {"cropping": ...} for d in (1, 2)},
+    **{name: {"rate": ...} for name in ("spatial_dropout1d", "spatial_dropout2d",
+                                        "gaussian_dropout", "alpha_dropout")},
+    "gaussian_noise": {"stddev": ...},
 }
 
 
@@ -600,6 +603,23 @@ def test_core_shapes():
     assert shape_of("identity", [(None, 2)]) == (None, 2)
     assert shape_of("dropout", [(3,)], rate=0.2) == (3,)
     assert shape_of("softmax", [(4, 5)], axis=1) == (4, 5)
+
+
+def test_training_noise_layers():
+    assert shape_of("spatial_dropout1d", [(None, 4)], rate=0.5) == (None, 4)
+    assert shape_of("spatial_dropout2d", [(3, 4, 5)], rate=0.1) == (3, 4, 5)
+    assert "[time, channels]" in shape_error("spatial_dropout1d", [(3, 4, 5)], rate=0.1)
+    assert "[height, width, channels]" in shape_error("spatial_dropout2d", [(3, 4)], rate=0.1)
+    for kind in ("gaussian_dropout", "alpha_dropout"):
+        assert shape_of(kind, [(2, None, 3)], rate=0.3) == (2, None, 3)
+        assert "less than 1" in error_of(kind, rate=1.0)
+    assert shape_of("gaussian_noise", [(7,)], stddev=0.5) == (7,)
+    assert shape_of("gaussian_noise", [(7,)], stddev=0) == (7,)
+    assert "greater than or equal to 0" in error_of("gaussian_noise", stddev=-0.1)
+    for kind, args in (("spatial_dropout2d", {"rate": 0.5}), ("gaussian_noise", {"stddev": 1}),
+                       ("alpha_dropout", {"rate": 0.5})):
+        assert params_of(kind, [(3, 4, 5)], **args) == ParamCount()
+        assert flops_of(kind, [(3, 4, 5)], **args) == 0
 
 
 def test_core_errors():

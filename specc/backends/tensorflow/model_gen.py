@@ -301,6 +301,11 @@ class LayerWriter:
     RULES: dict[str, Rule] = {
         "dense": Rule(emit="dense"),
         "dropout": Rule("layers.Dropout", ("rate",)),
+        "spatial_dropout1d": Rule("layers.SpatialDropout1D", ("rate",)),
+        "spatial_dropout2d": Rule("layers.SpatialDropout2D", ("rate",)),
+        "gaussian_noise": Rule("layers.GaussianNoise", ("stddev",)),
+        "gaussian_dropout": Rule("layers.GaussianDropout", ("rate",)),
+        "alpha_dropout": Rule("layers.AlphaDropout", ("rate",)),
         "flatten": Rule("layers.Flatten"),
         "reshape": Rule(emit="reshape"),
         "permute": Rule(emit="permute"),

@@ -298,6 +298,14 @@ class LayerWriter:
     RULES: dict[str, Rule] = {
         "dense": Rule("last", emit="dense"),
         "dropout": Rule("any", module="nn.Dropout({rate})"),
+        # nn.Dropout1d/2d zero whole channels of channels-first input, as Keras's spatial ones.
+        "spatial_dropout1d": Rule("first", module="nn.Dropout1d({rate})"),
+        "spatial_dropout2d": Rule("first", module="nn.Dropout2d({rate})"),
+        "gaussian_noise": Rule(
+            "any", expr="{x} + {stddev} * torch.randn_like({x}) if self.training else {x}"
+        ),
+        "gaussian_dropout": Rule("any", emit="gaussian_dropout"),
+        "alpha_dropout": Rule("any", module="nn.AlphaDropout({rate})"),
         "flatten": Rule("last", expr="{x}.flatten(1)"),
         "reshape": Rule("last", emit="reshape"),
         "permute": Rule("last", emit="permute"),
@@ -420,6 +428,12 @@ class LayerWriter:
             f"{me}({x.var})", module, init, penalties=self._penalties(layer, me), weights=weights
         )
         return self._then_activate(node, emission, "last")
+
+    def _gaussian_dropout(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        # Keras's GaussianDropout: noise N(1, rate / (1 - rate)), while training only.
+        x, rate = ins[0].var, node.layer.rate
+        stddev = lit(math.sqrt(rate / (1 - rate)))
+        return Emission(f"{x} * (1 + {stddev} * torch.randn_like({x})) if self.training else {x}")
 
     def _reshape(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         x = ins[0].var

@@ -71,11 +71,16 @@ CASES: dict[str, str] = {
     "rearrange": model_spec(
         "input x: float[4, 6, 2]",
         """
+        spatial_dropout2d(0.5)
         permute([3, 1, 2])
         reshape([-1, 6])
+        spatial_dropout1d(0.5)
         identity()
         dropout(0.5)
+        gaussian_noise(0.2)
         flatten()
+        gaussian_dropout(0.3)
+        alpha_dropout(0.1)
         dense(3)
         """,
     ),

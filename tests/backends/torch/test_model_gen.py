@@ -173,7 +173,10 @@ VOLUMES = model_spec(
         -> cropping1d(1) -> zeropad1d(2) -> flatten()
     g = volume -> conv3d(2, 1) -> reshape([7, 8, 18]) -> cropping2d([[1, 2], [0, 3]])
         -> conv2d(2, 1) -> cropping2d([1, 2]) -> flatten()
-    out = concat(a, b, c, d, e, f, g) -> dense(2)
+    h = series -> gaussian_noise(0.5) -> conv1d(3, 2) -> spatial_dropout1d(0.5) -> flatten()
+        -> alpha_dropout(0.2) -> gaussian_dropout(0.3)
+    i = volume -> reshape([7, 8, 18]) -> spatial_dropout2d(0.4) -> global_maxpool2d()
+    out = concat(a, b, c, d, e, f, g, h, i) -> dense(2)
     """,
     "out",
 )
