@@ -192,6 +192,7 @@ Sides2D = Annotated[
 
 
 def check_sides_1d(value: int | list, layer: str, argument: str) -> int | list:
+    """A Sides1D value as written: a list must be [before, after]."""
     if isinstance(value, list) and len(value) != 2:
         raise invalid(
             f"{layer} {argument} must be an int or [before, after]", "one of those forms", value
@@ -200,6 +201,7 @@ def check_sides_1d(value: int | list, layer: str, argument: str) -> int | list:
 
 
 def check_sides_2d(value: int | list, layer: str, argument: str) -> int | list:
+    """A Sides2D value as written: a list must be [h, w] or [[top, bottom], [left, right]]."""
     if isinstance(value, int):
         return value
     flat = len(value) == 2 and all(isinstance(p, int) for p in value)
@@ -237,6 +239,8 @@ class Edges(Layer):
 
 
 class ZeroPad(Edges):
+    """Zero padding (zeropad1d, zeropad2d): `padding` as (before, after) per axis is `pads`."""
+
     @property
     def pads(self) -> tuple[tuple[int, int], ...]:
         return sides(self.padding, self.rank)  # type: ignore[attr-defined]
@@ -282,6 +286,8 @@ class ZeroPad2D(ZeroPad):
 
 
 class Cropping(Edges):
+    """Cropping (cropping1d, cropping2d): `cropping` as (before, after) per axis is `crops`."""
+
     @property
     def crops(self) -> tuple[tuple[int, int], ...]:
         return sides(self.cropping, self.rank)  # type: ignore[attr-defined]
