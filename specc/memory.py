@@ -20,7 +20,8 @@ What a training run holds at its peak, and how each part is counted (bytes):
                 backward pass: the batch's inputs and every layer's output, at the
                 precision's element size (fp32 and `auto` 4 bytes, bf16 and fp16 2; int64
                 ids 8). Layers that only re-label their input (`VIEW_LAYERS`) take none;
-                dropout keeps a mask as large as its output besides (`MASK_LAYERS`). What a
+                dropout (and gaussian and alpha dropout) keeps a mask as large as its
+                output besides (`MASK_LAYERS`). What a
                 layer keeps inside, on no edge of the IR, is counted by `internal_bytes`
                 with figures measured on torch's CPU kernels: a recurrent layer's gates and
                 states per step, attention's projections (and its weights, with dropout),
@@ -69,7 +70,7 @@ ACTIVATION_BYTES = {"auto": 4, "fp32": 4, "bf16": 2, "fp16": 2}
 # Layers whose output is their input re-labelled (a view): no new memory.
 VIEW_LAYERS = frozenset({"identity", "flatten", "reshape"})
 # Layers that keep, besides their output, a mask as large as it for the backward pass.
-MASK_LAYERS = frozenset({"dropout"})
+MASK_LAYERS = frozenset({"dropout", "gaussian_dropout", "alpha_dropout"})
 
 # Activations whose backward reads their input: fused into a layer (`activation=`), they
 # keep the layer's output before them as well.

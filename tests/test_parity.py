@@ -88,6 +88,18 @@ def test_dropout_is_switched_off_everywhere(tmp_path: Path) -> None:
     assert rates == [0.0, 0.0, 0.0, 0.0]
 
 
+def test_training_noise_is_off_like_dropout() -> None:
+    spec = ROOT / "tests" / "vocabulary" / "noise.spec"
+    noisy = {"spatial_dropout1d", "spatial_dropout2d", "gaussian_noise", "gaussian_dropout",
+             "alpha_dropout"}
+    before = specc.load(spec).models[0]
+    assert {node.layer.kind for _, node in before.graph.walk()} >= noisy
+    model = parity.without_dropout(before)
+    amounts = {node.layer.kind: getattr(node.layer, parity.DROPOUT_FIELDS[node.layer.kind])
+               for _, node in model.graph.walk() if node.layer.kind in noisy}
+    assert amounts == dict.fromkeys(noisy, 0.0)
+
+
 @pytest.mark.parametrize("backend", ["torch", "tensorflow"])
 def test_the_training_code_parity_runs_is_recipe_py_a_module_of_its_own(tmp_path: Path,
                                                                        backend: str) -> None:

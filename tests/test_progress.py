@@ -160,11 +160,18 @@ def read_tensorboard(folder: Path) -> dict[str, dict[int, float]]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_tensorboard_false_leaves_tensorboard_out_of_the_program(tmp_path: Path,
                                                                  backend: str) -> None:
-    source = program(tmp_path, CLASSIFIER.format(train="tensorboard = false"), backend).read_text()
-    for word in ("tensorboard", "summary", "log_scalars"):
+    def sources(train: str) -> str:
+        """train.py and progress.py of the classifier with `train` in its train { }."""
+        folder = tmp_path / ("off" if train else "default")
+        folder.mkdir()
+        train_py = program(folder, CLASSIFIER.format(train=train), backend)
+        return train_py.read_text() + (train_py.parent / "progress.py").read_text()
+
+    source = sources("tensorboard = false")
+    for word in ("tensorboard", "summary", "write_scalars"):
         assert word not in source.lower()
-    source = program(tmp_path, CLASSIFIER.format(train=""), backend).read_text()
-    assert "log_scalars" in source and "tensorboard" in source
+    source = sources("")
+    assert "write_scalars" in source and "TensorBoardLog(run_dir, step)" in source
 
 
 # --- runs -------------------------------------------------------------------------------------

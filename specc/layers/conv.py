@@ -1,7 +1,8 @@
-"""Convolutions over channels-last inputs: conv1d, conv2d, conv2d_transpose, depthwise_conv2d.
+"""Convolutions over channels-last inputs: conv1d, conv2d, conv3d, conv2d_transpose,
+depthwise_conv2d, separable_conv1d, separable_conv2d.
 
-Kernels are stored by the frameworks in different layouts (Keras [kh, kw, in, out], PyTorch
-[out, in, kh, kw]); the parameter counts below do not depend on it. Window sizes, `same` and
+Kernels are stored by the frameworks in different layouts (Keras [*window, in, out], PyTorch
+[out, in, *window]); the parameter counts below do not depend on it. Window sizes, `same` and
 explicit padding follow `specc.layers.window`.
 """
 
@@ -14,7 +15,7 @@ from specc.layers.activation import OptionalActivation
 from specc.layers.args import Flag, NonNegativeFloat, PerAxis, PositiveInt, invalid
 from specc.layers.base import Backend, ParamCount, Shape, fmt_shape, numel, require_known
 from specc.layers.initializers import BIAS_INIT_HINTS, INIT_HINTS, BiasInitializer, Initializer
-from specc.layers.window import Padding, SpatialLayer, Window
+from specc.layers.window import CausalPadding, Padding, SpatialLayer, Window
 
 # Framework spellings shared by every convolution, for "did you mean".
 WINDOW_HINTS: dict[str, str] = {
@@ -33,7 +34,7 @@ def _in_channels(layer: SpatialLayer, shape: Shape) -> int:
 
 
 class Conv(SpatialLayer):
-    """A convolution with `filters` output channels (shared by conv1d and conv2d).
+    """A convolution with `filters` output channels (shared by conv1d, conv2d and conv3d).
 
     `groups` splits input and output channels into that many independent convolutions, so
     both `filters` and the input channels must be multiples of it. `l1` / `l2` penalize the
@@ -102,9 +103,12 @@ class Conv(SpatialLayer):
 
 
 class Conv1D(Conv):
-    """Over [time, channels]."""
+    """Over [time, channels]. `padding=causal` pads dilation*(kernel-1) zeros before the
+    sequence only, so that step t sees steps ≤ t (WaveNet, TCN); the output has
+    ceil(time / stride) steps."""
 
     kind: Literal["conv1d"] = "conv1d"
+    padding: CausalPadding = "valid"
     rank = 1
 
 
@@ -113,6 +117,14 @@ class Conv2D(Conv):
 
     kind: Literal["conv2d"] = "conv2d"
     rank = 2
+
+
+class Conv3D(Conv):
+    """Over [depth, height, width, channels] (volumes, or video as [time, height, width,
+    channels])."""
+
+    kind: Literal["conv3d"] = "conv3d"
+    rank = 3
 
 
 class Conv2DTranspose(SpatialLayer):
@@ -200,3 +212,68 @@ class DepthwiseConv2D(SpatialLayer):
     def flops(self, inputs: list[Shape], output: Shape) -> int | None:
         elements = numel(output)
         return None if elements is None else 2 * elements * self.window.taps()
+
+
+class SeparableConv(SpatialLayer):
+    """A depthwise convolution (one kernel per input channel, times `multiplier`) then a
+    pointwise one (a 1x1 convolution to `filters` channels), with Keras's semantics: one bias,
+    after the pointwise step, and `activation` after that. Parameters: channels * multiplier
+    * kernel taps, plus channels * multiplier * filters, plus filters for the bias.
+
+    Extensions to the issue's form: `dilation` (of the depthwise step, as in conv2d), `init`
+    (both kernels) and `bias_init`.
+    """
+
+    filters: PositiveInt
+    kernel: PerAxis
+    stride: PerAxis = 1
+    padding: Padding = "valid"
+    multiplier: PositiveInt = 1
+    activation: OptionalActivation = None
+    bias: Flag = True
+    dilation: PerAxis = 1
+    init: Initializer = "glorot_uniform"
+    bias_init: BiasInitializer = "zeros"
+
+    hints: ClassVar[dict[str, str]] = {
+        **WINDOW_HINTS,
+        "dilation_rate": "dilation",
+        "depth_multiplier": "multiplier",
+        "depthwise_initializer": "init",
+        "pointwise_initializer": "init",
+    }
+
+    @property
+    def window(self) -> Window:
+        return Window.of(self.rank, self.kernel, self.stride, self.padding, self.dilation)
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        shape = inputs[0]
+        _in_channels(self, shape)
+        return (*self.window.output(shape), self.filters)
+
+    def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
+        middle = _in_channels(self, inputs[0]) * self.multiplier
+        depthwise = middle * self.window.taps()
+        return ParamCount(depthwise + middle * self.filters + (self.filters if self.bias else 0))
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        positions = numel(output[:-1])
+        if positions is None:
+            return None
+        middle = _in_channels(self, inputs[0]) * self.multiplier
+        return 2 * positions * middle * (self.window.taps() + self.filters)
+
+
+class SeparableConv1D(SeparableConv):
+    """Over [time, channels]."""
+
+    kind: Literal["separable_conv1d"] = "separable_conv1d"
+    rank = 1
+
+
+class SeparableConv2D(SeparableConv):
+    """Over [height, width, channels]."""
+
+    kind: Literal["separable_conv2d"] = "separable_conv2d"
+    rank = 2

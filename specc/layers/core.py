@@ -1,4 +1,5 @@
-"""Core layers: dense, dropout, and the layers that only rearrange elements.
+"""Core layers: dense, dropout and its variants (training-time noise), and the layers that
+only rearrange elements.
 
 FLOPs of weighted layers count multiply-adds as 2 and leave out bias additions and fused
 activations, as published model costs do; layers that only move elements count 0.
@@ -12,8 +13,18 @@ from pydantic import field_validator
 from specc.errors import ShapeError, mismatch
 from specc.layers.activation import OptionalActivation
 from specc.layers.args import Flag, Int, NonNegativeFloat, PositiveInt, Rate, invalid
-from specc.layers.base import Backend, Layer, ParamCount, Shape, fmt_shape, numel, require_known
+from specc.layers.base import (
+    Backend,
+    Layer,
+    ParamCount,
+    Shape,
+    fmt_shape,
+    numel,
+    require_known,
+    require_rank,
+)
 from specc.layers.initializers import BIAS_INIT_HINTS, INIT_HINTS, BiasInitializer, Initializer
+from specc.layers.window import LAYOUTS
 
 
 class Dense(Layer):
@@ -65,6 +76,88 @@ class Dropout(Layer):
     hints: ClassVar[dict[str, str]] = {"p": "rate"}
     accepts = "any"
     produces = "same"
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        return 0
+
+
+class SpatialDropout(Layer):
+    """Zeroes whole channels with probability `rate` while training (the same channels at
+    every position of a sample; survivors are scaled by 1 / (1 - rate)), for inputs whose
+    neighbouring positions are correlated; the identity at inference. Keras's
+    SpatialDropout1D/2D, PyTorch's Dropout1d/2d."""
+
+    rate: Rate
+
+    rank: ClassVar[int]
+    hints: ClassVar[dict[str, str]] = {"p": "rate"}
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        require_rank(self.kind, inputs[0], self.rank + 1, LAYOUTS[self.rank])
+        return inputs[0]
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        return 0
+
+
+class SpatialDropout1D(SpatialDropout):
+    """Over [time, channels]."""
+
+    kind: Literal["spatial_dropout1d"] = "spatial_dropout1d"
+    rank = 1
+
+
+class SpatialDropout2D(SpatialDropout):
+    """Over [height, width, channels]."""
+
+    kind: Literal["spatial_dropout2d"] = "spatial_dropout2d"
+    rank = 2
+
+
+class GaussianNoise(Layer):
+    """Adds N(0, stddev²) noise to every element while training; the identity at inference."""
+
+    kind: Literal["gaussian_noise"] = "gaussian_noise"
+    stddev: NonNegativeFloat
+
+    hints: ClassVar[dict[str, str]] = {"std": "stddev"}
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        return 0
+
+
+class GaussianDropout(Layer):
+    """Multiplies every element by N(1, rate / (1 - rate)) noise while training (Keras's
+    GaussianDropout: the variance multiplicative dropout of `rate` has); the identity at
+    inference."""
+
+    kind: Literal["gaussian_dropout"] = "gaussian_dropout"
+    rate: Rate
+
+    hints: ClassVar[dict[str, str]] = {"p": "rate"}
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        return 0
+
+
+class AlphaDropout(Layer):
+    """Dropout for self-normalizing (selu) networks: dropped elements take selu's negative
+    saturation value and an affine map keeps the mean and variance, while training (Keras's
+    AlphaDropout, PyTorch's AlphaDropout); the identity at inference."""
+
+    kind: Literal["alpha_dropout"] = "alpha_dropout"
+    rate: Rate
+
+    hints: ClassVar[dict[str, str]] = {"p": "rate"}
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         return inputs[0]

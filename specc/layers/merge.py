@@ -1,7 +1,8 @@
 """Merges: layers that combine two or more tensors (graph form only).
 
-Elementwise merges (add, multiply, average) need inputs of one shape — no broadcasting, so
-a mistake in the wiring is reported rather than silently broadcast. `?` matches any size.
+Elementwise merges (add, subtract, multiply, average, maximum, minimum) need inputs of one
+shape — no broadcasting, so a mistake in the wiring is reported rather than silently
+broadcast. `?` matches any size. `subtract` takes exactly two.
 `concat` joins along `axis` (batch = axis 0, as in both frameworks; -1, the default, is the
 channels / features axis) and needs every other axis equal.
 """
@@ -63,6 +64,16 @@ class Add(Merge):
     kind: Literal["add"] = "add"
 
 
+class Subtract(Merge):
+    """The first input minus the second: exactly two inputs, as Keras's Subtract."""
+
+    kind: Literal["subtract"] = "subtract"
+
+    def _check_count(self, inputs: list[Shape]) -> None:
+        if len(inputs) != 2:
+            raise ShapeError(mismatch("needs exactly two inputs", "two", len(inputs)))
+
+
 class Multiply(Merge):
     kind: Literal["multiply"] = "multiply"
 
@@ -73,6 +84,18 @@ class Average(Merge):
     def flops(self, inputs: list[Shape], output: Shape) -> int | None:
         elements = numel(output)
         return None if elements is None else len(inputs) * elements
+
+
+class Maximum(Merge):
+    """The largest of its inputs, element by element."""
+
+    kind: Literal["maximum"] = "maximum"
+
+
+class Minimum(Merge):
+    """The smallest of its inputs, element by element."""
+
+    kind: Literal["minimum"] = "minimum"
 
 
 class Concat(Merge):

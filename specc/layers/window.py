@@ -10,6 +10,8 @@ s = dilation*(k-1) + 1 elements, and moves by `stride`:
   own `padding="same"` exists only for stride 1, so its backend pads explicitly with
   `Window.same_padding`.
 - an int p (PyTorch's meaning): p zeros on both sides; out = floor((n + 2p - s) / stride) + 1.
+- `causal` (conv1d only, Keras's meaning): dilation*(k-1) zeros before the sequence and none
+  after, so that an output sees only its own and earlier steps; out = ceil(n / stride).
 
 A transposed convolution runs this backwards: `valid` gives (n-1)*stride + max(k, stride)
 (Keras; PyTorch needs `output_padding` = max(stride - k, 0) for it), `same` gives n*stride,
@@ -35,20 +37,33 @@ Padding = Annotated[
     PadWord | NonNegativeInt | list[NonNegativeInt],
     one_of("valid, same, a non-negative integer or a list of them"),
 ]
+# conv1d's, which may also be `causal`.
+CausalPadding = Annotated[
+    PadWord | Literal["causal"] | NonNegativeInt | list[NonNegativeInt],
+    one_of("valid, same, causal, a non-negative integer or a list of them"),
+]
 
 # What the spatial axes of a channels-last input are called, by their number.
-SPATIAL_AXES: dict[int, tuple[str, ...]] = {1: ("time",), 2: ("height", "width")}
-LAYOUTS: dict[int, str] = {1: "[time, channels]", 2: "[height, width, channels]"}
+SPATIAL_AXES: dict[int, tuple[str, ...]] = {
+    1: ("time",),
+    2: ("height", "width"),
+    3: ("depth", "height", "width"),
+}
+LAYOUTS: dict[int, str] = {
+    1: "[time, channels]",
+    2: "[height, width, channels]",
+    3: "[depth, height, width, channels]",
+}
 
 
 def window_length(
-    size: Dim, kernel: int, stride: int, padding: PadWord | int, dilation: int
+    size: Dim, kernel: int, stride: int, padding: PadWord | Literal["causal"] | int, dilation: int
 ) -> Dim:
     """Output length along one axis (see the module docstring); ≤ 0 when the window does not
     fit, which callers turn into an error."""
     if size is None:
         return None
-    if padding == "same":
+    if padding in ("same", "causal"):
         return -(-size // stride)
     pad = 0 if padding == "valid" else 2 * padding
     return (size + pad - (dilation * (kernel - 1) + 1)) // stride + 1
@@ -71,7 +86,7 @@ class Window:
 
     kernel: tuple[int, ...]
     stride: tuple[int, ...]
-    padding: PadWord | tuple[int, ...]
+    padding: PadWord | Literal["causal"] | tuple[int, ...]
     dilation: tuple[int, ...]
 
     @classmethod
@@ -80,7 +95,7 @@ class Window:
         rank: int,
         kernel: int | list[int],
         stride: int | list[int],
-        padding: PadWord | int | list[int],
+        padding: PadWord | Literal["causal"] | int | list[int],
         dilation: int | list[int] = 1,
     ) -> "Window":
         """From arguments as written (an int or a list each), already validated."""
@@ -91,7 +106,7 @@ class Window:
     def rank(self) -> int:
         return len(self.kernel)
 
-    def _pad(self, axis: int) -> PadWord | int:
+    def _pad(self, axis: int) -> PadWord | Literal["causal"] | int:
         return self.padding if isinstance(self.padding, str) else self.padding[axis]
 
     def output(self, shape: Shape) -> Shape:
@@ -136,6 +151,10 @@ class Window:
             total = max((out - 1) * self.stride[axis] + span - size, 0)
             pads.append((total // 2, total - total // 2))
         return tuple(pads)
+
+    def causal_padding(self) -> int:
+        """The zeros `causal` puts before a sequence: what the dilated kernel reaches back."""
+        return self.dilation[0] * (self.kernel[0] - 1)
 
     def taps(self) -> int:
         """Elements under the window: the kernel's size, for parameter and FLOP counts."""

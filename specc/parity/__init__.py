@@ -28,14 +28,14 @@ rounding in a tiny gradient into a weight change of up to lr. In float64 what re
 programs' meaning. The loss itself stays float32, as each compute_loss casts to it.
 
 Dropout is off throughout: both programs are generated from the spec with every dropout rate
-set to 0, since the two frameworks cannot draw the same masks (in inference mode dropout is
-the identity anyway). Everything runs on the CPU. Two tensors agree when
-|a - b| <= ATOL + RTOL * |b| everywhere, b being PyTorch's. In the float32 forward pass, |b|
-there is the largest |b| of the tensor: each element of a float32 sum carries rounding of
-the size of its largest terms, not of the sum, so an element that cancels to near zero in a
-deep network (ResNet-20's last stage: values up to 88, differences up to 1.5e-4, a relative
-1.6e-6 of the tensor) is no more exact than its neighbours. In float64 the check is per
-element.
+(and gaussian_noise's standard deviation) set to 0, since the two frameworks cannot draw the
+same masks or noise (in inference mode all of them are the identity anyway). Everything runs
+on the CPU. Two tensors agree when |a - b| <= ATOL + RTOL * |b| everywhere, b being PyTorch's.
+In the float32 forward pass, |b| there is the largest |b| of the tensor: each element of a
+float32 sum carries rounding of the size of its largest terms, not of the sum, so an element
+that cancels to near zero in a deep network (ResNet-20's last stage: values up to 88,
+differences up to 1.5e-4, a relative 1.6e-6 of the tensor) is no more exact than its
+neighbours. In float64 the check is per element.
 
 `specc parity` exits 0 when everything agrees, 1 otherwise, naming the first divergence: the
 first layer whose output differs, or the first weight whose gradient or value does.
@@ -90,7 +90,9 @@ __all__ = [
 # --- the model without dropout ------------------------------------------------------------------
 
 DROPOUT_FIELDS = {"dropout": "rate", "multihead_attention": "dropout",
-                  "transformer_encoder": "dropout"}
+                  "transformer_encoder": "dropout", "spatial_dropout1d": "rate",
+                  "spatial_dropout2d": "rate", "gaussian_noise": "stddev",
+                  "gaussian_dropout": "rate", "alpha_dropout": "rate"}
 
 
 def without_dropout(model: ir.Model) -> ir.Model:

@@ -15,11 +15,14 @@ imports numpy only: callers bring arrays and take arrays.
 PyTorch → Keras, kind by kind:
 
 - dense: weight [out, in], bias → kernel [in, out] (the transpose), bias.
-- conv1d, conv2d: weight [out, in/groups, *window] → kernel [*window, in/groups, out].
+- conv1d, conv2d, conv3d: weight [out, in/groups, *window] → kernel [*window, in/groups, out].
 - conv2d_transpose: weight [in, out, kh, kw] → kernel [kh, kw, out, in]; no spatial flip, as
   both are the adjoint of the same correlation.
 - depthwise_conv2d: weight [C*m, 1, kh, kw] → kernel [kh, kw, C, m]; PyTorch's output channel
   c*m + j is Keras's (channel c, multiplier j).
+- separable_conv1d, separable_conv2d: the depthwise step's weight [C*m, 1, *window] as
+  depthwise_conv2d's → depthwise_kernel [*window, C, m]; the pointwise step's [filters, C*m,
+  1, ...] as a convolution's → pointwise_kernel [1, ..., C*m, filters]; its bias unchanged.
 - batchnorm: weight, bias, running mean, running variance (and a count of batches, which
   Keras does not keep) → gamma, beta, moving_mean, moving_variance. layernorm: weight, bias
   → gamma, beta.
@@ -92,17 +95,37 @@ def conv_to_torch(layer, variables: Arrays) -> Arrays:
     return [_weight(kernel), *bias]
 
 
+def _depthwise_kernel(weight: np.ndarray, multiplier: int) -> np.ndarray:
+    """A grouped convolution's [C * m, 1, *window] weight as Keras's [*window, C, m] kernel."""
+    kernel = _kernel(weight)  # [*window, 1, C * m]
+    *window, _, outputs = kernel.shape
+    return kernel.reshape(*window, outputs // multiplier, multiplier)
+
+
+def _depthwise_weight(kernel: np.ndarray) -> np.ndarray:
+    """The inverse of `_depthwise_kernel`."""
+    *window, channels, multiplier = kernel.shape
+    return _weight(kernel.reshape(*window, 1, channels * multiplier))
+
+
 def depthwise_to_keras(layer, tensors: Arrays) -> Arrays:
     weight, *bias = tensors
-    kernel = _kernel(weight)  # [kh, kw, 1, C * m]
-    kh, kw, _, outputs = kernel.shape
-    return [kernel.reshape(kh, kw, outputs // layer.multiplier, layer.multiplier), *bias]
+    return [_depthwise_kernel(weight, layer.multiplier), *bias]
 
 
 def depthwise_to_torch(layer, variables: Arrays) -> Arrays:
     kernel, *bias = variables
-    kh, kw, channels, multiplier = kernel.shape
-    return [_weight(kernel.reshape(kh, kw, 1, channels * multiplier)), *bias]
+    return [_depthwise_weight(kernel), *bias]
+
+
+def separable_to_keras(layer, tensors: Arrays) -> Arrays:
+    depthwise, pointwise, *bias = tensors
+    return [_depthwise_kernel(depthwise, layer.multiplier), _kernel(pointwise), *bias]
+
+
+def separable_to_torch(layer, variables: Arrays) -> Arrays:
+    depthwise, pointwise, *bias = variables
+    return [_depthwise_weight(depthwise), _weight(pointwise), *bias]
 
 
 def batchnorm_to_keras(layer, tensors: Arrays) -> Arrays:
@@ -212,8 +235,11 @@ CONVERSIONS: dict[str, Conversion] = {
     "dense": Conversion(linear_to_keras, linear_to_torch),
     "conv1d": Conversion(conv_to_keras, conv_to_torch),
     "conv2d": Conversion(conv_to_keras, conv_to_torch),
+    "conv3d": Conversion(conv_to_keras, conv_to_torch),
     "conv2d_transpose": Conversion(conv_to_keras, conv_to_torch),
     "depthwise_conv2d": Conversion(depthwise_to_keras, depthwise_to_torch),
+    "separable_conv1d": Conversion(separable_to_keras, separable_to_torch),
+    "separable_conv2d": Conversion(separable_to_keras, separable_to_torch),
     "batchnorm": Conversion(batchnorm_to_keras, batchnorm_to_torch),
     "layernorm": Conversion(same_to_keras, same_to_torch),
     "embedding": Conversion(same_to_keras, same_to_torch),

@@ -58,14 +58,25 @@ _KERAS_ACTIVATION = set(_PLAIN_ACTIVATIONS)
 _KERAS_POOL = {
     "maxpool1d": "MaxPooling1D",
     "maxpool2d": "MaxPooling2D",
+    "maxpool3d": "MaxPooling3D",
     "avgpool1d": "AveragePooling1D",
     "avgpool2d": "AveragePooling2D",
+    "avgpool3d": "AveragePooling3D",
     "global_avgpool1d": "GlobalAveragePooling1D",
     "global_avgpool2d": "GlobalAveragePooling2D",
+    "global_avgpool3d": "GlobalAveragePooling3D",
     "global_maxpool1d": "GlobalMaxPooling1D",
     "global_maxpool2d": "GlobalMaxPooling2D",
+    "global_maxpool3d": "GlobalMaxPooling3D",
 }
-_KERAS_MERGE = {"add": "Add", "multiply": "Multiply", "average": "Average"}
+_KERAS_MERGE = {
+    "add": "Add",
+    "subtract": "Subtract",
+    "multiply": "Multiply",
+    "average": "Average",
+    "maximum": "Maximum",
+    "minimum": "Minimum",
+}
 _KERAS_RNN = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 
@@ -76,6 +87,16 @@ def keras_layer(layer, shapes):
         return L.Dense(layer.units, use_bias=layer.bias)
     if k == "dropout":
         return L.Dropout(layer.rate)
+    if k == "spatial_dropout1d":
+        return L.SpatialDropout1D(layer.rate)
+    if k == "spatial_dropout2d":
+        return L.SpatialDropout2D(layer.rate)
+    if k == "gaussian_noise":
+        return L.GaussianNoise(layer.stddev)
+    if k == "gaussian_dropout":
+        return L.GaussianDropout(layer.rate)
+    if k == "alpha_dropout":
+        return L.AlphaDropout(layer.rate)
     if k == "flatten":
         return L.Flatten()
     if k == "reshape":
@@ -90,10 +111,10 @@ def keras_layer(layer, shapes):
         return L.Softmax(axis=layer.axis)
     if k == "leaky_relu":
         return L.LeakyReLU(negative_slope=layer.slope)
-    if k in ("conv1d", "conv2d"):
+    if k in ("conv1d", "conv2d", "conv3d"):
         if not word:
             return None
-        cls = L.Conv1D if k == "conv1d" else L.Conv2D
+        cls = {"conv1d": L.Conv1D, "conv2d": L.Conv2D, "conv3d": L.Conv3D}[k]
         return cls(
             layer.filters,
             layer.kernel,
@@ -124,14 +145,32 @@ def keras_layer(layer, shapes):
             dilation_rate=layer.dilation,
             use_bias=layer.bias,
         )
+    if k in ("separable_conv1d", "separable_conv2d"):
+        if not word:
+            return None
+        return getattr(L, f"SeparableConv{layer.rank}D")(
+            layer.filters,
+            layer.kernel,
+            strides=layer.stride,
+            padding=layer.padding,
+            depth_multiplier=layer.multiplier,
+            dilation_rate=layer.dilation,
+            use_bias=layer.bias,
+        )
     if k in _KERAS_POOL and k.startswith("global"):
         return getattr(L, _KERAS_POOL[k])()
     if k in _KERAS_POOL:
         return getattr(L, _KERAS_POOL[k])(layer.size, strides=layer.stride, padding=layer.padding)
-    if k == "upsample2d":
-        return L.UpSampling2D(layer.scale)
+    if k in ("upsample1d", "upsample2d", "upsample3d"):
+        return getattr(L, f"UpSampling{layer.rank}D")(layer.scale)
     if k == "zeropad2d":
         return L.ZeroPadding2D(layer.pads)
+    if k == "zeropad1d":
+        return L.ZeroPadding1D(layer.pads[0])
+    if k == "cropping1d":
+        return L.Cropping1D(layer.crops[0])
+    if k == "cropping2d":
+        return L.Cropping2D(layer.crops)
     if k == "batchnorm":
         return L.BatchNormalization()
     if k == "layernorm":
@@ -191,6 +230,12 @@ def torch_module(layer, shapes):
         return nn.Linear(channels, layer.units, bias=layer.bias)
     if k == "dropout":
         return nn.Dropout(layer.rate)
+    if k == "spatial_dropout1d":
+        return nn.Dropout1d(layer.rate)
+    if k == "spatial_dropout2d":
+        return nn.Dropout2d(layer.rate)
+    if k == "alpha_dropout":
+        return nn.AlphaDropout(layer.rate)
     if k == "flatten":
         return nn.Flatten()
     if k == "identity":
@@ -214,11 +259,15 @@ def torch_module(layer, shapes):
         }[k]()
     if k == "leaky_relu":
         return nn.LeakyReLU(layer.slope)
-    if k in ("conv1d", "conv2d"):
+    if k == "conv1d" and layer.padding == "causal":  # zeros before the sequence, then valid
+        conv = nn.Conv1d(channels, layer.filters, layer.kernel, layer.stride, 0, layer.dilation,
+                         layer.groups, layer.bias)
+        return nn.Sequential(nn.ConstantPad1d((layer.window.causal_padding(), 0), 0.0), conv)
+    if k in ("conv1d", "conv2d", "conv3d"):
         padding = _torch_padding(layer)
         if padding is None:
             return None
-        cls = nn.Conv1d if k == "conv1d" else nn.Conv2d
+        cls = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}[k]
         return cls(
             channels,
             layer.filters,
@@ -254,28 +303,39 @@ def torch_module(layer, shapes):
             groups=channels,
             bias=layer.bias,
         )
-    if k in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
+    if k in ("separable_conv1d", "separable_conv2d"):  # a grouped conv, then a 1x1 conv
+        padding = _torch_padding(layer)
+        if padding is None:
+            return None
+        conv = getattr(nn, f"Conv{layer.rank}d")
+        middle = channels * layer.multiplier
+        return nn.Sequential(
+            conv(channels, middle, layer.kernel, layer.stride, padding, layer.dilation,
+                 groups=channels, bias=False),
+            conv(middle, layer.filters, 1, bias=layer.bias),
+        )
+    if k in ("maxpool1d", "maxpool2d", "maxpool3d", "avgpool1d", "avgpool2d", "avgpool3d"):
         if layer.padding == "same":
             return None
-        cls = {
-            "maxpool1d": nn.MaxPool1d,
-            "maxpool2d": nn.MaxPool2d,
-            "avgpool1d": nn.AvgPool1d,
-            "avgpool2d": nn.AvgPool2d,
-        }[k]
-        return cls(layer.size, layer.stride)
+        op = "Max" if k.startswith("max") else "Avg"
+        return getattr(nn, f"{op}Pool{layer.rank}d")(layer.size, layer.stride)
     if k.startswith("global_"):
-        pool = nn.AdaptiveAvgPool1d if "avg" in k else nn.AdaptiveMaxPool1d
-        if k.endswith("2d"):
-            pool = nn.AdaptiveAvgPool2d if "avg" in k else nn.AdaptiveMaxPool2d
-        return nn.Sequential(pool(1), nn.Flatten())
-    if k == "upsample2d":
-        return nn.Upsample(scale_factor=tuple(float(s) for s in per_axis(layer.scale, 2)))
+        op = "Avg" if "avg" in k else "Max"
+        return nn.Sequential(getattr(nn, f"Adaptive{op}Pool{layer.rank}d")(1), nn.Flatten())
+    if k in ("upsample1d", "upsample2d", "upsample3d"):
+        scale = tuple(float(s) for s in per_axis(layer.scale, layer.rank))
+        return nn.Upsample(scale_factor=scale)
     if k == "zeropad2d":
         (top, bottom), (left, right) = layer.pads
         return nn.ZeroPad2d((left, right, top, bottom))
+    if k == "zeropad1d":
+        return nn.ZeroPad1d(layer.pads[0])
+    if k in ("cropping1d", "cropping2d"):  # torch.nn crops with negative padding
+        return getattr(nn, f"ZeroPad{layer.rank}d")(
+            tuple(-p for before_after in reversed(layer.crops) for p in before_after)
+        )
     if k == "batchnorm":
-        return (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(channels)
+        return {4: nn.BatchNorm3d, 3: nn.BatchNorm2d}.get(len(shape), nn.BatchNorm1d)(channels)
     if k == "layernorm":
         return nn.LayerNorm(channels)
     if k == "embedding":
@@ -308,18 +368,32 @@ def torch_module(layer, shapes):
 _CHANNELS_FIRST = {
     "conv1d",
     "conv2d",
+    "conv3d",
     "conv2d_transpose",
     "depthwise_conv2d",
+    "separable_conv1d",
+    "separable_conv2d",
     "maxpool1d",
     "maxpool2d",
+    "maxpool3d",
     "avgpool1d",
     "avgpool2d",
+    "avgpool3d",
     "global_avgpool1d",
     "global_avgpool2d",
+    "global_avgpool3d",
     "global_maxpool1d",
     "global_maxpool2d",
+    "global_maxpool3d",
+    "upsample1d",
     "upsample2d",
+    "upsample3d",
+    "spatial_dropout1d",
+    "spatial_dropout2d",
     "zeropad2d",
+    "zeropad1d",
+    "cropping1d",
+    "cropping2d",
     "batchnorm",
 }
 
@@ -366,12 +440,19 @@ def torch_result(layer, shapes):
 IMG = [(9, 11, 4)]
 IMG_ODD = [(10, 7, 6)]
 SEQ = [(8, 6)]
+VOL = [(5, 7, 6, 4)]
 
 CASES = [
     ("dense", {"units": 5}, [(7,)]),
     ("dense", {"units": 5, "bias": False}, [(3, 7)]),
     ("dense", {"units": 3}, [(None, 4, 6)]),
     ("dropout", {"rate": 0.5}, IMG),
+    ("spatial_dropout1d", {"rate": 0.5}, SEQ),
+    ("spatial_dropout1d", {"rate": 0.1}, [(None, 3)]),
+    ("spatial_dropout2d", {"rate": 0.3}, IMG),
+    ("gaussian_noise", {"stddev": 0.1}, IMG),
+    ("gaussian_dropout", {"rate": 0.4}, SEQ),
+    ("alpha_dropout", {"rate": 0.2}, [(7,)]),
     ("flatten", {}, IMG),
     ("flatten", {}, [(None, 3)]),
     ("reshape", {"shape": [11, 36]}, IMG),
@@ -410,6 +491,15 @@ CASES = [
     ("conv1d", {"filters": 4, "kernel": 3, "groups": 2, "padding": "same"}, SEQ),
     ("conv1d", {"filters": 4, "kernel": 3, "stride": 2}, [(None, 2)]),
     *[
+        ("conv1d", {"filters": 3, "kernel": k, "stride": s, "padding": "causal", "dilation": d},
+         [(n, 2)])
+        for k in (1, 2, 3)
+        for s, d in ((1, 1), (1, 2), (1, 4), (2, 1), (3, 1))
+        for n in (7, 10)
+    ],
+    ("conv1d", {"filters": 4, "kernel": 3, "padding": "causal", "groups": 2}, SEQ),
+    ("conv1d", {"filters": 4, "kernel": 2, "padding": "causal", "dilation": 2}, [(None, 3)]),
+    *[
         ("conv2d_transpose", {"filters": 3, "kernel": k, "stride": s, "padding": p}, IMG_ODD)
         for k in (1, 2, 3, [3, 4])
         for s in (1, 2, 3, [2, 3])
@@ -425,6 +515,35 @@ CASES = [
         for m in (1, 2)
     ],
     ("depthwise_conv2d", {"kernel": 3, "dilation": 2, "bias": False}, IMG),
+    *[
+        ("separable_conv2d", {"filters": 5, "kernel": k, "stride": s, "padding": p,
+                              "multiplier": m}, IMG_ODD)
+        for k in (1, 3, [2, 3])
+        for s in (1, 2)
+        for p in ("valid", "same", [1, 0])
+        for m in (1, 2)
+    ],
+    ("separable_conv2d", {"filters": 3, "kernel": 3, "dilation": 2, "bias": False}, IMG),
+    ("separable_conv2d", {"filters": 3, "kernel": 3, "stride": 2, "padding": "same"},
+     [(None, 7, 2)]),
+    *[
+        ("separable_conv1d", {"filters": 4, "kernel": k, "stride": s, "padding": p,
+                              "multiplier": m}, SEQ)
+        for k in (1, 3)
+        for s in (1, 2)
+        for p in ("valid", "same", 1)
+        for m in (1, 3)
+    ],
+    ("separable_conv1d", {"filters": 4, "kernel": 2, "dilation": 3, "bias": False}, SEQ),
+    *[
+        ("conv3d", {"filters": 4, "kernel": k, "stride": s, "padding": p}, VOL)
+        for k in (1, 2, 3, [3, 1, 2])
+        for s in (1, 2, [1, 2, 3])
+        for p in ("valid", "same", 1)
+    ],
+    ("conv3d", {"filters": 4, "kernel": 2, "dilation": [2, 1, 3]}, VOL),
+    ("conv3d", {"filters": 4, "kernel": 3, "groups": 2, "bias": False}, VOL),
+    ("conv3d", {"filters": 2, "kernel": 3, "stride": 2, "padding": "same"}, [(None, 6, 5, 2)]),
     # pooling
     *[
         (kind, {"size": size, "stride": stride, "padding": pad}, IMG_ODD)
@@ -441,6 +560,20 @@ CASES = [
         for pad in ("valid", "same")
     ],
     ("maxpool2d", {"size": 2}, [(None, 8, 3)]),
+    *[
+        (kind, {"size": size, "stride": stride, "padding": pad}, VOL)
+        for kind in ("maxpool3d", "avgpool3d")
+        for size in (2, [3, 1, 2])
+        for stride in (None, 1, 2)
+        for pad in ("valid", "same")
+    ],
+    ("global_avgpool3d", {}, VOL),
+    ("global_maxpool3d", {}, VOL),
+    ("global_maxpool3d", {}, [(None, 3, None, 2)]),
+    ("upsample1d", {}, SEQ),
+    ("upsample1d", {"scale": 3}, [(None, 2)]),
+    ("upsample3d", {}, VOL),
+    ("upsample3d", {"scale": [1, 2, 3]}, VOL),
     ("global_avgpool1d", {}, SEQ),
     ("global_maxpool1d", {}, [(None, 6)]),
     ("global_avgpool2d", {}, IMG),
@@ -451,10 +584,20 @@ CASES = [
     ("zeropad2d", {"padding": 2}, IMG),
     ("zeropad2d", {"padding": [1, 3]}, IMG),
     ("zeropad2d", {"padding": [[0, 1], [2, 3]]}, IMG),
+    ("zeropad1d", {"padding": 2}, SEQ),
+    ("zeropad1d", {"padding": [0, 3]}, [(None, 2)]),
+    ("cropping1d", {"cropping": 1}, SEQ),
+    ("cropping1d", {"cropping": [3, 0]}, SEQ),
+    ("cropping1d", {"cropping": [1, 2]}, [(None, 2)]),
+    ("cropping2d", {"cropping": 2}, IMG),
+    ("cropping2d", {"cropping": [1, 3]}, IMG_ODD),
+    ("cropping2d", {"cropping": [[0, 1], [2, 3]]}, IMG),
+    ("cropping2d", {"cropping": [[4, 4], [0, 0]]}, IMG),
     # normalization
     ("batchnorm", {}, IMG),
     ("batchnorm", {}, SEQ),
     ("batchnorm", {}, [(12,)]),
+    ("batchnorm", {}, VOL),
     ("batchnorm", {"momentum": 0.01}, [(None, 5)]),
     ("layernorm", {}, SEQ),
     ("layernorm", {}, [(12,)]),
@@ -480,6 +623,10 @@ CASES = [
     ("add", {}, [(None, 5), (3, 5)]),
     ("multiply", {}, [(3, 2, 4)] * 3),
     ("average", {}, [(6,), (6,)]),
+    ("subtract", {}, [(4, 5), (4, 5)]),
+    ("subtract", {}, [(None, 3), (2, 3)]),
+    ("maximum", {}, [(3, 2, 4)] * 3),
+    ("minimum", {}, [(6,), (6,)]),
     ("concat", {}, [(4, 5), (4, 3)]),
     ("concat", {"axis": 1}, [(4, 5), (2, 5), (1, 5)]),
     ("concat", {"axis": -2}, [(None, 5), (2, 5)]),
@@ -532,9 +679,16 @@ REJECTED = [
     ("conv2d", {"filters": 2, "kernel": 3, "dilation": 3}, [(6, 9, 1)]),
     ("conv1d", {"filters": 2, "kernel": 4, "stride": 2}, [(3, 1)]),
     ("maxpool2d", {"size": 3}, [(2, 8, 1)]),
+    ("cropping1d", {"cropping": [2, 2]}, [(4, 2)]),
+    ("conv3d", {"filters": 2, "kernel": 3}, [(2, 9, 9, 1)]),
+    ("maxpool3d", {"size": 2}, [(4, 4, 1, 2)]),
     ("depthwise_conv2d", {"kernel": [1, 4]}, [(5, 3, 2)]),
+    ("separable_conv2d", {"filters": 2, "kernel": 4}, [(5, 3, 2)]),
+    ("separable_conv1d", {"filters": 2, "kernel": 3, "dilation": 2}, [(4, 2)]),
     ("conv2d", {"filters": 4, "kernel": 1, "groups": 2}, [(5, 5, 3)]),
     ("add", {}, [(4, 5), (4, 6)]),
+    ("subtract", {}, [(4, 5)] * 3),
+    ("maximum", {}, [(4, 5), (5, 5)]),
     ("concat", {"axis": 1}, [(4, 5), (4, 6)]),
 ]
 
@@ -547,7 +701,8 @@ def test_rejects_what_frameworks_reject(case):
         layer.output_shape(shapes)
     with pytest.raises(Exception):  # noqa: B017 - each framework raises its own type
         keras_result(layer, shapes)
-    if kind not in ("add", "concat"):
+    # Merges have no torch.nn module to refuse them; torch.nn crops to an empty tensor.
+    if kind not in ("add", "subtract", "maximum", "concat", "cropping1d"):
         with pytest.raises(Exception):  # noqa: B017
             torch_result(layer, shapes)
 

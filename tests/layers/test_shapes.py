@@ -107,6 +107,40 @@ CONTRACT = {
 EXTENSIONS = {
     **{name: {} for name in ("softplus", "softsign", "selu", "mish", "hard_sigmoid",
                              "hard_swish", "exponential")},
+    **{name: {} for name in ("subtract", "maximum", "minimum")},
+    "conv3d": {
+        "filters": ...,
+        "kernel": ...,
+        "stride": 1,
+        "padding": "valid",
+        "dilation": 1,
+        "groups": 1,
+        "activation": None,
+        "bias": True,
+        "l1": 0,
+        "l2": 0,
+    },
+    **{f"{op}pool3d": {"size": ..., "stride": None, "padding": "valid"} for op in ("max", "avg")},
+    **{f"global_{op}pool3d": {} for op in ("max", "avg")},
+    **{f"upsample{d}d": {"scale": 2} for d in (1, 3)},
+    **{
+        f"separable_conv{d}d": {
+            "filters": ...,
+            "kernel": ...,
+            "stride": 1,
+            "padding": "valid",
+            "multiplier": 1,
+            "activation": None,
+            "bias": True,
+            "dilation": 1,
+        }
+        for d in (1, 2)
+    },
+    "zeropad1d": {"padding": ...},
+    **{f"cropping{d}d": {"cropping": ...} for d in (1, 2)},
+    **{name: {"rate": ...} for name in ("spatial_dropout1d", "spatial_dropout2d",
+                                        "gaussian_dropout", "alpha_dropout")},
+    "gaussian_noise": {"stddev": ...},
 }
 
 
@@ -152,8 +186,11 @@ def test_initializer_defaults():
         "dense",
         "conv1d",
         "conv2d",
+        "conv3d",
         "conv2d_transpose",
         "depthwise_conv2d",
+        "separable_conv1d",
+        "separable_conv2d",
         "embedding",
         "positional_embedding",
         "simple_rnn",
@@ -203,8 +240,11 @@ def test_metadata():
         assert (LAYERS[kind].accepts, LAYERS[kind].produces) == ("float", "float"), kind
     assert {k for k, c in LAYERS.items() if c.arity == "many"} == {
         "add",
+        "subtract",
         "multiply",
         "average",
+        "maximum",
+        "minimum",
         "concat",
     }
     assert LAYERS["conv2d"].hints["strides"] == "stride"
@@ -328,6 +368,22 @@ def test_zeropad_forms():
     for bad in ([1, 2, 3], [[1, 2], [3]], [[1, 2, 3], [1, 2]], -1):
         with pytest.raises(ValidationError):
             make("zeropad2d", padding=bad)
+        with pytest.raises(ValidationError):
+            make("cropping2d", cropping=bad)
+    assert make("cropping2d", cropping=[[0, 1], [2, 3]]).crops == ((0, 1), (2, 3))
+    assert make("cropping2d", cropping=[1, 2]).crops == ((1, 1), (2, 2))
+    assert make("zeropad1d", padding=2).pads == ((2, 2),)
+    assert make("zeropad1d", padding=[0, 3]).pads == ((0, 3),)
+    assert make("cropping1d", cropping=[1, 0]).crops == ((1, 0),)
+    for bad in ([1, 2, 3], [1], [[1, 2]], -1):
+        with pytest.raises(ValidationError):
+            make("zeropad1d", padding=bad)
+        with pytest.raises(ValidationError):
+            make("cropping1d", cropping=bad)
+    assert error_of("cropping1d", cropping=[1, 2, 3]) == (
+        "cropping1d cropping must be an int or [before, after] (expected one of those forms, "
+        "got [1, 2, 3])"
+    )
 
 
 # --- window arithmetic ------------------------------------------------------------------------
@@ -345,6 +401,9 @@ def test_zeropad_forms():
         (8, 3, 2, 1, 1, 4),
         (5, 4, 1, 2, 1, 6),
         (None, 3, 2, "same", 1, None),
+        (16, 3, 1, "causal", 4, 16),
+        (15, 4, 2, "causal", 1, 8),
+        (None, 3, 1, "causal", 2, None),
     ],
 )
 def test_window_length(size, kernel, stride, padding, dilation, expected):
@@ -404,6 +463,58 @@ def test_conv_shapes():
     assert shape_of("conv1d", [(16, 3)], filters=5, kernel=3, dilation=4) == (8, 5)
     assert shape_of("depthwise_conv2d", [(8, 8, 3)], kernel=3, multiplier=2) == (6, 6, 6)
     assert shape_of("conv2d_transpose", [(7, 7, 4)], filters=2, kernel=3, stride=2) == (15, 15, 2)
+    assert shape_of("conv3d", [(7, 8, 9, 2)], filters=4, kernel=3) == (5, 6, 7, 4)
+    assert shape_of("conv3d", [(7, 8, 9, 2)], filters=4, kernel=[3, 2, 1], stride=2,
+                    padding="same") == (4, 4, 5, 4)
+    assert shape_of("conv3d", [(None, 8, 9, 2)], filters=4, kernel=3, padding=[0, 1, 2]) == (
+        None, 8, 11, 4,
+    )
+    assert params_of("conv3d", [(5, 5, 5, 4)], filters=6, kernel=3, groups=2) == ParamCount(
+        6 * (27 * 2 + 1)
+    )
+    assert "[depth, height, width]" in error_of("conv3d", filters=4, kernel=[3, 3])
+    assert shape_error("conv3d", [(8, 8, 3)], filters=4, kernel=3) == (
+        "input must be [depth, height, width, channels] (expected 4 dimensions, got 3: [8, 8, 3])"
+    )
+    assert "along depth" in shape_error("conv3d", [(2, 8, 8, 1)], filters=4, kernel=3)
+
+
+def test_causal_conv1d():
+    # dilation * (kernel - 1) zeros before the sequence: as long as its input at stride 1.
+    assert shape_of("conv1d", [(16, 3)], filters=5, kernel=3, padding="causal", dilation=4) == (
+        16,
+        5,
+    )
+    assert shape_of("conv1d", [(9, 3)], filters=5, kernel=4, stride=2, padding="causal") == (5, 5)
+    assert shape_of("conv1d", [(None, 3)], filters=2, kernel=2, padding="causal") == (None, 2)
+    assert params_of("conv1d", [(9, 3)], filters=4, kernel=5, padding="causal") == ParamCount(64)
+    assert Window.of(1, 3, 1, "causal", 4).causal_padding() == 8
+    assert error_of("conv2d", filters=4, kernel=3, padding="causal") == (
+        "Input should be valid, same, a non-negative integer or a list of them"
+    )
+    assert error_of("conv1d", filters=4, kernel=3, padding="full") == (
+        "Input should be valid, same, causal, a non-negative integer or a list of them"
+    )
+
+
+def test_separable_conv():
+    # Keras's counts: depthwise C*m*taps, pointwise C*m*filters, one bias of filters.
+    assert shape_of("separable_conv2d", [(9, 8, 4)], filters=6, kernel=3) == (7, 6, 6)
+    assert params_of("separable_conv2d", [(9, 8, 4)], filters=6, kernel=3,
+                     multiplier=2) == ParamCount(72 + 48 + 6)
+    assert params_of("separable_conv2d", [(9, 8, 4)], filters=6, kernel=[3, 1],
+                     bias=False) == ParamCount(12 + 24)
+    assert params_of("separable_conv1d", [(9, 4)], filters=6, kernel=3,
+                     multiplier=2) == ParamCount(24 + 48 + 6)
+    assert shape_of("separable_conv1d", [(None, 4)], filters=2, kernel=3, stride=2,
+                    padding="same") == (None, 2)
+    assert shape_of("separable_conv2d", [(7, 8, 3)], filters=2, kernel=3, stride=2,
+                    padding=1) == (4, 4, 2)
+    assert flops_of("separable_conv1d", [(9, 4)], filters=6, kernel=3, multiplier=2) == (
+        2 * 7 * 8 * (3 + 6)
+    )
+    assert "along width" in shape_error("separable_conv2d", [(9, 2, 4)], filters=2, kernel=3)
+    assert "[time]" in error_of("separable_conv1d", filters=2, kernel=[3, 3])
 
 
 def test_conv_params():
@@ -448,13 +559,38 @@ def test_pooling():
     assert shape_of("global_maxpool1d", [(None, 8)]) == (8,)
     assert "[time, channels]" in shape_error("global_avgpool1d", [(7, 7, 64)])
     assert params_of("maxpool2d", [(4, 4, 3)], size=2) == ParamCount()
+    assert shape_of("maxpool3d", [(7, 8, 9, 2)], size=2) == (3, 4, 4, 2)
+    assert shape_of("avgpool3d", [(7, 8, 9, 2)], size=[3, 2, 2], stride=2, padding="same") == (
+        4, 4, 5, 2,
+    )
+    assert "along depth" in shape_error("maxpool3d", [(1, 8, 8, 3)], size=2)
+    assert shape_of("global_avgpool3d", [(3, 4, 5, 6)]) == (6,)
+    assert shape_of("global_maxpool3d", [(None, None, 5, 6)]) == (6,)
+    assert "[depth, height, width, channels]" in shape_error("global_maxpool3d", [(4, 5, 6)])
 
 
 def test_resampling():
     assert shape_of("upsample2d", [(4, 5, 3)]) == (8, 10, 3)
     assert shape_of("upsample2d", [(None, 5, 3)], scale=[3, 1]) == (None, 5, 3)
+    assert shape_of("upsample1d", [(5, 3)]) == (10, 3)
+    assert shape_of("upsample1d", [(None, 3)], scale=3) == (None, 3)
+    assert shape_of("upsample3d", [(2, 3, 4, 5)], scale=[1, 2, 3]) == (2, 6, 12, 5)
+    assert "[time]" in error_of("upsample1d", scale=[2, 2])
+    assert "[time, channels]" in shape_error("upsample1d", [(4, 5, 3)])
     assert shape_of("zeropad2d", [(4, 5, 3)], padding=[[0, 1], [2, 3]]) == (5, 10, 3)
     assert shape_of("zeropad2d", [(None, 5, 3)], padding=1) == (None, 7, 3)
+    assert shape_of("zeropad1d", [(5, 3)], padding=[1, 2]) == (8, 3)
+    assert shape_of("zeropad1d", [(None, 3)], padding=1) == (None, 3)
+    assert shape_of("cropping1d", [(9, 3)], cropping=[1, 2]) == (6, 3)
+    assert shape_of("cropping2d", [(8, 9, 3)], cropping=[[1, 0], [2, 3]]) == (7, 4, 3)
+    assert shape_of("cropping2d", [(None, 9, 3)], cropping=2) == (None, 5, 3)
+    assert shape_error("cropping1d", [(6, 3)], cropping=3) == (
+        "crops away the whole input along time (expected a size larger than 3 + 3, got 6 in "
+        "input [6, 3])"
+    )
+    assert "along width" in shape_error("cropping2d", [(8, 4, 3)], cropping=[1, 2])
+    assert "[time, channels]" in shape_error("zeropad1d", [(8, 4, 3)], padding=1)
+    assert "[height, width, channels]" in shape_error("cropping2d", [(8, 3)], cropping=1)
 
 
 def test_core_shapes():
@@ -467,6 +603,23 @@ def test_core_shapes():
     assert shape_of("identity", [(None, 2)]) == (None, 2)
     assert shape_of("dropout", [(3,)], rate=0.2) == (3,)
     assert shape_of("softmax", [(4, 5)], axis=1) == (4, 5)
+
+
+def test_training_noise_layers():
+    assert shape_of("spatial_dropout1d", [(None, 4)], rate=0.5) == (None, 4)
+    assert shape_of("spatial_dropout2d", [(3, 4, 5)], rate=0.1) == (3, 4, 5)
+    assert "[time, channels]" in shape_error("spatial_dropout1d", [(3, 4, 5)], rate=0.1)
+    assert "[height, width, channels]" in shape_error("spatial_dropout2d", [(3, 4)], rate=0.1)
+    for kind in ("gaussian_dropout", "alpha_dropout"):
+        assert shape_of(kind, [(2, None, 3)], rate=0.3) == (2, None, 3)
+        assert "less than 1" in error_of(kind, rate=1.0)
+    assert shape_of("gaussian_noise", [(7,)], stddev=0.5) == (7,)
+    assert shape_of("gaussian_noise", [(7,)], stddev=0) == (7,)
+    assert "greater than or equal to 0" in error_of("gaussian_noise", stddev=-0.1)
+    for kind, args in (("spatial_dropout2d", {"rate": 0.5}), ("gaussian_noise", {"stddev": 1}),
+                       ("alpha_dropout", {"rate": 0.5})):
+        assert params_of(kind, [(3, 4, 5)], **args) == ParamCount()
+        assert flops_of(kind, [(3, 4, 5)], **args) == 0
 
 
 def test_core_errors():
@@ -553,6 +706,13 @@ def test_merges():
     assert shape_error("add", [(4, 5)]) == (
         "needs two or more inputs to merge (expected two or more, got 1)"
     )
+    assert shape_of("subtract", [(4, 5), (None, 5)]) == (4, 5)
+    assert shape_of("maximum", [(3,)] * 3) == (3,)
+    assert shape_of("minimum", [(2, 3), (2, 3)]) == (2, 3)
+    assert shape_error("subtract", [(4, 5)] * 3) == (
+        "needs exactly two inputs (expected two, got 3)"
+    )
+    assert "[4, 5], [4, 6]" in shape_error("maximum", [(4, 5), (4, 6)])
     assert shape_of("concat", [(4, 5), (4, 3)]) == (4, 8)
     assert shape_of("concat", [(4, 5), (2, 5)], axis=1) == (6, 5)
     assert shape_of("concat", [(None, 5), (2, 5)], axis=1) == (None, 5)

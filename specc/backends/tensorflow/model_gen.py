@@ -147,7 +147,14 @@ ACTIVATIONS: dict[str, Code] = {
 
 RECURRENT = {"simple_rnn": "layers.SimpleRNN", "lstm": "layers.LSTM", "gru": "layers.GRU"}
 POOLS = {"avg": "AveragePooling", "max": "MaxPooling"}
-MERGES = {"add": "layers.Add", "multiply": "layers.Multiply", "average": "layers.Average"}
+MERGES = {
+    "add": "layers.Add",
+    "subtract": "layers.Subtract",
+    "multiply": "layers.Multiply",
+    "average": "layers.Average",
+    "maximum": "layers.Maximum",
+    "minimum": "layers.Minimum",
+}
 
 
 def arguments(*args: object, **kwargs: object) -> tuple[str, ...]:
@@ -308,6 +315,11 @@ class LayerWriter:
     RULES: dict[str, Rule] = {
         "dense": Rule(emit="dense"),
         "dropout": Rule("layers.Dropout", ("rate",)),
+        "spatial_dropout1d": Rule("layers.SpatialDropout1D", ("rate",)),
+        "spatial_dropout2d": Rule("layers.SpatialDropout2D", ("rate",)),
+        "gaussian_noise": Rule("layers.GaussianNoise", ("stddev",)),
+        "gaussian_dropout": Rule("layers.GaussianDropout", ("rate",)),
+        "alpha_dropout": Rule("layers.AlphaDropout", ("rate",)),
         "flatten": Rule("layers.Flatten"),
         "reshape": Rule(emit="reshape"),
         "permute": Rule(emit="permute"),
@@ -315,18 +327,30 @@ class LayerWriter:
         **{kind: Rule(emit="activation") for kind in ACTIVATIONS},
         "conv1d": Rule(emit="conv"),
         "conv2d": Rule(emit="conv"),
+        "conv3d": Rule(emit="conv"),
         "conv2d_transpose": Rule(emit="conv_transpose"),
         "depthwise_conv2d": Rule(emit="depthwise_conv"),
+        "separable_conv1d": Rule(emit="separable_conv"),
+        "separable_conv2d": Rule(emit="separable_conv"),
         "maxpool1d": Rule(emit="pool"),
         "maxpool2d": Rule(emit="pool"),
+        "maxpool3d": Rule(emit="pool"),
         "avgpool1d": Rule(emit="pool"),
         "avgpool2d": Rule(emit="pool"),
+        "avgpool3d": Rule(emit="pool"),
         "global_avgpool1d": Rule("layers.GlobalAveragePooling1D"),
         "global_avgpool2d": Rule("layers.GlobalAveragePooling2D"),
+        "global_avgpool3d": Rule("layers.GlobalAveragePooling3D"),
         "global_maxpool1d": Rule("layers.GlobalMaxPooling1D"),
         "global_maxpool2d": Rule("layers.GlobalMaxPooling2D"),
+        "global_maxpool3d": Rule("layers.GlobalMaxPooling3D"),
+        "upsample1d": Rule(emit="upsample"),
         "upsample2d": Rule(emit="upsample"),
+        "upsample3d": Rule(emit="upsample"),
+        "zeropad1d": Rule(emit="zeropad"),
         "zeropad2d": Rule(emit="zeropad"),
+        "cropping1d": Rule(emit="crop"),
+        "cropping2d": Rule(emit="crop"),
         "batchnorm": Rule(emit="batchnorm"),
         "layernorm": Rule(emit="layernorm"),
         "embedding": Rule(emit="embedding"),
@@ -337,8 +361,11 @@ class LayerWriter:
         "multihead_attention": Rule(emit="attention"),
         "transformer_encoder": Rule(emit="transformer"),
         "add": Rule(emit="merge"),
+        "subtract": Rule(emit="merge"),
         "multiply": Rule(emit="merge"),
         "average": Rule(emit="merge"),
+        "maximum": Rule(emit="merge"),
+        "minimum": Rule(emit="merge"),
         "concat": Rule(emit="merge"),
     }
 
@@ -483,6 +510,36 @@ class LayerWriter:
         )
         return [*steps, conv]
 
+    def _separable_conv(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        window = layer.window
+        steps, x = self._explicit_padding(site, window.rank, window.padding)
+        padding = window.padding if isinstance(window.padding, str) else "valid"
+        channels = site.shapes[0][-1]
+        middle = channels * layer.multiplier
+        site.holds("depthwise_kernel", (*window.kernel, channels, layer.multiplier))
+        site.holds("pointwise_kernel", (*(1,) * window.rank, middle, layer.filters))
+        if layer.bias:
+            site.holds("bias", (layer.filters,))
+        init = unless(layer.init, "glorot_uniform")
+        conv = self.layer(
+            site,
+            f"layers.SeparableConv{window.rank}D",
+            layer.filters,
+            axes(window.kernel),
+            strides=unless(axes(window.stride), 1),
+            padding=unless(padding, "valid"),
+            depth_multiplier=unless(layer.multiplier, 1),
+            dilation_rate=unless(axes(window.dilation), 1),
+            activation=self.activation(layer.activation),
+            use_bias=unless(layer.bias, True),
+            depthwise_initializer=init,
+            pointwise_initializer=init,
+            bias_initializer=unless(layer.bias_init, "zeros") if layer.bias else None,
+            inputs=(x,),
+        )
+        return [*steps, conv]
+
     def _conv_transpose(self, site: Site) -> list[Statement]:
         """`valid` and `same` are Keras's own ((n-1)*s + max(k, s) and n*s). An int p crops p
         from both sides of (n-1)*s + k: output_padding=0 asks Keras for exactly that length
@@ -528,19 +585,24 @@ class LayerWriter:
                 axes(window.kernel),
                 strides=unless(axes(window.stride), axes(window.kernel)),
                 padding=unless(window.padding, "valid"),
+                # TensorFlow's 3-D pooling has no float64 kernel, so this layer computes in
+                # float32 whatever the global policy (`specc parity` builds in float64).
+                dtype="float32" if window.rank == 3 else None,
             )
         ]
 
     def _upsample(self, site: Site) -> list[Statement]:
-        scale = axes(per_axis(site.node.layer.scale, 2))
-        return [self.layer(site, "layers.UpSampling2D", scale)]
+        layer = site.node.layer
+        scale = axes(per_axis(layer.scale, layer.rank))
+        return [self.layer(site, f"layers.UpSampling{layer.rank}D", scale)]
 
     def _zeropad(self, site: Site) -> list[Statement]:
-        (top, bottom), (left, right) = site.node.layer.pads
-        padding: object = ((top, bottom), (left, right))
-        if top == bottom and left == right:
-            padding = top if top == left else (top, left)
-        return [self.layer(site, "layers.ZeroPadding2D", padding)]
+        layer = site.node.layer
+        return [self.layer(site, f"layers.ZeroPadding{layer.rank}D", _sides(layer.pads))]
+
+    def _crop(self, site: Site) -> list[Statement]:
+        layer = site.node.layer
+        return [self.layer(site, f"layers.Cropping{layer.rank}D", _sides(layer.crops))]
 
     # --- normalization ------------------------------------------------------------------
 
@@ -658,6 +720,14 @@ class LayerWriter:
             axis = unless(layer.axis, -1)
             return [self.layer(site, "layers.Concatenate", axis=axis, inputs=inputs)]
         return [self.layer(site, MERGES[layer.kind], inputs=inputs)]
+
+
+def _sides(amounts: tuple[tuple[int, int], ...]) -> object:
+    """Keras's shortest spelling of (before, after) per axis: `1` for the same everywhere,
+    `(1, 2)` per axis where each axis is symmetric, else the pairs (`(0, 1)` in 1-D)."""
+    if all(before == after for before, after in amounts):
+        return axes([before for before, _ in amounts])
+    return amounts[0] if len(amounts) == 1 else amounts
 
 
 def _holds_attention(site: Site, features: int, heads: int, key_dim: int, suffix: str = "") -> None:

@@ -97,6 +97,7 @@ HELPERS = (
     "PositionalEmbedding",
     "MultiheadAttention",
     "TransformerEncoder",
+    "SeparableConv",
 )
 # Helpers that use other helpers.
 HELPER_NEEDS = {
@@ -321,6 +322,14 @@ class LayerWriter:
     RULES: dict[str, Rule] = {
         "dense": Rule("last", emit="dense"),
         "dropout": Rule("any", module="nn.Dropout({rate})"),
+        # nn.Dropout1d/2d zero whole channels of channels-first input, as Keras's spatial ones.
+        "spatial_dropout1d": Rule("first", module="nn.Dropout1d({rate})"),
+        "spatial_dropout2d": Rule("first", module="nn.Dropout2d({rate})"),
+        "gaussian_noise": Rule(
+            "any", expr="{x} + {stddev} * torch.randn_like({x}) if self.training else {x}"
+        ),
+        "gaussian_dropout": Rule("any", emit="gaussian_dropout"),
+        "alpha_dropout": Rule("any", module="nn.AlphaDropout({rate})"),
         "flatten": Rule("last", expr="{x}.flatten(1)"),
         "reshape": Rule("last", emit="reshape"),
         "permute": Rule("last", emit="permute"),
@@ -328,18 +337,30 @@ class LayerWriter:
         **{kind: Rule("any", emit="activation") for kind in ACTIVATIONS},
         "conv1d": Rule("first", emit="conv"),
         "conv2d": Rule("first", emit="conv"),
+        "conv3d": Rule("first", emit="conv"),
         "conv2d_transpose": Rule("first", emit="conv_transpose"),
         "depthwise_conv2d": Rule("first", emit="depthwise_conv"),
+        "separable_conv1d": Rule("first", emit="separable_conv"),
+        "separable_conv2d": Rule("first", emit="separable_conv"),
         "maxpool1d": Rule("first", emit="pool"),
         "maxpool2d": Rule("first", emit="pool"),
+        "maxpool3d": Rule("first", emit="pool"),
         "avgpool1d": Rule("first", emit="pool"),
         "avgpool2d": Rule("first", emit="pool"),
+        "avgpool3d": Rule("first", emit="pool"),
         "global_avgpool1d": Rule("any", emit="global_pool"),
         "global_avgpool2d": Rule("any", emit="global_pool"),
+        "global_avgpool3d": Rule("any", emit="global_pool"),
         "global_maxpool1d": Rule("any", emit="global_pool"),
         "global_maxpool2d": Rule("any", emit="global_pool"),
+        "global_maxpool3d": Rule("any", emit="global_pool"),
+        "upsample1d": Rule("first", emit="upsample"),
         "upsample2d": Rule("first", emit="upsample"),
+        "upsample3d": Rule("first", emit="upsample"),
+        "zeropad1d": Rule("any", emit="zeropad"),
         "zeropad2d": Rule("any", emit="zeropad"),
+        "cropping1d": Rule("any", emit="crop"),
+        "cropping2d": Rule("any", emit="crop"),
         "batchnorm": Rule("first", emit="batchnorm"),
         "layernorm": Rule("last", emit="layernorm"),
         "embedding": Rule("last", emit="embedding"),
@@ -350,8 +371,11 @@ class LayerWriter:
         "multihead_attention": Rule("last", emit="attention"),
         "transformer_encoder": Rule("last", emit="transformer"),
         "add": Rule("any", emit="merge"),
+        "subtract": Rule("any", emit="merge"),
         "multiply": Rule("any", emit="merge"),
         "average": Rule("any", emit="merge"),
+        "maximum": Rule("any", emit="extremum"),
+        "minimum": Rule("any", emit="extremum"),
         "concat": Rule("any", emit="concat"),
     }
 
@@ -429,6 +453,12 @@ class LayerWriter:
         )
         return self._then_activate(node, emission, "last")
 
+    def _gaussian_dropout(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        # Keras's GaussianDropout: noise N(1, rate / (1 - rate)), while training only.
+        x, rate = ins[0].var, node.layer.rate
+        stddev = lit(math.sqrt(rate / (1 - rate)))
+        return Emission(f"{x} * (1 + {stddev} * torch.randn_like({x})) if self.training else {x}")
+
     def _reshape(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         x = ins[0].var
         return Emission(call(f"{x}.reshape", Code(f"{x}.shape[0]"), *node.layer.shape))
@@ -460,6 +490,8 @@ class LayerWriter:
         rank = window.rank
         if window.padding == "valid":
             return (0,) * rank, None
+        if window.padding == "causal":  # conv1d: zeros before the sequence only
+            return (0,), lit((window.causal_padding(), 0))
         if window.padding != "same":
             return tuple(window.padding), None
         spatial = x.shape[:rank]
@@ -533,6 +565,41 @@ class LayerWriter:
         emission = Emission(f"{me}({_padded(pad, x.var)})", module, init, weights=weights)
         return self._then_activate(node, emission, "first")
 
+    def _separable_conv(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        """Keras's separable convolution: the helper SeparableConv's depthwise step (one
+        grouped convolution, no bias), then its pointwise 1x1 step with the only bias."""
+        layer, (x,) = node.layer, ins
+        window, channels = layer.window, x.shape[-1]
+        padding, pad = self._padding(window, x)
+        middle = channels * layer.multiplier
+        module = call(
+            "SeparableConv",
+            window.rank,
+            channels,
+            layer.filters,
+            axes(window.kernel),
+            multiplier=unless(layer.multiplier, 1),
+            bias=unless(layer.bias, True),
+            stride=unless(axes(window.stride), 1),
+            padding=unless(axes(padding), 0),
+            dilation=unless(axes(window.dilation), 1),
+        )
+        me, ones = f"self.{attr}", (1,) * window.rank
+        depthwise = (f"{me}.depthwise.weight", (middle, 1, *window.kernel))
+        pointwise = (f"{me}.pointwise.weight", (layer.filters, middle, *ones))
+        init = [
+            init_statement(layer.init, depthwise[0], depthwise[1],
+                           (*window.kernel, channels, layer.multiplier)),
+            init_statement(layer.init, pointwise[0], pointwise[1],
+                           (*ones, middle, layer.filters)),
+        ]
+        weights = [depthwise, pointwise]
+        if layer.bias:
+            init.append(init_statement(layer.bias_init, f"{me}.pointwise.bias"))
+            weights.append((f"{me}.pointwise.bias", (layer.filters,)))
+        emission = Emission(f"{me}({_padded(pad, x.var)})", module, init, weights=weights)
+        return self._then_activate(node, emission, "first")
+
     def _conv_transpose(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         """Keras's output sizes: `valid` gives (n-1)*s + max(k, s), `same` n*s, an int p
         crops p from both sides of (n-1)*s + k (torch's own meaning)."""
@@ -601,17 +668,28 @@ class LayerWriter:
         return Emission(call(f"{x.var}.{reduce}", dim=axes(dims) if len(dims) > 1 else dims[0]))
 
     def _upsample(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
-        (x,) = ins
-        scale = axes(per_axis(node.layer.scale, 2))
+        layer, (x,) = node.layer, ins
+        scale = axes(per_axis(layer.scale, layer.rank))
         return Emission(call("F.interpolate", Code(x.var), scale_factor=scale, mode="nearest"))
 
     def _zeropad(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         (x,) = ins
-        (top, bottom), (left, right) = node.layer.pads
-        pads = (
-            (left, right, top, bottom) if x.layout == "first" else (0, 0, left, right, top, bottom)
-        )
+        # F.pad lists the last dim first; channels-last, the channels come first, unpadded.
+        pads = tuple(p for before_after in reversed(node.layer.pads) for p in before_after)
+        if x.layout == "last":
+            pads = (0, 0, *pads)
         return Emission(call("F.pad", Code(x.var), pads))
+
+    def _crop(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        """A slice of the spatial dims, in whichever layout the input is held: `x[:, 1:-2]`."""
+        (x,) = ins
+        index = [":"] * (1 + len(x.shape))
+        for dim, (before, after) in zip(spatial_dims(len(x.shape), x.layout), node.layer.crops,
+                                        strict=True):
+            index[dim] = f"{before or ''}:{-after if after else ''}"
+        while index[-1] == ":":  # trailing full slices say nothing
+            index.pop()
+        return Emission(f"{x.var}[{', '.join(index)}]")
 
     # --- normalization -----------------------------------------------------------------
 
@@ -761,9 +839,19 @@ class LayerWriter:
         names = [x.var for x in ins]
         if node.layer.kind == "add":
             return Emission(" + ".join(names))
+        if node.layer.kind == "subtract":  # exactly two inputs
+            return Emission(" - ".join(names))
         if node.layer.kind == "multiply":
             return Emission(" * ".join(names))
         return Emission(f"({' + '.join(names)}) / {len(names)}")
+
+    def _extremum(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        """Element by element, over any number of inputs: torch.maximum(torch.maximum(a, b), c)."""
+        function = f"torch.{node.layer.kind}"
+        expr = ins[0].var
+        for x in ins[1:]:
+            expr = f"{function}({expr}, {x.var})"
+        return Emission(expr)
 
     def _concat(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         x = ins[0]

@@ -71,11 +71,16 @@ CASES: dict[str, str] = {
     "rearrange": model_spec(
         "input x: float[4, 6, 2]",
         """
+        spatial_dropout2d(0.5)
         permute([3, 1, 2])
         reshape([-1, 6])
+        spatial_dropout1d(0.5)
         identity()
         dropout(0.5)
+        gaussian_noise(0.2)
         flatten()
+        gaussian_dropout(0.3)
+        alpha_dropout(0.1)
         dense(3)
         """,
     ),
@@ -96,8 +101,31 @@ CASES: dict[str, str] = {
         a = series -> conv1d(4, 3, stride=2, padding=same)
         b = series -> conv1d(4, 4, padding=same, dilation=2, groups=1, activation=gelu)
         c = series -> conv1d(6, 3, padding=1, stride=3, groups=3)
+        d = series -> conv1d(4, 3, padding=causal, dilation=2, activation=relu)
+            -> conv1d(4, 4, stride=2, padding=causal)
+        """,
+        "a, b, c, d",
+    ),
+    "conv3d": model_spec(
+        "input volume: float[7, 8, 9, 2]",
+        """
+        a = volume -> conv3d(4, 3, stride=2, padding=same, activation=relu)
+        b = volume -> conv3d(4, [3, 2, 1], padding=[1, 0, 1], groups=2, bias=false, l2=0.01)
+        c = volume -> conv3d(2, 2, padding=same, dilation=[2, 1, 2]) -> batchnorm()
         """,
         "a, b, c",
+    ),
+    "separable_conv": model_spec(
+        "input image: float[9, 8, 3]\ninput series: float[10, 4]",
+        """
+        a = image -> separable_conv2d(6, 3, stride=2, padding=same, multiplier=2)
+        b = image -> separable_conv2d(4, [2, 3], padding=[1, 0], bias=false, activation=relu)
+        c = image -> separable_conv2d(2, 3, padding=same, dilation=2, init=he_uniform,
+                                      bias_init=uniform)
+        d = series -> separable_conv1d(5, 3, stride=2, padding=same, multiplier=3)
+        e = series -> separable_conv1d(3, 2, padding=1, activation=tanh, init=lecun_normal)
+        """,
+        "a, b, c, d, e",
     ),
     "conv2d_transpose": model_spec(
         "input image: float[5, 6, 3]",
@@ -122,7 +150,7 @@ CASES: dict[str, str] = {
         "a, b, c",
     ),
     "pooling": model_spec(
-        "input image: float[9, 10, 3]\ninput series: float[7, 2]",
+        "input image: float[9, 10, 3]\ninput series: float[7, 2]\ninput volume: float[5, 6, 7, 2]",
         """
         a = image -> maxpool2d(3, stride=2, padding=same) -> avgpool2d(2)
         b = image -> avgpool2d(3, stride=2, padding=same) -> maxpool2d([2, 3], stride=1)
@@ -132,17 +160,26 @@ CASES: dict[str, str] = {
         f = series -> avgpool1d(2) -> maxpool1d(2, stride=1)
         g = series -> global_avgpool1d()
         h = series -> global_maxpool1d()
+        i = volume -> maxpool3d(2, padding=same) -> avgpool3d([3, 1, 2], stride=2, padding=same)
+        j = volume -> avgpool3d(2) -> maxpool3d([2, 1, 2], stride=1)
+        k = volume -> global_avgpool3d()
+        m = volume -> global_maxpool3d()
         """,
-        "a, b, c, d, e, f, g, h",
+        "a, b, c, d, e, f, g, h, i, j, k, m",
     ),
     "resampling": model_spec(
-        "input image: float[3, 4, 2]",
+        "input image: float[3, 4, 2]\ninput series: float[4, 3]\ninput volume: float[2, 3, 2, 2]",
         """
         a = image -> upsample2d() -> zeropad2d(1)
         b = image -> upsample2d([2, 3]) -> zeropad2d([1, 2])
         c = image -> zeropad2d([[1, 0], [2, 3]])
+        d = series -> upsample1d(3)
+        e = volume -> upsample3d() -> upsample3d([1, 2, 3])
+        f = series -> zeropad1d([1, 2]) -> cropping1d([0, 3]) -> zeropad1d(1) -> cropping1d(1)
+        g = image -> cropping2d([[1, 0], [0, 2]]) -> upsample2d(3) -> cropping2d([1, 2])
+            -> cropping2d([[1, 0], [0, 1]])
         """,
-        "a, b, c",
+        "a, b, c, d, e, f, g",
     ),
     "normalization": model_spec(
         "input image: float[4, 5, 3]\ninput series: float[6, 4]\ninput x: float[5]",
@@ -199,7 +236,10 @@ CASES: dict[str, str] = {
         a = add(x, y, x)
         m = multiply(x, y)
         v = average(x, y)
-        c = concat(a, m, v)
+        s = subtract(x, y)
+        u = maximum(x, y, v)
+        w = minimum(u, x)
+        c = concat(a, m, v, s, u, w)
         t = concat(x, y, axis=1) -> flatten() -> dense(2)
         """,
         "c, t",

@@ -148,19 +148,50 @@ SEQUENCES = model_spec(
     h = a -> flatten()
     out = concat(b, c, d, f, g, h) -> batchnorm() -> dense(3)
     print = e -> permute([2, 1]) -> softmax(axis=1) -> conv1d(4, 2)
+    tcn = e -> conv1d(4, 3, padding=causal, dilation=2) -> conv1d(4, 2, stride=2, padding=causal)
+    high = maximum(tcn, tcn, tcn)
+    low = minimum(tcn, high)
+    low = subtract(high, low)
     """,
-    "out, print",
+    "out, print, low",
+)
+
+VOLUMES = model_spec(
+    "input volume: float[7, 8, 9, 2]\ninput series: float[5, 3]",
+    """
+    v = volume -> conv3d(4, 3, stride=2, padding=same, activation=relu, l2=0.01)
+        -> conv3d(6, [3, 1, 2], padding=[1, 0, 1], groups=2) -> batchnorm()
+    a = v -> maxpool3d(2, padding=same) -> upsample3d([1, 2, 2])
+        -> avgpool3d(3, stride=2, padding=same) -> global_avgpool3d()
+    b = v -> global_maxpool3d()
+    c = series -> upsample1d(3) -> conv1d(2, 3) -> flatten()
+    d = series -> separable_conv1d(4, 3, padding=same, multiplier=2, activation=relu)
+        -> separable_conv1d(3, 2, stride=2, bias=false, init=he_normal) -> flatten()
+    e = volume -> global_avgpool3d() -> reshape([1, 1, 2])
+        -> separable_conv2d(4, 1, multiplier=3, bias_init=ones) -> flatten()
+    f = series -> zeropad1d([1, 2]) -> cropping1d([0, 3]) -> conv1d(2, 2, padding=same)
+        -> cropping1d(1) -> zeropad1d(2) -> flatten()
+    g = volume -> conv3d(2, 1) -> reshape([7, 8, 18]) -> cropping2d([[1, 2], [0, 3]])
+        -> conv2d(2, 1) -> cropping2d([1, 2]) -> flatten()
+    h = series -> gaussian_noise(0.5) -> conv1d(3, 2) -> spatial_dropout1d(0.5) -> flatten()
+        -> alpha_dropout(0.2) -> gaussian_dropout(0.3)
+    i = volume -> reshape([7, 8, 18]) -> spatial_dropout2d(0.4) -> global_maxpool2d()
+    out = concat(a, b, c, d, e, f, g, h, i) -> dense(2)
+    """,
+    "out",
 )
 
 # `?` sizes: `same` padding at stride 2 must be computed at run time.
 UNKNOWN_SIZES = model_spec(
-    "input image: float[?, ?, 3]\ninput series: float[?, 4]",
+    "input image: float[?, ?, 3]\ninput series: float[?, 4]\ninput clip: float[?, 6, ?, 1]",
     """
     a = image -> conv2d(4, 3, stride=2, padding=same) -> maxpool2d(2, padding=same)
     a = a -> avgpool2d(3, stride=2, padding=same) -> depthwise_conv2d(2, stride=2, padding=same)
-    a = a -> global_avgpool2d()
+    a = a -> separable_conv2d(4, 3, stride=2, padding=same) -> global_avgpool2d()
     b = series -> conv1d(4, 5, stride=3, padding=same) -> lstm(3)
-    out = concat(a, b) -> dense(2)
+    c = clip -> conv3d(2, 3, stride=2, padding=same) -> maxpool3d(2, padding=same)
+        -> global_maxpool3d()
+    out = concat(a, b, c) -> dense(2)
     """,
     "out",
 )
@@ -197,6 +228,7 @@ ALL_SPECS = {
     "repeats": REPEATS,
     "vision": VISION,
     "sequences": SEQUENCES,
+    "volumes": VOLUMES,
     "unknown_sizes": UNKNOWN_SIZES,
     "mnist": MNIST,
 }
