@@ -756,7 +756,8 @@ class Function:
 # The positional parameters of the calls a block's code makes, which name a block function's
 # parameter where its uses pass different numbers (block_code.share).
 POSITIONAL = {
-    **{f"layers.Conv{n}D": ("filters", "kernel_size") for n in (1, 2)},
+    **{f"layers.Conv{n}D": ("filters", "kernel_size") for n in (1, 2, 3)},
+    **{f"layers.SeparableConv{n}D": ("filters", "kernel_size") for n in (1, 2)},
     "layers.Conv2DTranspose": ("filters", "kernel_size"),
     "layers.DepthwiseConv2D": ("kernel_size",),
     "layers.Dense": ("units",),
@@ -765,10 +766,10 @@ POSITIONAL = {
     "layers.Reshape": ("shape",),
     "layers.Permute": ("axes",),
     **{f"layers.{cls}": ("units",) for cls in ("SimpleRNN", "LSTM", "GRU")},
-    **{f"layers.{op}{n}D": ("pool_size",) for op in POOLS.values() for n in (1, 2)},
-    "layers.ZeroPadding2D": ("padding",),
-    "layers.Cropping2D": ("cropping",),
-    "layers.UpSampling2D": ("size",),
+    **{f"layers.{op}{n}D": ("pool_size",) for op in POOLS.values() for n in (1, 2, 3)},
+    **{f"layers.ZeroPadding{n}D": ("padding",) for n in (1, 2)},
+    **{f"layers.Cropping{n}D": ("cropping",) for n in (1, 2)},
+    **{f"layers.UpSampling{n}D": ("size",) for n in (1, 2, 3)},
     "PositionalEmbedding": ("max_len",),
 }
 

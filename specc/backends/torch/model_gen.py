@@ -1262,15 +1262,16 @@ def _helpers_named(source: str) -> list[str]:
 # The positional parameters of the calls a block's code makes, which name a block class's
 # parameter where its uses pass different numbers (block_code.share).
 POSITIONAL = {
-    **{f"nn.Conv{n}d": ("in_channels", "out_channels") for n in (1, 2)},
+    **{f"nn.Conv{n}d": ("in_channels", "out_channels") for n in (1, 2, 3)},
+    "SeparableConv": ("dims", "channels", "filters", "kernel_size"),
     "nn.ConvTranspose2d": ("in_channels", "out_channels"),
     "nn.Linear": ("in_features", "out_features"),
-    **{f"nn.BatchNorm{n}d": ("num_features",) for n in (1, 2)},
+    **{f"nn.BatchNorm{n}d": ("num_features",) for n in (1, 2, 3)},
     "nn.LayerNorm": ("features",),
     "nn.Embedding": ("vocab", "dim"),
     **{f"nn.{cls}": ("input_size", "hidden_size") for cls in ("RNN", "LSTM", "GRU")},
     "nn.Dropout": ("rate",),
-    **{f"nn.{op}Pool{n}d": ("kernel_size",) for op in ("Max", "Avg") for n in (1, 2)},
+    **{f"nn.{op}Pool{n}d": ("kernel_size",) for op in ("Max", "Avg") for n in (1, 2, 3)},
     "F.pad": ("x", "padding"),
     "average_inside": ("pool", "x", "padding"),
     "PositionalEmbedding": ("max_len", "features"),
