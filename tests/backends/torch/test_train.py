@@ -147,7 +147,7 @@ def load_model(tmp_path: Path, spec_text: str):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_generated_train_py_passes_ruff_and_stands_alone(tmp_path: Path, variant: str) -> None:
     files = render_training(load_model(tmp_path, VARIANTS[variant]))
-    assert list(files) == ["recipe.py", "checkpoints.py", "devices.py", "train.py"]
+    assert list(files) == ["recipe.py", "checkpoints.py", "devices.py", "progress.py", "train.py"]
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     source = files["train.py"]
