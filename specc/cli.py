@@ -236,6 +236,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK if report["fastest"] else EXIT_SPEC  # every variant failed: it says why
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from specc.export import ExportUsageError, export
+
+    try:
+        return export(args.run_dir, args.format, out=args.out, tolerance=args.tolerance,
+                      data_path=args.data)
+    except ExportUsageError as error:
+        print(f"specc export: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def build_parser() -> argparse.ArgumentParser:
     from specc.backends.registry import BACKEND_NAMES
 
@@ -314,6 +325,22 @@ def build_parser() -> argparse.ArgumentParser:
                      "(the only transport; accepted since clients pass it)")
     lsp.set_defaults(run=cmd_lsp)
 
+
+    from specc.export import DEFAULT_TOLERANCE, formats
+
+    export = sub.add_parser("export", help="write a trained run's model as ONNX (verified in "
+                            "onnxruntime, preprocessing inside) or its framework's own file")
+    export.add_argument("run_dir", metavar="RUN", help="the run directory of `specc train`")
+    export.add_argument("--format", choices=formats(), default="onnx",
+                        help="onnx (default), or the framework's own format")
+    export.add_argument("-o", "--out", metavar="PATH",
+                        help="where to write it (default: in RUN, e.g. RUN/model.onnx)")
+    export.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="T",
+                        help="largest absolute difference from the framework's outputs that "
+                        f"the ONNX export accepts (default: {DEFAULT_TOLERANCE:g})")
+    export.add_argument("--data", metavar="PATH",
+                        help="where the run's data is now, when it has moved")
+    export.set_defaults(run=cmd_export)
 
     bench = sub.add_parser("bench", help="time a spec's program in each precision and "
                            "compile setting that applies to this machine")
