@@ -55,6 +55,8 @@ def train_context(model: ir.Model) -> dict[str, object]:
         **training_context(model, "tensorflow", STDLIB_IMPORTS, THIRD_PARTY_IMPORTS),
         "builder": BUILDER,
         "optimizer_class": OPTIMIZER_CLASSES[model.optimizer.kind],
+        "keras_conversions": keras_conversions(model),
+        "standalone": False,  # train_export_keras.j2 as a part of train.py
         "checkpoint_writer": "np.savez",
         # what `auto` means in the config block's comments, and --no-export's help
         "device_comment": "auto: a GPU when TensorFlow sees one, else the CPU",
@@ -63,8 +65,8 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "export_help": "do not write RUN/model.keras and RUN/saved_model",
         "checkpoint_format": "a NumPy archive (np.load)",
         "export_lines": [
-            "model.keras       the trained model (keras.saving.load_model, after importing "
-            "model.py)",
+            "model.keras       the trained model in Keras's own layers (load_model needs "
+            "no model.py)",
             "saved_model/      the same as a TensorFlow SavedModel (model.export), for serving",
         ],
         # what the shared epoch-end code reads the rate and the device's name with
@@ -76,3 +78,21 @@ def train_context(model: ir.Model) -> dict[str, object]:
 def render_train(model: ir.Model) -> str:
     """The source of train.py for `model`."""
     return _ENVIRONMENT.get_template("train.py.j2").render(train_context(model))
+
+
+def render_piece(template: str) -> str:
+    """A piece of train.py as a module of its own (`standalone`), for `specc export`."""
+    return _ENVIRONMENT.get_template(template).render(standalone=True, keras_conversions=[])
+
+
+def keras_conversions(model: ir.Model) -> list[str]:
+    """The kinds of layer the model holds that model.keras rebuilds from Keras's own layers
+    (templates/train_export_keras.j2): model.py's classes and functions for them are its own."""
+    found = set()
+    for _, node in model.graph.walk():
+        layer = node.layer
+        if layer.kind in ("batchnorm", "positional_embedding"):
+            found.add(layer.kind)
+        if getattr(layer, "activation", None) == "leaky_relu":
+            found.add("leaky_relu")
+    return sorted(found)
