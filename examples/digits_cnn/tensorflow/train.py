@@ -18,7 +18,7 @@ Writes into the run directory RUN:
   results.json      backend, device, epochs_run, train_samples_per_s (after warm-up) and
                     the test split's loss and metrics, computed with the best weights;
                     written last, once the export exists
-  model.keras       the trained model (keras.saving.load_model, after importing model.py)
+  model.keras       the trained model in Keras's own layers (load_model needs no model.py)
   saved_model/      the same as a TensorFlow SavedModel (model.export), for serving
   preprocessing.json  the statistics the data was prepared with (for --predict)
 --resume continues from the newest intact checkpoint. --predict FILE.npz trains nothing: it
