@@ -197,3 +197,77 @@ def test_tensorflow_run_exports_verified_onnx_and_a_self_contained_keras_file(
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip().splitlines()[-1] == "['keras']"
         np.testing.assert_allclose(np.load(clean / "out.npy"), expected, atol=1e-5)
+
+
+WORDS_SPEC = """
+model words {
+    input tokens: int[12]
+    layers {
+        embedding(60, 8)
+        global_avgpool1d()
+        dense(2)
+    }
+    loss cross_entropy()
+    optimizer adam()
+    metrics accuracy
+    data text_csv(path="texts.csv", text="text", label="label", vocab=60, max_len=12,
+                  validation=0.2, test=0.25)
+    train {
+        epochs = 1
+        batch_size = 8
+    }
+}
+"""
+
+
+def tokenize(text: str, contract: dict, vocabulary: list[str]) -> list[int]:
+    """Token ids for `text`, made by following the metadata's tokenizer contract alone."""
+    ids = {word: index + contract["first_word_id"] for index, word in enumerate(vocabulary)}
+    words = re.findall(contract["word_pattern"], text.lower())
+    kept = [ids.get(word, contract["oov_id"]) for word in words][-contract["max_len"]:]
+    return [contract["pad_id"]] * (contract["max_len"] - len(kept)) + kept
+
+
+@pytest.mark.slow
+def test_text_export_ships_its_vocabulary_and_tokenizer_contract(tmp_path: Path) -> None:
+    import onnxruntime
+
+    from specc.export_metadata import loads
+
+    rng = np.random.default_rng(3)
+    good, bad = ["fine", "great", "lovely", "good"], ["awful", "poor", "dull", "bad"]
+    rows = ["text,label"]
+    for number in range(48):
+        label = number % 2
+        words = rng.choice(good if label else bad, size=5).tolist() + ["the", "film"]
+        rows.append(f"{' '.join(words)},{'yes' if label else 'no'}")
+    (tmp_path / "texts.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "words.spec").write_text(WORDS_SPEC)
+    run = tmp_path / "run"
+    result = specc("train", "words.spec", "--max-steps", "3", "--out", str(run), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    result = specc("export", str(run), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert float(DIFFERENCE.search(result.stdout)[1]) <= 1e-4
+    session = onnxruntime.InferenceSession(str(run / "model.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    metadata = loads(session.get_modelmeta().custom_metadata_map, run / "model.onnx")
+    assert [(i.name, i.shape, i.dtype) for i in metadata.inputs] == [("tokens", [12], "int64")]
+    assert not metadata.preprocessing_inside
+    contract = metadata.tokenizer
+    assert contract["kind"] == "words" and contract["vocabulary_file"] == "model.vocab.json"
+    vocabulary = json.loads((run / "model.vocab.json").read_text())
+    assert vocabulary == json.loads((run / "preprocessing.json").read_text())["vocabulary"]
+    assert metadata.outputs[0].class_names == ["no", "yes"]
+
+    texts = ["great lovely fine film", "the dull awful poor bad film", "unknown words only"]
+    tokens = np.array([tokenize(text, contract, vocabulary) for text in texts])
+    [scores] = session.run(None, {"tokens": tokens})
+    np.savez(tmp_path / "texts.npz", x=np.array(texts))
+    predicted = subprocess.run([sys.executable, str(run / "code" / "train.py"), "--out",
+                                str(run), "--predict", str(tmp_path / "texts.npz")],
+                               capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    with np.load(run / "predictions.npz") as predictions:
+        np.testing.assert_allclose(scores, predictions["y"], atol=1e-5)

@@ -67,6 +67,8 @@ def main(argv: list[str]) -> int:
 
 def export(run_dir: Path, backend: str, fmt: str, partial: Path, out: Path, tolerance: float,
            data_path: str | None) -> None:
+    """Write the model of `run_dir` as `fmt` to `partial`, which `main` renames to `out`
+    once it is complete (ONNX: verified within `tolerance`)."""
     code_dir = run_dir / "code"
     sys.path.insert(0, str(code_dir))
     import data  # the run's own data.py
