@@ -76,7 +76,7 @@ def test_standardization_and_the_reshape_go_inside(tmp_path: Path) -> None:
     assert np.array_equal(held.prepared[0], splits["test"][0])
     [plan] = input_plans(data, held, preprocessing)
     assert (plan.raw_shape, plan.raw_dtype, plan.model_shape) == ((64,), "float32", (8, 8, 1))
-    assert plan.mean is not None and plan.divide_by is None and plan.inside
+    assert plan.mean is not None and plan.divide_by is None and plan.takes_raw
     assert np.array_equal(plan.apply(held.raw[0]), splits["test"][0])
 
 

@@ -42,12 +42,7 @@ class InputPlan:
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
     divide_by: float | None = None
-
-    @property
-    def inside(self) -> bool:
-        """Whether the graph does anything beyond the model: a raw sample goes in."""
-        return (self.mean is not None or self.divide_by is not None
-                or self.raw_shape != self.model_shape or self.raw_dtype != self.model_dtype)
+    takes_raw: bool = True  # False: the graph takes inputs prepared outside it (text, files)
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         """This plan in NumPy, as data.py computes it (the graph does the same in its
@@ -113,11 +108,12 @@ def input_plans(data: ModuleType, held: HeldOut, preprocessing: dict) -> list[In
         if all(raw is not None and np.array_equal(plan.apply(raw), prepared)
                for plan, raw, prepared in zip(plans, held.raw, held.prepared, strict=True)):
             return plans
-    return [InputPlan(name, shape, dtype, shape, dtype)
+    return [InputPlan(name, shape, dtype, shape, dtype, takes_raw=False)
             for name, (shape, dtype) in model_inputs(data).items()]
 
 
 def model_inputs(data: ModuleType) -> dict[str, tuple[tuple[int | None, ...], str]]:
+    """data.py's MODEL_INPUTS: input name -> (per-sample shape, dtype), in input order."""
     return {name: (tuple(shape), dtype) for name, (shape, dtype) in data.MODEL_INPUTS.items()}
 
 
@@ -128,7 +124,7 @@ def candidates(data: ModuleType, held: HeldOut, preprocessing: dict):
         return
     raw_shapes = [sample_shape(raw, shape) for raw, (shape, _) in zip(held.raw, inputs.values(),
                                                                        strict=True)]
-    plain = [InputPlan(name, raw_shape, str(raw.dtype), shape, dtype)
+    plain = [InputPlan(name, raw_shape, graph_dtype(raw), shape, dtype)
              for (name, (shape, dtype)), raw, raw_shape
              in zip(inputs.items(), held.raw, raw_shapes, strict=True)]
     if len(plain) == 1 and "mean" in preprocessing and "std" in preprocessing:
@@ -141,6 +137,12 @@ def candidates(data: ModuleType, held: HeldOut, preprocessing: dict):
         yield [InputPlan(plan.name, plan.raw_shape, plan.raw_dtype, plan.model_shape,
                          plan.model_dtype, divide_by=PIXEL_SCALE) for plan in plain]
     yield plain
+
+
+def graph_dtype(raw: np.ndarray) -> str:
+    """The dtype a graph input takes raw samples in: theirs, except that float64 values come
+    in as float32, to which data.py casts them before any arithmetic."""
+    return "float32" if raw.dtype == np.float64 else str(raw.dtype)
 
 
 def sample_shape(raw: np.ndarray, model_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:

@@ -95,8 +95,12 @@ def onnx_model(network, plans, output_names: list[str], opset: int):
         proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature,
                                                  opset=opset, output_path=None)
     except Exception as error:  # tf2onnx raises its own and TensorFlow's classes per op
-        raise UnsupportedError(str(error).strip().splitlines()[0]) from None
+        raise UnsupportedError(f"{type(error).__name__}: {first_line(error)}") from None
     return rename_io(proto, [plan.name for plan in plans], output_names)
+
+
+def first_line(error: BaseException) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), "")
 
 
 def rename_io(proto, input_names: list[str], output_names: list[str]):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -109,8 +110,20 @@ def onnx_model(network: nn.Module, plans, output_names: list[str], opset: int):
                 input_names=[plan.name for plan in plans], output_names=output_names,
                 dynamic_shapes=dynamic_shapes, report=False)
     except Exception as error:  # the exporter raises its own classes for any op it lacks
-        raise UnsupportedError(str(error).strip().splitlines()[0]) from None
+        raise UnsupportedError(root_cause(error)) from None
     return program.model_proto
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # the exporter colours its messages
+
+
+def root_cause(error: BaseException) -> str:
+    """The first line of the innermost exception `error` was raised from: where the exporter
+    names the operation it could not convert (its own message says only which step failed)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = [line.strip() for line in ANSI_ESCAPE.sub("", str(error)).splitlines()]
+    return f"{type(error).__name__}: {next((line for line in lines if line), '')}"
 
 
 def write_native(network: nn.Module, fmt: str, path: Path, model_inputs) -> None:
@@ -127,5 +140,5 @@ def write_native(network: nn.Module, fmt: str, path: Path, model_inputs) -> None
     try:
         exported = torch.export.export(network, tuple(examples), dynamic_shapes=dynamic_shapes)
     except Exception as error:  # torch.export raises its own classes for what it cannot trace
-        raise UnsupportedError(str(error).strip().splitlines()[0]) from None
+        raise UnsupportedError(root_cause(error)) from None
     torch.export.save(exported, path)
