@@ -61,6 +61,26 @@ def test_a_format_of_the_other_framework_is_refused(tmp_path: Path, capsys) -> N
     assert "--format keras does not apply (expected onnx or torch)" in capsys.readouterr().err
 
 
+# --- the TensorFlow program's model.keras (generated code, no framework) --------------------
+
+
+@pytest.mark.parametrize(("spec", "conversions"), [
+    ("digits_cnn", []), ("resnet", ["batchnorm"]), ("transformer_text", ["positional_embedding"]),
+])
+def test_train_py_rebuilds_only_the_layers_its_model_has(spec: str, conversions: list[str]
+                                                         ) -> None:
+    import specc
+    from specc.backends import generate
+    from specc.backends.tensorflow.train_gen import keras_conversions
+
+    model = specc.load(ROOT / "specs" / f"{spec}.spec").models[0]
+    assert keras_conversions(model) == conversions
+    train_py = generate(model, "tensorflow", ROOT / "examples" / spec / "tensorflow")["train.py"]
+    assert ("def core_layers_model(model):" in train_py) == bool(conversions)
+    assert ("specc>TorchBatchNormalization" in train_py) == ("batchnorm" in conversions)
+    assert ("specc>PositionalEmbedding" in train_py) == ("positional_embedding" in conversions)
+
+
 # --- which preparation goes inside the graph (NumPy only) ------------------------------------
 
 
