@@ -64,9 +64,11 @@ def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None
                str(target), repr(tolerance)]
     if data_path is not None:
         command.append(data_path)
-    # The child finds this specc first, whichever is installed.
+    # The child finds this specc first, whichever is installed. It sees no GPU: the outputs
+    # the ONNX graph is checked against are computed on the CPU, as onnxruntime runs it
+    # there (a GPU's TF32 matmuls alone would differ by more than the tolerance).
     root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": os.pathsep.join(
         part for part in (root, os.environ.get("PYTHONPATH")) if part)}
     status = subprocess.run(command, env=env, check=False).returncode
     return 128 - status if status < 0 else status  # killed by signal N: the shell's 128 + N
