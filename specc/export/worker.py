@@ -88,9 +88,12 @@ def export(run_dir: Path, backend: str, fmt: str, partial: Path, out: Path, tole
         return
     try:
         preprocessing = data.load_preprocessing(run_dir / "preprocessing.json")
+    except data.DataError as error:
+        raise ExportError(str(error)) from None
+    try:
         held = with_prepared(data, held_out_split(data, program_seed(code_dir), data_path),
                              preprocessing)
-    except data.DataError as error:
+    except (data.DataError, OSError) as error:  # OSError: a file the system would not read
         raise ExportError(f"{error} (the export verifies on the run's data; --data PATH "
                           "names where it is now)") from None
     plans = input_plans(data, held, preprocessing)
