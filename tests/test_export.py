@@ -157,6 +157,8 @@ def check_onnx_export(run: Path, tmp_path: Path, backend: str, model: str) -> No
     assert [(i.name, i.shape, i.dtype) for i in metadata.inputs] == [("image", [64], "float32")]
     [output] = metadata.outputs
     assert [o.name for o in session.get_outputs()] == [output.name]
+    assert [session.get_inputs()[0].shape, session.get_outputs()[0].shape] == [
+        ["batch", 64], ["batch", 10]]  # any batch size
     assert output.classes == 10 and output.class_names == [str(d) for d in range(10)]
     assert metadata.preprocessing_inside
     assert metadata.max_abs_difference == pytest.approx(difference, rel=0.01)  # printed: 3 digits

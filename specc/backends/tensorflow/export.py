@@ -105,7 +105,8 @@ def first_line(error: BaseException) -> str:
 
 def rename_io(proto, input_names: list[str], output_names: list[str]):
     """`proto` with its graph inputs and outputs renamed, in order, to the given names
-    (tf2onnx names them after TensorFlow's tensors: `image:0`, `Identity:0`)."""
+    (tf2onnx names them after TensorFlow's tensors: `image:0`, `Identity:0`), and their
+    batch axis `batch`."""
     renames = {}
     for value, name in zip(proto.graph.input, input_names, strict=True):
         renames[value.name] = name
@@ -113,6 +114,7 @@ def rename_io(proto, input_names: list[str], output_names: list[str]):
         renames[value.name] = name
     for value in (*proto.graph.input, *proto.graph.output):
         value.name = renames[value.name]
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"  # as torch.onnx names it
     for node in proto.graph.node:
         node.input[:] = [renames.get(name, name) for name in node.input]
         node.output[:] = [renames.get(name, name) for name in node.output]
