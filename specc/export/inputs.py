@@ -70,8 +70,8 @@ class HeldOut:
 
 
 def held_out_split(data: ModuleType, seed: int, data_path: str | None) -> HeldOut:
-    """The test split of the run (its validation split when it has none), read again as
-    data.py's `load_splits(seed)` reads it, before and after preparation."""
+    """The test split of the run (its validation split when it has none, else its training
+    split), read again as data.py's `load_splits(seed)` reads it."""
     args = (data.data_location(data_path),) if hasattr(data, "data_location") else ()
     if not args and data_path is not None:
         raise ExportDataError("the run's data source reads no file, so --data does not apply")
@@ -81,10 +81,7 @@ def held_out_split(data: ModuleType, seed: int, data_path: str | None) -> HeldOu
         count = data.sample_count(features, labels)
         parts = data.split_indices(count, np.random.default_rng(seed), data.VALIDATION,
                                    data.TEST)
-        split = "test" if "test" in parts else "val"
-        if split not in parts:
-            raise ExportDataError("the run's data has no test or validation split to verify "
-                                  "the export on")
+        split = next(name for name in ("test", "val", "train") if name in parts)
         raw_x, raw_y = data.take(features, parts[split]), data.take(labels, parts[split])
     else:  # the source's own test split (mnist, cifar10, imdb)
         split = "test"
