@@ -147,7 +147,7 @@ def verify_and_save(proto, data, held: HeldOut, plans, expected, output_names, p
     vocabulary_path = out.with_suffix(".vocab.json")
     tokenizer = tokenizer_contract(data, preprocessing,
                                    vocabulary_path.name if vocabulary is not None else None)
-    results = read_results(run_dir) or {}
+    results = read_results(run_dir) or {}  # its "test" is null when nothing was held out
     title = read_program_title(run_dir)
     metadata = ExportMetadata(
         model=title[0] if title else run_dir.name,
@@ -159,7 +159,7 @@ def verify_and_save(proto, data, held: HeldOut, plans, expected, output_names, p
         outputs=output_infos(data, output_names, runtime, preprocessing),
         preprocessing_inside=all(plan.takes_raw for plan in plans),
         tokenizer=tokenizer,
-        test_metrics={name: float(value) for name, value in results.get("test", {}).items()
+        test_metrics={name: float(value) for name, value in (results.get("test") or {}).items()
                       if isinstance(value, (int, float))},
         runtime_test_metrics=runtime_metrics,
         max_abs_difference=difference,
