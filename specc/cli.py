@@ -334,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=formats(), default="onnx",
                         help="onnx (default), or the framework's own format")
     export.add_argument("-o", "--out", metavar="PATH",
-                        help="where to write it (default: in RUN, e.g. RUN/model.onnx)")
+                        help="where to write it (default: in RUN/export/, e.g. "
+                        "RUN/export/model.onnx)")
     export.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="T",
                         help="largest absolute difference from the framework's outputs that "
                         f"the ONNX export accepts (default: {DEFAULT_TOLERANCE:g})")

@@ -150,9 +150,9 @@ def check_onnx_export(run: Path, tmp_path: Path, backend: str, model: str) -> No
     assert difference <= 1e-4
     assert "test split through onnxruntime: accuracy" in result.stdout
 
-    session = onnxruntime.InferenceSession(str(run / "model.onnx"),
+    session = onnxruntime.InferenceSession(str(run / "export" / "model.onnx"),
                                            providers=["CPUExecutionProvider"])
-    metadata = loads(session.get_modelmeta().custom_metadata_map, run / "model.onnx")
+    metadata = loads(session.get_modelmeta().custom_metadata_map, run / "export" / "model.onnx")
     assert (metadata.model, metadata.backend, metadata.opset) == (model, backend, 18)
     assert [(i.name, i.shape, i.dtype) for i in metadata.inputs] == [("image", [64], "float32")]
     [output] = metadata.outputs
@@ -275,14 +275,14 @@ def test_text_export_ships_its_vocabulary_and_tokenizer_contract(tmp_path: Path)
     result = specc("export", str(run), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert float(DIFFERENCE.search(result.stdout)[1]) <= 1e-4
-    session = onnxruntime.InferenceSession(str(run / "model.onnx"),
+    session = onnxruntime.InferenceSession(str(run / "export" / "model.onnx"),
                                            providers=["CPUExecutionProvider"])
-    metadata = loads(session.get_modelmeta().custom_metadata_map, run / "model.onnx")
+    metadata = loads(session.get_modelmeta().custom_metadata_map, run / "export" / "model.onnx")
     assert [(i.name, i.shape, i.dtype) for i in metadata.inputs] == [("tokens", [12], "int64")]
     assert not metadata.preprocessing_inside
     contract = metadata.tokenizer
     assert contract["kind"] == "words" and contract["vocabulary_file"] == "model.vocab.json"
-    vocabulary = json.loads((run / "model.vocab.json").read_text())
+    vocabulary = json.loads((run / "export" / "model.vocab.json").read_text())
     assert vocabulary == json.loads((run / "preprocessing.json").read_text())["vocabulary"]
     assert metadata.outputs[0].class_names == ["no", "yes"]
 

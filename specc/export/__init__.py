@@ -27,6 +27,9 @@ from specc.run_files import backend_of
 
 DEFAULT_TOLERANCE = 1e-4  # largest absolute difference from the framework, float32 outputs
 ONNX_FILE = "model.onnx"
+# Where in RUN the exports go by default (RUN/export/model.onnx, which `specc serve RUN`
+# reads), apart from the files the program itself writes (RUN/model.pt2, RUN/model.keras).
+EXPORT_DIR = "export"
 
 
 class ExportUsageError(Exception):
@@ -40,7 +43,7 @@ def formats() -> list[str]:
 
 def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None,
            tolerance: float = DEFAULT_TOLERANCE, data_path: str | None = None) -> int:
-    """Export the run at `run_dir` as `fmt` to `out` (default: in the run directory); returns
+    """Export the run at `run_dir` as `fmt` to `out` (default: in RUN/export/); returns
     the child's exit status (0 written, 1 refused: it printed why, 3 a bug). Raises
     ExportUsageError before starting it when RUN or the format does not fit."""
     run_dir = Path(run_dir)
@@ -59,7 +62,7 @@ def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None
                                f"{fmt} does not apply (expected {' or '.join(own)})")
     if not tolerance >= 0:
         raise ExportUsageError(f"--tolerance must be a number from 0 up (got {tolerance})")
-    target = Path(out) if out is not None else run_dir / own[fmt]
+    target = Path(out) if out is not None else run_dir / EXPORT_DIR / own[fmt]
     command = [sys.executable, "-m", "specc.export.worker", str(run_dir), backend, fmt,
                str(target), repr(tolerance)]
     if data_path is not None:

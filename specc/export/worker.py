@@ -47,6 +47,7 @@ def main(argv: list[str]) -> int:
                                              float(argv[4]))
     data_path = argv[5] if len(argv) > 5 else None
     partial = out.with_name(f"{out.stem}.partial{out.suffix}")  # the suffix says the format
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         export(run_dir, backend, fmt, partial, out, tolerance, data_path)
     except (ExportError, ExportDataError) as error:
