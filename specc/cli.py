@@ -298,30 +298,38 @@ def add_serve_parser(sub) -> None:
 # `specc quantize` ---------------------------------------------------------------------------
 def cmd_quantize(args: argparse.Namespace) -> int:
     try:
-        from specc.quantize import (
-            AccuracyDropError,
-            QuantizeError,
-            choose_method,
-            compare,
-            quantize_onnx,
-            run_splits,
-        )
+        import specc.quantize  # noqa: F401
     except ModuleNotFoundError as error:  # onnx and onnxruntime: the `export` extra
         print(f"specc quantize needs onnx and onnxruntime: pip install 'specc[export]' "
               f"({error})", file=sys.stderr)
         return EXIT_USAGE
     model = Path(args.model)
     out = Path(args.out) if args.out else model.with_suffix(".int8.onnx")
+    return _quantize(model, out, args.data, args.method, args.max_drop)
+
+
+def _quantize(model: Path, out: Path, run_dir: str, method: str, max_drop: float) -> int:
+    """Quantize the ONNX file `model` to `out` (calibrated on the training split of the run
+    at `run_dir`), compare both on its test split, and refuse a drop above `max_drop`."""
+    from specc.quantize import (
+        AccuracyDropError,
+        QuantizeError,
+        choose_method,
+        compare,
+        quantize_onnx,
+        run_splits,
+    )
+
     try:
         if not model.is_file():
             raise QuantizeError(f"{model} not found (expected an ONNX file written by "
                                 "`specc export --format onnx`)")
-        splits = run_splits(args.data)
-        method = choose_method(model) if args.method == "auto" else args.method
+        splits = run_splits(run_dir)
+        method = choose_method(model) if method == "auto" else method
         quantize_onnx(model, out, calibration=splits["train"][0], method=method)
         print(f"{out}: {method} int8 quantization of {model}")
         try:
-            comparison = compare(model, out, *splits["test"], max_drop=args.max_drop)
+            comparison = compare(model, out, *splits["test"], max_drop=max_drop)
         except AccuracyDropError as refused:
             out.unlink()  # a model that failed the check is not left to be served
             print("\n".join(refused.comparison.lines()))
@@ -361,6 +369,26 @@ def add_quantize_parser(sub) -> None:
                           metavar="POINTS", help="refuse (exit 1) when test accuracy drops "
                           "by more than this many points (default: 1)")
     quantize.set_defaults(run=cmd_quantize)
+
+
+# `specc export` -----------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from specc.export import EXPORT_DIR, ONNX_FILE, ExportUsageError, export
+
+    if args.quantize and args.format != "onnx":
+        print("specc export: --quantize int8 applies to --format onnx", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        status = export(args.run_dir, args.format, out=args.out, tolerance=args.tolerance,
+                        data_path=args.data)
+    except ExportUsageError as error:
+        print(f"specc export: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if status != EXIT_OK or not args.quantize:
+        return status
+    exported = Path(args.out) if args.out else Path(args.run_dir) / EXPORT_DIR / ONNX_FILE
+    return _quantize(exported, exported.with_suffix(".int8.onnx"), args.run_dir, "auto",
+                     args.max_drop)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -441,6 +469,29 @@ def build_parser() -> argparse.ArgumentParser:
                      "(the only transport; accepted since clients pass it)")
     lsp.set_defaults(run=cmd_lsp)
 
+
+    from specc.export import DEFAULT_TOLERANCE, formats
+
+    export = sub.add_parser("export", help="write a trained run's model as ONNX (verified in "
+                            "onnxruntime, preprocessing inside) or its framework's own file")
+    export.add_argument("run_dir", metavar="RUN", help="the run directory of `specc train`")
+    export.add_argument("--format", choices=formats(), default="onnx",
+                        help="onnx (default), or the framework's own format")
+    export.add_argument("-o", "--out", metavar="PATH",
+                        help="where to write it (default: in RUN/export/, e.g. "
+                        "RUN/export/model.onnx)")
+    export.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="T",
+                        help="largest absolute difference from the framework's outputs that "
+                        f"the ONNX export accepts (default: {DEFAULT_TOLERANCE:g})")
+    export.add_argument("--data", metavar="PATH",
+                        help="where the run's data is now, when it has moved")
+    export.add_argument("--quantize", choices=("int8",), help="also write an int8 copy "
+                        "(MODEL.int8.onnx; onnxruntime's static quantization for convolutions, "
+                        "dynamic for the rest), refused when it costs accuracy")
+    export.add_argument("--max-drop", type=_points, default=1.0, dest="max_drop",
+                        metavar="POINTS", help="with --quantize: refuse (exit 1) when test "
+                        "accuracy drops by more than this many points (default: 1)")
+    export.set_defaults(run=cmd_export)
 
     bench = sub.add_parser("bench", help="time a spec's program in each precision and "
                            "compile setting that applies to this machine")

@@ -41,6 +41,9 @@ class BackendEntry:
     framework_module: str  # the framework's top-level Python module
     compiler: str  # what `train { compile = true }` turns on, as `specc bench` names it
     cuda_graphs: bool  # whether its compiler can capture the whole step in CUDA graphs
+    # What `specc export --format` writes of its runs besides "onnx", the framework's own
+    # files: format -> the file's (or folder's) name in the run directory
+    export_formats: dict[str, str]
 
     def generator(self) -> ModuleType:
         return import_module(self.package)
@@ -49,6 +52,11 @@ class BackendEntry:
         """What its framework says of the GPUs: `gpu_count()` and `peak_gpu_mib()` (importing
         the framework: for `specc bench`'s child process only)."""
         return import_module(f"{self.package}.devices")
+
+    def exporter(self) -> ModuleType:
+        """How `specc export` loads a run's model and writes it (importing the framework:
+        for the export's child process only)."""
+        return import_module(f"{self.package}.export")
 
 
 _ENTRIES = (
@@ -62,6 +70,7 @@ _ENTRIES = (
         framework_module="torch",
         compiler="compile",  # torch.compile
         cuda_graphs=True,  # mode="reduce-overhead"
+        export_formats={"torch": "model.pt2"},  # torch.export's, as train.py writes it
     ),
     BackendEntry(
         name="tensorflow",
@@ -73,6 +82,7 @@ _ENTRIES = (
         framework_module="tensorflow",
         compiler="xla",  # jit_compile
         cuda_graphs=False,
+        export_formats={"keras": "model.keras", "savedmodel": "saved_model"},
     ),
 )
 

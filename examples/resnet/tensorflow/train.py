@@ -367,9 +367,39 @@ results_path.unlink(missing_ok=True)  # written again once the export it describ
 # -----------------------------------------------------------------------------
 # export: a .keras file (weights and architecture) and a SavedModel for serving
 
+
+def core_layers_model(model):
+    """`model` rebuilt from Keras's own layers with the same weights, so that its model.keras
+    loads with keras.saving.load_model in a Python that cannot import model.py. It computes
+    what `model` computes at inference:
+    - the spec's batchnorm (TorchBatchNormalization, which differs from Keras's own only in
+      training) is Keras's BatchNormalization with the same moving statistics and epsilon.
+    When something cannot be rebuilt, `model` itself is returned, saying so: its model.keras
+    then loads after `import model` (model.py registers its classes with Keras)."""
+    kept = []  # layers that keep model.py's class, and why
+
+    def core_layer(layer):
+        config = layer.get_config()
+        own_class = keras.saving.get_registered_name(type(layer))
+        if own_class == "specc>TorchBatchNormalization":
+            return keras.layers.BatchNormalization.from_config(config)
+        return layer.__class__.from_config(config)
+
+    rebuilt = keras.models.clone_model(model, clone_function=core_layer)
+    if kept:
+        print(f"note: model.keras keeps model.py's layers {', '.join(kept)}: load it after "
+              "`import model`")
+        return model
+    for layer in model.layers:
+        target = rebuilt.get_layer(layer.name)
+        if target.weights:  # a Rescaling offset holds the positions' vectors already
+            target.set_weights(layer.get_weights())
+    return rebuilt
+
+
 if not args.no_export:
     try:
-        model.save(run_dir / "model.keras")
+        core_layers_model(model).save(run_dir / "model.keras")
         model.export(run_dir / "saved_model", verbose=False)
         print(f"exported {run_dir / 'model.keras'} and {run_dir / 'saved_model'}")
     except (RuntimeError, TypeError, ValueError) as error:  # the weights are safe

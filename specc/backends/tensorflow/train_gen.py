@@ -79,6 +79,8 @@ def train_context(model: ir.Model) -> dict[str, object]:
         **training_context(model, "tensorflow", imports(model)),
         "builder": BUILDER,
         "optimizer_class": OPTIMIZER_CLASSES[model.optimizer.kind],
+        "keras_conversions": keras_conversions(model),
+        "standalone": False,  # train_export_keras.j2 as a part of train.py
         "checkpoint_writer": "np.savez",
         # what `auto` means in the config block's comments, and --no-export's help
         "device_comment": "auto: a GPU when TensorFlow sees one, else the CPU",
@@ -98,3 +100,21 @@ def train_context(model: ir.Model) -> dict[str, object]:
 def render_training(model: ir.Model, names: tuple[str, ...] = TRAINING_FILES) -> dict[str, str]:
     """The training files `names` of `model`'s program (all of them by default), by name."""
     return render_training_files(_ENVIRONMENT, train_context(model), names)
+
+
+def render_piece(template: str) -> str:
+    """A piece of train.py as a module of its own (`standalone`), for `specc export`."""
+    return _ENVIRONMENT.get_template(template).render(standalone=True, keras_conversions=[])
+
+
+def keras_conversions(model: ir.Model) -> list[str]:
+    """The kinds of layer the model holds that model.keras rebuilds from Keras's own layers
+    (templates/train_export_keras.j2): model.py's classes and functions for them are its own."""
+    found = set()
+    for _, node in model.graph.walk():
+        layer = node.layer
+        if layer.kind in ("batchnorm", "positional_embedding"):
+            found.add(layer.kind)
+        if getattr(layer, "activation", None) == "leaky_relu":
+            found.add("leaky_relu")
+    return sorted(found)
