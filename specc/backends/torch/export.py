@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import logging
 import re
 import sys
 import warnings
@@ -102,6 +103,9 @@ def onnx_model(network: nn.Module, plans, output_names: list[str], opset: int):
         {0: batch, **{axis + 1: torch.export.Dim(f"{plan.name}_{axis + 1}")
                       for axis, size in enumerate(plan.raw_shape) if size is None}}
         for plan in plans)}
+    # The exporter logs a warning per torchvision operator it cannot register when torchvision
+    # is not installed: nothing a spec uses.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on its own internals
