@@ -66,7 +66,18 @@ class Dense(Layer):
         return None if rows is None or features is None else 2 * rows * features * self.units
 
 
-class Dropout(Layer):
+class TrainingOnly(Layer):
+    """A layer that acts only while training (a dropout, a noise) and is the identity at
+    inference: its output has its input's shape and costs no FLOPs worth counting."""
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
+        return 0
+
+
+class Dropout(TrainingOnly):
     """Zeroes each element with probability `rate` while training (survivors are scaled by
     1 / (1 - rate)); the identity at inference."""
 
@@ -77,14 +88,8 @@ class Dropout(Layer):
     accepts = "any"
     produces = "same"
 
-    def output_shape(self, inputs: list[Shape]) -> Shape:
-        return inputs[0]
 
-    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
-        return 0
-
-
-class SpatialDropout(Layer):
+class SpatialDropout(TrainingOnly):
     """Zeroes whole channels with probability `rate` while training (the same channels at
     every position of a sample; survivors are scaled by 1 / (1 - rate)), for inputs whose
     neighbouring positions are correlated; the identity at inference. Keras's
@@ -98,9 +103,6 @@ class SpatialDropout(Layer):
     def output_shape(self, inputs: list[Shape]) -> Shape:
         require_rank(self.kind, inputs[0], self.rank + 1, LAYOUTS[self.rank])
         return inputs[0]
-
-    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
-        return 0
 
 
 class SpatialDropout1D(SpatialDropout):
@@ -117,7 +119,7 @@ class SpatialDropout2D(SpatialDropout):
     rank = 2
 
 
-class GaussianNoise(Layer):
+class GaussianNoise(TrainingOnly):
     """Adds N(0, stddev²) noise to every element while training; the identity at inference."""
 
     kind: Literal["gaussian_noise"] = "gaussian_noise"
@@ -125,14 +127,8 @@ class GaussianNoise(Layer):
 
     hints: ClassVar[dict[str, str]] = {"std": "stddev"}
 
-    def output_shape(self, inputs: list[Shape]) -> Shape:
-        return inputs[0]
 
-    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
-        return 0
-
-
-class GaussianDropout(Layer):
+class GaussianDropout(TrainingOnly):
     """Multiplies every element by N(1, rate / (1 - rate)) noise while training (Keras's
     GaussianDropout: the variance multiplicative dropout of `rate` has); the identity at
     inference."""
@@ -142,14 +138,8 @@ class GaussianDropout(Layer):
 
     hints: ClassVar[dict[str, str]] = {"p": "rate"}
 
-    def output_shape(self, inputs: list[Shape]) -> Shape:
-        return inputs[0]
 
-    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
-        return 0
-
-
-class AlphaDropout(Layer):
+class AlphaDropout(TrainingOnly):
     """Dropout for self-normalizing (selu) networks: dropped elements take selu's negative
     saturation value and an affine map keeps the mean and variance, while training (Keras's
     AlphaDropout, PyTorch's AlphaDropout); the identity at inference."""
@@ -158,12 +148,6 @@ class AlphaDropout(Layer):
     rate: Rate
 
     hints: ClassVar[dict[str, str]] = {"p": "rate"}
-
-    def output_shape(self, inputs: list[Shape]) -> Shape:
-        return inputs[0]
-
-    def flops(self, inputs: list[Shape], output: Shape) -> int | None:
-        return 0
 
 
 class Flatten(Layer):
