@@ -67,6 +67,10 @@ def train_context(model: ir.Model) -> dict[str, object]:
             "model.py)",
             "saved_model/      the same as a TensorFlow SavedModel (model.export), for serving",
         ],
+        "processes_lines": [
+            "Several processes: one per worker that TF_CONFIG names (`specc train --nproc N`",
+            "writes it), under MultiWorkerMirroredStrategy; the chief alone prints and writes RUN.",
+        ],
         # what the shared epoch-end code reads the rate and the device's name with
         "current_lr": "lr",
         "device_text": "device",

@@ -32,24 +32,23 @@ _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 # train.py's own imports; the data loader adds its own, and the two lists are merged.
 STDLIB_IMPORTS = ("import argparse", "import hashlib", "import io", "import json",
                   "import math", "import os", "import random", "import sys", "import time",
-                  "import zipfile", "from contextlib import nullcontext",
-                  "from pathlib import Path")
-THIRD_PARTY_IMPORTS = ("import numpy as np", "import torch",
+                  "import warnings", "import zipfile", "from contextlib import nullcontext",
+                  "from datetime import timedelta", "from pathlib import Path")
+THIRD_PARTY_IMPORTS = ("import numpy as np", "import torch", "import torch.distributed as dist",
                        "import torch.nn.functional as F")
 
 # Top-level names of train.py's own that a model class name could take (it is PascalCase);
 # with what it imports from data.py.
-TRAIN_MODULE_NAMES = frozenset({"DamagedCheckpointError", "F", "Path", "np", "nullcontext",
-                                "torch"})
+TRAIN_MODULE_NAMES = frozenset({"DamagedCheckpointError", "F", "Path", "dist", "np",
+                                "nullcontext", "timedelta", "torch"})
 
 
 def train_context(model: ir.Model) -> dict[str, object]:
     """Everything train.py.j2 reads; its header comment lists the names."""
     class_name = model_class_name(model)
     recurrent = any(isinstance(node.layer, Recurrent) for _, node in model.graph.walk())
-    stdlib_imports = (*STDLIB_IMPORTS, *(("import warnings",) * recurrent))
     return {
-        **training_context(model, "torch", stdlib_imports, THIRD_PARTY_IMPORTS),
+        **training_context(model, "torch", STDLIB_IMPORTS, THIRD_PARTY_IMPORTS),
         "class_name": class_name,
         "class_alias": next(candidates(class_name, TRAIN_MODULE_NAMES | set(PROGRAM_NAMES))),
         # per input, the axes (counting the batch) of its `?` dimensions
@@ -64,6 +63,11 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "export_help": "do not write RUN/model.pt2",
         "checkpoint_format": "a torch.save file",
         "export_lines": ["model.pt2         the trained model, torch.export'ed for any batch size"],
+        "processes_lines": [
+            "Several processes: `torchrun --nproc-per-node N train.py ...` (what `specc train",
+            "--nproc N` runs) starts N; DDP averages their gradients, and rank 0 alone prints",
+            "and writes RUN.",
+        ],
         # what the shared epoch-end code reads the rate and the device's name with
         "current_lr": 'optimizer.param_groups[0]["lr"]',
         "device_text": "str(device)",
