@@ -15,15 +15,19 @@ Writes into the run directory RUN:
                     field). One that fails its seal is never used; one of another backend or
                     network is refused. A checkpoint that cannot be written (a full disk)
                     stops the run (exit 1) and leaves the previous one in place.
-  results.json      backend, device, epochs_run, train_samples_per_s (after warm-up) and
-                    the test split's loss and metrics, computed with the best weights;
-                    written last, once the export exists
+  results.json      backend, device, epochs_run, train_samples_per_s (after warm-up, over
+                    all processes), world_size, nodes and the test split's loss and
+                    metrics, computed with the best weights; written last, once the export
+                    exists
   model.pt2         the trained model, torch.export'ed for any batch size
   preprocessing.json  the statistics the data was prepared with (for --predict)
 --resume continues from the newest intact checkpoint. --predict FILE.npz trains nothing: it
 prepares FILE's inputs (array x, or one per input name) as the training data was, runs the
 best (else newest) intact checkpoint on them and writes RUN/predictions.npz with the raw outputs
 (array y, or one per output name).
+Several processes: `torchrun --nproc-per-node N train.py ...` (what `specc train
+--nproc N` runs) starts N; DDP averages their gradients, and rank 0 alone prints
+and writes RUN.
 """
 
 import argparse
@@ -35,12 +39,15 @@ import os
 import random
 import sys
 import time
+import warnings
 import zipfile
 from contextlib import nullcontext
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 # model.py and data.py sit next to this file: import them whatever the working directory.
@@ -141,6 +148,79 @@ random.seed(seed)
 np.random.seed(seed)
 torch.manual_seed(seed)  # every CUDA device too
 
+# -----------------------------------------------------------------------------
+# several processes: torchrun starts one per device and sets WORLD_SIZE, RANK, LOCAL_RANK
+
+world_size = int(os.environ.get("WORLD_SIZE", "1"))
+rank = int(os.environ.get("RANK", "0"))
+main_process = rank == 0  # only it prints and writes the run directory
+nodes = int(os.environ.get("GROUP_WORLD_SIZE", "1"))  # torchrun's agents: one per machine
+# per_process: each process takes batch_size samples a step, the global batch is
+# batch_size x world_size; global: batch_size is the global batch, split evenly
+batch_size_is = "per_process"
+collective_timeout = 60  # seconds a process waits for the others in a step before it fails
+if world_size > 1:
+    if on_cuda and device.index is None:  # one GPU per process, picked by torchrun
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if on_cuda and device.index >= torch.cuda.device_count():
+        sys.exit(f"error: rank {rank} was given {device}, but PyTorch sees "
+                 f"{torch.cuda.device_count()} GPU(s): one process per GPU")
+    if on_cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if on_cuda else "gloo",
+                            timeout=timedelta(seconds=collective_timeout))
+    if batch_size_is == "global":
+        if batch_size % world_size:
+            sys.exit(f"error: batch_size {batch_size} is the global batch (batch_size_is = "
+                     f"global), which {world_size} processes cannot split evenly")
+        batch_size //= world_size
+    if not main_process:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # its prints go nowhere
+    print(f"{world_size} processes on {nodes} node(s) ({dist.get_backend()}): a global batch "
+          f"of {batch_size * world_size}, {batch_size} a process (batch_size_is = "
+          f"{batch_size_is})")
+
+
+def data_parallel(module):
+    """`module` as the loop runs it: in DDP when several processes train (gradients averaged
+    over them in the backward pass, rank 0's weights copied to all at the start), else as it
+    is."""
+    if world_size == 1:
+        return module
+    # A convolution fed channels-last batches (model.py's layout) can have channels-last
+    # weight gradients, which DDP copies into its contiguous buckets with a warning: a copy,
+    # nothing wrong.
+    warnings.filterwarnings("ignore", "Grad strides do not match bucket view", UserWarning)
+    return torch.nn.parallel.DistributedDataParallel(
+        module, device_ids=[device.index] if on_cuda else None)
+
+
+def process_share(order):
+    """This process's samples of an epoch whose order (one permutation, the same in every
+    process) is `order`, batch after batch: each global batch cut from `order` in turn is
+    split in equal parts, and this process takes part `rank`. The order is first padded with
+    its own first samples up to a multiple of world_size, so that every part of a batch has
+    the same size and DDP's average of the processes' gradients is the global batch's."""
+    if world_size == 1:
+        return order
+    order = torch.cat((order, order[:-len(order) % world_size]))
+    global_batch = batch_size * world_size
+    parts = []
+    for start in range(0, len(order), global_batch):
+        part = min(global_batch, len(order) - start) // world_size
+        parts.append(order[start + rank * part:start + (rank + 1) * part])
+    return torch.cat(parts)
+
+
+def epoch_mean(loss_sum, seen):
+    """The epoch's mean training loss over every process's samples (`loss_sum` over `seen`,
+    this process's); a host sync."""
+    if world_size == 1:
+        return loss_sum.item() / seen
+    totals = torch.stack((loss_sum, torch.tensor(seen, dtype=torch.float64, device=device)))
+    dist.all_reduce(totals)
+    return (totals[0] / totals[1]).item()
+
 
 def synchronize():
     """Wait for the queued GPU work, so that a clock reading covers it."""
@@ -240,8 +320,9 @@ if not args.predict:
 model = IrisGraph().to(device)
 if compile_model == "auto":
     compile_model = on_cuda
-# The compiled wrapper runs the batches; checkpoints and export use the plain module.
-compiled_model = torch.compile(model) if compile_model else model
+# The compiled wrapper (of DDP's, with several processes) runs the batches; checkpoints and
+# export use the plain module.
+compiled_model = torch.compile(data_parallel(model)) if compile_model else data_parallel(model)
 
 
 def forward(inputs):
@@ -399,6 +480,7 @@ def save_checkpoint(path, epochs_done):
         "scaler": scaler.state_dict(),
         "schedule": schedule_state,
         "best": best,
+        "world_size": world_size,  # a resume needs as many processes
         "rng": {
             "python": random.getstate(),
             # the key array as a list, so that the file loads with weights_only=True
@@ -427,7 +509,8 @@ def load_checkpoint(contents, with_optimizer=False):
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if on_cuda and checkpoint["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
-    return {key: checkpoint[key] for key in ("epoch", "step", "schedule", "best")}
+    position = {key: checkpoint[key] for key in ("epoch", "step", "schedule", "best")}
+    return {**position, "world_size": checkpoint.get("world_size", 1)}
 
 
 # TensorFlow's train.py writes .npz checkpoints: a run directory never holds both kinds.
@@ -501,22 +584,29 @@ if args.resume and epoch_checkpoints():
         sys.exit(f"error: no checkpoint in {checkpoint_dir} is intact, so the run cannot "
                  "resume; remove them to start afresh, or choose another --out")
     position = load_checkpoint(contents, with_optimizer=True)
+    if position.get("world_size", 1) != world_size:
+        sys.exit(f"error: {newest} was written by a run of {position.get('world_size', 1)} "
+                 f"process(es), and this one has {world_size}: resume with as many (--nproc), "
+                 "or choose another --out")
     schedule_state.update(position["schedule"])
     best.update(position["best"])
     start_epoch, step = position["epoch"], position["step"]
     # Lines logged after that checkpoint belong to epochs that are about to run again.
     logged = metrics_path.read_text().splitlines() if metrics_path.exists() else []
     kept = [line for line in logged if json.loads(line)["epoch"] <= start_epoch]
-    metrics_path.write_text("".join(line + "\n" for line in kept))
+    if main_process:
+        metrics_path.write_text("".join(line + "\n" for line in kept))
     print(f"resuming from {newest} (epoch {start_epoch}, step {step})")
 else:
     if args.resume:
         print(f"no checkpoint in {checkpoint_dir}: starting from scratch")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text("")
-for partial in checkpoint_dir.glob("*.tmp"):  # left behind by a run killed while saving
-    partial.unlink()
-save_preprocessing(preprocessing, preprocessing_path)
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path.write_text("")
+if main_process:  # the run directory is the main process's to write
+    for partial in checkpoint_dir.glob("*.tmp"):  # left behind by a run killed while saving
+        partial.unlink()
+    save_preprocessing(preprocessing, preprocessing_path)
 
 # -----------------------------------------------------------------------------
 # training loop
@@ -547,13 +637,14 @@ for epoch in range(start_epoch, epochs):
     # that a resumed run draws exactly what an uninterrupted one would.
     rng = torch.Generator(device).manual_seed(seed + epoch)
     order = torch.randperm(train_size, generator=rng, device=device)
+    order = process_share(order)  # alone: all of it
     epoch_inputs = tuple(x[order] for x in train_inputs)
     epoch_targets = tuple(y[order] for y in train_targets)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0  # samples this epoch
     timer_start, timed_from = None, 0
     first_timed_batch = warmup_batches if epoch == start_epoch else 0
-    for batch, start in enumerate(range(0, train_size, batch_size)):
+    for batch, start in enumerate(range(0, len(order), batch_size)):
         if batch == first_timed_batch:
             synchronize()
             timer_start, timed_from = time.perf_counter(), seen
@@ -586,7 +677,7 @@ for epoch in range(start_epoch, epochs):
                       f"loss {running_loss:.4f}", end="", flush=True)
         if step >= max_steps:
             break
-    train_loss = loss_sum.item() / seen  # waits for the epoch's last step
+    train_loss = epoch_mean(loss_sum, seen)  # waits for the epoch's last step
     now = time.perf_counter()
     trained_samples += seen
     trained_seconds += now - epoch_start
@@ -602,8 +693,9 @@ for epoch in range(start_epoch, epochs):
     stop_unless_finite(val["loss"], "the validation loss")
     record.update({f"val_{name}": value for name, value in val.items()})
     record.update(lr=optimizer.param_groups[0]["lr"], time=time.perf_counter() - epoch_start)
-    with metrics_path.open("a") as log:
-        log.write(json.dumps(record) + "\n")
+    if main_process:
+        with metrics_path.open("a") as log:
+            log.write(json.dumps(record) + "\n")
     shown = "  ".join(f"{name} {value:.4g}" for name, value in record.items()
                       if name not in ("epoch", "time"))
     print(f"{line_start}epoch {epochs_run}/{epochs}  {shown}  ({record['time']:.1f}s)")
@@ -611,17 +703,18 @@ for epoch in range(start_epoch, epochs):
     is_best = improved(record[monitor])
     if is_best:
         best.update(value=record[monitor], epoch=epochs_run, wait=0)
-        save_checkpoint(checkpoint_dir / "best.pt", epochs_run)
+        if main_process:
+            save_checkpoint(checkpoint_dir / "best.pt", epochs_run)
     else:
         best["wait"] += 1
-    if seen < train_size:
+    if seen * world_size < train_size:  # every process saw as many samples
         print(f"stopped by --max-steps after {step} optimizer steps, within epoch {epochs_run}")
         break  # a partial epoch never becomes an epoch checkpoint
     out_of_steps = step >= max_steps
     # As Keras does: stop after `patience` epochs in a row without an improvement.
     out_of_patience = patience is not None and not is_best and best["wait"] >= patience
     last_epoch = epochs_run == epochs or out_of_steps or out_of_patience
-    if epochs_run % checkpoint_every == 0 or last_epoch:
+    if main_process and (epochs_run % checkpoint_every == 0 or last_epoch):
         save_checkpoint(checkpoint_dir / f"epoch-{epochs_run:04d}.pt", epochs_run)
         for old in epoch_checkpoints()[:-checkpoint_keep]:
             old.unlink()
@@ -631,6 +724,26 @@ for epoch in range(start_epoch, epochs):
     if out_of_patience:
         print(f"early stopping: {monitor} has not improved for {best['wait']} epochs")
         break
+
+if world_size > 1:
+    # DDP keeps the processes' weights equal; a digest of each, compared here, shows it.
+    digest = hashlib.sha256()
+    for tensor in model.state_dict().values():
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    digests = [None] * world_size
+    dist.all_gather_object(digests, digest.hexdigest())
+    if len(set(digests)) > 1:
+        sys.exit(f"error: rank {rank}: the processes' weights differ after training "
+                 f"(sha256 {', '.join(digests)}): not used")
+    print(f"weights identical in the {world_size} processes (sha256 {digests[0]})")
+    # The test metrics, the export and results.json are the main process's, computed on the
+    # plain module, and the others are done.
+    dist.destroy_process_group()
+    if not main_process:
+        sys.exit(0)
+    compiled_model = model
+    timed_samples *= world_size  # every process trained as many samples as this one
+    trained_samples *= world_size
 
 # -----------------------------------------------------------------------------
 # results: test metrics with the best weights, and the training speed
@@ -653,6 +766,8 @@ results = {
     "device": str(device),
     "epochs_run": epochs_run,
     "train_samples_per_s": samples_per_s,
+    "world_size": world_size,
+    "nodes": nodes,
     "test": test,
 }
 results_path = run_dir / "results.json"

@@ -15,9 +15,10 @@ Writes into the run directory RUN:
                     field). One that fails its seal is never used; one of another backend or
                     network is refused. A checkpoint that cannot be written (a full disk)
                     stops the run (exit 1) and leaves the previous one in place.
-  results.json      backend, device, epochs_run, train_samples_per_s (after warm-up) and
-                    the test split's loss and metrics, computed with the best weights;
-                    written last, once the export exists
+  results.json      backend, device, epochs_run, train_samples_per_s (after warm-up, over
+                    all processes), world_size, nodes and the test split's loss and
+                    metrics, computed with the best weights; written last, once the export
+                    exists
   model.keras       the trained model (keras.saving.load_model, after importing model.py)
   saved_model/      the same as a TensorFlow SavedModel (model.export), for serving
   preprocessing.json  the statistics the data was prepared with (for --predict)
@@ -25,6 +26,8 @@ Writes into the run directory RUN:
 prepares FILE's inputs (array x, or one per input name) as the training data was, runs the
 best (else newest) intact checkpoint on them and writes RUN/predictions.npz with the raw outputs
 (array y, or one per output name).
+Several processes: one per worker that TF_CONFIG names (`specc train --nproc N`
+writes it), under MultiWorkerMirroredStrategy; the chief alone prints and writes RUN.
 """
 
 import argparse
@@ -133,6 +136,72 @@ keras.mixed_precision.set_global_policy(
 tf.config.experimental.enable_tensor_float_32_execution(precision != "fp32")
 if compile_model == "auto":
     compile_model = on_gpu  # XLA pays off on a GPU; on a CPU it costs more than it saves
+
+# -----------------------------------------------------------------------------
+# several processes: TF_CONFIG names the cluster (one worker a device) and this task
+
+try:
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    cluster = tf_config.get("cluster", {})
+    tasks = [*cluster.get("chief", []), *cluster.get("worker", [])]  # the chief is rank 0
+    task = tf_config.get("task", {})
+    rank = int(task.get("index", 0)) + (task.get("type") == "worker" and "chief" in cluster)
+except (AttributeError, TypeError, ValueError) as error:
+    sys.exit(f"error: TF_CONFIG is not a cluster description: {error}")
+world_size = max(len(tasks), 1)
+main_process = rank == 0  # the chief: only it prints and writes the run directory
+nodes = len({address.rpartition(":")[0] for address in tasks}) or 1
+# per_process: each process takes batch_size samples a step, the global batch is
+# batch_size x world_size; global: batch_size is the global batch, split evenly
+batch_size_is = "per_process"
+collective_timeout = 60  # seconds a process waits for the others in a step before it fails
+if world_size > 1:
+    if on_gpu and device == "cuda":  # one GPU per worker: its index on its machine
+        gpu_index = int(os.environ.get("LOCAL_RANK", "0"))
+        if gpu_index >= len(gpus):
+            sys.exit(f"error: worker {rank} was given GPU {gpu_index}, but TensorFlow sees "
+                     f"{len(gpus)} GPU(s): one worker per GPU")
+        tf.config.set_visible_devices(gpus[gpu_index], "GPU")
+        tf.config.experimental.set_memory_growth(gpus[gpu_index], True)
+    # XLA is left out: the step holds the strategy's collective all-reduce.
+    compile_model = False
+    # Before any other TensorFlow op: the strategy starts this worker's collective server.
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(
+            timeout_seconds=collective_timeout))
+    # Every variable from here on (model, optimizer, loop) is created under the strategy,
+    # as in `with strategy.scope():`, and mirrored on every worker.
+    tf.distribute.experimental_set_strategy(strategy)
+    if batch_size_is == "global":
+        if batch_size % world_size:
+            sys.exit(f"error: batch_size {batch_size} is the global batch (batch_size_is = "
+                     f"global), which {world_size} processes cannot split evenly")
+        batch_size //= world_size
+    if not main_process:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # its prints go nowhere
+    print(f"{world_size} processes on {nodes} node(s) (MultiWorkerMirroredStrategy): a global "
+          f"batch of {batch_size * world_size}, {batch_size} a process (batch_size_is = "
+          f"{batch_size_is})")
+else:
+    strategy = tf.distribute.get_strategy()  # the default: this process alone
+
+
+def process_share(order):
+    """This process's samples of an epoch whose order (one permutation, the same in every
+    process) is `order`, batch after batch: each global batch cut from `order` in turn is
+    split in equal parts, and this process takes part `rank`. The order is first padded with
+    its own first samples up to a multiple of world_size, so that every part of a batch has
+    the same size and the sum of the processes' gradients, each scaled by 1 / world_size, is
+    the global batch's."""
+    if world_size == 1:
+        return order
+    order = tf.concat([order, order[:-len(order) % world_size]], 0)
+    global_batch = batch_size * world_size
+    parts = []
+    for start in range(0, len(order), global_batch):
+        part = min(global_batch, len(order) - start) // world_size
+        parts.append(order[start + rank * part:start + (rank + 1) * part])
+    return tf.concat(parts, 0)
 
 keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow: the initial weights
 
@@ -369,9 +438,14 @@ def learning_rate_at(epoch, step):
 # the training step: forward, backward and update in one traced function, no host sync
 
 trainable = model.trainable_variables
-loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)  # this epoch's, sample-weighted
-if grad_accum > 1:  # gradients add up here over grad_accum batches
-    accumulated = [tf.Variable(tf.zeros_like(v), trainable=False) for v in trainable]
+# this epoch's, sample-weighted; each process adds to its own copy, and a read sums them
+loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                       synchronization=tf.VariableSynchronization.ON_READ,
+                       aggregation=tf.VariableAggregation.SUM)
+if grad_accum > 1:  # gradients add up here over grad_accum batches, in each process
+    accumulated = [tf.Variable(tf.zeros_like(v), trainable=False,
+                               synchronization=tf.VariableSynchronization.ON_READ)
+                   for v in trainable]
 
 
 @traced
@@ -384,7 +458,8 @@ def train_step(epoch_inputs, epoch_targets, start, size, update):
     with tf.GradientTape() as tape:
         outputs = forward(inputs, training=True)
         loss = compute_loss(outputs, targets)
-        scaled = optimizer.scale_loss(loss / grad_accum)  # fp16: times the loss scale
+        # fp16: times the loss scale; the optimizer sums the processes' gradients
+        scaled = optimizer.scale_loss(loss / (grad_accum * world_size))
     gradients = tape.gradient(scaled, trainable)
     loss_sum.assign_add(tf.cast(loss, tf.float64) * tf.cast(tf.shape(targets[0])[0], tf.float64))
     if grad_accum == 1:
@@ -397,6 +472,16 @@ def train_step(epoch_inputs, epoch_targets, start, size, update):
         optimizer.apply([total.read_value() for total in accumulated], trainable)
         for total in accumulated:
             total.assign(tf.zeros_like(total))
+
+
+if world_size > 1:
+    replica_step = train_step
+
+    @traced
+    def train_step(*args):
+        """replica_step on every process, each on its own batch, in one traced function (the
+        strategy's run called eagerly costs more than a small model's step)."""
+        strategy.run(replica_step, args=args)
 
 
 # -----------------------------------------------------------------------------
@@ -484,7 +569,8 @@ def save_checkpoint(path, epochs_done):
     where the loop is."""
     arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
     arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
-    position = {"epoch": epochs_done, "step": step, "schedule": schedule_state, "best": best}
+    position = {"epoch": epochs_done, "step": step, "schedule": schedule_state, "best": best,
+                "world_size": world_size}
     arrays["position"] = np.array(json.dumps(position))
     archive = io.BytesIO()
     np.savez(archive, **arrays)
@@ -572,22 +658,29 @@ if args.resume and epoch_checkpoints():
         sys.exit(f"error: no checkpoint in {checkpoint_dir} is intact, so the run cannot "
                  "resume; remove them to start afresh, or choose another --out")
     position = load_checkpoint(contents, with_optimizer=True)
+    if position.get("world_size", 1) != world_size:
+        sys.exit(f"error: {newest} was written by a run of {position.get('world_size', 1)} "
+                 f"process(es), and this one has {world_size}: resume with as many (--nproc), "
+                 "or choose another --out")
     schedule_state.update(position["schedule"])
     best.update(position["best"])
     start_epoch, step = position["epoch"], position["step"]
     # Lines logged after that checkpoint belong to epochs that are about to run again.
     logged = metrics_path.read_text().splitlines() if metrics_path.exists() else []
     kept = [line for line in logged if json.loads(line)["epoch"] <= start_epoch]
-    metrics_path.write_text("".join(line + "\n" for line in kept))
+    if main_process:
+        metrics_path.write_text("".join(line + "\n" for line in kept))
     print(f"resuming from {newest} (epoch {start_epoch}, step {step})")
 else:
     if args.resume:
         print(f"no checkpoint in {checkpoint_dir}: starting from scratch")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text("")
-for partial in checkpoint_dir.glob("*.tmp"):  # left behind by a run killed while saving
-    partial.unlink()
-save_preprocessing(preprocessing, preprocessing_path)
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path.write_text("")
+if main_process:  # the run directory is the main process's to write
+    for partial in checkpoint_dir.glob("*.tmp"):  # left behind by a run killed while saving
+        partial.unlink()
+    save_preprocessing(preprocessing, preprocessing_path)
 
 # -----------------------------------------------------------------------------
 # training loop
@@ -618,17 +711,18 @@ for epoch in range(start_epoch, epochs):
     # The order of the batches are functions of
     # (seed, epoch), so that a resumed run draws exactly what an uninterrupted one would.
     order = tf.random.experimental.stateless_shuffle(tf.range(train_size), seed=[seed, epoch])
+    order = process_share(order)  # alone: all of it
     epoch_inputs = tuple(tf.gather(x, order) for x in train_inputs)
     epoch_targets = tuple(tf.gather(y, order) for y in train_targets)
     loss_sum.assign(0.0)
     seen = 0  # samples this epoch
     timer_start, timed_from = None, 0
     first_timed_batch = warmup_batches if epoch == start_epoch else 0
-    for batch, start in enumerate(range(0, train_size, batch_size)):
+    for batch, start in enumerate(range(0, len(order), batch_size)):
         if batch == first_timed_batch:
             loss_sum.numpy()  # waits for the queued steps, so that the clock covers them
             timer_start, timed_from = time.perf_counter(), seen
-        size = min(batch_size, train_size - start)
+        size = min(batch_size, len(order) - start)
         seen += size
         update = (batch + 1) % grad_accum == 0 or batch + 1 == batches_per_epoch
         if update and (rate := learning_rate_at(epoch, step)) != lr:
@@ -640,14 +734,15 @@ for epoch in range(start_epoch, epochs):
         step += 1
         if step % log_every == 0:
             # The loop's only host sync: once the loss is nan/inf, so is its running sum.
-            running_loss = float(loss_sum.numpy()) / seen
+            running_loss = float(loss_sum.numpy()) / (seen * world_size)
             stop_unless_finite(running_loss, "the training loss")
             if interactive:
                 print(f"{line_start}epoch {epoch + 1}/{epochs}  step {step}/{total_steps}  "
                       f"loss {running_loss:.4f}", end="", flush=True)
         if step >= max_steps:
             break
-    train_loss = float(loss_sum.numpy()) / seen  # waits for the epoch's last step
+    # waits for the epoch's last step; the sum is over every process's samples
+    train_loss = float(loss_sum.numpy()) / (seen * world_size)
     now = time.perf_counter()
     trained_samples += seen
     trained_seconds += now - epoch_start
@@ -663,8 +758,9 @@ for epoch in range(start_epoch, epochs):
     stop_unless_finite(val["loss"], "the validation loss")
     record.update({f"val_{name}": value for name, value in val.items()})
     record.update(lr=lr, time=time.perf_counter() - epoch_start)
-    with metrics_path.open("a") as log:
-        log.write(json.dumps(record) + "\n")
+    if main_process:
+        with metrics_path.open("a") as log:
+            log.write(json.dumps(record) + "\n")
     shown = "  ".join(f"{name} {value:.4g}" for name, value in record.items()
                       if name not in ("epoch", "time"))
     print(f"{line_start}epoch {epochs_run}/{epochs}  {shown}  ({record['time']:.1f}s)")
@@ -672,17 +768,18 @@ for epoch in range(start_epoch, epochs):
     is_best = improved(record[monitor])
     if is_best:
         best.update(value=record[monitor], epoch=epochs_run, wait=0)
-        save_checkpoint(checkpoint_dir / "best.npz", epochs_run)
+        if main_process:
+            save_checkpoint(checkpoint_dir / "best.npz", epochs_run)
     else:
         best["wait"] += 1
-    if seen < train_size:
+    if seen * world_size < train_size:  # every process saw as many samples
         print(f"stopped by --max-steps after {step} optimizer steps, within epoch {epochs_run}")
         break  # a partial epoch never becomes an epoch checkpoint
     out_of_steps = step >= max_steps
     # As Keras does: stop after `patience` epochs in a row without an improvement.
     out_of_patience = patience is not None and not is_best and best["wait"] >= patience
     last_epoch = epochs_run == epochs or out_of_steps or out_of_patience
-    if epochs_run % checkpoint_every == 0 or last_epoch:
+    if main_process and (epochs_run % checkpoint_every == 0 or last_epoch):
         save_checkpoint(checkpoint_dir / f"epoch-{epochs_run:04d}.npz", epochs_run)
         for old in epoch_checkpoints()[:-checkpoint_keep]:
             old.unlink()
@@ -692,6 +789,31 @@ for epoch in range(start_epoch, epochs):
     if out_of_patience:
         print(f"early stopping: {monitor} has not improved for {best['wait']} epochs")
         break
+
+if world_size > 1:
+    # The strategy keeps the workers' weights equal; a digest of each, compared here, shows it.
+    digest = hashlib.sha256()
+    for variable in model.variables:
+        digest.update(variable.numpy().tobytes())
+    mine = tf.constant(np.frombuffer(digest.digest(), dtype=np.int64)[None])  # 1 x 4 int64
+
+    @tf.function
+    def every_digest():
+        """Each worker's digest, gathered from all of them: a world_size x 4 tensor."""
+        return strategy.run(lambda: tf.distribute.get_replica_context().all_gather(mine, 0))
+
+    gathered = strategy.experimental_local_results(every_digest())[0].numpy()
+    digests = [row.tobytes().hex() for row in gathered]
+    if len(set(digests)) > 1:
+        sys.exit(f"error: worker {rank}: the workers' weights differ after training "
+                 f"(sha256 {', '.join(digests)}): not used")
+    print(f"weights identical in the {world_size} processes (sha256 {digests[0]})")
+    # The test metrics, the export and results.json are the chief's, and the other workers
+    # are done.
+    if not main_process:
+        sys.exit(0)
+    timed_samples *= world_size  # every process trained as many samples as this one
+    trained_samples *= world_size
 
 # -----------------------------------------------------------------------------
 # results: test metrics with the best weights, and the training speed
@@ -714,6 +836,8 @@ results = {
     "device": device,
     "epochs_run": epochs_run,
     "train_samples_per_s": samples_per_s,
+    "world_size": world_size,
+    "nodes": nodes,
     "test": test,
 }
 results_path = run_dir / "results.json"
