@@ -163,6 +163,11 @@ if world_size > 1:
                      f"{len(gpus)} GPU(s): one worker per GPU")
         tf.config.set_visible_devices(gpus[gpu_index], "GPU")
         tf.config.experimental.set_memory_growth(gpus[gpu_index], True)
+    if grad_clip is not None:
+        # The optimizer's apply, where the norm is clipped, sees this worker's gradients
+        # before they are summed over the workers: the norm of the sum is never at hand.
+        sys.exit("error: grad_clip is not supported on several TensorFlow workers (each "
+                 "would clip its own gradients): train alone, or on PyTorch")
     # XLA is left out: the step holds the strategy's collective all-reduce.
     compile_model = False
     # Before any other TensorFlow op: the strategy starts this worker's collective server.
@@ -202,6 +207,20 @@ def process_share(order):
         part = min(global_batch, len(order) - start) // world_size
         parts.append(order[start + rank * part:start + (rank + 1) * part])
     return tf.concat(parts, 0)
+
+
+def every_process(numbers):
+    """`numbers` (a list of integers, as long in every process) of every process, by rank;
+    alone, [numbers]."""
+    if world_size == 1:
+        return [numbers]
+    mine = tf.constant([numbers], tf.int64)
+
+    @tf.function
+    def gather():
+        return strategy.run(lambda: tf.distribute.get_replica_context().all_gather(mine, 0))
+
+    return strategy.experimental_local_results(gather())[0].numpy().tolist()
 
 keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow: the initial weights
 
@@ -681,6 +700,11 @@ if main_process:  # the run directory is the main process's to write
     for partial in checkpoint_dir.glob("*.tmp"):  # left behind by a run killed while saving
         partial.unlink()
     save_preprocessing(preprocessing, preprocessing_path)
+# Every process starts where the others do: each read the checkpoints its machine sees.
+starts = every_process([start_epoch, step])
+if any(start != starts[0] for start in starts):
+    sys.exit(f"error: the processes would start from different points (epoch and step by rank: "
+             f"{starts}): resume where every machine sees the same checkpoints (a shared RUN)")
 
 # -----------------------------------------------------------------------------
 # training loop
@@ -795,15 +819,9 @@ if world_size > 1:
     digest = hashlib.sha256()
     for variable in model.variables:
         digest.update(variable.numpy().tobytes())
-    mine = tf.constant(np.frombuffer(digest.digest(), dtype=np.int64)[None])  # 1 x 4 int64
-
-    @tf.function
-    def every_digest():
-        """Each worker's digest, gathered from all of them: a world_size x 4 tensor."""
-        return strategy.run(lambda: tf.distribute.get_replica_context().all_gather(mine, 0))
-
-    gathered = strategy.experimental_local_results(every_digest())[0].numpy()
-    digests = [row.tobytes().hex() for row in gathered]
+    # each worker's digest, sent as 4 int64
+    gathered = every_process(np.frombuffer(digest.digest(), dtype=np.int64).tolist())
+    digests = [np.array(numbers, dtype=np.int64).tobytes().hex() for numbers in gathered]
     if len(set(digests)) > 1:
         sys.exit(f"error: worker {rank}: the workers' weights differ after training "
                  f"(sha256 {', '.join(digests)}): not used")

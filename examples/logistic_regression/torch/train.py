@@ -212,6 +212,15 @@ def process_share(order):
     return torch.cat(parts)
 
 
+def every_process(value):
+    """`value` (any picklable object) of every process, by rank; alone, [value]."""
+    if world_size == 1:
+        return [value]
+    values = [None] * world_size
+    dist.all_gather_object(values, value)
+    return values
+
+
 def epoch_mean(loss_sum, seen):
     """The epoch's mean training loss over every process's samples (`loss_sum` over `seen`,
     this process's); a host sync."""
@@ -617,6 +626,11 @@ if main_process:  # the run directory is the main process's to write
     for partial in checkpoint_dir.glob("*.tmp"):  # left behind by a run killed while saving
         partial.unlink()
     save_preprocessing(preprocessing, preprocessing_path)
+# Every process starts where the others do: each read the checkpoints its machine sees.
+starts = every_process([start_epoch, step])
+if any(start != starts[0] for start in starts):
+    sys.exit(f"error: the processes would start from different points (epoch and step by rank: "
+             f"{starts}): resume where every machine sees the same checkpoints (a shared RUN)")
 
 # -----------------------------------------------------------------------------
 # training loop
@@ -740,8 +754,7 @@ if world_size > 1:
     digest = hashlib.sha256()
     for tensor in model.state_dict().values():
         digest.update(tensor.detach().cpu().numpy().tobytes())
-    digests = [None] * world_size
-    dist.all_gather_object(digests, digest.hexdigest())
+    digests = every_process(digest.hexdigest())
     if len(set(digests)) > 1:
         sys.exit(f"error: rank {rank}: the processes' weights differ after training "
                  f"(sha256 {', '.join(digests)}): not used")
