@@ -3,7 +3,10 @@
 The generated program runs in a child process, with this one's Python, working directory
 and terminal, so that its output streams straight through (a terminal still gets the
 program's updating progress line) and specc itself never imports a framework. The child's
-exit status is the result: 0 trained, 1 a data or training error (it printed why).
+exit status is the result: 0 trained, 1 a data or training error (it printed why). With a
+cluster (`--nproc N`, and `--nnodes` ... for several machines), the backend's launcher
+(`specc.backends.<name>.launch`) runs it as that many processes and names the rank that
+failed, if one did.
 
 The run directory RUN defaults to `runs/<model name>`. Without `resume`, a RUN that holds
 checkpoints is never overwritten: the run goes to `RUN-2`, `RUN-3`, ... instead, and says
