@@ -50,6 +50,11 @@ class BackendEntry:
         the framework: for `specc bench`'s child process only)."""
         return import_module(f"{self.package}.devices")
 
+    def launcher(self) -> ModuleType:
+        """How its train.py runs as several processes (`specc train --nproc`): `check(cluster)`
+        and `run(train_command, cluster)` (specc.backends.common.launch)."""
+        return import_module(f"{self.package}.launch")
+
 
 _ENTRIES = (
     BackendEntry(
