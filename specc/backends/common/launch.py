@@ -5,7 +5,7 @@ returns the `Failure` that stopped them, if any (`BackendEntry.launcher()`).
 A process that dies is noticed within POLL_S (or within torchrun's monitor interval), and
 the others are stopped within STOP_GRACE_S more: the launcher never waits on a dead peer. A
 process that waits for a peer on another machine, which no launcher here watches, fails on
-its own after the program's `collective_timeout` (60 seconds, in its train.py).
+its own after the program's `COLLECTIVE_TIMEOUT_S` (60 seconds, in its processes.py).
 """
 
 from __future__ import annotations
