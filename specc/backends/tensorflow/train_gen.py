@@ -91,7 +91,8 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "export_help": "do not write RUN/model.keras and RUN/saved_model",
         "checkpoint_format": "a NumPy archive (np.load)",
         "export_files": "model.keras and saved_model/ (a SavedModel)",
-        "launcher": "the workers TF_CONFIG names",
+        # who starts the processes of a run on several (processes.py's docstring)
+        "launcher": "the workers of TF_CONFIG",
         # what checkpoints.py's save_training_state and load_training_state take
         "training_state": "model, optimizer",
         # what the shared epoch-end code reads the rate and the device's name with

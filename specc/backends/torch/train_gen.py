@@ -88,7 +88,8 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "export_help": "do not write RUN/model.pt2",
         "checkpoint_format": "a torch.save file",
         "export_files": "model.pt2 (torch.export)",
-        "launcher": "torchrun",
+        # who starts the processes of a run on several (processes.py's docstring)
+        "launcher": "started by torchrun",
         # for the export: per input, the axes (counting the batch) of its `?` dimensions, and
         # whether recurrent layers are among the model's (torch.export unrolls their steps)
         "unknown_axes": [[axis + 1 for axis, dim in enumerate(value.shape) if dim is None]
