@@ -66,7 +66,7 @@ model killed {
     metrics accuracy
     data synthetic(12000, validation=0.1, test=0.1)
     train {
-        epochs = 3
+        epochs = 2
         batch_size = 32
     }
 }
@@ -207,12 +207,12 @@ def test_a_killed_worker_stops_the_run_and_resume_finishes_it(tmp_path: Path,
     assert waited < KILL_EXIT_S
     assert "error: rank 1 was killed by signal 9" in stderr, stderr[-3000:]
     assert not (run / "results.json").exists()
-    assert len(metrics(run)) < 3
+    assert len(metrics(run)) < 2  # killed within the second epoch
 
     resumed = specc_train(spec, backend, run, "--nproc", "2", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stdout
-    assert [line["epoch"] for line in metrics(run)] == [1, 2, 3]
+    assert [line["epoch"] for line in metrics(run)] == [1, 2]
     assert json.loads((run / "results.json").read_text())["world_size"] == 2
 
     if backend != "torch":
@@ -220,7 +220,7 @@ def test_a_killed_worker_stops_the_run_and_resume_finishes_it(tmp_path: Path,
     # A resume on another number of processes is refused, saying why.
     program = run / "code" / "train.py"
     other = subprocess.run([sys.executable, str(program), "--out", str(run), "--resume",
-                            "--epochs", "4"], env=QUIET, capture_output=True, text=True,
+                            "--epochs", "3"], env=QUIET, capture_output=True, text=True,
                            timeout=RUN_TIMEOUT_S, check=False)
     assert other.returncode == 1
     assert "written by a run of 2 process(es), and this one has 1" in other.stderr
