@@ -90,11 +90,35 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from specc.backends.common.launch import Cluster
     from specc.run import train
 
+    cluster = None
+    if args.nproc is not None or args.nnodes > 1:
+        if args.nnodes > 1 and (args.master_addr is None or args.master_port is None):
+            print("specc train: --nnodes above 1 needs --master-addr and --master-port (where "
+                  "the machines meet: node 0's address and a free port)", file=sys.stderr)
+            return EXIT_USAGE
+        if not 0 <= args.node_rank < args.nnodes:
+            print(f"specc train: --node-rank {args.node_rank}: expected 0 to {args.nnodes - 1}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        cluster = Cluster(args.nproc or 1, args.nnodes, args.node_rank, args.master_addr,
+                          args.master_port)
     return train(args.spec, backend=args.backend, device=args.device, epochs=args.epochs,
                  out=args.out, resume=args.resume, max_steps=args.max_steps, data=args.data,
-                 model=args.model, max_memory=args.max_memory)
+                 model=args.model, max_memory=args.max_memory, cluster=cluster)
+
+
+def _positive(text: str) -> int:
+    """A count of processes or machines: an integer from 1 on."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _memory_size(text: str) -> str:
@@ -427,6 +451,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-memory", type=_memory_size, dest="max_memory", metavar="SIZE",
                        help="refuse to train if the memory estimate exceeds this (e.g. 2GB, "
                        "512MiB) instead of the device's free memory")
+    # several processes (specc.launch): torchrun for PyTorch, TF_CONFIG workers for TensorFlow
+    train.add_argument("--nproc", type=_positive, metavar="N",
+                       help="train with N processes on this machine (one per GPU on GPUs)")
+    train.add_argument("--nnodes", type=_positive, default=1, metavar="M",
+                       help="machines in all (PyTorch; run the same command on each)")
+    train.add_argument("--node-rank", type=int, default=0, dest="node_rank", metavar="R",
+                       help="this machine's number, from 0 (0: the master)")
+    train.add_argument("--master-addr", dest="master_addr", metavar="HOST",
+                       help="the address of machine 0, where the machines meet")
+    train.add_argument("--master-port", type=int, dest="master_port", metavar="PORT",
+                       help="a free port on machine 0")
     train.set_defaults(run=cmd_train)
 
     parity = sub.add_parser("parity", help="check that the PyTorch and TensorFlow programs "

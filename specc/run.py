@@ -3,7 +3,10 @@
 The generated program runs in a child process, with this one's Python, working directory
 and terminal, so that its output streams straight through (a terminal still gets the
 program's updating progress line) and specc itself never imports a framework. The child's
-exit status is the result: 0 trained, 1 a data or training error (it printed why).
+exit status is the result: 0 trained, 1 a data or training error (it printed why). With a
+cluster (`--nproc N`, and `--nnodes` ... for several machines), the backend's launcher
+(`specc.backends.<name>.launch`) runs it as that many processes and names the rank that
+failed, if one did.
 
 The run directory RUN defaults to `runs/<model name>`. Without `resume`, a RUN that holds
 checkpoints is never overwritten: the run goes to `RUN-2`, `RUN-3`, ... instead, and says
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import specc
 from specc.backends import generate, select_model
+from specc.backends.common.launch import Cluster, LaunchError
 from specc.backends.common.plan import spec_hash
 from specc.backends.registry import BACKENDS
 from specc.errors import SpecError
@@ -31,15 +35,23 @@ from specc.errors import SpecError
 def train(spec_path: str | Path, *, backend: str | None = None, device: str | None = None,
           epochs: int | None = None, out: str | Path | None = None, resume: bool = False,
           max_steps: int | None = None, data: str | None = None,
-          model: str | None = None, max_memory: str | None = None) -> int:
+          model: str | None = None, max_memory: str | None = None,
+          cluster: Cluster | None = None) -> int:
     """Train a model of the spec at `spec_path` (the first unless `model` names one) with
     `backend` (default: the spec's `train { backend }`); returns the exit status. Raises
     SpecError when the spec has errors, or when `resume` finds checkpoints of another backend
     or network; nothing has been written then. `max_memory` (a size such as "2GB") replaces
-    the device's free memory as the limit train.py refuses runs above (specc.memory)."""
+    the device's free memory as the limit train.py refuses runs above (specc.memory). With
+    `cluster`, train.py runs as that many processes (specc.launch)."""
     program = specc.load(spec_path)
     chosen = select_model(program, model)
     backend = backend or chosen.train.backend
+    if cluster is not None:
+        try:
+            BACKENDS[backend].launcher().check(cluster)
+        except LaunchError as error:
+            print(f"specc train: {error}", file=sys.stderr)
+            return 2
     run_dir = Path(out) if out is not None else Path("runs") / chosen.name
     if resume:
         refuse_foreign_checkpoints(run_dir, backend, spec_hash(chosen))
@@ -60,7 +72,15 @@ def train(spec_path: str | Path, *, backend: str | None = None, device: str | No
             command += [option, str(value)]
     if resume:
         command.append("--resume")
-    print(f"training `{chosen.name}` with {backend} in {run_dir}", flush=True)
+    processes = (f" on {cluster.world_size} processes"
+                 if cluster is not None and cluster.world_size > 1 else "")
+    print(f"training `{chosen.name}` with {backend}{processes} in {run_dir}", flush=True)
+    if cluster is not None:
+        failure = BACKENDS[backend].launcher().run(command, cluster)
+        if failure is None:
+            return 0
+        print(failure.message(), file=sys.stderr, flush=True)
+        return failure.exit_status()
     status = subprocess.run(command, check=False).returncode
     return 128 - status if status < 0 else status  # killed by signal N: the shell's 128 + N
 

@@ -341,6 +341,9 @@ class TrainConfig(BaseModel):
     device: str = "auto"
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 32
+    # What batch_size counts when several processes train: each one's batch (the global batch
+    # is batch_size x processes), or the global batch, split evenly between them.
+    batch_size_is: Literal["per_process", "global"] = "per_process"
     seed: Annotated[int, Field(ge=0)] = 0
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: Literal["auto", True, False] = "auto"

@@ -171,7 +171,8 @@ def test_tensorboard_false_leaves_tensorboard_out_of_the_program(tmp_path: Path,
     for word in ("tensorboard", "summary", "write_scalars"):
         assert word not in source.lower()
     source = sources("")
-    assert "write_scalars" in source and "TensorBoardLog(run_dir, step)" in source
+    assert "write_scalars" in source
+    assert "TensorBoardLog(run_dir, step, write=cluster.main)" in source
 
 
 # --- runs -------------------------------------------------------------------------------------

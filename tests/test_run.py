@@ -72,8 +72,8 @@ def test_options_pass_through_to_train_py(spec: Path, commands: list[list[str]])
                          "--out", "elsewhere", "--device", "cpu", "--epochs", "3",
                          "--max-steps", "5", "--data", "other.npz", "--resume"]]
     written = sorted(p.name for p in Path("elsewhere/code").iterdir())
-    assert written == ["checkpoints.py", "data.py", "devices.py", "model.py", "progress.py",
-                       "recipe.py", "train.py"]
+    assert written == ["checkpoints.py", "data.py", "devices.py", "model.py", "processes.py",
+                       "progress.py", "recipe.py", "train.py"]
 
 
 def test_the_first_model_trains_unless_one_is_named(spec: Path,

@@ -58,6 +58,11 @@ class BackendEntry:
         for the export's child process only)."""
         return import_module(f"{self.package}.export")
 
+    def launcher(self) -> ModuleType:
+        """How its train.py runs as several processes (`specc train --nproc`): `check(cluster)`
+        and `run(train_command, cluster)` (specc.backends.common.launch)."""
+        return import_module(f"{self.package}.launch")
+
 
 _ENTRIES = (
     BackendEntry(

@@ -12,10 +12,11 @@ tensorboard/ (TensorBoard's event files, when its writer can be imported: the va
 metrics.jsonl and the running loss, step/loss, by optimizer step),
 preprocessing.json (what --predict prepares inputs with), the trained model as
 model.keras and saved_model/ (a SavedModel), and last results.json (backend, device, epochs_run,
-train_samples_per_s, and the test metrics with the best weights). --resume continues from
+train_samples_per_s, world_size, nodes, the best weights' test metrics). --resume continues from
 the newest intact checkpoint; --predict FILE.npz runs the best one on FILE's inputs (x, or
 one array per input name) into RUN/predictions.npz (y, or one array per output name).
 A terminal shows a progress bar per epoch when tqdm is installed; a log gets a line per epoch.
+It trains on several processes too (processes.py), rank 0 alone printing and writing RUN.
 """
 
 import argparse
@@ -34,6 +35,7 @@ import checkpoints
 import data
 import devices  # before keras and tensorflow: it loads them without TensorFlow's start-up notices
 import keras
+import processes
 import progress
 import recipe
 import tensorflow as tf
@@ -73,10 +75,13 @@ try:
         devices.refuse_unless_it_fits(recipe.memory_needed, args.max_memory, device)
 except ValueError as error:  # a --device or --max-memory that names none
     parser.error(str(error))
+cluster = processes.join(device, recipe.grad_clip)  # several workers: their strategy
 precision = devices.training_precision(recipe.precision, device)  # and Keras's policy
 # XLA pays off on a GPU; on a CPU it costs more than it saves.
 on_gpu = device != "cpu"
 compile_model = on_gpu if recipe.compile_model == "auto" else recipe.compile_model
+compile_model = compile_model and cluster.world_size == 1  # not around workers' all-reduce
+batch_size = cluster.batch_of_each(recipe.batch_size, recipe.batch_size_is)  # each process's
 keras.utils.set_random_seed(recipe.seed)  # Python, NumPy and TensorFlow: the initial weights
 
 
@@ -184,11 +189,12 @@ def evaluate(inputs, targets):
 
 # The training step: forward, backward and update in one traced function, no host sync.
 trainable = model.trainable_variables
-loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)  # this epoch's, sample-weighted
-if recipe.grad_accum > 1:  # gradients add up here over grad_accum batches
-    accumulated = [tf.Variable(tf.zeros_like(v), trainable=False) for v in trainable]
+loss_sum = processes.sum_variable(tf.constant(0.0, tf.float64))  # this epoch's, sample-weighted
+if recipe.grad_accum > 1:  # gradients add up here over grad_accum batches, in each process
+    accumulated = [processes.own_variable(tf.zeros_like(v)) for v in trainable]
 
 
+@processes.on_every_process(cluster, traced)
 @traced
 def train_step(inputs, targets, update):
     """Forward and backward on one batch, then (when `update`, a Python bool: one trace per
@@ -196,7 +202,8 @@ def train_step(inputs, targets, update):
     with tf.GradientTape() as tape:
         outputs = forward(inputs, training=True)
         loss = recipe.compute_loss(outputs, targets)
-        scaled = optimizer.scale_loss(loss / recipe.grad_accum)  # fp16: times the loss scale
+        # fp16: times the loss scale; the optimizer sums the processes' gradients
+        scaled = optimizer.scale_loss(loss / (recipe.grad_accum * cluster.world_size))
     gradients = tape.gradient(scaled, trainable)
     loss_sum.assign_add(tf.cast(loss, tf.float64) * tf.cast(tf.shape(targets[0])[0], tf.float64))
     if recipe.grad_accum == 1:
@@ -246,7 +253,7 @@ train_inputs, train_targets = (on_device(part) for part in splits["train"])
 val_inputs, val_targets = (on_device(part) for part in splits["val"])
 test_inputs, test_targets = (on_device(part) for part in splits["test"])
 train_size = len(train_targets[0])
-batches_per_epoch = math.ceil(train_size / recipe.batch_size)
+batches_per_epoch = math.ceil(cluster.share_size(train_size) / batch_size)  # this process's
 steps_per_epoch = math.ceil(batches_per_epoch / recipe.grad_accum)
 total_steps = epochs * steps_per_epoch
 
@@ -255,27 +262,29 @@ step, start_epoch = 0, 0  # optimizer steps taken over all epochs; the first epo
 # the best value of the monitor so far, its epoch, and epochs since it improved
 best = {"value": math.inf, "epoch": 0, "wait": 0}  # lower is better
 metrics_path = run_dir / "metrics.jsonl"
+kept = []  # metrics.jsonl's lines that stay: a resume's, up to its checkpoint
 if any(checkpoint_dir.glob("*.npz")) and not args.resume:
     parser.error(f"{checkpoint_dir} holds checkpoints already: pass --resume to continue "
                  "that run, or choose another --out")
 if args.resume and checkpoints.epoch_checkpoints(checkpoint_dir):
     newest, contents = checkpoints.newest_intact(checkpoint_dir, recipe.spec_hash)
     position = checkpoints.load_training_state(contents, model, optimizer)
+    processes.check_resume(position, newest, cluster)
     recipe.schedule_state.update(position["schedule"])
     best.update(position["best"])
     start_epoch, step = position["epoch"], position["step"]
     # Lines logged after that checkpoint belong to epochs that are about to run again.
     logged = metrics_path.read_text().splitlines() if metrics_path.exists() else []
     kept = [line for line in logged if json.loads(line)["epoch"] <= start_epoch]
-    metrics_path.write_text("".join(line + "\n" for line in kept))
     print(f"resuming from {newest} (epoch {start_epoch}, step {step})")
-else:
-    if args.resume:
-        print(f"no checkpoint in {checkpoint_dir}: starting from scratch")
+elif args.resume:
+    print(f"no checkpoint in {checkpoint_dir}: starting from scratch")
+if cluster.main:  # the run directory is the main process's to write
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text("")
-checkpoints.remove_partial_files(checkpoint_dir)
-data.save_preprocessing(preprocessing, preprocessing_path)
+    metrics_path.write_text("".join(line + "\n" for line in kept))
+    checkpoints.remove_partial_files(checkpoint_dir)
+    data.save_preprocessing(preprocessing, preprocessing_path)
+processes.check_same_start((start_epoch, step), cluster)
 
 # -----------------------------------------------------------------------------
 # training loop
@@ -288,7 +297,7 @@ def improved(value):
 def save_checkpoint(path, epochs_done):
     """Everything a resume needs, as it stands after `epochs_done` epochs (checkpoints.py)."""
     position = {"epoch": epochs_done, "step": step, "schedule": recipe.schedule_state,
-                "best": best}
+                "best": best, "world_size": cluster.world_size}
     checkpoints.save_training_state(path, recipe.spec_hash, position, model, optimizer)
 
 
@@ -306,7 +315,7 @@ warmup_batches = 5  # the run's first batches (tracing, compilation, allocations
 timed_samples, timed_seconds = 0, 0.0
 trained_samples, trained_seconds = 0, 0.0
 epochs_run = start_epoch
-tensorboard = progress.TensorBoardLog(run_dir, step)
+tensorboard = progress.TensorBoardLog(run_dir, step, write=cluster.main)
 lr = recipe.learning_rate_at(start_epoch, step, steps_per_epoch, total_steps)
 optimizer.learning_rate = lr
 for epoch in range(start_epoch, epochs):
@@ -315,19 +324,19 @@ for epoch in range(start_epoch, epochs):
                                  interactive)
     # The order of the batches and the augmentation's draws are functions of
     # (seed, epoch, batch), so that a resumed run draws exactly what an uninterrupted one would.
-    order = tf.random.experimental.stateless_shuffle(tf.range(train_size),
-                                                     seed=[recipe.seed, epoch])
+    order = processes.share(tf.random.experimental.stateless_shuffle(  # alone: all of it
+        tf.range(train_size), seed=[recipe.seed, epoch]), batch_size, cluster)
     epoch_inputs = tuple(tf.gather(x, order) for x in train_inputs)
     epoch_targets = tuple(tf.gather(y, order) for y in train_targets)
     loss_sum.assign(0.0)
     seen = 0  # samples this epoch
     timer_start, timed_from = None, 0
     first_timed_batch = warmup_batches if epoch == start_epoch else 0
-    for batch, start in enumerate(range(0, train_size, recipe.batch_size)):
+    for batch, start in enumerate(range(0, len(order), batch_size)):
         if batch == first_timed_batch:
             loss_sum.numpy()  # waits for the queued steps, so that the clock covers them
             timer_start, timed_from = time.perf_counter(), seen
-        size = min(recipe.batch_size, train_size - start)
+        size = min(batch_size, len(order) - start)
         seen += size
         update = (batch + 1) % recipe.grad_accum == 0 or batch + 1 == batches_per_epoch
         rate = recipe.learning_rate_at(epoch, step, steps_per_epoch, total_steps)
@@ -344,13 +353,13 @@ for epoch in range(start_epoch, epochs):
         bar.step()
         if step % recipe.log_every == 0:
             # The loop's only host sync: once the loss is nan/inf, so is its running sum.
-            running_loss = float(loss_sum.numpy()) / seen
+            running_loss = float(loss_sum.numpy()) / (seen * cluster.world_size)
             stop_unless_finite(running_loss, "the training loss")
             bar.show(running_loss, seen, step, total_steps)
             tensorboard.log({"step/loss": running_loss}, step)
         if step >= max_steps:
             break
-    train_loss = float(loss_sum.numpy()) / seen  # waits for the epoch's last step
+    train_loss = float(loss_sum.numpy()) / (seen * cluster.world_size)  # waits for the last step
     now = time.perf_counter()
     trained_samples += seen
     trained_seconds += now - epoch_start
@@ -366,8 +375,9 @@ for epoch in range(start_epoch, epochs):
     stop_unless_finite(val["loss"], "the validation loss")
     record.update({f"val_{name}": value for name, value in val.items()})
     record.update(lr=lr, time=time.perf_counter() - epoch_start)
-    with metrics_path.open("a") as log:
-        log.write(json.dumps(record) + "\n")
+    if cluster.main:
+        with metrics_path.open("a") as log:
+            log.write(json.dumps(record) + "\n")
     bar.close()
     tensorboard.log({name: value for name, value in record.items()
                      if name not in ("epoch", "time")}, step)
@@ -379,10 +389,11 @@ for epoch in range(start_epoch, epochs):
     is_best = improved(record[recipe.monitor])
     if is_best:
         best.update(value=record[recipe.monitor], epoch=epochs_run, wait=0)
-        save_checkpoint(checkpoint_dir / "best.npz", epochs_run)
+        if cluster.main:
+            save_checkpoint(checkpoint_dir / "best.npz", epochs_run)
     else:
         best["wait"] += 1
-    if seen < train_size:
+    if seen < cluster.share_size(train_size):
         print(f"stopped by --max-steps after {step} optimizer steps, within epoch {epochs_run}")
         break  # a partial epoch never becomes an epoch checkpoint
     out_of_steps = step >= max_steps
@@ -390,7 +401,7 @@ for epoch in range(start_epoch, epochs):
     patience = recipe.patience
     out_of_patience = patience is not None and not is_best and best["wait"] >= patience
     last_epoch = epochs_run == epochs or out_of_steps or out_of_patience
-    if epochs_run % recipe.checkpoint_every == 0 or last_epoch:
+    if cluster.main and (epochs_run % recipe.checkpoint_every == 0 or last_epoch):
         save_checkpoint(checkpoint_dir / f"epoch-{epochs_run:04d}.npz", epochs_run)
         checkpoints.keep_newest(checkpoint_dir, recipe.checkpoint_keep)
     if out_of_steps:
@@ -399,6 +410,13 @@ for epoch in range(start_epoch, epochs):
     if out_of_patience:
         print(f"early stopping: {recipe.monitor} has not improved for {best['wait']} epochs")
         break
+
+if cluster.world_size > 1:  # their weights compared, then the main process alone goes on
+    processes.check_same_weights(processes.weight_arrays(model), cluster)
+    if not cluster.main:
+        sys.exit(0)
+    timed_samples *= cluster.world_size  # every process trained as many samples as this one
+    trained_samples *= cluster.world_size
 
 # -----------------------------------------------------------------------------
 # results: test metrics with the best weights, and the training speed
@@ -411,7 +429,8 @@ print("test  " + "  ".join(f"{name} {value:.4g}" for name, value in test.items()
 samples_per_s = (timed_samples / timed_seconds if timed_samples
                  else trained_samples / trained_seconds if trained_seconds else None)
 results = {"backend": "tensorflow", "device": device, "epochs_run": epochs_run,
-           "train_samples_per_s": samples_per_s, "test": test}
+           "train_samples_per_s": samples_per_s, "world_size": cluster.world_size,
+           "nodes": cluster.nodes, "test": test}
 results_path = run_dir / "results.json"
 results_path.unlink(missing_ok=True)  # written again once the export it describes exists
 

@@ -74,11 +74,12 @@ class TensorBoardLog:
     """TensorBoard's event files in RUN/tensorboard, when its writer can be imported: the values
     of each epoch's metrics.jsonl line (loss, val_loss, val_<metric>, lr) and the running
     training loss (step/loss). The x axis is the optimizer step, so that a resumed run's
-    curves go on from its checkpoint's step (`step`)."""
+    curves go on from its checkpoint's step (`step`). Without `write` (a process other than
+    the main one), nothing is written."""
 
-    def __init__(self, run_dir, step):
+    def __init__(self, run_dir, step, write=True):
         self.directory = run_dir / "tensorboard"
-        self.writer = open_writer(self.directory, step)
+        self.writer = open_writer(self.directory, step) if write else None
         if self.writer is not None:
             print(f"TensorBoard: tensorboard --logdir {self.directory}")
 

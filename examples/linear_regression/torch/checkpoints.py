@@ -183,7 +183,7 @@ def save_training_state(path, spec_hash, position, model, optimizer, scaler):
 def load_training_state(contents, model, optimizer=None, scaler=None):
     """Put a checkpoint (the bytes read_sealed verified) into `model`; with `optimizer` (a
     resume) into it, the loss `scaler` and the random generators too. Returns its position:
-    epoch, step, schedule, best."""
+    epoch, step, schedule, best, world_size (the processes that wrote it)."""
     checkpoint = torch.load(io.BytesIO(contents), map_location="cpu", weights_only=True)
     model.load_state_dict(checkpoint["model"])
     if optimizer is not None:
@@ -195,4 +195,5 @@ def load_training_state(contents, model, optimizer=None, scaler=None):
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if torch.cuda.is_initialized() and checkpoint["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
-    return {key: checkpoint[key] for key in ("epoch", "step", "schedule", "best")}
+    position = {key: checkpoint[key] for key in ("epoch", "step", "schedule", "best")}
+    return {**position, "world_size": checkpoint.get("world_size", 1)}

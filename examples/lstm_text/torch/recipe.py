@@ -14,6 +14,8 @@ import torch.nn.functional as F
 # epochs, device and max_memory)
 epochs = 3
 batch_size = 64
+# with several processes: each one's batch (per_process), or the global batch (global)
+batch_size_is = "per_process"
 seed = 0
 device = "auto"  # auto: CUDA when present, else the CPU
 precision = "auto"  # auto: bf16 autocast on CUDA when supported, else fp32

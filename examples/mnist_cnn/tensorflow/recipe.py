@@ -14,6 +14,8 @@ import tensorflow as tf
 # epochs, device and max_memory)
 epochs = 10
 batch_size = 128
+# with several processes: each one's batch (per_process), or the global batch (global)
+batch_size_is = "per_process"
 seed = 0
 device = "auto"  # auto: a GPU when TensorFlow sees one, else the CPU
 precision = "auto"  # auto: mixed bf16 on a GPU that has it, else fp32

@@ -12,10 +12,11 @@ tensorboard/ (TensorBoard's event files, when its writer can be imported: the va
 metrics.jsonl and the running loss, step/loss, by optimizer step),
 preprocessing.json (what --predict prepares inputs with), the trained model as
 model.pt2 (torch.export), and last results.json (backend, device, epochs_run,
-train_samples_per_s, and the test metrics with the best weights). --resume continues from
+train_samples_per_s, world_size, nodes, the best weights' test metrics). --resume continues from
 the newest intact checkpoint; --predict FILE.npz runs the best one on FILE's inputs (x, or
 one array per input name) into RUN/predictions.npz (y, or one array per output name).
 A terminal shows a progress bar per epoch when tqdm is installed; a log gets a line per epoch.
+It trains on several processes too (processes.py), rank 0 alone printing and writing RUN.
 """
 
 import argparse
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checkpoints
 import data
 import devices
+import processes
 import progress
 import recipe
 from model import TransformerText
@@ -74,6 +76,7 @@ try:
         devices.refuse_unless_it_fits(recipe.memory_needed, args.max_memory, device)
 except ValueError as error:  # a --device or --max-memory that names none
     parser.error(str(error))
+cluster, device = processes.join(device)  # several processes: one device each
 on_cuda = device.type == "cuda"
 precision = devices.training_precision(recipe.precision, device)
 amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -84,6 +87,7 @@ scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 random.seed(recipe.seed)
 np.random.seed(recipe.seed)
 torch.manual_seed(recipe.seed)  # every CUDA device too
+batch_size = cluster.batch_of_each(recipe.batch_size, recipe.batch_size_is)  # each process's
 
 
 def on_device(arrays):
@@ -97,8 +101,10 @@ def on_device(arrays):
 
 model = TransformerText().to(device)
 compile_model = on_cuda if recipe.compile_model == "auto" else recipe.compile_model
-# The compiled wrapper runs the batches; checkpoints and export use the plain module.
-compiled_model = torch.compile(model) if compile_model else model
+# The compiled wrapper (of DDP's, with several processes) runs the batches; checkpoints and
+# export use the plain module.
+running_model = processes.data_parallel(model, cluster, device)
+compiled_model = torch.compile(running_model) if compile_model else running_model
 optimizer = recipe.make_optimizer(model, fused=on_cuda)
 
 
@@ -164,7 +170,7 @@ train_inputs, train_targets = (on_device(part) for part in splits["train"])
 val_inputs, val_targets = (on_device(part) for part in splits["val"])
 test_inputs, test_targets = (on_device(part) for part in splits["test"])
 train_size = len(train_targets[0])
-batches_per_epoch = math.ceil(train_size / recipe.batch_size)
+batches_per_epoch = math.ceil(cluster.share_size(train_size) / batch_size)  # this process's
 steps_per_epoch = math.ceil(batches_per_epoch / recipe.grad_accum)
 total_steps = epochs * steps_per_epoch
 
@@ -173,27 +179,29 @@ step, start_epoch = 0, 0  # optimizer steps taken over all epochs; the first epo
 # the best value of the monitor so far, its epoch, and epochs since it improved
 best = {"value": math.inf, "epoch": 0, "wait": 0}  # lower is better
 metrics_path = run_dir / "metrics.jsonl"
+kept = []  # metrics.jsonl's lines that stay: a resume's, up to its checkpoint
 if any(checkpoint_dir.glob("*.pt")) and not args.resume:
     parser.error(f"{checkpoint_dir} holds checkpoints already: pass --resume to continue "
                  "that run, or choose another --out")
 if args.resume and checkpoints.epoch_checkpoints(checkpoint_dir):
     newest, contents = checkpoints.newest_intact(checkpoint_dir, recipe.spec_hash)
     position = checkpoints.load_training_state(contents, model, optimizer, scaler)
+    processes.check_resume(position, newest, cluster)
     recipe.schedule_state.update(position["schedule"])
     best.update(position["best"])
     start_epoch, step = position["epoch"], position["step"]
     # Lines logged after that checkpoint belong to epochs that are about to run again.
     logged = metrics_path.read_text().splitlines() if metrics_path.exists() else []
     kept = [line for line in logged if json.loads(line)["epoch"] <= start_epoch]
-    metrics_path.write_text("".join(line + "\n" for line in kept))
     print(f"resuming from {newest} (epoch {start_epoch}, step {step})")
-else:
-    if args.resume:
-        print(f"no checkpoint in {checkpoint_dir}: starting from scratch")
+elif args.resume:
+    print(f"no checkpoint in {checkpoint_dir}: starting from scratch")
+if cluster.main:  # the run directory is the main process's to write
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text("")
-checkpoints.remove_partial_files(checkpoint_dir)
-data.save_preprocessing(preprocessing, preprocessing_path)
+    metrics_path.write_text("".join(line + "\n" for line in kept))
+    checkpoints.remove_partial_files(checkpoint_dir)
+    data.save_preprocessing(preprocessing, preprocessing_path)
+processes.check_same_start((start_epoch, step), cluster)
 
 # -----------------------------------------------------------------------------
 # training loop
@@ -206,7 +214,7 @@ def improved(value):
 def save_checkpoint(path, epochs_done):
     """Everything a resume needs, as it stands after `epochs_done` epochs (checkpoints.py)."""
     position = {"epoch": epochs_done, "step": step, "schedule": recipe.schedule_state,
-                "best": best}
+                "best": best, "world_size": cluster.world_size}
     checkpoints.save_training_state(path, recipe.spec_hash, position, model, optimizer, scaler)
 
 
@@ -224,7 +232,7 @@ warmup_batches = 5  # the run's first batches (tracing, compilation, allocations
 timed_samples, timed_seconds = 0, 0.0
 trained_samples, trained_seconds = 0, 0.0
 epochs_run = start_epoch
-tensorboard = progress.TensorBoardLog(run_dir, step)
+tensorboard = progress.TensorBoardLog(run_dir, step, write=cluster.main)
 model.train()
 for epoch in range(start_epoch, epochs):
     epoch_start = time.perf_counter()
@@ -234,19 +242,20 @@ for epoch in range(start_epoch, epochs):
     # that a resumed run draws exactly what an uninterrupted one would.
     rng = torch.Generator(device).manual_seed(recipe.seed + epoch)
     order = torch.randperm(train_size, generator=rng, device=device)
+    order = processes.share(order, batch_size, cluster)  # alone: all of it
     epoch_inputs = tuple(x[order] for x in train_inputs)
     epoch_targets = tuple(y[order] for y in train_targets)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0  # samples this epoch
     timer_start, timed_from = None, 0
     first_timed_batch = warmup_batches if epoch == start_epoch else 0
-    for batch, start in enumerate(range(0, train_size, recipe.batch_size)):
+    for batch, start in enumerate(range(0, len(order), batch_size)):
         if batch == first_timed_batch:
             if on_cuda:
                 torch.cuda.synchronize(device)  # the clock covers the queued GPU work
             timer_start, timed_from = time.perf_counter(), seen
-        inputs = tuple(x[start:start + recipe.batch_size] for x in epoch_inputs)
-        targets = tuple(y[start:start + recipe.batch_size] for y in epoch_targets)
+        inputs = tuple(x[start:start + batch_size] for x in epoch_inputs)
+        targets = tuple(y[start:start + batch_size] for y in epoch_targets)
         with autocast:
             outputs = forward(inputs)
         loss = recipe.compute_loss(outputs, targets)
@@ -274,7 +283,8 @@ for epoch in range(start_epoch, epochs):
             tensorboard.log({"step/loss": running_loss}, step)
         if step >= max_steps:
             break
-    train_loss = loss_sum.item() / seen  # waits for the epoch's last step
+    # waits for the epoch's last step; the sums are over every process's samples
+    train_loss = processes.summed(loss_sum, cluster).item() / (seen * cluster.world_size)
     now = time.perf_counter()
     trained_samples += seen
     trained_seconds += now - epoch_start
@@ -290,8 +300,9 @@ for epoch in range(start_epoch, epochs):
     stop_unless_finite(val["loss"], "the validation loss")
     record.update({f"val_{name}": value for name, value in val.items()})
     record.update(lr=optimizer.param_groups[0]["lr"], time=time.perf_counter() - epoch_start)
-    with metrics_path.open("a") as log:
-        log.write(json.dumps(record) + "\n")
+    if cluster.main:
+        with metrics_path.open("a") as log:
+            log.write(json.dumps(record) + "\n")
     bar.close()
     tensorboard.log({name: value for name, value in record.items()
                      if name not in ("epoch", "time")}, step)
@@ -303,10 +314,11 @@ for epoch in range(start_epoch, epochs):
     is_best = improved(record[recipe.monitor])
     if is_best:
         best.update(value=record[recipe.monitor], epoch=epochs_run, wait=0)
-        save_checkpoint(checkpoint_dir / "best.pt", epochs_run)
+        if cluster.main:
+            save_checkpoint(checkpoint_dir / "best.pt", epochs_run)
     else:
         best["wait"] += 1
-    if seen < train_size:
+    if seen < cluster.share_size(train_size):
         print(f"stopped by --max-steps after {step} optimizer steps, within epoch {epochs_run}")
         break  # a partial epoch never becomes an epoch checkpoint
     out_of_steps = step >= max_steps
@@ -314,7 +326,7 @@ for epoch in range(start_epoch, epochs):
     patience = recipe.patience
     out_of_patience = patience is not None and not is_best and best["wait"] >= patience
     last_epoch = epochs_run == epochs or out_of_steps or out_of_patience
-    if epochs_run % recipe.checkpoint_every == 0 or last_epoch:
+    if cluster.main and (epochs_run % recipe.checkpoint_every == 0 or last_epoch):
         save_checkpoint(checkpoint_dir / f"epoch-{epochs_run:04d}.pt", epochs_run)
         checkpoints.keep_newest(checkpoint_dir, recipe.checkpoint_keep)
     if out_of_steps:
@@ -323,6 +335,15 @@ for epoch in range(start_epoch, epochs):
     if out_of_patience:
         print(f"early stopping: {recipe.monitor} has not improved for {best['wait']} epochs")
         break
+
+if cluster.world_size > 1:  # their weights compared, then the main process alone goes on
+    processes.check_same_weights(processes.weight_arrays(model), cluster)
+    processes.leave(cluster)
+    compiled_model = model  # DDP's wrapper would still talk to the group
+    if not cluster.main:
+        sys.exit(0)
+    timed_samples *= cluster.world_size  # every process trained as many samples as this one
+    trained_samples *= cluster.world_size
 
 # -----------------------------------------------------------------------------
 # results: test metrics with the best weights, and the training speed
@@ -335,7 +356,8 @@ print("test  " + "  ".join(f"{name} {value:.4g}" for name, value in test.items()
 samples_per_s = (timed_samples / timed_seconds if timed_samples
                  else trained_samples / trained_seconds if trained_seconds else None)
 results = {"backend": "torch", "device": str(device), "epochs_run": epochs_run,
-           "train_samples_per_s": samples_per_s, "test": test}
+           "train_samples_per_s": samples_per_s, "world_size": cluster.world_size,
+           "nodes": cluster.nodes, "test": test}
 results_path = run_dir / "results.json"
 results_path.unlink(missing_ok=True)  # written again once the export it describes exists
 

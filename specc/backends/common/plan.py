@@ -128,9 +128,10 @@ def _fill(text: str, width: int) -> list[str]:
 
 # The files of a program that its backend's train_gen writes, each from the template of its
 # name (`recipe.py.j2`, ...): the training recipe (settings, loss, metrics, optimizer,
-# schedule), the sealed checkpoints, the device (its precision, its memory), and the program
-# that runs them.
-TRAINING_FILES = ("recipe.py", "checkpoints.py", "devices.py", "progress.py", "train.py")
+# schedule), the sealed checkpoints, the device (its precision, its memory), the progress
+# shown, training on several processes, and the program that runs them.
+TRAINING_FILES = ("recipe.py", "checkpoints.py", "devices.py", "progress.py", "processes.py",
+                  "train.py")
 
 
 def import_lines(stdlib: tuple[str, ...], third_party: tuple[str, ...]) -> str:

@@ -59,6 +59,10 @@ def imports(model: ir.Model) -> dict[str, str]:
              "from pathlib import Path"), ()),
         "progress.py": import_lines(
             ("import sys", "import time"), ("import tensorflow as tf",) * model.train.tensorboard),
+        "processes.py": import_lines(
+            ("import hashlib", "import json", "import math", "import os", "import sys",
+             "from dataclasses import dataclass"),
+            ("import numpy as np", "import tensorflow as tf")),
         # Keras and TensorFlow come after devices.py (templates/train_program_imports.j2).
         "train.py": import_lines(
             ("import argparse", "import json", "import math", "import os", "import sys",
@@ -89,6 +93,8 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "export_help": "do not write RUN/model.keras and RUN/saved_model",
         "checkpoint_format": "a NumPy archive (np.load)",
         "export_files": "model.keras and saved_model/ (a SavedModel)",
+        # who starts the processes of a run on several (processes.py's docstring)
+        "launcher": "the workers of TF_CONFIG",
         # what checkpoints.py's save_training_state and load_training_state take
         "training_state": "model, optimizer",
         # what the shared epoch-end code reads the rate and the device's name with

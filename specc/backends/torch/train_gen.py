@@ -55,6 +55,10 @@ def imports(model: ir.Model) -> dict[str, str]:
             ("import torch",)),
         "progress.py": import_lines(
             ("import sys", "import time", *("import types",) * model.train.tensorboard), ()),
+        "processes.py": import_lines(
+            ("import hashlib", "import math", "import os", "import sys", "import warnings",
+             "from dataclasses import dataclass", "from datetime import timedelta"),
+            ("import numpy as np", "import torch", "import torch.distributed as dist")),
         "train.py": import_lines(
             ("import argparse", "import json", "import math", "import os", "import random",
              "import sys", "import time", "from contextlib import nullcontext",
@@ -84,6 +88,8 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "export_help": "do not write RUN/model.pt2",
         "checkpoint_format": "a torch.save file",
         "export_files": "model.pt2 (torch.export)",
+        # who starts the processes of a run on several (processes.py's docstring)
+        "launcher": "started by torchrun",
         # for the export: per input, the axes (counting the batch) of its `?` dimensions, and
         # whether recurrent layers are among the model's (torch.export unrolls their steps)
         "unknown_axes": [[axis + 1 for axis, dim in enumerate(value.shape) if dim is None]

@@ -147,7 +147,8 @@ def load_model(tmp_path: Path, spec_text: str):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_generated_train_py_passes_ruff_and_stands_alone(tmp_path: Path, variant: str) -> None:
     files = render_training(load_model(tmp_path, VARIANTS[variant]))
-    assert list(files) == ["recipe.py", "checkpoints.py", "devices.py", "progress.py", "train.py"]
+    assert list(files) == ["recipe.py", "checkpoints.py", "devices.py", "progress.py",
+                           "processes.py", "train.py"]
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     source = files["train.py"]
@@ -367,7 +368,9 @@ def test_a_run_writes_the_documented_files_and_keys(six_epochs: tuple[Path, Path
                                 "time"]
         assert all(math.isfinite(value) for value in record.values())
     results = json.loads((run / "results.json").read_text())
-    assert list(results) == ["backend", "device", "epochs_run", "train_samples_per_s", "test"]
+    assert list(results) == ["backend", "device", "epochs_run", "train_samples_per_s",
+                             "world_size", "nodes", "test"]
+    assert (results["world_size"], results["nodes"]) == (1, 1)  # one process alone
     assert results["backend"] == "torch" and results["device"] == "cpu"
     assert results["epochs_run"] == 6 and results["train_samples_per_s"] > 0
     assert list(results["test"]) == ["loss", "accuracy", "f1"]
@@ -393,7 +396,8 @@ def test_checkpoints_hold_the_documented_state(six_epochs: tuple[Path, Path]) ->
     checkpoint = torch.load(run / "checkpoints" / "epoch-0006.pt", weights_only=True)
     # the spec hash is in the file's seal (tests/test_checkpoints.py)
     assert set(checkpoint) == {"epoch", "step", "model", "optimizer", "scaler", "schedule",
-                               "best", "rng"}
+                               "best", "world_size", "rng"}
+    assert checkpoint["world_size"] == 1  # a resume needs as many processes
     assert set(checkpoint["rng"]) == {"python", "numpy", "torch", "cuda"}
     assert checkpoint["epoch"] == 6 and checkpoint["step"] == 18  # 3 batches per epoch
 
