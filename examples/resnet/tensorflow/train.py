@@ -393,9 +393,7 @@ def core_layers_model(model):
     what `model` computes at inference:
     - the spec's batchnorm (TorchBatchNormalization, which differs from Keras's own only in
       training) is Keras's BatchNormalization with the same moving statistics and epsilon.
-    When something cannot be rebuilt, `model` itself is returned, saying so: its model.keras
-    then loads after `import model` (model.py registers its classes with Keras)."""
-    kept = []  # layers that keep model.py's class, and why
+    """
 
     def core_layer(layer):
         config = layer.get_config()
@@ -405,13 +403,9 @@ def core_layers_model(model):
         return layer.__class__.from_config(config)
 
     rebuilt = keras.models.clone_model(model, clone_function=core_layer)
-    if kept:
-        print(f"note: model.keras keeps model.py's layers {', '.join(kept)}: load it after "
-              "`import model`")
-        return model
     for layer in model.layers:
         target = rebuilt.get_layer(layer.name)
-        if target.weights:  # a Rescaling offset holds the positions' vectors already
+        if target.weights:
             target.set_weights(layer.get_weights())
     return rebuilt
 
