@@ -454,19 +454,20 @@ class LayerWriter:
 
     # --- convolution --------------------------------------------------------------------
 
-    def _explicit_padding(self, site: Site, rank: int, padding) -> tuple[list[Statement], str]:
-        """Keras convolutions pad only `valid` or `same`: explicit zeros come first, from a
-        ZeroPadding layer. Returns its statements and the variable the convolution reads."""
-        if isinstance(padding, str):
-            return [], site.ins[0]
-        pad = self.layer(site, f"layers.ZeroPadding{rank}D", axes(padding), name=site.name("_pad"))
-        return [pad], site.out
+    def _explicit_padding(self, site: Site, window) -> tuple[list[Statement], str, str]:
+        """Keras convolutions pad only by a word (`valid`, `same`, `causal`): explicit zeros
+        come first, from a ZeroPadding layer. Returns its statements, the variable the
+        convolution reads and the convolution's own `padding`."""
+        if isinstance(window.padding, str):
+            return [], site.ins[0], window.padding
+        pad = self.layer(site, f"layers.ZeroPadding{window.rank}D", axes(window.padding),
+                         name=site.name("_pad"))
+        return [pad], site.out, "valid"
 
     def _conv(self, site: Site) -> list[Statement]:
         layer = site.node.layer
         window = layer.window
-        steps, x = self._explicit_padding(site, window.rank, window.padding)
-        padding = window.padding if isinstance(window.padding, str) else "valid"
+        steps, x, padding = self._explicit_padding(site, window)
         per_group = site.shapes[0][-1] // layer.groups
         site.holds_kernel_and_bias((*window.kernel, per_group, layer.filters), layer.filters,
                                    bias=layer.bias)
@@ -490,8 +491,7 @@ class LayerWriter:
     def _depthwise_conv(self, site: Site) -> list[Statement]:
         layer = site.node.layer
         window = layer.window
-        steps, x = self._explicit_padding(site, window.rank, window.padding)
-        padding = window.padding if isinstance(window.padding, str) else "valid"
+        steps, x, padding = self._explicit_padding(site, window)
         channels = site.shapes[0][-1]
         site.holds_kernel_and_bias((*window.kernel, channels, layer.multiplier),
                                    channels * layer.multiplier, bias=layer.bias)
@@ -513,8 +513,7 @@ class LayerWriter:
     def _separable_conv(self, site: Site) -> list[Statement]:
         layer = site.node.layer
         window = layer.window
-        steps, x = self._explicit_padding(site, window.rank, window.padding)
-        padding = window.padding if isinstance(window.padding, str) else "valid"
+        steps, x, padding = self._explicit_padding(site, window)
         channels = site.shapes[0][-1]
         middle = channels * layer.multiplier
         site.holds("depthwise_kernel", (*window.kernel, channels, layer.multiplier))
