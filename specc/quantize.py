@@ -19,7 +19,6 @@ than `max_drop` points (default 1). Nothing here imports a framework.
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from onnxruntime.quantization import (
 )
 
 from specc.export_metadata import ExportMetadata, MetadataError, attach, loads
+from specc.run_files import read_program_seed
 
 QUANTIZED = "int8"
 DEFAULT_MAX_DROP = 1.0  # points of accuracy a quantized classifier may lose
@@ -242,9 +242,6 @@ def compare(original: str | Path, quantized: str | Path, inputs: dict[str, np.nd
 # makes the splits: its load_splits with prepare_inputs left out gives the samples exactly as
 # training split them, before preprocessing, and the labels as the loss took them.
 
-# The config's seed line: `seed = 0` at the top level of train.py, or as a typed field
-# (`seed: int = 0`) of a config class.
-SEED_LINE = re.compile(r"^\s*seed(?:\s*:\s*int)?\s*=\s*(-?\d+)\b", re.MULTILINE)
 
 
 def run_splits(run_dir: str | Path) -> dict[str, tuple[dict[str, np.ndarray], np.ndarray]]:
@@ -255,12 +252,10 @@ def run_splits(run_dir: str | Path) -> dict[str, tuple[dict[str, np.ndarray], np
     if not data_file.is_file():
         raise QuantizeError(f"{run_dir} has no code/data.py (expected the directory of a run "
                             "of `specc train`)")
-    programs = sorted(code.glob("*.py"), key=lambda path: path.name != "train.py")
-    seed = next((int(match.group(1)) for program in programs
-                 if (match := SEED_LINE.search(program.read_text(encoding="utf-8")))), None)
+    seed = read_program_seed(code)
     if seed is None:
-        raise QuantizeError(f"{code}: no program there sets `seed = N` (expected the config "
-                            "block of a generated train.py)")
+        raise QuantizeError(f"{code}: no program there sets `seed = N` (expected the settings "
+                            "of a generated recipe.py)")
     spec = importlib.util.spec_from_file_location(f"_specc_run_data_{id(code)}", data_file)
     data = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(code))  # data.py may import its neighbours

@@ -71,6 +71,21 @@ def read_results(run_dir: Path) -> dict | None:
     return results
 
 
+# The settings' seed line, `seed = 0`: in recipe.py (in train.py in programs of earlier
+# versions). Read as text, so that no framework is imported to learn it.
+SEED_LINE = re.compile(r"^seed = (\d+)\b", re.MULTILINE)
+
+
+def read_program_seed(code_dir: Path) -> int | None:
+    """The seed the program in `code_dir` (a run's code/) split its data with; None when no
+    file there sets one."""
+    for path in sorted(code_dir.glob("*.py"), key=lambda path: path.name != "recipe.py"):
+        match = SEED_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
+        if match:
+            return int(match[1])
+    return None
+
+
 def read_program_title(run_dir: Path) -> tuple[str, str] | None:
     """(model name, backend) from the first line of `run_dir/code/train.py`, when it is a
     program specc generated."""

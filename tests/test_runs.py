@@ -146,3 +146,15 @@ def test_trained_runs_of_both_backends_are_listed_and_plotted(tmp_path, capsys):
     assert main(["plot", str(runs / "torch"), str(runs / "tensorflow"), "-o", str(out)]) == (
         EXIT_OK)
     assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_program_seed_is_read_from_recipe_py_before_the_other_files(tmp_path):
+    from specc.run_files import read_program_seed
+
+    assert read_program_seed(tmp_path) is None
+    (tmp_path / "data.py").write_text("def split(seed = 3):\n    pass\n")
+    assert read_program_seed(tmp_path) is None  # an argument default is not the setting
+    (tmp_path / "train.py").write_text("seed = 5\n")  # a program of an earlier version
+    assert read_program_seed(tmp_path) == 5
+    (tmp_path / "recipe.py").write_text('"""Settings."""\n\nseed = 11  # the split\n')
+    assert read_program_seed(tmp_path) == 11

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 import shutil
 import sys
 import traceback
@@ -31,11 +30,10 @@ from specc.export.inputs import (
 from specc.export.metrics import first_output_metrics
 from specc.export.tokenizer import tokenizer_contract
 from specc.export_metadata import ExportMetadata, OutputInfo, TensorInfo, attach
-from specc.run_files import read_program_title, read_results
+from specc.run_files import read_program_seed, read_program_title, read_results
 
 OPSET = 18  # the ONNX opset of every export: onnxruntime 1.17 and later run it
 ORT_BATCH = 256  # samples per onnxruntime call when verifying
-SEED_LINE = re.compile(r"^seed = (\d+)\b", re.MULTILINE)  # the config line of the program
 
 
 class ExportError(Exception):
@@ -245,13 +243,12 @@ def intact_checkpoint(run_dir: Path, suffix: str) -> tuple[bytes, dict]:
 
 
 def program_seed(code_dir: Path) -> int:
-    """The seed the program split its data with: the `seed = N` line of its config."""
-    for path in sorted(code_dir.glob("*.py")):
-        match = SEED_LINE.search(path.read_text(encoding="utf-8"))
-        if match:
-            return int(match[1])
-    raise ExportError(f"{code_dir} has no `seed = N` config line, so its data split cannot be "
-                      "read again")
+    """The seed the program split its data with: the `seed = N` line of its settings."""
+    seed = read_program_seed(code_dir)
+    if seed is None:
+        raise ExportError(f"{code_dir} has no `seed = N` settings line, so its data split "
+                          "cannot be read again")
+    return seed
 
 
 def remove(path: Path) -> None:
