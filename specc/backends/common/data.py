@@ -112,11 +112,6 @@ class DataCode:
     reads_file: bool  # whether DATA_PATH exists and `--data PATH` applies
 
 
-# What train.py uses of data.py (as data.NAME): the rest of the module serves these.
-PROGRAM_NAMES = ("DataError", "load_preprocessing", "load_splits", "prediction_arrays",
-                 "read_predict_inputs", "save_preprocessing")
-
-
 def render_data_module(model: ir.Model, program_dir: str | Path) -> str:
     """The source of data.py, the program's data loader, for a program written to
     `program_dir`: a docstring, the imports the loader needs, then the loader."""
