@@ -9,8 +9,14 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from specc.layers.activation import ACTIVATION_LAYERS, ACTIVATIONS, Activation
-from specc.layers.attention import MultiHeadAttention, TransformerEncoder
+from specc.layers.activation import ACTIVATION_LAYERS, ACTIVATIONS, Activation, PReLU
+from specc.layers.attention import (
+    AdditiveAttention,
+    Attention,
+    MultiHeadAttention,
+    TransformerDecoder,
+    TransformerEncoder,
+)
 from specc.layers.base import Layer
 from specc.layers.conv import (
     Conv1D,
@@ -35,7 +41,7 @@ from specc.layers.core import (
     SpatialDropout2D,
 )
 from specc.layers.initializers import INITIALIZERS, Initializer
-from specc.layers.merge import Add, Average, Concat, Maximum, Minimum, Multiply, Subtract
+from specc.layers.merge import Add, Average, Concat, Dot, Maximum, Minimum, Multiply, Subtract
 from specc.layers.normalization import BatchNorm, LayerNorm
 from specc.layers.pooling import (
     AvgPool1D,
@@ -73,6 +79,7 @@ _CLASSES: tuple[type[Layer], ...] = (
     Permute,
     Identity,
     *ACTIVATION_LAYERS,
+    PReLU,
     Conv1D,
     Conv2D,
     Conv3D,
@@ -108,6 +115,9 @@ _CLASSES: tuple[type[Layer], ...] = (
     GRU,
     MultiHeadAttention,
     TransformerEncoder,
+    TransformerDecoder,
+    Attention,
+    AdditiveAttention,
     Add,
     Subtract,
     Multiply,
@@ -115,6 +125,7 @@ _CLASSES: tuple[type[Layer], ...] = (
     Maximum,
     Minimum,
     Concat,
+    Dot,
 )
 
 LAYERS: dict[str, type[Layer]] = {cls.model_fields["kind"].default: cls for cls in _CLASSES}
@@ -151,6 +162,7 @@ FRAMEWORK_LAYER_NAMES: dict[str, str] = {
     "SeparableConv1D": "separable_conv1d",
     "SeparableConv2D": "separable_conv2d",
     "TransformerEncoderLayer": "transformer_encoder",
+    "TransformerDecoderLayer": "transformer_decoder",
 }
 
 __all__ = [

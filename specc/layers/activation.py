@@ -10,14 +10,16 @@ constants), `mish` x * tanh(softplus(x)), `hard_sigmoid` relu6(x + 3) / 6 (PyTor
 
 As `activation=` values two more names are accepted: `swish`, another name of `silu`, and
 `linear`, which is no activation (as `none`).
+
+`prelu()` is a layer only: its negative slopes are weights.
 """
 
 from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BeforeValidator, field_validator
 
-from specc.layers.args import Int, NonNegativeFloat, invalid
-from specc.layers.base import Layer, Shape, resolve_axis
+from specc.layers.args import Flag, Float, Int, NonNegativeFloat, invalid
+from specc.layers.base import Backend, Layer, ParamCount, Shape, require_known, resolve_axis
 
 ActivationKind = Literal[
     "relu", "gelu", "sigmoid", "tanh", "softmax", "silu", "elu", "leaky_relu", "softplus",
@@ -146,3 +148,33 @@ ACTIVATION_LAYERS: tuple[type[ActivationLayer], ...] = (
     HardSwish,
     Exponential,
 )
+
+
+class PReLU(Layer):
+    """x for x ≥ 0, alpha * x below, alpha learned: one per channel (the last axis), or one
+    for the whole input with `shared=true`, starting at `alpha` (0.25, PyTorch's; Keras's
+    own PReLU starts at zeros with one alpha per element, so its backend passes both a
+    Constant(0.25) initializer and shared_axes for every axis but the channels).
+    """
+
+    kind: Literal["prelu"] = "prelu"
+    alpha: Float = 0.25
+    shared: Flag = False
+
+    hints: ClassVar[dict[str, str]] = {
+        "init": "alpha",
+        "alpha_initializer": "alpha",
+        "num_parameters": "shared",
+        "shared_axes": "shared",
+    }
+
+    def alphas(self, shape: Shape) -> int:
+        """How many alphas the layer learns on an input of `shape`."""
+        return 1 if self.shared else require_known(shape, -1, "channels")
+
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        self.alphas(inputs[0])
+        return inputs[0]
+
+    def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
+        return ParamCount(self.alphas(inputs[0]))

@@ -53,6 +53,11 @@ class Layer(BaseModel):
     kind: str
     # How many inputs the layer takes: 1, or "many" for merges (two or more).
     arity: ClassVar[int | Literal["many"]] = 1
+    # How many named tensors the layer takes when a graph chain starts with it (`add(a, b)`,
+    # `attention(query, value)`): (fewest, most; None for no limit). None: it cannot start
+    # a chain. A layer of arity 1 may have it too (multihead_attention, cross-attention).
+    # With no limit the layer takes tensors only (a merge); else arguments follow them.
+    named_inputs: ClassVar[tuple[int, int | None] | None] = None
     # Older or Keras-style spellings a user may try, mapped to our argument name; used only
     # for the "did you mean" hint, never accepted silently.
     hints: ClassVar[dict[str, str]] = {}

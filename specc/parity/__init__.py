@@ -92,7 +92,9 @@ __all__ = [
 DROPOUT_FIELDS = {"dropout": "rate", "multihead_attention": "dropout",
                   "transformer_encoder": "dropout", "spatial_dropout1d": "rate",
                   "spatial_dropout2d": "rate", "gaussian_noise": "stddev",
-                  "gaussian_dropout": "rate", "alpha_dropout": "rate"}
+                  "gaussian_dropout": "rate", "alpha_dropout": "rate",
+                  "transformer_decoder": "dropout", "attention": "dropout",
+                  "additive_attention": "dropout"}
 
 
 def without_dropout(model: ir.Model) -> ir.Model:

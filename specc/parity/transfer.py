@@ -35,8 +35,13 @@ PyTorch → Keras, kind by kind:
   array.
 - multihead_attention: the query, key, value and output projections' weight [h*k, f] (the
   output's [f, h*k]) and bias → kernels [f, h, k] ([h, k, f]) and biases [h, k] ([f]).
+  Cross-attention's key and value projections take the key's and the value's own features.
 - transformer_encoder: its attention (as above), then two linear layers (as dense) and two
-  layer norms, each a Keras layer of its own.
+  layer norms, each a Keras layer of its own. transformer_decoder: its self-attention and
+  its cross-attention, then the two linear layers and three layer norms.
+- attention, additive_attention: the scalars scale and concat_score_weight, the vector
+  scale, unchanged.
+- prelu: the alphas, [C] (or [1]) in PyTorch, [1, ..., C] (or all ones) in Keras.
 
 Going back, Keras's single recurrent bias becomes PyTorch's input bias (the recurrent one
 zero), and each batchnorm gets a batch count of 0, so that `load_state_dict` finds every
@@ -188,7 +193,8 @@ def _attention_to_keras(heads: int, tensors: Arrays) -> Arrays:
     key_dim = width // heads
     variables = []
     for weight, bias in zip(tensors[0:6:2], tensors[1:6:2], strict=True):
-        variables += [weight.T.reshape(features, heads, key_dim), bias.reshape(heads, key_dim)]
+        # [heads * key_dim, in]: the key's and the value's `in` may differ from the query's
+        variables += [weight.T.reshape(-1, heads, key_dim), bias.reshape(heads, key_dim)]
     weight, bias = tensors[6:8]
     return [*variables, weight.T.reshape(heads, key_dim, features), bias]
 
@@ -213,22 +219,43 @@ def attention_to_torch(layer, variables: Arrays) -> Arrays:
 ATTENTION = 2 * PROJECTIONS
 
 
+def _attentions(layer) -> int:
+    """The attention layers of a transformer layer: a decoder's two, an encoder's one."""
+    return 2 if layer.kind == "transformer_decoder" else 1
+
+
 def transformer_to_keras(layer, tensors: Arrays) -> Arrays:
-    attention, (w1, b1, w2, b2, *norms) = tensors[:ATTENTION], tensors[ATTENTION:]
-    return [*_attention_to_keras(layer.heads, attention), w1.T, b1, w2.T, b2, *norms]
+    variables = []
+    for index in range(_attentions(layer)):
+        variables += _attention_to_keras(layer.heads, tensors[index * ATTENTION:][:ATTENTION])
+    w1, b1, w2, b2, *norms = tensors[_attentions(layer) * ATTENTION :]
+    return [*variables, w1.T, b1, w2.T, b2, *norms]
 
 
 def transformer_to_torch(layer, variables: Arrays) -> Arrays:
-    attention, (k1, b1, k2, b2, *norms) = variables[:ATTENTION], variables[ATTENTION:]
-    return [*_attention_to_torch(attention), k1.T, b1, k2.T, b2, *norms]
+    tensors = []
+    for index in range(_attentions(layer)):
+        tensors += _attention_to_torch(variables[index * ATTENTION:][:ATTENTION])
+    k1, b1, k2, b2, *norms = variables[_attentions(layer) * ATTENTION :]
+    return [*tensors, k1.T, b1, k2.T, b2, *norms]
 
 
 @dataclass(frozen=True)
 class Conversion:
-    """One kind's pair of conversions (see above)."""
+    """One kind's pair of conversions (see above). With `reshape`, each array is then
+    reshaped to the shape the other program's manifest records for it (prelu's alphas:
+    [C] in PyTorch, [1, ..., C] in Keras)."""
 
     to_keras: Callable[[object, Arrays], Arrays]
     to_torch: Callable[[object, Arrays], Arrays]
+    reshape: bool = False
+
+    def convert(self, site_layer, arrays: Arrays, into: Entry, keras: bool) -> Arrays:
+        converted = (self.to_keras if keras else self.to_torch)(site_layer, arrays)
+        if self.reshape:
+            converted = [np.reshape(a, w.shape) for a, w in zip(converted, into.weights,
+                                                                 strict=True)]
+        return converted
 
 
 CONVERSIONS: dict[str, Conversion] = {
@@ -249,6 +276,10 @@ CONVERSIONS: dict[str, Conversion] = {
     "gru": Conversion(recurrent_to_keras, recurrent_to_torch),
     "multihead_attention": Conversion(attention_to_keras, attention_to_torch),
     "transformer_encoder": Conversion(transformer_to_keras, transformer_to_torch),
+    "transformer_decoder": Conversion(transformer_to_keras, transformer_to_torch),
+    "attention": Conversion(same_to_keras, same_to_torch),
+    "additive_attention": Conversion(same_to_keras, same_to_torch),
+    "prelu": Conversion(same_to_keras, same_to_torch, reshape=True),
 }
 
 
@@ -303,10 +334,10 @@ class Transfer:
                     raise KeyError(f"the PyTorch state dict has no `{key}`")
                 read.add(key)
                 tensors.append(np.asarray(state[key]))
-            variables = site.conversion.to_keras(site.node.layer, tensors)
+            variables = site.conversion.convert(site.node.layer, tensors, site.keras, keras=True)
             _check_shapes(site.keras, variables, "Keras")
             for weight, array in zip(site.keras.weights, variables, strict=True):
-                weights.setdefault(weight.holder, []).append(np.ascontiguousarray(array))
+                weights.setdefault(weight.holder, []).append(_contiguous(array))
         unused = sorted(key for key in state if key not in read)
         if unused:
             raise ValueError(f"PyTorch weights without a Keras layer: {', '.join(unused)}")
@@ -325,14 +356,19 @@ class Transfer:
                     raise KeyError(f"no weights of the Keras layer `{name}`")
                 read.add(name)
                 variables += [np.asarray(w) for w in weights[name]]
-            tensors = site.conversion.to_torch(site.node.layer, variables)
+            tensors = site.conversion.convert(site.node.layer, variables, site.torch, keras=False)
             _check_shapes(site.torch, tensors, "PyTorch")
             for weight, array in zip(site.torch.weights, tensors, strict=True):
-                state[f"{weight.holder}.{weight.name}"] = np.ascontiguousarray(array)
+                state[f"{weight.holder}.{weight.name}"] = _contiguous(array)
         unused = sorted(name for name, layer in weights.items() if len(layer) and name not in read)
         if unused:
             raise ValueError(f"Keras weights without a PyTorch module: {', '.join(unused)}")
         return state
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """`array` in C order, a scalar staying a scalar (np.ascontiguousarray makes it [1])."""
+    return np.ascontiguousarray(array).reshape(np.shape(array))
 
 
 def _check_shapes(entry: Entry, arrays: Arrays, framework: str) -> None:

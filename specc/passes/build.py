@@ -213,9 +213,10 @@ class GraphBuilder:
         """The layer a (non-block) call names, its arguments bound; raises SpecError."""
         layer_cls = lookup(LAYERS, call.name, call.name_span, "layer", FRAMEWORK_LAYER_NAMES)
         if layer_cls.arity == "many":
+            verb = "merges" if layer_cls.named_inputs[1] is None else "takes"
             raise SpecError.at(
                 call.name_span,
-                f"`{call.name}` merges named tensors: write "
+                f"`{call.name}` {verb} named tensors: write "
                 f"it as the start of a graph chain, e.g. `{call.name}(a, b)`",
             )
         return bind(layer_cls, evaluate_call(call, self.env), "layer")
@@ -465,8 +466,12 @@ class GraphBuilder:
         return outputs  # type: ignore[return-value]
 
     def _merge(self, call: ast.Call, resolve_name) -> Slot:
+        """A chain that starts with a layer of named tensors: a merge (`add(a, b)`) or a
+        layer of several inputs (`attention(query, value, use_scale=true)`). The leading
+        names, as many as the layer takes, are its tensors; the arguments after them bind
+        to the layer's own, in order."""
         layer_cls = LAYERS.get(call.name)
-        if call.name in self.scope.blocks or layer_cls is None or layer_cls.arity != "many":
+        if call.name in self.scope.blocks or layer_cls is None or layer_cls.named_inputs is None:
             what = "block" if call.name in self.scope.blocks else "layer"
             if layer_cls is None and call.name not in self.scope.blocks:
                 self.report(
@@ -486,35 +491,29 @@ class GraphBuilder:
                     )
                 )
             return POISON
-        inputs: list[Slot] = []
-        for arg in call.args:
-            if not isinstance(arg, ast.Name):
-                self.report(
-                    Diagnostic(
-                        f"`{call.name}` takes names of tensors (got {type(arg).__name__.lower()})",
-                        arg.span,
-                    )
-                )
-                return POISON
-            inputs.append(resolve_name(arg))
-        if len(inputs) < 2:
+        fewest, most = layer_cls.named_inputs
+        tensors = list(itertools.takewhile(lambda arg: isinstance(arg, ast.Name), call.args))
+        tensors = tensors if most is None else tensors[:most]
+        rest = call.args[len(tensors) :]
+        if most is None and rest:  # a merge takes tensors only
+            arg = rest[0]
             self.report(
                 Diagnostic(
-                    f"`{call.name}` merges two or more tensors (got {len(inputs)})", call.span
+                    f"`{call.name}` takes names of tensors (got {type(arg).__name__.lower()})",
+                    arg.span,
                 )
             )
+            return POISON
+        inputs: list[Slot] = [resolve_name(arg) for arg in tensors]
+        if len(inputs) < fewest:
+            self.report(Diagnostic(_named_inputs_message(call.name, fewest, most, len(inputs)),
+                                   call.span))
             return POISON
         if any(isinstance(i, _Poison) for i in inputs):
             return POISON
         try:
-            keywords = CallValue(
-                call.name,
-                [],
-                evaluate_call(call.model_copy(update={"args": []}), self.env).keywords,
-                call.span,
-                call.name_span,
-            )
-            layer = bind(layer_cls, keywords, "layer")
+            arguments = evaluate_call(call.model_copy(update={"args": rest}), self.env)
+            layer = bind(layer_cls, arguments, "layer")
         except SpecError as error:
             self.report_all(error)
             return POISON
@@ -528,6 +527,14 @@ class GraphBuilder:
             self.nodes[-1] = node.model_copy(update={"output": relabelled})
             return relabelled
         return value  # an alias such as `b = a`: the tensor keeps its first name
+
+
+def _named_inputs_message(name: str, fewest: int, most: int | None, got: int) -> str:
+    if most is None:  # a merge
+        return f"`{name}` merges two or more tensors (got {got})"
+    expected = str(fewest) if fewest == most else f"{fewest} to {most}"
+    return (f"`{name}` takes named tensors first, e.g. `{name}(a, b)` "
+            f"(expected {expected}, got {got})")
 
 
 def _listed(names, most: int = 20) -> str:

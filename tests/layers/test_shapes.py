@@ -141,6 +141,19 @@ EXTENSIONS = {
     **{name: {"rate": ...} for name in ("spatial_dropout1d", "spatial_dropout2d",
                                         "gaussian_dropout", "alpha_dropout")},
     "gaussian_noise": {"stddev": ...},
+    "transformer_decoder": {
+        "heads": ...,
+        "ff": ...,
+        "dropout": 0.1,
+        "activation": "relu",
+        "norm_first": False,
+        "causal": True,
+        "epsilon": 1e-5,
+    },
+    "attention": {"use_scale": False, "score_mode": "dot", "dropout": 0},
+    "additive_attention": {"use_scale": True, "dropout": 0},
+    "dot": {"axes": ..., "normalize": False},
+    "prelu": {"alpha": 0.25, "shared": False},
 }
 
 
@@ -198,6 +211,7 @@ def test_initializer_defaults():
         "gru",
         "multihead_attention",
         "transformer_encoder",
+        "transformer_decoder",
     }
     assert set(INITIALIZERS) >= {"glorot_uniform", "he_normal", "orthogonal", "uniform", "zeros"}
 
@@ -246,7 +260,16 @@ def test_metadata():
         "maximum",
         "minimum",
         "concat",
+        "dot",
+        "transformer_decoder",
+        "attention",
+        "additive_attention",
     }
+    # Layers of several inputs take names first; multihead_attention does in a chain too.
+    assert LAYERS["multihead_attention"].arity == 1
+    assert LAYERS["multihead_attention"].named_inputs == (2, 3)
+    assert LAYERS["transformer_decoder"].named_inputs == (2, 2)
+    assert LAYERS["dot"].named_inputs == LAYERS["add"].named_inputs == (2, None)
     assert LAYERS["conv2d"].hints["strides"] == "stride"
     assert LAYERS["lstm"].hints["hidden_size"] == "units"
     assert LAYERS["multihead_attention"].hints["num_heads"] == "heads"
@@ -684,6 +707,109 @@ def test_multihead_attention():
         "cannot split the input [10, 6] into 4 heads evenly; give key_dim to choose their width "
         "(expected features a multiple of 4, got 6)"
     )
+
+
+def test_cross_attention():
+    # Keras: the query's projection from its features, the key's and value's from theirs
+    query, value = (5, 8), (7, 6)
+    expected = (8 * 6 + 6) + 2 * (6 * 6 + 6) + (6 * 8 + 8)
+    assert params_of("multihead_attention", [query, value], heads=2, key_dim=3) == ParamCount(
+        expected
+    )
+    key = (7, 4)
+    expected = (8 * 4 + 4) + (4 * 4 + 4) + (6 * 4 + 4) + (4 * 8 + 8)
+    assert params_of("multihead_attention", [query, value, key], heads=1) == ParamCount(
+        8 * 8 + 8 + 4 * 8 + 8 + 6 * 8 + 8 + 8 * 8 + 8
+    )
+    assert params_of("multihead_attention", [query, value, key], heads=2, key_dim=2) == (
+        ParamCount(expected)
+    )
+    assert shape_of("multihead_attention", [query, value], heads=2) == (5, 8)
+    assert shape_of("multihead_attention", [(None, 8), (None, 6)], heads=4) == (None, 8)
+    assert shape_error("multihead_attention", [query, (7, 6), (8, 6)], heads=2) == (
+        "needs a key as long as the value (expected 7 steps, got 8 steps: value [7, 6], "
+        "key [8, 6])"
+    )
+    assert shape_error("multihead_attention", [query, (7,)], heads=2).startswith(
+        "the value: input must be [time, features]"
+    )
+    assert "the key: needs a known number of features" in shape_error(
+        "multihead_attention", [query, value, (7, None)], heads=2
+    )
+
+
+def test_transformer_decoder():
+    # PyTorch: two attentions (in_proj 3f² + 3f, out_proj f² + f each), two linear, 3 LN
+    f, ff = 8, 32
+    expected = 2 * (4 * f * f + 4 * f) + 2 * f * ff + ff + f + 6 * f
+    assert params_of("transformer_decoder", [(None, f), (7, f)], heads=2, ff=ff) == (
+        ParamCount(expected)
+    )
+    assert shape_of("transformer_decoder", [(5, 8), (None, 8)], heads=4, ff=16) == (5, 8)
+    assert shape_error("transformer_decoder", [(5, 8), (7, 6)], heads=2, ff=16) == (
+        "needs a memory with the target's features (expected [?, 8], got [7, 6] beside the "
+        "target [5, 8])"
+    )
+    assert shape_error("transformer_decoder", [(5, 8), (7, 8), (7, 8)], heads=2, ff=16) == (
+        "takes a target and a memory (expected two inputs, got 3)"
+    )
+    assert "the memory: input must be" in shape_error(
+        "transformer_decoder", [(5, 8), (8,)], heads=2, ff=16
+    )
+    assert "multiple of 3" in shape_error("transformer_decoder", [(5, 8), (5, 8)], heads=3, ff=4)
+    assert not make("transformer_decoder", heads=2, ff=4, causal=False).causal
+
+
+def test_luong_and_additive_attention():
+    query, value, key = (4, 6), (9, 5), (9, 6)
+    assert shape_of("attention", [query, key]) == (4, 6)
+    assert shape_of("attention", [query, value, key]) == (4, 5)
+    assert shape_of("additive_attention", [(None, 6), value, (None, 6)]) == (None, 5)
+    assert params_of("attention", [query, key]) == ParamCount(0)
+    assert params_of("attention", [query, key], use_scale=True) == ParamCount(1)
+    assert params_of("attention", [query, key], use_scale=True, score_mode="concat") == (
+        ParamCount(2)
+    )
+    assert params_of("additive_attention", [query, key]) == ParamCount(6)
+    assert params_of("additive_attention", [query, key], use_scale=False) == ParamCount(0)
+    assert shape_error("attention", [query, value]) == (
+        "needs a value with the query's features (expected [?, 6], got [9, 5] beside the "
+        "query [4, 6])"
+    )
+    assert shape_error("additive_attention", [query, value, value]).startswith(
+        "needs a key with the query's features"
+    )
+    assert shape_error("attention", [query, value, (8, 6)]).startswith(
+        "needs a key as long as the value"
+    )
+    assert "'dot' or 'concat'" in error_of("attention", score_mode="general")
+
+
+def test_dot():
+    assert shape_of("dot", [(4,), (4,)], axes=1) == (1,)
+    assert shape_of("dot", [(4,), (4,)], axes=-1) == (1,)
+    assert shape_of("dot", [(3, 5), (7, 5)], axes=-1) == (3, 7)
+    assert shape_of("dot", [(3, 5), (3, 6)], axes=[1, 1]) == (5, 6)
+    assert shape_of("dot", [(3, 5), (6, 3)], axes=[1, 2]) == (5, 6)
+    assert shape_of("dot", [(None, 5), (None, 5)], axes=2, normalize=True) == (None, None)
+    assert shape_error("dot", [(3, 5), (7, 6)], axes=-1) == (
+        "needs equal sizes along the axes [-1, -1] (expected 5 in both, got [3, 5], [7, 6])"
+    )
+    assert "of one rank" in shape_error("dot", [(3, 5), (5,)], axes=-1)
+    assert "needs exactly two inputs" in shape_error("dot", [(5,), (5,), (5,)], axes=1)
+    assert "axis 3 does not exist" in shape_error("dot", [(3, 5), (3, 5)], axes=3)
+    assert "cannot multiply along the batch" in error_of("dot", axes=[0, 1])
+    assert "one axis of each input" in error_of("dot", axes=[1, 1, 1])
+    assert flops_of("dot", [(3, 5), (7, 5)], axes=-1) == 2 * 3 * 7 * 5
+
+
+def test_prelu():
+    assert shape_of("prelu", [(6, 6, 3)]) == (6, 6, 3)
+    assert params_of("prelu", [(6, 6, 3)]) == ParamCount(3)
+    assert params_of("prelu", [(6, 6, 3)], shared=True) == ParamCount(1)
+    assert params_of("prelu", [(None, 7)], "torch") == ParamCount(7)
+    assert "needs a known number of channels" in shape_error("prelu", [(4, None)])
+    assert make("prelu", alpha=-0.5).alpha == -0.5
 
 
 def test_transformer_encoder():

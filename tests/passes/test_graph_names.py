@@ -201,3 +201,48 @@ def test_rebinding_an_input_name_reports_the_unused_input(check):
         }
     """)
     assert [(e.span.line, e.message) for e in checked.errors] == [(3, "input `y` is never used")]
+
+
+SEQUENCES = "input q: float[5, 8]\n    input kv: float[7, 6]"
+
+
+def test_layers_of_several_inputs_take_names_then_arguments(check):
+    model = check(graph_model("""
+        c = multihead_attention(q, kv, 2, key_dim=3)
+        d = transformer_decoder(c, c, 2, 16, 0.0, gelu)
+        y = attention(q, d, c, use_scale=true) -> flatten()
+    """, inputs=SEQUENCES)).model
+    cross, decoder, luong = model.graph.nodes[:3]
+    assert cross.inputs == ("q", "kv") and (cross.layer.heads, cross.layer.key_dim) == (2, 3)
+    assert cross.params["torch"].total == (8 * 6 + 6) + 2 * (6 * 6 + 6) + (6 * 8 + 8)
+    assert decoder.inputs == (cross.id, cross.id)
+    assert (decoder.layer.ff, decoder.layer.dropout, decoder.layer.activation) == (16, 0.0, "gelu")
+    assert luong.inputs == ("q", decoder.id, cross.id) and luong.layer.use_scale
+
+
+def test_several_inputs_errors_are_located(check):
+    checked = check(graph_model("""
+        a = attention(q) -> flatten()
+        b = transformer_decoder(q, kv, 2, 16) -> flatten()
+        c = dot(q, kv, axes=-1) -> flatten()
+        d = additive_attention(q, kv, kv, kv) -> flatten()
+        y = concat(a, b, c, d)
+    """, inputs=SEQUENCES))
+    error = checked.error("`attention` takes named tensors first, e.g. `attention(a, b)` "
+                          "(expected 2 to 3, got 1)")
+    assert error.span.line == checked.line("a = attention")
+    error = checked.error("transformer_decoder: needs a memory with the target's features "
+                          "(expected [?, 8], got [7, 6] beside the target [5, 8])")
+    assert error.span.line == checked.line("b = transformer_decoder")
+    error = checked.error("dot: needs equal sizes along the axes [-1, -1]")
+    assert error.span.line == checked.line("c = dot")
+    # A fourth name after the three tensors is a positional argument, and none is expected.
+    error = checked.error("additive_attention")
+    assert error.span.line == checked.line("d = additive_attention")
+
+
+def test_layers_of_several_inputs_in_a_sequence_are_an_error(check):
+    checked = check("model m {\n    input x: float[4, 2]\n    layers { attention() }\n}\n")
+    checked.error("`attention` takes named tensors: write it as the start of a graph chain")
+    checked = check(graph_model("y = x -> dot(axes=1)", inputs="input x: float[4]"))
+    checked.error("`dot` merges named tensors")

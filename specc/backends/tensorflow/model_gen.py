@@ -77,13 +77,20 @@ from specc.backends.naming import (
 from specc.errors import SpecError
 from specc.layers import ACTIVATIONS as ACTIVATION_KINDS
 from specc.layers.args import per_axis
+from specc.layers.attention import query_value_key
 from specc.layers.base import Shape
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 BUILDER = "build_model"
 IMPORTED = ("keras", "layers", "ops")
-HELPERS = ("leaky_relu", "TorchBatchNormalization", "PositionalEmbedding", "transformer_encoder")
+HELPERS = (
+    "leaky_relu",
+    "TorchBatchNormalization",
+    "PositionalEmbedding",
+    "transformer_encoder",
+    "transformer_decoder",
+)
 # Block functions and variables never take these names, whether or not a file defines them.
 MODULE_NAMES = frozenset((*IMPORTED, *HELPERS, BUILDER))
 PREFIX = "name"  # a block function's parameter: the layer-name prefix of its layers
@@ -135,6 +142,8 @@ def output_layer_name(path: Sequence[str], node: ir.LayerNode) -> str:
         return name + CROP_SUFFIX
     if layer.kind == "transformer_encoder":
         return f"{name}{SEPARATOR}{'residual2' if layer.norm_first else 'norm2'}"
+    if layer.kind == "transformer_decoder":
+        return f"{name}{SEPARATOR}{'residual3' if layer.norm_first else 'norm3'}"
     return name
 
 
@@ -360,6 +369,10 @@ class LayerWriter:
         "gru": Rule(emit="recurrent"),
         "multihead_attention": Rule(emit="attention"),
         "transformer_encoder": Rule(emit="transformer"),
+        "transformer_decoder": Rule(emit="transformer"),
+        "attention": Rule(emit="scores_attention"),
+        "additive_attention": Rule(emit="scores_attention"),
+        "prelu": Rule(emit="prelu"),
         "add": Rule(emit="merge"),
         "subtract": Rule(emit="merge"),
         "multiply": Rule(emit="merge"),
@@ -367,6 +380,7 @@ class LayerWriter:
         "maximum": Rule(emit="merge"),
         "minimum": Rule(emit="merge"),
         "concat": Rule(emit="merge"),
+        "dot": Rule(emit="merge"),
     }
 
     def __init__(self) -> None:
@@ -669,46 +683,105 @@ class LayerWriter:
         return [self.layer(site, "layers.Bidirectional", Call(function, args))]
 
     def _attention(self, site: Site) -> list[Statement]:
-        layer, (x,) = site.node.layer, site.ins
+        layer = site.node.layer
         causal = ("use_causal_mask=True",) if layer.causal else ()
-        _holds_attention(site, site.shapes[0][-1], layer.heads, layer.head_width(site.shapes[0]))
+        query, value, key = query_value_key(site.shapes)
+        _holds_attention(site, query[-1], layer.heads, layer.head_width(query),
+                         sources=(value[-1], key[-1]))
+        # Self-attention: queries, keys and values are x; else (query, value[, key]).
+        inputs = site.ins if len(site.ins) > 1 else site.ins * 2
         return [
             self.layer(
                 site,
                 "layers.MultiHeadAttention",
                 num_heads=layer.heads,
-                key_dim=layer.head_width(site.shapes[0]),
+                key_dim=layer.head_width(query),
                 dropout=unless(layer.dropout, 0.0),
                 **self.initializers(layer),
-                inputs=(x, x, *causal),  # self-attention: queries, keys and values are x
+                inputs=(*inputs, *causal),
             )
         ]
 
     def _transformer(self, site: Site) -> list[Statement]:
-        self.helpers.add("transformer_encoder")
+        """transformer_encoder (one input) and transformer_decoder (the target, the
+        memory): the helper functions of those names."""
         layer = site.node.layer
-        # The layers transformer_encoder (templates/model_helpers.j2) names after the node.
+        helper = layer.kind
+        self.helpers.add(helper)
+        # The layers the helper (templates/model_helpers.j2) names after the node.
         features = site.shapes[0][-1]
-        _holds_attention(site, features, layer.heads, features // layer.heads,
-                         f"{SEPARATOR}attention")
+        decoder = helper == "transformer_decoder"
+        attentions = ("self_attention", "cross_attention") if decoder else ("attention",)
+        for attention in attentions:
+            _holds_attention(site, features, layer.heads, features // layer.heads,
+                             suffix=f"{SEPARATOR}{attention}")
         site.holds_kernel_and_bias((features, layer.ff), layer.ff, f"{SEPARATOR}linear1")
         site.holds_kernel_and_bias((layer.ff, features), features, f"{SEPARATOR}linear2")
-        for norm in ("norm1", "norm2"):
+        for norm in ("norm1", "norm2", "norm3")[: len(attentions) + 1]:
             site.holds("gamma", (features,), f"{SEPARATOR}{norm}")
             site.holds("beta", (features,), f"{SEPARATOR}{norm}")
         args = arguments(
-            Code(site.ins[0]),
+            *map(Code, site.ins),
             site.name(),
             heads=layer.heads,
             ff=layer.ff,
             dropout=unless(layer.dropout, 0.1),
             activation=self.activation(layer.activation) if layer.activation != "relu" else None,
             norm_first=unless(layer.norm_first, False),
+            causal=unless(layer.causal, True) if decoder else None,
             epsilon=unless(layer.epsilon, 1e-5),
             init=unless(layer.init, "glorot_uniform"),
             bias_init=unless(layer.bias_init, "zeros"),
         )
-        return [Statement(site.out, "transformer_encoder", args)]
+        return [Statement(site.out, helper, args)]
+
+    def _scores_attention(self, site: Site) -> list[Statement]:
+        """keras.layers.Attention and AdditiveAttention, called on [query, value(, key)]."""
+        layer = site.node.layer
+        inputs = (f"[{', '.join(site.ins)}]",)
+        dropout = unless(layer.dropout, 0.0)
+        if layer.kind == "attention":
+            if layer.use_scale:
+                site.holds("scale", ())
+            if layer.score_mode == "concat":
+                site.holds("concat_score_weight", ())
+            return [
+                self.layer(
+                    site,
+                    "layers.Attention",
+                    use_scale=unless(layer.use_scale, False),
+                    score_mode=unless(layer.score_mode, "dot"),
+                    dropout=dropout,
+                    inputs=inputs,
+                )
+            ]
+        if layer.use_scale:
+            site.holds("scale", site.shapes[0][-1:])
+        return [
+            self.layer(
+                site,
+                "layers.AdditiveAttention",
+                use_scale=unless(layer.use_scale, True),
+                dropout=dropout,
+                inputs=inputs,
+            )
+        ]
+
+    def _prelu(self, site: Site) -> list[Statement]:
+        """One alpha per channel (Keras shares it along every other axis), or one in all;
+        Keras starts at zeros, the spec at `alpha`."""
+        layer, rank = site.node.layer, len(site.shapes[0])
+        shared = tuple(range(1, rank + 1 if layer.shared else rank))
+        alpha_shape = (1,) * rank if layer.shared else (*(1,) * (rank - 1), site.shapes[0][-1])
+        site.holds("alpha", alpha_shape)
+        return [
+            self.layer(
+                site,
+                "layers.PReLU",
+                alpha_initializer=Call("keras.initializers.Constant", (lit(layer.alpha),)),
+                shared_axes=list(shared) or None,
+            )
+        ]
 
     # --- merges -------------------------------------------------------------------------
 
@@ -718,6 +791,10 @@ class LayerWriter:
         if layer.kind == "concat":
             axis = unless(layer.axis, -1)
             return [self.layer(site, "layers.Concatenate", axis=axis, inputs=inputs)]
+        if layer.kind == "dot":
+            normalize = unless(layer.normalize, False)
+            axes = layer.axes if isinstance(layer.axes, int) else tuple(layer.axes)
+            return [self.layer(site, "layers.Dot", axes, normalize=normalize, inputs=inputs)]
         return [self.layer(site, MERGES[layer.kind], inputs=inputs)]
 
 
@@ -729,11 +806,16 @@ def _sides(amounts: tuple[tuple[int, int], ...]) -> object:
     return amounts[0] if len(amounts) == 1 else amounts
 
 
-def _holds_attention(site: Site, features: int, heads: int, key_dim: int, suffix: str = "") -> None:
-    """A MultiHeadAttention's weights: per projection a [features, heads, key_dim] kernel and
-    a [heads, key_dim] bias, then the output's [heads, key_dim, features] kernel and bias."""
-    for _ in ("query", "key", "value"):
-        site.holds("kernel", (features, heads, key_dim), suffix)
+def _holds_attention(
+    site: Site, features: int, heads: int, key_dim: int, sources=(), suffix: str = ""
+) -> None:
+    """A MultiHeadAttention's weights: per projection (of the query's features, and of the
+    value's and the key's `sources`, the query's unless given) a [in, heads, key_dim] kernel
+    and a [heads, key_dim] bias, then the output's [heads, key_dim, features] kernel and
+    bias. Keras builds them query, key, value."""
+    value, key = sources or (features, features)
+    for source in (features, key, value):
+        site.holds("kernel", (source, heads, key_dim), suffix)
         site.holds("bias", (heads, key_dim), suffix)
     site.holds("kernel", (heads, key_dim, features), suffix)
     site.holds("bias", (features,), suffix)
@@ -770,6 +852,7 @@ POSITIONAL = {
     **{f"layers.Cropping{n}D": ("cropping",) for n in (1, 2)},
     **{f"layers.UpSampling{n}D": ("size",) for n in (1, 2, 3)},
     "PositionalEmbedding": ("max_len",),
+    "layers.Dot": ("axes",),
 }
 
 

@@ -74,6 +74,7 @@ from specc.backends.naming import (
 )
 from specc.errors import SpecError
 from specc.layers.args import per_axis
+from specc.layers.attention import query_value_key
 from specc.layers.base import Shape
 from specc.layers.window import Window
 
@@ -97,11 +98,15 @@ HELPERS = (
     "PositionalEmbedding",
     "MultiheadAttention",
     "TransformerEncoder",
+    "TransformerDecoder",
+    "Attention",
+    "AdditiveAttention",
     "SeparableConv",
 )
 # Helpers that use other helpers.
 HELPER_NEEDS = {
     "TransformerEncoder": ("MultiheadAttention",),
+    "TransformerDecoder": ("MultiheadAttention",),
     "variance_scaling_": ("truncated_normal_",),
 }
 MODULE_NAMES = frozenset(IMPORTED + HELPERS)
@@ -223,15 +228,17 @@ def init_statement(
         return Line(f"nn.init.orthogonal_({weight})")
     scale, mode, distribution = VARIANCE_SCALING[initializer]
     fan = _fan(mode, keras_fans(keras_shape))
+    # torch.nn.init finds no fans in a vector (an attention's scale): bounds computed here.
+    torch_fan = _fan(mode, torch_fans(torch_shape)) if len(torch_shape) >= 2 else None
     if distribution == "uniform":
-        if fan == _fan(mode, torch_fans(torch_shape)):
+        if fan == torch_fan:
             return Line(TORCH_UNIFORM[initializer].format(w=weight))
         limit = math.sqrt(3.0 * scale / fan)
         return Line(
             f"nn.init.uniform_({weight}, {-limit!r}, {limit!r})",
             f"{initializer} with Keras's fans of a {list(keras_shape)} kernel",
         )
-    if fan == _fan(mode, torch_fans(torch_shape)):
+    if fan == torch_fan:
         # The helper reads the fan off the weight, so a block's class needs no number per use.
         return Line(f"variance_scaling_({weight}, {scale!r}, {lit(mode)})", initializer)
     std = math.sqrt(scale / fan) / TRUNCATION_CORRECTION
@@ -370,6 +377,10 @@ class LayerWriter:
         "gru": Rule("last", emit="recurrent"),
         "multihead_attention": Rule("last", emit="attention"),
         "transformer_encoder": Rule("last", emit="transformer"),
+        "transformer_decoder": Rule("last", emit="transformer"),
+        "attention": Rule("last", emit="scores_attention"),
+        "additive_attention": Rule("last", emit="scores_attention"),
+        "prelu": Rule("first", emit="prelu"),
         "add": Rule("any", emit="merge"),
         "subtract": Rule("any", emit="merge"),
         "multiply": Rule("any", emit="merge"),
@@ -377,6 +388,7 @@ class LayerWriter:
         "maximum": Rule("any", emit="extremum"),
         "minimum": Rule("any", emit="extremum"),
         "concat": Rule("any", emit="concat"),
+        "dot": Rule("last", emit="dot"),
     }
 
     def rule(self, node: ir.LayerNode) -> Rule:
@@ -410,6 +422,16 @@ class LayerWriter:
         (x,) = ins
         args = {name: value for name, value in node.layer if name != "kind"}
         return Emission(self.activate(node.layer.kind, x.var, x.layout, len(x.shape), **args))
+
+    def _prelu(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        # nn.PReLU's alphas run along dim 1: the channels of a channels-first tensor.
+        layer, (x,), me = node.layer, ins, f"self.{attr}"
+        alphas = layer.alphas(x.shape)
+        module = call(
+            "nn.PReLU", num_parameters=unless(alphas, 1), init=unless(layer.alpha, 0.25)
+        )
+        init = [Line(call("nn.init.constant_", Code(f"{me}.weight"), layer.alpha))]
+        return Emission(f"{me}({x.var})", module, init, weights=[(f"{me}.weight", (alphas,))])
 
     def _then_activate(self, node: ir.LayerNode, emission: Emission, layout: Layout) -> Emission:
         """Apply a weighted layer's `activation=` to its output."""
@@ -787,9 +809,12 @@ class LayerWriter:
         return init
 
     def _attention(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
-        layer, (x,), me = node.layer, ins, f"self.{attr}"
-        features = x.shape[-1]
-        key_dim = layer.head_width(x.shape)
+        """Self-attention (one input) or cross-attention: the spec's (query, value, key) in
+        Keras's order, the helper's (query, key, value) in nn.MultiheadAttention's."""
+        layer, me = node.layer, f"self.{attr}"
+        query, value, key = query_value_key(ins)
+        features = query.shape[-1]
+        key_dim = layer.head_width(query.shape)
         module = call(
             "MultiheadAttention",
             features,
@@ -797,41 +822,87 @@ class LayerWriter:
             key_dim,
             dropout=unless(layer.dropout, 0.0),
             causal=unless(layer.causal, False),
+            kdim=unless(key.shape[-1], features),
+            vdim=unless(value.shape[-1], features),
         )
         width = layer.heads * key_dim
-        shapes = [(features, width)] * 3 + [(width, features)]
+        shapes = [(features, width), (key.shape[-1], width), (value.shape[-1], width),
+                  (width, features)]
         weights: list = []
         init = self._projections(me, ("query", "key", "value", "output"), layer, shapes, weights)
-        return Emission(f"{me}({x.var})", module, init, weights=weights)
+        return Emission(f"{me}({query.var}, {key.var}, {value.var})", module, init,
+                        weights=weights)
 
     def _transformer(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
-        layer, (x,), me = node.layer, ins, f"self.{attr}"
+        """transformer_encoder (one input), transformer_decoder (the target, the memory)."""
+        layer, x, me = node.layer, ins[0], f"self.{attr}"
         features = x.shape[-1]
         activation = layer.activation
         function = "nn.Softmax(dim=-1)" if activation == "softmax" else ACTIVATIONS[activation]
+        decoder = layer.kind == "transformer_decoder"
         module = call(
-            "TransformerEncoder",
+            "TransformerDecoder" if decoder else "TransformerEncoder",
             features,
             layer.heads,
             layer.ff,
             dropout=layer.dropout,
             activation=Code(function),
             norm_first=layer.norm_first,
+            causal=unless(layer.causal, True) if decoder else None,
             epsilon=unless(layer.epsilon, 1e-5),
         )
-        # In the order TransformerEncoder (templates/model_helpers.j2) registers them.
+        # In the order TransformerEncoder / TransformerDecoder (templates/model_helpers.j2)
+        # registers them.
         weights: list = []
-        attention = (f"{me}.attention", ("query", "key", "value", "output"))
-        init = self._projections(
-            attention[0], attention[1], layer, [(features, features)] * 4, weights
-        )
+        attentions = ("self_attention", "cross_attention") if decoder else ("attention",)
+        init = []
+        for attention in attentions:
+            init += self._projections(
+                f"{me}.{attention}", ("query", "key", "value", "output"), layer,
+                [(features, features)] * 4, weights,
+            )
         init += self._projections(
             me, ("linear1", "linear2"), layer, [(features, layer.ff), (layer.ff, features)],
             weights,
         )
-        for norm in ("norm1", "norm2"):
+        for norm in ("norm1", "norm2", "norm3")[: len(attentions) + 1]:
             weights += [(f"{me}.{norm}.weight", (features,)), (f"{me}.{norm}.bias", (features,))]
-        return Emission(f"{me}({x.var})", module, init, weights=weights)
+        return Emission(f"{me}({', '.join(i.var for i in ins)})", module, init, weights=weights)
+
+    def _scores_attention(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        """attention (Luong) and additive_attention (Bahdanau), Keras's layers of no
+        projections: the helpers Attention and AdditiveAttention, called (query, value,
+        key)."""
+        layer, me = node.layer, f"self.{attr}"
+        query, value, key = query_value_key(ins)
+        init, weights = [], []
+        if layer.kind == "attention":
+            module = call(
+                "Attention",
+                score_mode=unless(layer.score_mode, "dot"),
+                use_scale=unless(layer.use_scale, False),
+                dropout=unless(layer.dropout, 0.0),
+            )
+            scalars = ["scale"] * layer.use_scale + ["concat_score_weight"] * (
+                layer.score_mode == "concat"
+            )
+            for name in scalars:
+                init.append(init_statement("ones", f"{me}.{name}"))
+                weights.append((f"{me}.{name}", ()))
+        else:
+            features = query.shape[-1]
+            module = call(
+                "AdditiveAttention",
+                features,
+                use_scale=unless(layer.use_scale, True),
+                dropout=unless(layer.dropout, 0.0),
+            )
+            if layer.use_scale:  # Keras draws it glorot_uniform
+                init.append(init_statement("glorot_uniform", f"{me}.scale", (features,),
+                                           (features,)))
+                weights.append((f"{me}.scale", (features,)))
+        expr = f"{me}({query.var}, {value.var}, {key.var})"
+        return Emission(expr, module, init, weights=weights)
 
     # --- merges ------------------------------------------------------------------------
 
@@ -857,6 +928,26 @@ class LayerWriter:
         x = ins[0]
         dim = torch_axis(node.layer.axis, len(x.shape), x.layout)
         return Emission(f"torch.cat([{', '.join(i.var for i in ins)}], dim={dim})")
+
+    def _dot(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
+        return Emission(_dot_product(node, ins))
+
+
+def _dot_product(node: ir.LayerNode, ins: list[Held]) -> str:
+    """keras.layers.Dot over [B, d] or [B, T, d] inputs held channels-last: a's remaining
+    axis, then b's, as a batched matrix product; `normalize` first divides each input by
+    its L2 norm along the axis (at least 1e-7, Keras's epsilon)."""
+    layer, (a, b) = node.layer, ins
+    rank = len(a.shape)
+    dims = [axis if axis > 0 else rank + 1 + axis for axis in layer.pair()]
+    x, y = a.var, b.var
+    if layer.normalize:
+        x, y = (call("F.normalize", Code(v), dim=d, eps=1e-7) for v, d in zip((x, y), dims))
+    if rank == 1:
+        return f"({x} * {y}).sum(-1, keepdim=True)"
+    left = x if dims[0] == 2 else f"{x}.transpose(1, 2)"  # [B, m, d]
+    right = y if dims[1] == 1 else f"{y}.transpose(1, 2)"  # [B, d, n]
+    return f"{left} @ {right}"
 
 
 def _padded(pad: str | None, x: str) -> str:
@@ -1277,6 +1368,8 @@ POSITIONAL = {
     "PositionalEmbedding": ("max_len", "features"),
     "MultiheadAttention": ("features", "heads", "key_dim"),
     "TransformerEncoder": ("features", "heads", "ff"),
+    "TransformerDecoder": ("features", "heads", "ff"),
+    "AdditiveAttention": ("features",),
     "nn.init.uniform_": ("weight", "low", "limit"),
 }
 # nn.Module's own attributes, which a parameter kept on `self` must not shadow.
