@@ -19,6 +19,7 @@ from pydantic import TypeAdapter
 from specc.errors import ShapeError
 from specc.layers import LAYERS, AnyLayer
 from specc.layers.args import per_axis
+from specc.layers.attention import query_value_key
 
 pytestmark = [
     pytest.mark.slow,
@@ -183,11 +184,20 @@ def keras_layer(layer, shapes):
     if k == "multihead_attention":
         key_dim = layer.key_dim or shapes[0][-1] // layer.heads
         return L.MultiHeadAttention(layer.heads, key_dim, dropout=layer.dropout)
+    if k == "attention":
+        return L.Attention(use_scale=layer.use_scale, score_mode=layer.score_mode)
+    if k == "additive_attention":
+        return L.AdditiveAttention(use_scale=layer.use_scale)
+    if k == "dot":
+        return L.Dot(layer.axes, normalize=layer.normalize)
+    if k == "prelu":  # one alpha per channel, or one in all (docs/language.md)
+        rank = len(shapes[0])
+        return L.PReLU(shared_axes=list(range(1, rank + 1 if layer.shared else rank)) or None)
     if k in _KERAS_MERGE:
         return getattr(L, _KERAS_MERGE[k])()
     if k == "concat":
         return L.Concatenate(axis=layer.axis)
-    return None  # positional_embedding, transformer_encoder: no Keras layer
+    return None  # positional_embedding, transformer_encoder, transformer_decoder: no Keras layer
 
 
 def keras_result(layer, shapes):
@@ -197,8 +207,9 @@ def keras_result(layer, shapes):
         return None
     dtype = "int32" if layer.accepts == "int" else "float32"
     inputs = [keras.Input(shape=s, dtype=dtype) for s in shapes]
-    if layer.kind == "multihead_attention":
-        out = built(inputs[0], inputs[0], use_causal_mask=layer.causal)
+    if layer.kind == "multihead_attention":  # (query, value, key): self-attention x, x
+        query, value, *key = inputs if len(inputs) > 1 else inputs * 2
+        out = built(query, value, *key, use_causal_mask=layer.causal)
     else:
         out = built(inputs if layer.arity == "many" else inputs[0])
     return tuple(out.shape[1:]), (
@@ -350,7 +361,20 @@ def torch_module(layer, shapes):
     if k == "multihead_attention":
         if layer.key_dim not in (None, channels // layer.heads):
             return None  # PyTorch's module cannot; the backend writes its own
-        return nn.MultiheadAttention(channels, layer.heads, dropout=layer.dropout, batch_first=True)
+        _, value, key = query_value_key([s[-1] for s in shapes])
+        return nn.MultiheadAttention(channels, layer.heads, dropout=layer.dropout,
+                                     batch_first=True, kdim=key, vdim=value)
+    if k == "transformer_decoder":
+        return nn.TransformerDecoderLayer(
+            channels,
+            layer.heads,
+            layer.ff,
+            layer.dropout,
+            batch_first=True,
+            norm_first=layer.norm_first,
+        )
+    if k == "prelu":
+        return nn.PReLU(1 if layer.shared else channels, init=layer.alpha)
     if k == "transformer_encoder":
         return nn.TransformerEncoderLayer(
             channels,
@@ -395,6 +419,7 @@ _CHANNELS_FIRST = {
     "cropping1d",
     "cropping2d",
     "batchnorm",
+    "prelu",
 }
 
 
@@ -417,12 +442,18 @@ def torch_result(layer, shapes):
         x = torch.zeros((2, *shape), dtype=torch.long)
     else:
         x = torch.zeros((2, *shape))
+    others = [torch.zeros((2, *s)) for s in shapes[1:]]
     channels_first = layer.kind in _CHANNELS_FIRST and len(shape) > 1
     if channels_first:
         x = x.movedim(-1, 1)
     with torch.no_grad():
-        if layer.kind == "multihead_attention":
-            out = module(x, x, x, need_weights=False)[0]
+        if layer.kind == "multihead_attention":  # torch's order: (query, key, value)
+            query, value, key = query_value_key([x, *others])
+            out = module(query, key, value, need_weights=False)[0]
+        elif layer.kind == "transformer_decoder":
+            out = module(x, *others, tgt_is_causal=layer.causal, tgt_mask=(
+                nn.Transformer.generate_square_subsequent_mask(shape[0]) if layer.causal else None
+            ))
         elif layer.kind in ("simple_rnn", "lstm", "gru"):
             out = module(x)[0]
             out = out if layer.return_sequences else out[:, -1]
@@ -618,6 +649,23 @@ CASES = [
     ("multihead_attention", {"heads": 6, "dropout": 0.1}, SEQ),
     ("transformer_encoder", {"heads": 2, "ff": 16}, SEQ),
     ("transformer_encoder", {"heads": 3, "ff": 10, "norm_first": True}, SEQ),
+    ("multihead_attention", {"heads": 2}, [(5, 8), (7, 6)]),
+    ("multihead_attention", {"heads": 4}, [(5, 8), (7, 6), (7, 3)]),
+    ("multihead_attention", {"heads": 2, "key_dim": 3}, [(None, 8), (None, 6)]),
+    ("transformer_decoder", {"heads": 2, "ff": 16}, [(5, 8), (7, 8)]),
+    ("transformer_decoder", {"heads": 4, "ff": 6, "norm_first": True}, [(3, 8), (9, 8)]),
+    ("transformer_decoder", {"heads": 1, "ff": 6, "causal": False}, [(3, 4), (3, 4)]),
+    ("attention", {}, [(4, 6), (9, 6)]),
+    ("attention", {"use_scale": True}, [(None, 6), (9, 5), (9, 6)]),
+    ("attention", {"use_scale": True, "score_mode": "concat"}, [(4, 6), (9, 5), (9, 6)]),
+    ("attention", {"score_mode": "concat"}, [(4, 6), (9, 6)]),
+    ("additive_attention", {}, [(4, 6), (9, 5), (9, 6)]),
+    ("additive_attention", {"use_scale": False}, [(4, 6), (9, 6)]),
+    ("prelu", {}, IMG),
+    ("prelu", {"shared": True}, IMG),
+    ("prelu", {}, [(7,)]),
+    ("prelu", {"alpha": 0.1}, SEQ),
+    ("prelu", {"shared": True}, [(None, 5)]),
     # merges
     ("add", {}, [(4, 5), (4, 5)]),
     ("add", {}, [(None, 5), (3, 5)]),
@@ -631,6 +679,11 @@ CASES = [
     ("concat", {"axis": 1}, [(4, 5), (2, 5), (1, 5)]),
     ("concat", {"axis": -2}, [(None, 5), (2, 5)]),
     ("concat", {"axis": 2}, [(3, 4, 2), (3, 1, 2)]),
+    ("dot", {"axes": 1}, [(6,), (6,)]),
+    ("dot", {"axes": -1, "normalize": True}, [(3, 5), (7, 5)]),
+    ("dot", {"axes": [1, 1]}, [(3, 5), (3, 6)]),
+    ("dot", {"axes": [1, 2]}, [(3, 5), (6, 3)]),
+    ("dot", {"axes": [2, 1]}, [(None, 5), (5, 4)]),
 ]
 
 
@@ -690,6 +743,8 @@ REJECTED = [
     ("subtract", {}, [(4, 5)] * 3),
     ("maximum", {}, [(4, 5), (5, 5)]),
     ("concat", {"axis": 1}, [(4, 5), (4, 6)]),
+    ("dot", {"axes": -1}, [(3, 5), (7, 6)]),
+    ("multihead_attention", {"heads": 2}, [(5, 8), (7, 6), (6, 6)]),
 ]
 
 
@@ -702,9 +757,28 @@ def test_rejects_what_frameworks_reject(case):
     with pytest.raises(Exception):  # noqa: B017 - each framework raises its own type
         keras_result(layer, shapes)
     # Merges have no torch.nn module to refuse them; torch.nn crops to an empty tensor.
-    if kind not in ("add", "subtract", "maximum", "concat", "cropping1d"):
+    if kind not in ("add", "subtract", "maximum", "concat", "cropping1d", "dot"):
         with pytest.raises(Exception):  # noqa: B017
             torch_result(layer, shapes)
+
+
+@pytest.mark.parametrize("kind", ["attention", "additive_attention"])
+def test_attention_refuses_a_key_of_other_features_as_keras_does_when_run(kind):
+    layer = layer_of(kind)
+    shapes = [(4, 6), (9, 5)]
+    with pytest.raises(ShapeError):
+        layer.output_shape(shapes)
+    with pytest.raises(Exception):  # noqa: B017 - Keras checks only once it computes
+        keras_layer(layer, shapes)([torch.zeros(2, *s).numpy() for s in shapes])
+
+
+def test_decoder_refuses_a_memory_of_other_features_as_torch_does():
+    layer = layer_of("transformer_decoder", heads=2, ff=4)
+    with pytest.raises(ShapeError):
+        layer.output_shape([(5, 8), (7, 6)])
+    module = torch_module(layer, [(5, 8), (7, 8)])
+    with pytest.raises(Exception):  # noqa: B017
+        module(torch.zeros(2, 5, 8), torch.zeros(2, 7, 6))
 
 
 # `same` at stride > 1: PyTorch reproduces TensorFlow by padding with Window.same_padding.
