@@ -224,7 +224,30 @@ REPEATS = model_spec(
     blocks=BLOCKS,
 )
 
+# Several inputs: cross-attention of other widths, decoders, attention without projections,
+# dot products; prelu on images (channels-first), on sequences of `?` steps and on vectors.
+ATTENTION = model_spec(
+    "input target: float[5, 8]\ninput source: float[?, 6]\ninput image: float[6, 6, 3]",
+    """
+    memory = source -> dense(8) -> transformer_encoder(2, 16)
+    h = transformer_decoder(target, memory, 2, 16)
+    h = transformer_decoder(h, memory, 4, 12, norm_first=true, causal=false, activation=gelu)
+    c = multihead_attention(h, source, 2, key_dim=3, causal=true)
+    d = multihead_attention(c, memory, source, heads=4)
+    e = attention(d, source, memory, use_scale=true, score_mode=concat) -> prelu(shared=true)
+    f = attention(d, memory, dropout=0.1)
+    g = additive_attention(f, source, memory) -> prelu(alpha=0.1)
+    k = additive_attention(e, g, use_scale=false)
+    scores = dot(k, e, axes=-1, normalize=true) -> flatten()
+    pictures = image -> conv2d(4, 3) -> prelu() -> global_avgpool2d() -> prelu()
+    joined = dot(pictures, pictures, axes=1)
+    out = concat(scores, joined) -> dense(3)
+    """,
+    "out",
+)
+
 ALL_SPECS = {
+    "attention": ATTENTION,
     "repeats": REPEATS,
     "vision": VISION,
     "sequences": SEQUENCES,
@@ -540,6 +563,70 @@ def test_transformer_encoder_is_torch_s_encoder_layer(tmp_path: Path, norm_first
             getattr(theirs, name).load_state_dict(getattr(ours, name).state_dict())
         x = torch.randn(3, 7, 8)
         torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_decoder_is_torch_s_decoder_layer(tmp_path: Path, norm_first: bool) -> None:
+    import torch
+    from torch import nn
+
+    model = load(
+        tmp_path,
+        model_spec(
+            "input x: float[7, 8]\ninput memory: float[9, 8]",
+            "y = transformer_decoder(x, memory, 2, 16, activation=gelu, "
+            f"norm_first={str(norm_first).lower()})",
+            "y",
+        ),
+    )
+    ours = instantiate(tmp_path, model)[1].transformer_decoder_1.eval()
+    theirs = nn.TransformerDecoderLayer(
+        8, 2, 16, dropout=0.1, activation="gelu", batch_first=True, norm_first=norm_first
+    ).eval()
+    assert sum(p.numel() for p in ours.parameters()) == sum(
+        p.numel() for p in theirs.parameters()
+    ) == model.graph.params["torch"].total
+    with torch.no_grad():
+        for parameter in ours.parameters():  # our initializers leave the biases at zero
+            parameter.add_(0.1 * torch.randn_like(parameter))
+        for mine, torchs in ((ours.self_attention, theirs.self_attn),
+                             (ours.cross_attention, theirs.multihead_attn)):
+            projections = (mine.query, mine.key, mine.value)
+            torchs.in_proj_weight.copy_(torch.cat([p.weight for p in projections]))
+            torchs.in_proj_bias.copy_(torch.cat([p.bias for p in projections]))
+            torchs.out_proj.load_state_dict(mine.output.state_dict())
+        for name in ("linear1", "linear2", "norm1", "norm2", "norm3"):
+            getattr(theirs, name).load_state_dict(getattr(ours, name).state_dict())
+        x, memory = torch.randn(3, 7, 8), torch.randn(3, 9, 8)
+        mask = nn.Transformer.generate_square_subsequent_mask(7)
+        expected = theirs(x, memory, tgt_mask=mask, tgt_is_causal=True)
+        torch.testing.assert_close(ours(x, memory), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_cross_attention_is_torch_s_multihead_attention(tmp_path: Path) -> None:
+    import torch
+    from torch import nn
+
+    model = load(
+        tmp_path,
+        model_spec("input q: float[4, 8]\ninput v: float[6, 5]\ninput k: float[6, 3]",
+                   "y = multihead_attention(q, v, k, heads=2)", "y"),
+    )
+    net = instantiate(tmp_path, model)[1].eval()
+    ours = net.multihead_attention_1
+    theirs = nn.MultiheadAttention(8, 2, kdim=3, vdim=5, batch_first=True).eval()
+    with torch.no_grad():
+        for parameter in ours.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+        for mine, name in ((ours.query, "q"), (ours.key, "k"), (ours.value, "v")):
+            getattr(theirs, f"{name}_proj_weight").copy_(mine.weight)
+        theirs.in_proj_bias.copy_(torch.cat([ours.query.bias, ours.key.bias, ours.value.bias]))
+        theirs.out_proj.load_state_dict(ours.output.state_dict())
+        q, v, k = torch.randn(2, 4, 8), torch.randn(2, 6, 5), torch.randn(2, 6, 3)
+        expected = theirs(q, k, v, need_weights=False)[0]
+        torch.testing.assert_close(net(q, v, k), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
