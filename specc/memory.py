@@ -24,7 +24,9 @@ What a training run holds at its peak, and how each part is counted (bytes):
                 output besides (`MASK_LAYERS`). What a
                 layer keeps inside, on no edge of the IR, is counted by `internal_bytes`
                 with figures measured on torch's CPU kernels: a recurrent layer's gates and
-                states per step, attention's projections (and its weights, with dropout),
+                states per step, attention's projections (and its weights, with dropout;
+                a decoder's two attentions are estimated from the encoder's, and attention's
+                and additive_attention's scores, not measured),
                 max pooling's int64 indices, the input of a fused activation whose
                 backward pass reads it (gelu, silu, elu, leaky_relu, softplus, selu, mish,
                 the hard ones; softsign, which PyTorch composes of several, as one).
@@ -246,24 +248,43 @@ def internal_bytes(layer, inputs: list[Shape], output: Shape, length: int | None
         per_unit, besides = RECURRENT_INTERNALS[kind]
         directions = 2 if layer.bidirectional else 1
         return (per_unit * layer.units + besides) * time * directions * element
-    if kind in ("multihead_attention", "transformer_encoder"):
+    if kind in ("multihead_attention", "transformer_encoder", "transformer_decoder"):
         time, features = inputs[0]
+        other = inputs[-1][0]  # the keys' steps: the value's, the memory's (self: time)
         time = time if time is not None else length
-        if time is None:
+        other = other if other is not None else length
+        if time is None or other is None:
             return None
         heads = layer.heads
+        scores = heads * time * other
         if kind == "multihead_attention":
-            # queries, keys, values and the heads' output, a softmax statistic per head and step
+            # queries and the heads' output per query step, keys and values per key step, a
+            # softmax statistic per head and query step
             width = heads * layer.head_width(inputs[0])
-            kept = 4 * time * width + heads * time
+            kept = 2 * time * width + 2 * other * width + heads * time
             dropped = 0
-        else:
+        elif kind == "transformer_encoder":
             # the attention's, the residuals and norms, the feed-forward layer's hidden values
             kept = 7 * time * features + time * layer.ff + heads * time + 4 * time
             dropped = 2 * time * features + 2 * time * layer.ff  # the dropouts' masks
+        else:  # the encoder's, and a cross-attention with its residual and norm besides
+            kept = 10 * time * features + 2 * other * features + time * layer.ff
+            kept += 2 * heads * time + 6 * time
+            dropped = 3 * time * features + 2 * time * layer.ff
+            scores += heads * time * time
         if layer.dropout:  # the attention weights, kept with their mask and dropped copy
-            kept += 3 * heads * time * time + dropped
+            kept += 3 * scores + dropped
         return kept * element
+    if kind in ("attention", "additive_attention"):
+        # the scores and their softmax; concat and additive scores keep the [Tq, Tv,
+        # features] sums and their tanh too (estimated, not measured)
+        (time, features), other = inputs[0], inputs[1][0]
+        time = time if time is not None else length
+        other = other if other is not None else length
+        if time is None or other is None:
+            return None
+        summed = kind == "additive_attention" or layer.score_mode == "concat"
+        return (2 + 2 * features * summed) * time * other * element
     if getattr(layer, "activation", None) in INPUT_SAVING_ACTIVATIONS:
         size = elements(output, length)
         return None if size is None else size * element

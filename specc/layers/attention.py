@@ -97,10 +97,12 @@ class MultiHeadAttention(Layer):
     [time, features], and the output has the input's shape. As the start of a graph chain,
     `multihead_attention(query, value)` or `(query, value, key)` is cross-attention as
     Keras's `MultiHeadAttention(query, value, key)`: query [Tq, f] attends over value
-    [Tk, f2] (keys the value unless a key [Tk, f3] is given) → [Tq, f]. Keras MultiHeadAttention's layout: each head projects
-    features → key_dim (values too), and the heads' concatenation heads * key_dim projects
-    back to features. `key_dim` defaults to features / heads, PyTorch's fixed choice; any
-    other value must work too, so the PyTorch backend writes the layer out itself.
+    [Tk, f2] (keys the value unless a key [Tk, f3] is given) → [Tq, f].
+
+    Keras MultiHeadAttention's layout: each head projects its inputs' features → key_dim
+    (values too), and the heads' concatenation heads * key_dim projects back to the query's
+    features. `key_dim` defaults to features / heads, PyTorch's fixed choice; any other value
+    must work too, so the PyTorch backend writes the layer out itself.
 
     `causal` masks each step from attending to later steps; `dropout` drops attention weights
     while training.

@@ -197,7 +197,9 @@ class Dot(Layer):
                     _shapes(inputs),
                 )
             )
-        at = tuple(resolve_axis(axis, shape) for axis, shape in zip(self.pair(), inputs))
+        at = tuple(
+            resolve_axis(axis, shape) for axis, shape in zip(self.pair(), inputs, strict=True)
+        )
         if not _compatible(a[at[0]], b[at[1]]):
             raise ShapeError(
                 mismatch(

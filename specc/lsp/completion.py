@@ -17,7 +17,11 @@ from lsprotocol import types
 from specc.lsp import catalog
 from specc.lsp.analysis import Analysis, Frame, ImportCache, Token
 
-_MERGES = [name for name, cls in catalog.FAMILIES["layer"].items() if cls.arity == "many"]
+# What may start a graph chain: the merges (names of tensors only) and the layers of several
+# inputs (names, then their arguments), multihead_attention among them.
+_STARTS = {name: cls.named_inputs for name, cls in catalog.FAMILIES["layer"].items()}
+_CHAIN_STARTS = [name for name, named in _STARTS.items() if named is not None]
+_MERGES = [name for name, named in _STARTS.items() if named is not None and named[1] is None]
 _SINGLE_LAYERS = [name for name, cls in catalog.FAMILIES["layer"].items() if cls.arity != "many"]
 
 
@@ -191,7 +195,7 @@ def complete(
         if previous == "->" or not graph:
             items = _kinds("layer", _SINGLE_LAYERS) + blocks
         elif previous == "=":  # the start of a chain: a tensor or a merge
-            items = _names(analysis, frame, line, imports) + _kinds("layer", _MERGES)
+            items = _names(analysis, frame, line, imports) + _kinds("layer", _CHAIN_STARTS)
         else:
             items = _names(analysis, frame, line, imports)
     else:

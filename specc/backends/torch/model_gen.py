@@ -942,7 +942,10 @@ def _dot_product(node: ir.LayerNode, ins: list[Held]) -> str:
     dims = [axis if axis > 0 else rank + 1 + axis for axis in layer.pair()]
     x, y = a.var, b.var
     if layer.normalize:
-        x, y = (call("F.normalize", Code(v), dim=d, eps=1e-7) for v, d in zip((x, y), dims))
+        x, y = (
+            call("F.normalize", Code(v), dim=d, eps=1e-7)
+            for v, d in zip((x, y), dims, strict=True)
+        )
     if rank == 1:
         return f"({x} * {y}).sum(-1, keepdim=True)"
     left = x if dims[0] == 2 else f"{x}.transpose(1, 2)"  # [B, m, d]
