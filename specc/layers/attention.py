@@ -152,17 +152,10 @@ class MultiHeadAttention(Layer):
         return _attention_flops(time, other, features, self.heads * self.head_width(inputs[0]))
 
 
-class TransformerEncoder(Layer):
-    """One Transformer encoder layer, PyTorch's TransformerEncoderLayer layout:
-    self-attention (heads of width features / heads), then linear features → ff,
-    `activation`, linear ff → features; each sub-block wrapped in dropout, a residual and a
-    layer norm — after the residual (`norm_first=false`, the original Transformer) or at the
-    sub-block's input (`norm_first=true`, pre-norm). Stack with `transformer_encoder(...) * N`.
+class TransformerLayer(Layer):
+    """What the encoder and the decoder layer share: their arguments, and their feed-forward
+    part and layer norms."""
 
-    Extensions: `epsilon` of both layer norms (PyTorch's 1e-5 default), `init`, `bias_init`.
-    """
-
-    kind: Literal["transformer_encoder"] = "transformer_encoder"
     heads: PositiveInt
     ff: PositiveInt
     dropout: Rate = 0.1
@@ -184,6 +177,26 @@ class TransformerEncoder(Layer):
         **BIAS_INIT_HINTS,
     }
 
+    def _parts(self, features: int, attentions: int) -> int:
+        """The parameters of `attentions` attentions (width features), the feed-forward
+        layers and a layer norm after each of them."""
+        f = features
+        feed_forward = (f * self.ff + self.ff) + (self.ff * f + f)
+        return attentions * _attention_params(f, f) + feed_forward + (attentions + 1) * 2 * f
+
+
+class TransformerEncoder(TransformerLayer):
+    """One Transformer encoder layer, PyTorch's TransformerEncoderLayer layout:
+    self-attention (heads of width features / heads), then linear features → ff,
+    `activation`, linear ff → features; each sub-block wrapped in dropout, a residual and a
+    layer norm — after the residual (`norm_first=false`, the original Transformer) or at the
+    sub-block's input (`norm_first=true`, pre-norm). Stack with `transformer_encoder(...) * N`.
+
+    Extensions: `epsilon` of both layer norms (PyTorch's 1e-5 default), `init`, `bias_init`.
+    """
+
+    kind: Literal["transformer_encoder"] = "transformer_encoder"
+
     def _features(self, shape: Shape) -> int:
         features = sequence_features(self.kind, shape)
         _split_heads(shape, features, self.heads)
@@ -194,9 +207,7 @@ class TransformerEncoder(Layer):
         return inputs[0]
 
     def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
-        f = self._features(inputs[0])
-        feed_forward = (f * self.ff + self.ff) + (self.ff * f + f)
-        return ParamCount(_attention_params(f, f) + feed_forward + 2 * 2 * f)
+        return ParamCount(self._parts(self._features(inputs[0]), 1))
 
     def flops(self, inputs: list[Shape], output: Shape) -> int | None:
         time, features = inputs[0]
@@ -206,7 +217,7 @@ class TransformerEncoder(Layer):
         return attention + 2 * 2 * time * features * self.ff
 
 
-class TransformerDecoder(Layer):
+class TransformerDecoder(TransformerLayer):
     """One Transformer decoder layer, PyTorch's TransformerDecoderLayer layout, as the start
     of a graph chain: `transformer_decoder(target, memory, heads, ff)`. The target
     [time, features] attends to itself (causally: step t sees steps ≤ t, unless
@@ -216,24 +227,16 @@ class TransformerDecoder(Layer):
     its input with `norm_first=true`). The memory has the target's features, as PyTorch's
     layer needs; the output has the target's shape.
 
-    Extensions: `causal`, `epsilon` of the three layer norms (PyTorch's 1e-5), `init`,
-    `bias_init`.
+    Extensions: `epsilon` of the three layer norms (PyTorch's 1e-5), `init`, `bias_init`,
+    and `causal` after them.
     """
 
     kind: Literal["transformer_decoder"] = "transformer_decoder"
-    heads: PositiveInt
-    ff: PositiveInt
-    dropout: Rate = 0.1
-    activation: Activation = "relu"
-    norm_first: Flag = False
     causal: Flag = True
-    epsilon: PositiveFloat = 1e-5
-    init: Initializer = "glorot_uniform"
-    bias_init: BiasInitializer = "zeros"
 
     arity = "many"
     named_inputs = (2, 2)
-    hints: ClassVar[dict[str, str]] = {**TransformerEncoder.hints, "tgt_is_causal": "causal"}
+    hints: ClassVar[dict[str, str]] = {**TransformerLayer.hints, "tgt_is_causal": "causal"}
 
     def _features(self, inputs: list[Shape]) -> int:
         if len(inputs) != 2:
@@ -255,9 +258,7 @@ class TransformerDecoder(Layer):
         return inputs[0]
 
     def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
-        f = self._features(inputs)
-        feed_forward = (f * self.ff + self.ff) + (self.ff * f + f)
-        return ParamCount(2 * _attention_params(f, f) + feed_forward + 3 * 2 * f)
+        return ParamCount(self._parts(self._features(inputs), 2))
 
     def flops(self, inputs: list[Shape], output: Shape) -> int | None:
         f = self._features(inputs)

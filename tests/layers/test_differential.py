@@ -364,19 +364,12 @@ def torch_module(layer, shapes):
         _, value, key = query_value_key([s[-1] for s in shapes])
         return nn.MultiheadAttention(channels, layer.heads, dropout=layer.dropout,
                                      batch_first=True, kdim=key, vdim=value)
-    if k == "transformer_decoder":
-        return nn.TransformerDecoderLayer(
-            channels,
-            layer.heads,
-            layer.ff,
-            layer.dropout,
-            batch_first=True,
-            norm_first=layer.norm_first,
-        )
     if k == "prelu":
         return nn.PReLU(1 if layer.shared else channels, init=layer.alpha)
-    if k == "transformer_encoder":
-        return nn.TransformerEncoderLayer(
+    if k in ("transformer_encoder", "transformer_decoder"):
+        decoder = k == "transformer_decoder"
+        cls = nn.TransformerDecoderLayer if decoder else nn.TransformerEncoderLayer
+        return cls(
             channels,
             layer.heads,
             layer.ff,
