@@ -26,6 +26,7 @@ from specc.errors import SpecError
 from specc.layers import LAYERS
 from specc.parity.transfer import keras_to_torch, torch_to_keras
 
+from ..several_inputs import SEVERAL_INPUTS
 from .conftest import import_source, load, model_spec
 
 RUFF = Path(sys.executable).with_name("ruff")
@@ -230,25 +231,7 @@ CASES: dict[str, str] = {
         """,
         "a, b, c",
     ),
-    "several_inputs": model_spec(
-        "input target: float[5, 8]\ninput source: float[7, 6]\ninput image: float[6, 6, 3]",
-        """
-        memory = source -> dense(8)
-        h = transformer_decoder(target, memory, 2, 16)
-        h = transformer_decoder(h, memory, 4, 12, norm_first=true, causal=false, activation=gelu)
-        c = multihead_attention(h, source, 2, key_dim=3, causal=true)
-        d = multihead_attention(c, memory, source, heads=4, init=he_uniform)
-        e = attention(d, source, memory, use_scale=true, score_mode=concat) -> prelu(shared=true)
-        f = attention(d, memory, dropout=0.1)
-        g = additive_attention(f, source, memory) -> prelu(alpha=0.1)
-        k = additive_attention(e, g, use_scale=false)
-        scores = dot(k, e, axes=-1, normalize=true) -> flatten()
-        pictures = image -> conv2d(4, 3) -> prelu() -> global_avgpool2d() -> prelu()
-        joined = dot(pictures, pictures, axes=1)
-        cosines = dot(c, d, axes=[1, 1])
-        """,
-        "scores, joined, cosines",
-    ),
+    "several_inputs": SEVERAL_INPUTS,
     "merges": model_spec(
         "input x: float[4, 3]\ninput y: float[4, 3]",
         """

@@ -28,6 +28,8 @@ from specc.backends.torch.model_gen import model_class_name, render_model
 from specc.errors import SpecError
 from specc.layers import LAYERS
 
+from ..several_inputs import SEVERAL_INPUTS
+
 RUFF = Path(sys.executable).with_name("ruff")
 _modules = itertools.count()
 
@@ -224,30 +226,8 @@ REPEATS = model_spec(
     blocks=BLOCKS,
 )
 
-# Several inputs: cross-attention of other widths, decoders, attention without projections,
-# dot products; prelu on images (channels-first), on sequences of `?` steps and on vectors.
-ATTENTION = model_spec(
-    "input target: float[5, 8]\ninput source: float[?, 6]\ninput image: float[6, 6, 3]",
-    """
-    memory = source -> dense(8) -> transformer_encoder(2, 16)
-    h = transformer_decoder(target, memory, 2, 16)
-    h = transformer_decoder(h, memory, 4, 12, norm_first=true, causal=false, activation=gelu)
-    c = multihead_attention(h, source, 2, key_dim=3, causal=true)
-    d = multihead_attention(c, memory, source, heads=4)
-    e = attention(d, source, memory, use_scale=true, score_mode=concat) -> prelu(shared=true)
-    f = attention(d, memory, dropout=0.1)
-    g = additive_attention(f, source, memory) -> prelu(alpha=0.1)
-    k = additive_attention(e, g, use_scale=false)
-    scores = dot(k, e, axes=-1, normalize=true) -> flatten()
-    pictures = image -> conv2d(4, 3) -> prelu() -> global_avgpool2d() -> prelu()
-    joined = dot(pictures, pictures, axes=1)
-    out = concat(scores, joined) -> dense(3)
-    """,
-    "out",
-)
-
 ALL_SPECS = {
-    "attention": ATTENTION,
+    "several_inputs": SEVERAL_INPUTS,
     "repeats": REPEATS,
     "vision": VISION,
     "sequences": SEQUENCES,
