@@ -267,8 +267,11 @@ def test_completion_of_kinds_and_names_in_scope(client, tmp_path):
 
     names = at_end_of("    out = ")
     assert {"h", "in", "width", "filters", "add", "concat"} <= set(names)
+    # Layers of several inputs start a chain too; multihead_attention also follows `->`.
+    assert {"attention", "dot", "transformer_decoder", "multihead_attention"} <= set(names)
     names = at_end_of("a = x -> ")
-    assert {"dense", "conv2d", "twice"} <= set(names) and "add" not in names
+    assert {"dense", "conv2d", "twice", "multihead_attention"} <= set(names)
+    assert "add" not in names and "attention" not in names
     assert {"cross_entropy", "mse", "huber"} <= set(at_end_of("    loss "))
     assert {"epochs", "batch_size", "early_stopping"} <= set(at_end_of("    train {\n        "))
     assert set(at_end_of("backend = ")) == {"torch", "tensorflow"}
