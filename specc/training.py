@@ -220,6 +220,8 @@ FRAMEWORK_NAMES: dict[str, str] = {
 FRAMEWORK_NOTES: dict[str, str] = {
     "focal": "say which: `binary_focal` (0/1 labels) or `categorical_focal` (one-hot labels)",
     "lion": "torch.optim has no Lion, so a spec cannot say it on both backends",
+    "adafactor": "not supported: torch.optim.Adafactor factors a weight over its last two "
+    "axes, which are other axes in Keras's layout of a convolution's kernel",
 }
 
 # --- learning-rate schedules --------------------------------------------------------------
