@@ -77,15 +77,11 @@ class Huber(Section):
 # data check and the loader) and how the metrics read its output (`task`).
 
 
-class CategoricalCrossEntropy(Section):
+class CategoricalCrossEntropy(CrossEntropy):
     """Categorical cross-entropy over one-hot or probability labels [..., classes]."""
 
-    kind: Literal["categorical_cross_entropy"] = "categorical_cross_entropy"
-    from_logits: bool = True
-    label_smoothing: Fraction = 0.0
-    weight: NonNegativeFloat = 1.0
+    kind: Literal["categorical_cross_entropy"] = "categorical_cross_entropy"  # type: ignore[assignment]
     labels: ClassVar[str] = "distributions"
-    task: ClassVar[str] = "classes"
 
 
 class KlDivergence(Section):
