@@ -212,12 +212,14 @@ FRAMEWORK_NAMES: dict[str, str] = {
     "n_adam": "nadam",
 }
 # Names with no counterpart in specc, which a similar spelling would point at wrongly (the
-# nearest name to `categorical_crossentropy` is `binary_cross_entropy`): what to say instead.
+# nearest name to `focal` is `binary_focal`, which may not be the one meant): what to say
+# instead.
 FRAMEWORK_NOTES: dict[str, str] = {
     "focal": "say which: `binary_focal` (0/1 labels) or `categorical_focal` (one-hot labels)",
-    "lion": "torch.optim has no Lion, so a spec cannot say it on both backends",
-    "adafactor": "not supported: torch.optim.Adafactor factors a weight over its last two "
-    "axes, which are other axes in Keras's layout of a convolution's kernel",
+    "lion": "not supported: only one of the two frameworks has a Lion optimizer, so a spec "
+    "cannot say it for both",
+    "adafactor": "not supported: the two frameworks' Adafactor factor a weight over its last "
+    "two axes, which are other axes of a convolution's kernel in each",
 }
 
 # --- learning-rate schedules --------------------------------------------------------------
