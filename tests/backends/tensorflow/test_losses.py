@@ -8,12 +8,14 @@ the class of each row.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .test_train import load_model, recipe_module
+from .test_train import ROOT, load_model, recipe_module, recipe_source
 
 # name: (the spec's loss, Keras's loss class and its arguments, what the output holds, the
 # labels' form, the output's shape)
@@ -135,3 +137,22 @@ def test_compute_loss_is_keras_s_loss_on_both_backends(frameworks, tmp_path: Pat
             sums = recipe.batch_statistics((convert(outputs),), (convert(labels),))
             values = recipe.metric_values({key: np.asarray(value) for key, value in sums.items()})
             assert values["accuracy"] == pytest.approx(correct), f"{case}: {name} accuracy"
+
+
+def test_each_loss_s_recipe_passes_ruff_and_holds_only_its_own_functions(tmp_path: Path) -> None:
+    files = []
+    for number, (case, (loss, _, _, form, shape)) in enumerate(CASES.items()):
+        model = load_model(tmp_path / case, spec_text(loss, shape, form in ONE_HOT_FORMS))
+        for backend in ("tensorflow", "torch"):
+            source = recipe_source(model, backend)
+            kind = loss.split("(")[0]
+            others = {"hinge", "squared_hinge", "binary_focal", "categorical_focal",
+                      "kl_divergence", "log_cosh"} - {kind}
+            assert not [name for name in others if f"def {name}(" in source], (case, backend)
+            files.append(tmp_path / f"recipe_{number}_{backend}.py")
+            files[-1].write_text(source)
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--config", str(ROOT / "pyproject.toml"),
+         "--extend-ignore", "N812", "--output-format", "concise", *map(str, files)],
+        capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
