@@ -24,7 +24,16 @@ class Section(BaseModel):
 
     kind: str
     hints: ClassVar[dict[str, str]] = {}
-    # A loss's labels: `class_ids` (int), `binary` (0/1 or probabilities), `distributions`
+
+
+# --- losses -------------------------------------------------------------------------------
+# `weight` scales a loss term when a model has several outputs.
+
+
+class LossSection(Section):
+    """Base of every loss kind."""
+
+    # Its labels: `class_ids` (int), `binary` (0/1 or probabilities), `distributions`
     # (one-hot or probability rows over the last axis), `signs` (-1/1 or 0/1), `counts`
     # (>= 0) or `values` (any real number); and how the metrics read its output (`classes`:
     # argmax over the last axis, `binary`: a threshold per unit, `values`: regression).
@@ -32,11 +41,7 @@ class Section(BaseModel):
     task: ClassVar[str] = "values"
 
 
-# --- losses -------------------------------------------------------------------------------
-# `weight` scales a loss term when a model has several outputs.
-
-
-class CrossEntropy(Section):
+class CrossEntropy(LossSection):
     """Categorical cross-entropy over integer class labels."""
 
     kind: Literal["cross_entropy"] = "cross_entropy"
@@ -47,7 +52,7 @@ class CrossEntropy(Section):
     task: ClassVar[str] = "classes"
 
 
-class BinaryCrossEntropy(Section):
+class BinaryCrossEntropy(LossSection):
     kind: Literal["binary_cross_entropy"] = "binary_cross_entropy"
     from_logits: bool = True
     weight: NonNegativeFloat = 1.0
@@ -55,17 +60,17 @@ class BinaryCrossEntropy(Section):
     task: ClassVar[str] = "binary"
 
 
-class Mse(Section):
+class Mse(LossSection):
     kind: Literal["mse"] = "mse"
     weight: NonNegativeFloat = 1.0
 
 
-class Mae(Section):
+class Mae(LossSection):
     kind: Literal["mae"] = "mae"
     weight: NonNegativeFloat = 1.0
 
 
-class Huber(Section):
+class Huber(LossSection):
     kind: Literal["huber"] = "huber"
     delta: PositiveFloat = 1.0
     weight: NonNegativeFloat = 1.0
@@ -84,7 +89,7 @@ class CategoricalCrossEntropy(CrossEntropy):
     labels: ClassVar[str] = "distributions"
 
 
-class KlDivergence(Section):
+class KlDivergence(LossSection):
     """Kullback-Leibler divergence of the output distribution from the label distribution,
     both clipped to [1e-7, 1]: the output is probabilities (a softmax's)."""
 
@@ -94,7 +99,7 @@ class KlDivergence(Section):
     task: ClassVar[str] = "classes"
 
 
-class Poisson(Section):
+class Poisson(LossSection):
     """Poisson negative log-likelihood, output - label * log(output + 1e-7): the output is a
     positive rate (e.g. through softplus), the labels counts >= 0."""
 
@@ -103,7 +108,7 @@ class Poisson(Section):
     labels: ClassVar[str] = "counts"
 
 
-class CosineSimilarity(Section):
+class CosineSimilarity(LossSection):
     """The negative cosine similarity of output and label along the last axis (-1 when they
     point the same way)."""
 
@@ -111,14 +116,14 @@ class CosineSimilarity(Section):
     weight: NonNegativeFloat = 1.0
 
 
-class LogCosh(Section):
+class LogCosh(LossSection):
     """log(cosh(output - label)), like mse near 0 and mae far from it."""
 
     kind: Literal["log_cosh"] = "log_cosh"
     weight: NonNegativeFloat = 1.0
 
 
-class Hinge(Section):
+class Hinge(LossSection):
     """max(1 - label * output, 0) over -1/1 labels; 0/1 labels are mapped to -1/1 first, as
     Keras does. The output is a score: positive means class 1, as a logit does."""
 
@@ -135,7 +140,7 @@ class SquaredHinge(Hinge):
     kind: Literal["squared_hinge"] = "squared_hinge"  # type: ignore[assignment]
 
 
-class BinaryFocal(Section):
+class BinaryFocal(LossSection):
     """Binary cross-entropy scaled by (1 - p_t)^gamma, p_t the probability given to the
     label (Keras's BinaryFocalCrossentropy); with `alpha`, class 1's terms are weighted by
     alpha and class 0's by 1 - alpha."""
@@ -149,7 +154,7 @@ class BinaryFocal(Section):
     task: ClassVar[str] = "binary"
 
 
-class CategoricalFocal(Section):
+class CategoricalFocal(LossSection):
     """Categorical cross-entropy over one-hot or probability labels, each class's term
     scaled by alpha * (1 - p)^gamma (Keras's CategoricalFocalCrossentropy)."""
 
@@ -168,7 +173,7 @@ Loss = Annotated[
           CategoricalFocal],
     Field(discriminator="kind"),
 ]
-LOSSES: dict[str, type[Section]] = {
+LOSSES: dict[str, type[LossSection]] = {
     c.model_fields["kind"].default: c
     for c in (CrossEntropy, BinaryCrossEntropy, Mse, Mae, Huber, CategoricalCrossEntropy,
               KlDivergence, Poisson, CosineSimilarity, LogCosh, Hinge, SquaredHinge,
