@@ -102,14 +102,17 @@ KNOWN_DATASET_SIZES = {
 WARN_WEIGHTS_BYTES = 16 * 2**30
 
 # Temporaries as large as a parameter tensor that each optimizer's update makes.
-OPTIMIZER_SCRATCH = {"sgd": 0, "adam": 2, "adamw": 2, "rmsprop": 2, "adagrad": 2}
+OPTIMIZER_SCRATCH = {"sgd": 0, "adam": 2, "adamw": 2, "rmsprop": 2, "adagrad": 2, "nadam": 2,
+                     "adamax": 2}
 
 
 def optimizer_slots(optimizer) -> int:
     """Float32 values the optimizer keeps per trainable parameter."""
     kind = optimizer.kind
-    if kind in ("adam", "adamw"):
+    if kind in ("adam", "adamw", "nadam"):
         return 2  # first and second moments
+    if kind == "adamax":
+        return 2  # first moment and infinity norm
     if kind == "rmsprop":
         return 1 + (optimizer.momentum > 0)  # square average, and the momentum buffer
     if kind == "sgd":

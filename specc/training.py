@@ -30,42 +30,154 @@ class Section(BaseModel):
 # `weight` scales a loss term when a model has several outputs.
 
 
-class CrossEntropy(Section):
+class LossSection(Section):
+    """Base of every loss kind."""
+
+    # Its labels: `class_ids` (int), `binary` (0/1 or probabilities), `distributions`
+    # (one-hot or probability rows over the last axis), `signs` (-1/1 or 0/1), `counts`
+    # (>= 0) or `values` (any real number); and how the metrics read its output (`classes`:
+    # argmax over the last axis, `binary`: a threshold per unit, `values`: regression).
+    labels: ClassVar[str] = "values"
+    task: ClassVar[str] = "values"
+
+
+class CrossEntropy(LossSection):
     """Categorical cross-entropy over integer class labels."""
 
     kind: Literal["cross_entropy"] = "cross_entropy"
     from_logits: bool = True
     label_smoothing: Fraction = 0.0
     weight: NonNegativeFloat = 1.0
+    labels: ClassVar[str] = "class_ids"
+    task: ClassVar[str] = "classes"
 
 
-class BinaryCrossEntropy(Section):
+class BinaryCrossEntropy(LossSection):
     kind: Literal["binary_cross_entropy"] = "binary_cross_entropy"
     from_logits: bool = True
     weight: NonNegativeFloat = 1.0
+    labels: ClassVar[str] = "binary"
+    task: ClassVar[str] = "binary"
 
 
-class Mse(Section):
+class Mse(LossSection):
     kind: Literal["mse"] = "mse"
     weight: NonNegativeFloat = 1.0
 
 
-class Mae(Section):
+class Mae(LossSection):
     kind: Literal["mae"] = "mae"
     weight: NonNegativeFloat = 1.0
 
 
-class Huber(Section):
+class Huber(LossSection):
     kind: Literal["huber"] = "huber"
     delta: PositiveFloat = 1.0
     weight: NonNegativeFloat = 1.0
 
 
+# The losses below compute what Keras's loss of the same name computes (keras.losses: the
+# formula, its clipping at 1e-7, a mean over the batch and the output's positions); the
+# PyTorch program computes the same. Each says which labels it takes (`labels`, read by the
+# data check and the loader) and how the metrics read its output (`task`).
+
+
+class CategoricalCrossEntropy(CrossEntropy):
+    """Categorical cross-entropy over one-hot or probability labels [..., classes]."""
+
+    kind: Literal["categorical_cross_entropy"] = "categorical_cross_entropy"  # type: ignore[assignment]
+    labels: ClassVar[str] = "distributions"
+
+
+class KlDivergence(LossSection):
+    """Kullback-Leibler divergence of the output distribution from the label distribution,
+    both clipped to [1e-7, 1]: the output is probabilities (a softmax's)."""
+
+    kind: Literal["kl_divergence"] = "kl_divergence"
+    weight: NonNegativeFloat = 1.0
+    labels: ClassVar[str] = "distributions"
+    task: ClassVar[str] = "classes"
+
+
+class Poisson(LossSection):
+    """Poisson negative log-likelihood, output - label * log(output + 1e-7): the output is a
+    positive rate (e.g. through softplus), the labels counts >= 0."""
+
+    kind: Literal["poisson"] = "poisson"
+    weight: NonNegativeFloat = 1.0
+    labels: ClassVar[str] = "counts"
+
+
+class CosineSimilarity(LossSection):
+    """The negative cosine similarity of output and label along the last axis (-1 when they
+    point the same way)."""
+
+    kind: Literal["cosine_similarity"] = "cosine_similarity"
+    weight: NonNegativeFloat = 1.0
+
+
+class LogCosh(LossSection):
+    """log(cosh(output - label)), like mse near 0 and mae far from it."""
+
+    kind: Literal["log_cosh"] = "log_cosh"
+    weight: NonNegativeFloat = 1.0
+
+
+class Hinge(LossSection):
+    """max(1 - label * output, 0) over -1/1 labels; 0/1 labels are mapped to -1/1 first, as
+    Keras does. The output is a score: positive means class 1, as a logit does."""
+
+    kind: Literal["hinge"] = "hinge"
+    weight: NonNegativeFloat = 1.0
+    labels: ClassVar[str] = "signs"
+    task: ClassVar[str] = "binary"
+    from_logits: ClassVar[bool] = True
+
+
+class SquaredHinge(Hinge):
+    """max(1 - label * output, 0) squared; labels as `hinge` takes them."""
+
+    kind: Literal["squared_hinge"] = "squared_hinge"  # type: ignore[assignment]
+
+
+class BinaryFocal(LossSection):
+    """Binary cross-entropy scaled by (1 - p_t)^gamma, p_t the probability given to the
+    label (Keras's BinaryFocalCrossentropy); with `alpha`, class 1's terms are weighted by
+    alpha and class 0's by 1 - alpha."""
+
+    kind: Literal["binary_focal"] = "binary_focal"
+    gamma: NonNegativeFloat = 2.0
+    alpha: Annotated[float, Field(ge=0, le=1)] | None = None
+    from_logits: bool = True
+    weight: NonNegativeFloat = 1.0
+    labels: ClassVar[str] = "binary"
+    task: ClassVar[str] = "binary"
+
+
+class CategoricalFocal(LossSection):
+    """Categorical cross-entropy over one-hot or probability labels, each class's term
+    scaled by alpha * (1 - p)^gamma (Keras's CategoricalFocalCrossentropy)."""
+
+    kind: Literal["categorical_focal"] = "categorical_focal"
+    gamma: NonNegativeFloat = 2.0
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.25
+    from_logits: bool = True
+    weight: NonNegativeFloat = 1.0
+    labels: ClassVar[str] = "distributions"
+    task: ClassVar[str] = "classes"
+
+
 Loss = Annotated[
-    Union[CrossEntropy, BinaryCrossEntropy, Mse, Mae, Huber], Field(discriminator="kind")
+    Union[CrossEntropy, BinaryCrossEntropy, Mse, Mae, Huber, CategoricalCrossEntropy,
+          KlDivergence, Poisson, CosineSimilarity, LogCosh, Hinge, SquaredHinge, BinaryFocal,
+          CategoricalFocal],
+    Field(discriminator="kind"),
 ]
-LOSSES: dict[str, type[Section]] = {
-    c.model_fields["kind"].default: c for c in (CrossEntropy, BinaryCrossEntropy, Mse, Mae, Huber)
+LOSSES: dict[str, type[LossSection]] = {
+    c.model_fields["kind"].default: c
+    for c in (CrossEntropy, BinaryCrossEntropy, Mse, Mae, Huber, CategoricalCrossEntropy,
+              KlDivergence, Poisson, CosineSimilarity, LogCosh, Hinge, SquaredHinge,
+              BinaryFocal, CategoricalFocal)
 }
 
 
@@ -94,14 +206,25 @@ FRAMEWORK_NAMES: dict[str, str] = {
     "top_k_categorical_accuracy": "top_k_accuracy",
     "f1_score": "f1",
     "adam_w": "adamw",
+    "categorical_crossentropy": "categorical_cross_entropy",
+    "kl_div": "kl_divergence",
+    "kld": "kl_divergence",
+    "kullback_leibler_divergence": "kl_divergence",
+    "poisson_nll_loss": "poisson",
+    "logcosh": "log_cosh",
+    "binary_focal_crossentropy": "binary_focal",
+    "categorical_focal_crossentropy": "categorical_focal",
+    "n_adam": "nadam",
 }
 # Names with no counterpart in specc, which a similar spelling would point at wrongly (the
-# nearest name to `categorical_crossentropy` is `binary_cross_entropy`): what to say instead.
+# nearest name to `focal` is `binary_focal`, which may not be the one meant): what to say
+# instead.
 FRAMEWORK_NOTES: dict[str, str] = {
-    "categorical_crossentropy": "one-hot labels are not supported; `cross_entropy` takes "
-    "class ids, as Keras's sparse_categorical_crossentropy does",
-    "categorical_cross_entropy": "one-hot labels are not supported; `cross_entropy` takes "
-    "class ids, as Keras's sparse_categorical_crossentropy does",
+    "focal": "say which: `binary_focal` (0/1 labels) or `categorical_focal` (one-hot labels)",
+    "lion": "not supported: only one of the two frameworks has a Lion optimizer, so a spec "
+    "cannot say it for both",
+    "adafactor": "not supported: the two frameworks' Adafactor factor a weight over its last "
+    "two axes, which are other axes of a convolution's kernel in each",
 }
 
 # --- learning-rate schedules --------------------------------------------------------------
@@ -217,9 +340,29 @@ class Adagrad(Section):
     hints: ClassVar[dict[str, str]] = {"learning_rate": "lr", "eps": "epsilon"}
 
 
-Optimizer = Annotated[Union[Sgd, Adam, AdamW, RmsProp, Adagrad], Field(discriminator="kind")]
+class NAdam(Adam):
+    """Adam with Nesterov momentum, as torch.optim.NAdam updates (its momentum schedule
+    mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay)), and epsilon outside the root);
+    torch's defaults."""
+
+    kind: Literal["nadam"] = "nadam"  # type: ignore[assignment]
+    lr: PositiveFloat = 2e-3
+    momentum_decay: NonNegativeFloat = 4e-3
+
+
+class Adamax(Adam):
+    """Adam with the infinity norm: u = max(beta2 * u, |g| + epsilon), as torch.optim.Adamax
+    updates; torch's defaults."""
+
+    kind: Literal["adamax"] = "adamax"  # type: ignore[assignment]
+    lr: PositiveFloat = 2e-3
+
+
+Optimizer = Annotated[
+    Union[Sgd, Adam, AdamW, RmsProp, Adagrad, NAdam, Adamax], Field(discriminator="kind")
+]
 OPTIMIZERS: dict[str, type[Section]] = {
-    c.model_fields["kind"].default: c for c in (Sgd, Adam, AdamW, RmsProp, Adagrad)
+    c.model_fields["kind"].default: c for c in (Sgd, Adam, AdamW, RmsProp, Adagrad, NAdam, Adamax)
 }
 
 

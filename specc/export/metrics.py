@@ -7,6 +7,8 @@ from types import ModuleType
 
 import numpy as np
 
+from specc.training import LOSSES
+
 
 def first_output_metrics(data: ModuleType, outputs: list[np.ndarray],
                          labels: list[np.ndarray]) -> dict[str, float]:
@@ -14,9 +16,10 @@ def first_output_metrics(data: ModuleType, outputs: list[np.ndarray],
     its values and its prepared labels."""
     name, (_, loss) = next(iter(data.MODEL_OUTPUTS.items()))
     values, target = outputs[0], labels[0]
-    if loss == "cross_entropy":
-        return {"accuracy": float(np.mean(values.argmax(axis=-1) == target))}
-    if loss == "binary_cross_entropy":
+    if LOSSES[loss].task == "classes":
+        ids = target if loss == "cross_entropy" else target.argmax(axis=-1)  # one-hot rows
+        return {"accuracy": float(np.mean(values.argmax(axis=-1) == ids))}
+    if LOSSES[loss].task == "binary":
         threshold = data.BINARY_THRESHOLDS[name]
         return {"accuracy": float(np.mean((values > threshold) == (target > 0.5)))}
     error = values.astype(np.float64) - target

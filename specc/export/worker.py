@@ -31,6 +31,7 @@ from specc.export.metrics import first_output_metrics
 from specc.export.tokenizer import tokenizer_contract
 from specc.export_metadata import ExportMetadata, OutputInfo, TensorInfo, attach
 from specc.run_files import read_program_seed, read_program_title, read_results
+from specc.training import LOSSES
 
 OPSET = 18  # the ONNX opset of every export: onnxruntime 1.17 and later run it
 ORT_BATCH = 256  # samples per onnxruntime call when verifying
@@ -200,7 +201,7 @@ def output_infos(data, output_names, runtime, preprocessing) -> list[OutputInfo]
     infos = []
     for name, values in zip(output_names, runtime, strict=True):
         shape, loss = data.MODEL_OUTPUTS[name]
-        classes = shape[-1] if loss == "cross_entropy" else None
+        classes = shape[-1] if LOSSES[loss].task == "classes" else None
         infos.append(OutputInfo(
             name=name, shape=list(shape), dtype=str(values.dtype), classes=classes,
             class_names=class_names[:classes] if classes and len(class_names) >= classes

@@ -37,7 +37,9 @@ from specc.training import (
 )
 
 # Outputs squashed by these are probabilities, not logits.
-_PROBABILITY_ACTIVATIONS = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+_PROBABILITY_ACTIVATIONS = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid",
+                            "categorical_cross_entropy": "softmax", "binary_focal": "sigmoid",
+                            "categorical_focal": "softmax"}
 
 
 @dataclass

@@ -8,9 +8,12 @@ section's span:
   of values; see `specc.data_sources.fits`), token ids only for `int` inputs and float
   features only for `float` inputs, token ids within the vocabulary of the embedding that
   reads them;
-- labels per output with a loss: class ids for `cross_entropy` (with at least as many
-  output units as classes), 0/1 labels and one unit per label for `binary_cross_entropy`,
-  continuous targets with as many values as the output for `mse`, `mae` and `huber`.
+- labels per output with a loss, of the form its `labels` says (`specc.training`): class ids
+  for `cross_entropy` (with at least as many output units as classes); 0/1 labels and one
+  unit per label for `binary_cross_entropy`, `binary_focal`, `hinge` and `squared_hinge`;
+  float rows shaped like the output (one-hot or probabilities over its last axis) for
+  `categorical_cross_entropy`, `categorical_focal` and `kl_divergence`; continuous targets
+  with as many values as the output for the others.
 
 What is unknown at check time (a file not there yet, the type of a CSV column) is checked
 by the generated program when it loads the data, before training.
@@ -22,10 +25,11 @@ from specc import ir
 from specc.data_sources import DataSourceError, Features, Labels, fits
 from specc.errors import Diagnostic, mismatch
 from specc.layers.base import fmt_shape, numel
-from specc.training import Loss
+from specc.training import LOSSES, Loss
 
 _TYPE_WORDS = {"float32": "float", "int64": "int"}
-REGRESSION_LOSSES = frozenset({"mse", "mae", "huber"})
+REGRESSION_LOSSES = frozenset(kind for kind, loss in LOSSES.items()
+                              if loss.labels in ("values", "counts"))
 
 
 def check_data(model: ir.Model) -> list[Diagnostic]:
@@ -193,7 +197,21 @@ def _label_fit(labels: Labels, output: ir.Value, loss: str) -> str | None:
                 f"at least {labels.classes} units",
                 units,
             )
-    elif loss == "binary_cross_entropy":
+    elif LOSSES[loss].labels == "distributions":
+        if labels.kind == "classes":
+            return mismatch(
+                f"{where} needs a float row per sample over the classes of output {shown} "
+                f"(one-hot or probabilities), but {what} gives class ids",
+                f"float labels of shape {fmt_shape(output.shape)}",
+                "class ids (use cross_entropy())",
+            )
+        if labels.shape is not None and labels.shape != output.shape:
+            return mismatch(
+                f"{where} needs labels shaped like output {shown}",
+                f"float labels of shape {fmt_shape(output.shape)}",
+                f"{fmt_shape(labels.shape)} from {what}",
+            )
+    elif LOSSES[loss].labels in ("binary", "signs"):
         if labels.classes is not None and labels.classes != 2:
             return mismatch(
                 f"{where} needs 0/1 labels, but {what} has {labels.classes} classes",

@@ -13,12 +13,12 @@ from __future__ import annotations
 from specc import ast, ir
 from specc.errors import Diagnostics, mismatch
 from specc.passes.data_check import labelled_outputs
-from specc.training import CLASSIFICATION_METRICS
+from specc.training import CLASSIFICATION_METRICS, LOSSES
 
 # How outputs become predictions for the metrics, by the loss of the first output that has
 # one: `classes` (argmax over the last axis), `binary` (a threshold per unit) or `values`
-# (regression); and the metrics each way supports.
-METRIC_TASKS = {"cross_entropy": "classes", "binary_cross_entropy": "binary"}
+# (regression), as each loss's `task` says; and the metrics each way supports.
+METRIC_TASKS = {kind: loss.task for kind, loss in LOSSES.items() if loss.task != "values"}
 TASK_METRICS = {
     "classes": CLASSIFICATION_METRICS,
     "binary": CLASSIFICATION_METRICS - {"top_k_accuracy"},

@@ -215,3 +215,42 @@ def test_token_vocab_is_found_inside_blocks(spec_text):
     """)
     (error,) = result.diagnostics.errors
     assert "(expected vocab <= 33, got vocab=50)" in error.message
+
+
+@pytest.mark.parametrize(("layers", "loss", "data", "expected"), [
+    ("dense(3)", "categorical_cross_entropy()", "iris()",
+     "loss categorical_cross_entropy() on output `dense_1` needs a float row per sample over "
+     "the classes of output `dense_1` [3] (one-hot or probabilities), but iris() gives class "
+     "ids (expected float labels of shape [3], got class ids (use cross_entropy()))"),
+    ("dense(3)", "kl_divergence()", "iris()", "but iris() gives class ids"),
+    ("dense(3)", "categorical_focal()", "iris()", "but iris() gives class ids"),
+    ("dense(1)", "hinge()", "iris()",
+     "loss hinge() on output `dense_1` needs 0/1 labels, but iris() has 3 classes"),
+    ("dense(1)", "binary_focal()", "iris()", "needs 0/1 labels, but iris() has 3 classes"),
+    ("dense(1)", "poisson()", "iris()",
+     "loss poisson() on output `dense_1` does not fit the labels of iris() (expected "
+     "continuous targets, got class labels (3 classes))"),
+    ("dense(2)", "log_cosh()", "diabetes()", "cannot train output `dense_1` [2] (2 values)"),
+])
+def test_each_loss_says_which_labels_it_takes(spec_diagnostics, layers, loss, data, expected):
+    assert expected in only_error(spec_diagnostics("x: float[4]" if data == "iris()"
+                                                   else "x: float[10]", layers, loss, data))
+
+
+def test_rows_of_labels_must_be_shaped_like_the_output(tmp_path, spec_text):
+    (tmp_path / "specs").mkdir()
+    np.savez(tmp_path / "specs" / "d.npz", x=np.zeros((5, 4), np.float32),
+             y=np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1]])
+    text = """
+        model m {
+            input x: float[4]
+            layers { dense(UNITS) }
+            loss categorical_cross_entropy()
+            data npz("d.npz")
+        }
+    """
+    assert spec_text(text.replace("UNITS", "3")).program is not None
+    (error,) = spec_text(text.replace("UNITS", "4")).diagnostics.errors
+    assert error.message == (
+        "loss categorical_cross_entropy() on output `dense_1` needs labels shaped like output "
+        "`dense_1` [4] (expected float labels of shape [4], got [3] from npz array 'y')")

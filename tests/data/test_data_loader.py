@@ -292,6 +292,31 @@ def test_synthetic_data_is_shaped_like_the_model_and_learnable(spec_text, loader
                                       np.sort(np.concatenate([x, splits["val"][0][0]]).ravel()))
 
 
+def test_synthetic_labels_take_the_form_each_loss_takes(spec_text, loader):
+    result = spec_text("""
+        model m {
+            input x: float[6]
+            graph {
+                h = x -> dense(4)
+                rate = h -> dense(2, activation=softplus)
+                score = h -> dense(1)
+            }
+            output h, rate, score
+            loss h: categorical_cross_entropy(), rate: poisson(), score: hinge()
+            data synthetic(100)
+        }
+    """)
+    module = loader(result.program.models[0])
+    splits, _ = splits_of(module)
+    one_hot, counts, signs = splits["train"][1]
+    assert one_hot.shape == (100, 4) and one_hot.dtype == np.float32
+    np.testing.assert_array_equal(one_hot.sum(-1), 1.0)
+    assert set(np.unique(one_hot)) == {0.0, 1.0} and len(np.unique(one_hot.argmax(-1))) > 1
+    assert counts.shape == (100, 2) and counts.min() >= 0
+    np.testing.assert_array_equal(counts, np.round(counts))
+    assert set(np.unique(signs)) == {0.0, 1.0}
+
+
 # --- errors -------------------------------------------------------------------------------
 
 
@@ -368,6 +393,25 @@ def write_npz(tmp_path: Path, **arrays) -> None:
      "must have one row per sample (got 'x': 5, 'y': 4)"),
     ("x: float[3]", "dense(2)", "mse()", {"x": np.zeros((5, 3)), "target": np.zeros(5)},
      "has no array 'y' (it holds 'x', 'target')"),
+    ("x: float[3]", "dense(3)", "categorical_cross_entropy()",
+     {"x": np.zeros((5, 3)), "y": np.array([[0, 1, 2]] * 5)},
+     "the train split has labels outside [0, 1] for output `dense_1` "
+     "(categorical_cross_entropy takes one-hot rows or probabilities over the classes)"),
+    ("x: float[3]", "dense(3)", "kl_divergence()",
+     {"x": np.zeros((5, 3)), "y": np.array([0, 1, 2, 0, 1])},
+     "labels of shape [] per sample cannot train output `dense_1` of shape [3] with "
+     "kl_divergence"),
+    ("x: float[3]", "dense(1)", "hinge()",
+     {"x": np.zeros((5, 3)), "y": np.array([0, 1, -1, 1, 0])},
+     "the train split has labels other than 0/1 or -1/1 for output `dense_1` (hinge takes "
+     "one or the other)"),
+    ("x: float[3]", "dense(1)", "binary_focal()",
+     {"x": np.zeros((5, 3)), "y": np.array([0, 1, 2, 0, 1])},
+     "labels outside [0, 1] for output `dense_1` (binary_focal takes 0/1 labels"),
+    ("x: float[3]", "dense(2)", "poisson()",
+     {"x": np.zeros((5, 3)), "y": np.array([[0, 1]] * 4 + [[-1, 3]])},
+     "the train split has negative labels for output `dense_1` (poisson takes counts, 0 or "
+     "more)"),
 ])
 def test_bad_data_stops_before_training(tmp_path, spec_model, loader, input, layers, loss,
                                         arrays, message):
@@ -404,6 +448,10 @@ RENDERED = [
     ("x: float[4, 4, 3]", CNN, "cross_entropy()", 'image_folder("pics", 4)'),
     ("t: int[?]", TOKENS.replace("VOCAB", "100"), "cross_entropy()", "synthetic(64)"),
     ("x: float[5]", "dense(1)", "binary_cross_entropy()", "synthetic(64, test=0.5)"),
+    ("x: float[5]", "dense(3)", "categorical_focal()", "synthetic(64)"),
+    ("x: float[5]", "dense(1)", "squared_hinge()", 'npz("d.npz")'),
+    ("x: float[5]", "dense(2)", "poisson()", "synthetic(64)"),
+    ("x: float[5]", "dense(1)", "binary_focal(alpha=0.5)", "synthetic(64)"),
 ]
 
 

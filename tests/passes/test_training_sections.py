@@ -215,3 +215,47 @@ def test_tensorboard_is_true_or_false_and_anything_else_is_located(check):
         assert error.span.line == checked.line("tensorboard")
         line = checked.source.splitlines()[error.span.line - 1]
         assert error.span.column == line.index(value) + 1
+
+
+def test_the_keras_losses_bind_with_their_defaults(check):
+    model = check(two_outputs(
+        "loss logits: categorical_focal(gamma=3), value: binary_focal(alpha=0.3)")).model
+    focal, binary = (term.loss for term in model.losses)
+    assert (focal.gamma, focal.alpha, focal.from_logits) == (3.0, 0.25, True)
+    assert (binary.gamma, binary.alpha, binary.from_logits) == (2.0, 0.3, True)
+    assert check(classifier("loss binary_focal(alpha=none)", last="dense(1)")).model \
+        .losses[0].loss.alpha is None
+    smoothed = check(classifier("loss categorical_cross_entropy(label_smoothing=0.2)")).model
+    assert smoothed.losses[0].loss.label_smoothing == 0.2
+    checked = check(classifier("loss binary_focal(alpha=1.5)", last="dense(1)"))
+    error = checked.error("alpha")
+    assert error.span.line == checked.line("loss binary_focal")
+
+
+def test_the_keras_optimizers_bind_with_torch_s_defaults(check):
+    nadam = check(classifier("loss cross_entropy()\noptimizer nadam()")).model.optimizer
+    assert (nadam.lr, nadam.beta1, nadam.beta2, nadam.epsilon, nadam.weight_decay,
+            nadam.momentum_decay) == (2e-3, 0.9, 0.999, 1e-8, 0.0, 4e-3)
+    adamax = check(classifier("loss cross_entropy()\noptimizer adamax(beta2=0.99)")).model
+    assert (adamax.optimizer.lr, adamax.optimizer.beta2) == (2e-3, 0.99)
+
+
+def test_each_keras_loss_allows_the_metrics_of_its_task(check):
+    assert check(classifier("loss categorical_cross_entropy()\nmetrics accuracy, "
+                            "top_k_accuracy(k=2), f1")).program is not None
+    assert check(classifier("loss hinge()\nmetrics accuracy, precision",
+                            last="dense(1)")).program is not None
+    checked = check(classifier("loss squared_hinge()\nmetrics top_k_accuracy", last="dense(1)"))
+    assert "expected one of accuracy, f1, precision, recall" in checked.error(
+        "metric top_k_accuracy does not fit the squared_hinge loss").message
+    checked = check(classifier("loss poisson()\nmetrics accuracy"))
+    assert "expected one of mae, mse, got accuracy" in checked.error(
+        "metric accuracy does not fit the poisson loss").message
+
+
+def test_softmax_into_a_categorical_loss_that_expects_logits_warns(check):
+    for loss in ("categorical_cross_entropy", "categorical_focal"):
+        checked = check(classifier(f"loss {loss}()", last="softmax()"))
+        assert "from_logits=false" in checked.warning(f"`{loss}` expects logits").message
+    checked = check(classifier("loss binary_focal()", last="dense(1, activation=sigmoid)"))
+    checked.warning("already goes through sigmoid")

@@ -170,12 +170,17 @@ def _context(model: ir.Model, source: Source, program_dir: Path) -> dict[str, ob
         "model_outputs": {v.label: (v.shape, loss.kind) for v, loss in outputs},
         "token_limits": token_limits,
         "input_name": inputs[0].label,
-        "classification": any(loss.kind in ("cross_entropy", "binary_cross_entropy")
-                              for _, loss in outputs),
-        # Where a binary_cross_entropy output's values turn into class 1: logits above 0,
-        # probabilities above 0.5.
+        "classification": any(loss.task != "values" for _, loss in outputs),
+        # Where a binary classifier's output values turn into class 1: logits (and hinge
+        # scores) above 0, probabilities above 0.5.
         "binary_thresholds": {value.label: 0.0 if loss.from_logits else 0.5  # type: ignore[attr-defined]
-                              for value, loss in outputs if loss.kind == "binary_cross_entropy"},
+                              for value, loss in outputs if loss.task == "binary"},
+        # the loss kinds whose labels are rows over the output's last axis, and which forms
+        # of labels the loader checks
+        "distribution_losses": tuple(sorted({loss.kind for _, loss in outputs
+                                             if loss.labels == "distributions"})),
+        "label_forms": sorted({loss.labels for _, loss in outputs}),
+        "loss_kinds": sorted({loss.kind for _, loss in outputs}),
         "pickled_inputs": source.kind == "imdb",
         "reads_npz": source.kind in ("mnist", "fashion_mnist", "imdb", "npz"),
         "sequence_length": SYNTHETIC_SEQUENCE_LENGTH,

@@ -40,16 +40,25 @@ class LossTermView:
     output_index: int  # position of its output in the tuple the model returns
     label: str  # the spec's name of that output
     loss: Loss
-    sequence: bool  # cross-entropy over class scores per position ([time, classes])
+    sequence: bool  # class scores per position ([time, classes])
+    one_hot: bool  # labels are rows over the classes (one-hot or probabilities), not ids
 
 
 def loss_terms(model: ir.Model) -> list[LossTermView]:
     """The loss terms in output order: the order in which the data gives their labels."""
     return [
         LossTermView(model.graph.outputs.index(value.id), value.label, loss,
-                     sequence=loss.kind == "cross_entropy" and len(value.shape) > 1)
+                     sequence=loss.task == "classes" and len(value.shape) > 1,
+                     one_hot=loss.labels == "distributions")
         for value, loss in labelled_outputs(model)
     ]
+
+
+def recipe_uses_math(model: ir.Model) -> bool:
+    """Whether recipe.py imports `math`: for the schedules that compute their rate with it,
+    and for log_cosh's log(2)."""
+    return (model.optimizer.schedule.kind in ("cosine", "one_cycle", "plateau")
+            or any(term.loss.kind == "log_cosh" for term in model.losses))
 
 
 def output_loss_names(model: ir.Model) -> list[str]:

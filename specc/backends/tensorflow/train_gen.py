@@ -32,6 +32,7 @@ from specc.backends.common import template_environment
 from specc.backends.common.plan import (
     TRAINING_FILES,
     import_lines,
+    recipe_uses_math,
     render_training_files,
     training_context,
 )
@@ -42,10 +43,9 @@ _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 def imports(model: ir.Model) -> dict[str, str]:
     """Each training file's import block, holding only what that file uses for `model`."""
     kinds = {metric.kind for metric in model.metrics}
-    schedule_math = model.optimizer.schedule.kind in ("cosine", "one_cycle", "plateau")
     return {
         "recipe.py": import_lines(
-            ("import math",) * schedule_math,
+            ("import math",) * recipe_uses_math(model),
             ("import keras",
              *("import numpy as np",) * bool(kinds & {"precision", "recall", "f1"}),
              "import tensorflow as tf")),
@@ -73,7 +73,8 @@ def imports(model: ir.Model) -> dict[str, str]:
 
 # The optimizer class train.py defines for each optimizer kind.
 OPTIMIZER_CLASSES = {"sgd": "TorchSGD", "adam": "TorchAdam", "adamw": "TorchAdam",
-                     "rmsprop": "TorchRMSprop", "adagrad": "TorchAdagrad"}
+                     "rmsprop": "TorchRMSprop", "adagrad": "TorchAdagrad", "nadam": "TorchNAdam",
+                     "adamax": "TorchAdamax"}
 
 
 def train_context(model: ir.Model) -> dict[str, object]:

@@ -23,6 +23,7 @@ from specc.backends.common import template_environment
 from specc.backends.common.plan import (
     TRAINING_FILES,
     import_lines,
+    recipe_uses_math,
     render_training_files,
     training_context,
 )
@@ -37,16 +38,23 @@ _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 TRAIN_MODULE_NAMES = frozenset({"F", "Path", "np", "nullcontext", "torch"})
 
 
+def _uses_functional(model: ir.Model) -> bool:
+    """Whether recipe.py calls torch.nn.functional: every loss's code does but that of
+    binary_focal over probabilities, which writes out Keras's binary cross-entropy
+    (torch's F.binary_cross_entropy takes log1p(-p), which rounds otherwise)."""
+    return any(term.loss.kind != "binary_focal" or term.loss.from_logits  # type: ignore[union-attr]
+               for term in model.losses)
+
+
 def imports(model: ir.Model) -> dict[str, str]:
     """Each training file's import block, holding only what that file uses for `model`."""
     recurrent = _recurrent(model)
     kinds = {metric.kind for metric in model.metrics}
-    schedule_math = model.optimizer.schedule.kind in ("cosine", "one_cycle", "plateau")
     return {
         "recipe.py": import_lines(
-            ("import math",) * schedule_math,
+            ("import math",) * recipe_uses_math(model),
             ("import numpy as np",) * bool(kinds & {"precision", "recall", "f1"})
-            + ("import torch", "import torch.nn.functional as F")),
+            + ("import torch",) + ("import torch.nn.functional as F",) * _uses_functional(model)),
         "checkpoints.py": import_lines(
             ("import hashlib", "import io", "import json", "import os", "import random",
              "import sys", "import zipfile"), ("import numpy as np", "import torch")),

@@ -293,6 +293,10 @@ OPTIMIZERS = {
     "rmsprop": "rmsprop(lr=0.01)",
     "rmsprop_momentum": "rmsprop(lr=0.01, rho=0.8, momentum=0.5)",
     "adagrad": "adagrad(lr=0.1)",
+    "nadam": "nadam(lr=0.01, weight_decay=0.1)",
+    "nadam_momentum_decay": "nadam(beta1=0.8, beta2=0.99, epsilon=1e-6, momentum_decay=0.05)",
+    "adamax": "adamax(lr=0.01)",
+    "adamax_decay": "adamax(beta1=0.8, beta2=0.9, epsilon=1e-6, weight_decay=0.1)",
 }
 
 
