@@ -10,7 +10,8 @@ split fractions every source takes:
 Both default to 0 (no held-out data, as with Keras' `validation_split`), must lie in [0, 1)
 and must leave something to train on (their sum is below 1). mnist, fashion_mnist, cifar10
 and imdb come with a fixed test split, which is always used: `validation` is carved from
-their training part and `test=` is an error. Splits are random, not stratified.
+their training part and `test=` is an error. The generated loader stratifies the held-out
+parts of a classifier's data by class (`train { stratify }`), else splits at random.
 
 `describe(spec_dir)` says what a source yields per sample, reading at most file headers:
 digits (64,) float, 10 classes; iris (4,) 3 classes; breast_cancer (30,) 2 classes;

@@ -354,6 +354,8 @@ class TrainConfig(BaseModel):
     # event files in RUN/tensorboard when the program finds TensorBoard's writer; false:
     # none, and no TensorBoard code in train.py
     tensorboard: StrictBool = True
+    # held-out splits of a classifier's data keep its class proportions; false: at random
+    stratify: StrictBool = True
 
     hints: ClassVar[dict[str, str]] = {"batch": "batch_size", "lr": "optimizer lr="}
 

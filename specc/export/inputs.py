@@ -79,8 +79,7 @@ def held_out_split(data: ModuleType, seed: int, data_path: str | None) -> HeldOu
     if hasattr(data, "TEST"):  # the program splits the data itself, as load_splits does
         features, labels, _ = dataset
         count = data.sample_count(features, labels)
-        parts = data.split_indices(count, np.random.default_rng(seed), data.VALIDATION,
-                                   data.TEST)
+        parts = data.split_parts(count, labels, seed)
         split = next(name for name in ("test", "val", "train") if name in parts)
         raw_x, raw_y = data.take(features, parts[split]), data.take(labels, parts[split])
     else:  # the source's own test split (mnist, cifar10, imdb)

@@ -179,6 +179,7 @@ def _context(model: ir.Model, source: Source, program_dir: Path) -> dict[str, ob
         "pickled_inputs": source.kind == "imdb",
         "reads_npz": source.kind in ("mnist", "fashion_mnist", "imdb", "npz"),
         "sequence_length": SYNTHETIC_SEQUENCE_LENGTH,
+        "stratify_on": stratify_on(model),
     }
     if source.reads_file:
         spec_dir = model.data.spec_dir  # type: ignore[union-attr]
@@ -191,6 +192,20 @@ def _context(model: ir.Model, source: Source, program_dir: Path) -> dict[str, ob
         context.update(image_size=(height, width), pil_mode=COLOR_MODES[source.color_mode][0],
                        channels=channels)
     return context
+
+
+def stratify_on(model: ir.Model) -> tuple[int, str] | None:
+    """The output whose classes the held-out splits are stratified by: the first with one
+    class label per sample (cross_entropy over [classes], binary_cross_entropy over one
+    unit), as (its position among the labelled outputs, its name); None when `train {
+    stratify = false }` or no output is a classifier (regression splits stay random)."""
+    if not model.train.stratify:
+        return None
+    for position, (value, loss) in enumerate(labelled_outputs(model)):
+        if (loss.kind == "cross_entropy" and len(value.shape) == 1) or (
+                loss.kind == "binary_cross_entropy" and value.shape == (1,)):
+            return position, value.label
+    return None
 
 
 def _call(source: Source) -> str:
