@@ -285,6 +285,7 @@ class Npz(Source):
     path: FilePath
     x: ArrayName | list[ArrayName] = "x"
     y: ArrayName | list[ArrayName] = "y"
+    weight: ArrayName | None = None  # an array of one loss weight per sample
     validation: SplitFraction = 0.0
     test: SplitFraction = 0.0
     reads_file: ClassVar[bool] = True
@@ -297,6 +298,13 @@ class Npz(Source):
             raise ValueError(mismatch("array names", "one or more distinct names", names))
         return value
 
+    @model_validator(mode="after")
+    def _weight_apart(self) -> "Npz":
+        if self.weight is not None and self.weight in (*self.x_names, *self.y_names):
+            raise ValueError(mismatch("the weight array must be neither features nor labels",
+                                      "an array not named by x or y", repr(self.weight)))
+        return self
+
     @property
     def x_names(self) -> list[str]:
         return _names(self.x)
@@ -304,6 +312,10 @@ class Npz(Source):
     @property
     def y_names(self) -> list[str]:
         return _names(self.y)
+
+    @property
+    def weight_names(self) -> list[str]:
+        return [] if self.weight is None else [self.weight]
 
     def describe(self, spec_dir: str | Path) -> Description:
         file = resolve_path(self.path, spec_dir)
@@ -313,7 +325,7 @@ class Npz(Source):
                 tuple(Labels(f"npz array {n!r}", "any", None) for n in self.y_names))
         headers = npz_headers(file)
         lengths = set()
-        for name in (*self.x_names, *self.y_names):
+        for name in (*self.x_names, *self.y_names, *self.weight_names):
             if name not in headers:
                 raise DataSourceError(mismatch(f"{file} has no array {name!r}",
                                                f"one of {', '.join(map(repr, headers))}",
@@ -330,9 +342,13 @@ class Npz(Source):
             lengths.add(shape[0])
         if len(lengths) > 1:
             sizes = ", ".join(f"{n!r}: {headers[n][0][0]}"
-                              for n in (*self.x_names, *self.y_names))
+                              for n in (*self.x_names, *self.y_names, *self.weight_names))
             raise DataSourceError(mismatch(f"the arrays of {file} must have one row per "
                                            "sample", "equal first dimensions", sizes))
+        if self.weight is not None and len(headers[self.weight][0]) != 1:
+            raise DataSourceError(mismatch(
+                f"npz array {self.weight!r} in {file} must hold one weight per sample",
+                "an array of rank 1", f"shape {list(headers[self.weight][0])}"))
         return Description(
             tuple(_npz_features(name, *headers[name]) for name in self.x_names),
             tuple(_npz_labels(name, headers[name][0]) for name in self.y_names))
@@ -402,15 +418,24 @@ def _require_columns(file: Path, header: list[str], columns: dict[str, str]) -> 
 
 
 class Csv(Source):
-    """A CSV file with a header line: column `target` holds the labels, every other column
-    is a numeric feature. Class labels may be integers or names (numbered in sorted order)."""
+    """A CSV file with a header line: column `target` holds the labels, column `weight` (when
+    named) each sample's loss weight, every other column is a numeric feature. Class labels
+    may be integers or names (numbered in sorted order)."""
 
     kind: Literal["csv"] = "csv"
     path: FilePath
     target: Annotated[str, Field(strict=True)]
+    weight: Annotated[str, Field(strict=True)] | None = None  # a column of loss weights
     validation: SplitFraction = 0.0
     test: SplitFraction = 0.0
     reads_file: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _weight_apart(self) -> "Csv":
+        if self.weight == self.target:
+            raise ValueError(mismatch("the weight column must not be the target column",
+                                      "another column", repr(self.weight)))
+        return self
 
     def short_call(self) -> str:
         return f"csv(target={self.target!r})"
@@ -421,8 +446,9 @@ class Csv(Source):
         if not _is_file(file, "a CSV file"):
             return Description((Features(what, None, "float32"),), (Labels(what, "any"),))
         header = _header(file)
-        _require_columns(file, header, {"target": self.target})
-        return Description((Features(what, (len(header) - 1,), "float32"),),
+        named = {"target": self.target, **({"weight": self.weight} if self.weight else {})}
+        _require_columns(file, header, named)
+        return Description((Features(what, (len(header) - len(named),), "float32"),),
                            (Labels(what, "any"),))
 
 

@@ -57,6 +57,29 @@ def monitor(model: ir.Model) -> tuple[str, str]:
     return name, "max" if name.removeprefix("val_") in HIGHER_IS_BETTER else "min"
 
 
+def weighs_samples(model: ir.Model) -> bool:
+    """Whether each training sample's loss term is weighted: by `train { class_weight }`, by
+    the data's own weights (npz's `weight` array, csv's `weight` column), or by both (their
+    product)."""
+    source = model.data.source if model.data else None
+    return model.train.class_weight is not None or getattr(source, "weight", None) is not None
+
+
+def weighted_classes(model: ir.Model) -> int | None:
+    """How many classes `train { class_weight }` weighs: the units of a cross_entropy output
+    over [classes], 2 for a binary_cross_entropy output of one unit; None when the model's
+    single loss term is no such classifier."""
+    outputs = labelled_outputs(model)
+    if len(outputs) != 1:
+        return None
+    value, loss = outputs[0]
+    if loss.kind == "cross_entropy" and len(value.shape) == 1:
+        return value.shape[0]
+    if loss.kind == "binary_cross_entropy" and value.shape == (1,):
+        return 2
+    return None
+
+
 def monitorable(model: ir.Model) -> list[str]:
     """The values a model's run reports each epoch, which early stopping may monitor."""
     names = ["loss"]
@@ -77,6 +100,7 @@ def check_training(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
     _check_metrics(spec, model, diags)
     _check_monitor(spec, model, diags)
     _check_crops(spec, model, diags)
+    _check_weights(spec, model, diags)
 
 
 def _check_metrics(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
@@ -119,3 +143,34 @@ def _check_crops(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
             diags.error(size_arg.span, mismatch(
                 "random_crop must cut windows of the input's height and width",
                 list(image.shape[:2]), size))
+
+
+def _check_weights(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
+    """Sample weights need one loss term; class weights a classifier, one weight per class."""
+    if not weighs_samples(model):
+        return
+    outputs = labelled_outputs(model)
+    setting = next((s for s in spec.settings if s.key == "class_weight"), None)
+    if len(outputs) > 1:
+        weight = next((k for k in spec.data.keywords if k.name == "weight"),  # type: ignore[union-attr]
+                      None) if setting is None else None
+        span = setting.value.span if setting else weight.value.span if weight else spec.span
+        what = "class_weight" if setting else "the data's sample weights"
+        diags.error(span, mismatch(f"{what} weigh the loss of a model with one loss term",
+                                   "one output with a loss", f"{len(outputs)} loss terms"))
+        return
+    weights = model.train.class_weight
+    if setting is None or weights is None:
+        return
+    classes = weighted_classes(model)
+    value, loss = outputs[0]
+    if classes is None:
+        diags.error(setting.value.span, mismatch(
+            f"class_weight weighs the classes of a classifier, but `{value.label}` is trained "
+            f"by {loss.kind} over {list(value.shape)}",
+            "cross_entropy over [classes] or binary_cross_entropy over [1]",
+            f"{loss.kind} over {list(value.shape)}"))
+    elif isinstance(weights, list) and len(weights) != classes:
+        diags.error(setting.value.span, mismatch(
+            f"class_weight gives one weight per class of `{value.label}` ({classes} classes)",
+            f"{classes} weights", f"{len(weights)} weights"))

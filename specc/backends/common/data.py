@@ -62,6 +62,7 @@ from specc.backends.common import template_environment
 from specc.backends.common.code import doc_text, lit
 from specc.data_sources import COLOR_MODES, ImageFolder, Source, Synthetic, resolve_path
 from specc.passes.data_check import labelled_outputs, token_vocab
+from specc.passes.training_check import weighs_samples, weighted_classes
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
@@ -180,6 +181,13 @@ def _context(model: ir.Model, source: Source, program_dir: Path) -> dict[str, ob
         "reads_npz": source.kind in ("mnist", "fashion_mnist", "imdb", "npz"),
         "sequence_length": SYNTHETIC_SEQUENCE_LENGTH,
         "stratify_on": stratify_on(model),
+        "weighs_samples": weighs_samples(model),
+        "class_weight": model.train.class_weight,
+        "weighted_classes": weighted_classes(model),
+        # how a class weight finds its class: by class id (cross_entropy), or by the rounded
+        # 0/1 label (binary_cross_entropy), as Keras's class_weight does
+        "class_axis": "ids" if outputs and outputs[0][1].kind == "cross_entropy" else "rounded",
+        "data_weight": getattr(source, "weight", None),
     }
     if source.reads_file:
         spec_dir = model.data.spec_dir  # type: ignore[union-attr]
