@@ -54,7 +54,7 @@ def class_counts(splits: dict, classes: int) -> dict[str, list[int]]:
 
 def errors_of(tmp_path: Path, data: str, **options) -> list[str]:
     result = checked(tmp_path, data, **options)
-    return [f"{d.span.start.line}:{d.span.start.column} {d.message}"
+    return [f"{d.span.line}:{d.span.column} {d.message}"
             for d in result.diagnostics.errors]
 
 
@@ -112,3 +112,152 @@ def test_regression_splits_stay_random_and_carry_no_stratification(tmp_path):
     assert "stratif" not in render_data_code(model, tmp_path / "program").code
     classifier = model_of(tmp_path, "iris(validation=0.2)", train="stratify = false")
     assert "stratif" not in render_data_code(classifier, tmp_path / "program").code
+
+
+# --- class weights and sample weights: the check ------------------------------------------
+
+
+def write_imbalanced(tmp_path: Path, count: int = 100, rare: int = 10, **extra) -> dict:
+    """x [count, 4], y: class 1 for the last `rare` samples, 0 before; `extra` arrays too."""
+    folder = tmp_path / "specs"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {"x": rng.normal(size=(count, 4)).astype(np.float32),
+              "y": np.array([0] * (count - rare) + [1] * rare), **extra}
+    np.savez(folder / "data.npz", **arrays)
+    return arrays
+
+
+def test_class_weight_needs_one_weight_per_class_at_its_place(tmp_path):
+    write_imbalanced(tmp_path)
+    errors = errors_of(tmp_path, 'npz("data.npz")', classes=2,
+                       train="class_weight = [1.0, 2.0, 3.0]")
+    assert errors == ["9:28 class_weight gives one weight per class of `dense_1` (2 classes) "
+                      "(expected 2 weights, got 3 weights)"]
+
+
+def test_class_weight_needs_a_classifier(tmp_path):
+    errors = errors_of(tmp_path, "diabetes()", features=10, classes=1, loss="mse()",
+                       train="class_weight = balanced")
+    assert errors == ["9:28 class_weight weighs the classes of a classifier, but `dense_1` is "
+                      "trained by mse over [1] (expected cross_entropy over [classes] or "
+                      "binary_cross_entropy over [1], got mse over [1])"]
+
+
+def test_class_weight_is_balanced_or_a_list_of_weights(tmp_path):
+    errors = errors_of(tmp_path, "iris()", train="class_weight = equal")
+    assert len(errors) == 1 and errors[0].startswith("9:28 ")
+    assert "balanced" in errors[0] and "equal" in errors[0]
+    assert errors_of(tmp_path, "iris()", train="class_weight = [1, 2, -1]")[0].startswith("9:")
+    assert errors_of(tmp_path, "iris()", train="class_weight = [1, 2.5, 0]") == []
+
+
+def test_sample_weights_name_an_array_of_one_weight_per_sample(tmp_path):
+    write_imbalanced(tmp_path, w=np.ones((100, 2)))
+    (error,) = errors_of(tmp_path, 'npz("data.npz", weight="w")', classes=2)
+    assert error.startswith("8:10 npz array 'w' in ") and error.endswith(
+        "must hold one weight per sample (expected an array of rank 1, got shape [100, 2])")
+    (error,) = errors_of(tmp_path, 'npz("data.npz", weight="v")', classes=2)
+    assert "has no array 'v'" in error
+    (error,) = errors_of(tmp_path, 'npz("data.npz", weight="x")', classes=2)
+    assert error.startswith("8:") and "neither features nor labels" in error
+
+
+def test_csv_weight_is_a_column_apart_from_the_features(tmp_path):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    rows = ["a,b,w,label\n"] + [f"{i},{i % 3},{1 + i % 2},{i % 2}\n" for i in range(10)]
+    (folder / "data.csv").write_text("".join(rows))
+    model = model_of(tmp_path, 'csv("data.csv", "label", weight="w")', features=2, classes=2)
+    module = loaded(tmp_path, model)
+    splits, _ = module["load_splits"](0)
+    x, y, weights = splits["train"]
+    assert x.shape == (10, 2)  # a and b: neither the target nor the weight
+    by_row = dict(zip(y.tolist(), weights.tolist()))
+    assert by_row == {0: 1.0, 1: 2.0}  # w is 1 on even rows (label 0), 2 on odd ones
+    (error,) = errors_of(tmp_path, 'csv("data.csv", "label", weight="label")', features=2,
+                         classes=2)
+    assert "must not be the target column" in error
+    (error,) = errors_of(tmp_path, 'csv("data.csv", "label", weight="z")', features=2,
+                         classes=2)
+    assert "has no column 'z' (named by `weight`)" in error
+
+
+def test_sample_weights_with_several_loss_terms_are_refused_at_the_data(tmp_path):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    np.savez(folder / "data.npz", x=np.zeros((8, 4), np.float32), a=np.zeros(8), b=np.zeros(8),
+             w=np.ones(8))
+    path = folder / "model.spec"
+    path.write_text(textwrap.dedent("""
+        model m {
+            input x: float[4]
+            graph {
+                a = x -> dense(2)
+                b = x -> dense(1)
+            }
+            output a, b
+            loss a: cross_entropy(), b: mse()
+            data npz("data.npz", y=["a", "b"], weight="w")
+        }
+    """))
+    errors = [f"{d.span.line}:{d.span.column} {d.message}"
+              for d in specc.check(path).diagnostics.errors]
+    assert errors == ["10:47 the data's sample weights weigh the loss of a model with one loss "
+                      "term (expected one output with a loss, got 2 loss terms)"]
+
+
+# --- class weights and sample weights: the loader -----------------------------------------
+
+
+def test_balanced_class_weights_are_fitted_on_the_training_split(tmp_path):
+    from sklearn.utils.class_weight import compute_class_weight
+
+    write_imbalanced(tmp_path)
+    module = loaded(tmp_path, model_of(tmp_path, 'npz("data.npz", validation=0.2)', classes=2,
+                                       train="class_weight = balanced"))
+    splits, preprocessing = module["load_splits"](0)
+    x, y, weights = splits["train"]
+    assert len(splits["val"]) == 2  # held-out splits are not weighted
+    expected = compute_class_weight("balanced", classes=np.array([0, 1]), y=y)
+    np.testing.assert_allclose(preprocessing["class_weight"], expected)
+    np.testing.assert_allclose(preprocessing["class_weight"], [80 / (2 * 72), 80 / (2 * 8)])
+    assert weights.dtype == np.float32
+    np.testing.assert_allclose(weights, expected[y], rtol=1e-6)
+
+
+def test_class_weights_and_sample_weights_multiply(tmp_path):
+    arrays = write_imbalanced(tmp_path, w=np.linspace(0.5, 2.0, 100).astype(np.float32))
+    module = loaded(tmp_path, model_of(tmp_path, 'npz("data.npz", weight="w", test=0.1)',
+                                       classes=2, train="class_weight = [1.0, 4.0]"))
+    splits, preprocessing = module["load_splits"](2)
+    x, y, weights = splits["train"]
+    assert preprocessing["class_weight"] == [1.0, 4.0]
+    # each training sample's row of the file, found by its features
+    rows = [int(np.flatnonzero((arrays["x"] == row).all(axis=1))[0]) for row in x]
+    np.testing.assert_allclose(weights, arrays["w"][rows] * np.where(y == 1, 4.0, 1.0),
+                               rtol=1e-6)
+
+
+def test_bad_sample_weights_stop_before_training_naming_the_file(tmp_path):
+    import pytest
+
+    weights = np.ones(100)
+    weights[3] = -1.0
+    write_imbalanced(tmp_path, w=weights)
+    module = loaded(tmp_path, model_of(tmp_path, 'npz("data.npz", weight="w")', classes=2))
+    with pytest.raises(module["DataError"]) as stopped:
+        module["load_splits"](0)
+    message = str(stopped.value)
+    assert message.startswith(str((tmp_path / "specs" / "data.npz").resolve()))
+    assert "sample weights must be finite and not negative (got values from -1.0" in message
+
+
+def test_unweighted_programs_carry_no_weighting(tmp_path):
+    from specc.backends import generate
+
+    model = model_of(tmp_path, "iris()")
+    files = generate(model, "torch", tmp_path / "program")
+    for name in ("data.py", "recipe.py", "train.py"):
+        assert "weighted_mean" not in files[name] and "class_weight" not in files[name]
+        assert "train_weights" not in files[name]
