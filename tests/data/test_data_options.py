@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from data_files import write_program
 
 import specc
@@ -173,7 +174,7 @@ def test_csv_weight_is_a_column_apart_from_the_features(tmp_path):
     splits, _ = module["load_splits"](0)
     x, y, weights = splits["train"]
     assert x.shape == (10, 2)  # a and b: neither the target nor the weight
-    by_row = dict(zip(y.tolist(), weights.tolist()))
+    by_row = dict(zip(y.tolist(), weights.tolist(), strict=True))
     assert by_row == {0: 1.0, 1: 2.0}  # w is 1 on even rows (label 0), 2 on odd ones
     (error,) = errors_of(tmp_path, 'csv("data.csv", "label", weight="label")', features=2,
                          classes=2)
@@ -240,7 +241,7 @@ def test_class_weights_and_sample_weights_multiply(tmp_path):
 
 
 def test_bad_sample_weights_stop_before_training_naming_the_file(tmp_path):
-    import pytest
+
 
     weights = np.ones(100)
     weights[3] = -1.0
@@ -261,3 +262,122 @@ def test_unweighted_programs_carry_no_weighting(tmp_path):
     for name in ("data.py", "recipe.py", "train.py"):
         assert "weighted_mean" not in files[name] and "class_weight" not in files[name]
         assert "train_weights" not in files[name]
+
+
+# --- class weights and sample weights: the programs, against Keras ------------------------
+
+
+def program_files(tmp_path: Path, backend: str, data: str, **options) -> Path:
+    result = checked(tmp_path, data, **options)
+    assert not result.diagnostics.errors, [d.message for d in result.diagnostics.errors]
+    out = tmp_path / backend
+    specc.compile(tmp_path / "specs" / "model.spec", backend=backend, out=out)
+    return out
+
+
+def recipe_of(folder: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"recipe_{folder.name}", folder / "recipe.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    return recipe
+
+
+def program_loss(recipe, backend: str, outputs: np.ndarray, labels: np.ndarray,
+                 weights: np.ndarray | None) -> float:
+    if backend == "torch":
+        import torch
+
+        tensor = torch.as_tensor
+        loss = recipe.compute_loss((tensor(outputs),), (tensor(labels),),
+                                   None if weights is None else tensor(weights))
+        return float(loss)
+    import tensorflow as tf
+
+    loss = recipe.compute_loss((tf.constant(outputs),), (tf.constant(labels),),
+                               None if weights is None else tf.constant(weights))
+    return float(loss)
+
+
+def keras_fit_loss(x: np.ndarray, y: np.ndarray, kernel: np.ndarray, loss, **fit) -> float:
+    """The loss Keras's model.fit reports for one epoch of one batch, with a learning rate of 0
+    (so that the weights do not move): a Dense layer of `kernel` and no bias."""
+    import keras
+
+    model = keras.Sequential([keras.Input((x.shape[1],)),
+                              keras.layers.Dense(kernel.shape[1], use_bias=False)])
+    model.layers[0].set_weights([kernel])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss=loss)
+    history = model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0, **fit)
+    return history.history["loss"][0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_class_weights_change_the_loss_as_keras_fit_class_weight_does(tmp_path, backend):
+    import keras
+
+    arrays = write_imbalanced(tmp_path, count=40, rare=6)
+    recipe = recipe_of(program_files(tmp_path, backend, 'npz("data.npz")', classes=2,
+                                     train="class_weight = [0.5, 3.0]"))
+    kernel = np.random.default_rng(1).normal(size=(4, 2)).astype(np.float32)
+    x, y = arrays["x"], arrays["y"]
+    logits = x @ kernel
+    weights = np.array([0.5, 3.0], np.float32)[y]
+    expected = keras_fit_loss(x, y, kernel,
+                              keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                              class_weight={0: 0.5, 1: 3.0})
+    weighted = program_loss(recipe, backend, logits, y, weights)
+    assert weighted == pytest.approx(expected, rel=1e-5)
+    # Keras divides by the batch, not by the weights' sum: the mean is not normalized
+    per_sample = -np.log(np.exp(logits[np.arange(40), y]) / np.exp(logits).sum(axis=1))
+    assert weighted == pytest.approx((weights * per_sample).sum() / 40, rel=1e-5)
+    assert weighted != pytest.approx((weights * per_sample).sum() / weights.sum(), rel=1e-3)
+    # evaluation (no weights) is the plain mean
+    assert program_loss(recipe, backend, logits, y, None) == pytest.approx(per_sample.mean(),
+                                                                          rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_sample_weights_of_the_data_weigh_losses_as_keras_sample_weight(tmp_path, backend):
+    import keras
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(30, 4)).astype(np.float32)
+    targets = rng.normal(size=(30, 3)).astype(np.float32)
+    w = rng.uniform(0, 2, size=30).astype(np.float32)
+    (tmp_path / "specs").mkdir()
+    np.savez(tmp_path / "specs" / "data.npz", x=x, y=targets, w=w)
+    for loss, keras_loss in (("mse()", keras.losses.MeanSquaredError()),
+                             ("huber(delta=0.5)", keras.losses.Huber(delta=0.5))):
+        folder = tmp_path / loss.split("(")[0]
+        folder.mkdir()
+        recipe = recipe_of(program_files(folder, backend, 'npz("../specs/data.npz", weight="w")',
+                                         classes=3, loss=loss))
+        kernel = rng.normal(size=(4, 3)).astype(np.float32)
+        expected = keras_fit_loss(x, targets, kernel, keras_loss, sample_weight=w)
+        assert program_loss(recipe, backend, x @ kernel, targets, w) == pytest.approx(
+            expected, rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_an_imbalanced_classifier_trains_with_balanced_class_weights(tmp_path, backend):
+    import json
+    import subprocess
+    import sys
+
+    write_imbalanced(tmp_path, count=60, rare=6)
+    program = program_files(tmp_path, backend, 'npz("data.npz", validation=0.2)', classes=2,
+                            train="class_weight = balanced\n epochs = 2\n batch_size = 16")
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, str(program / "train.py"), "--out", str(run),
+                           "--no-export"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((run / "results.json").read_text())
+    # 48 training samples, stratified: 43 of class 0 and 5 of class 1
+    assert results["class_weight"] == pytest.approx([48 / (2 * 43), 48 / (2 * 5)])
+    losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(np.isfinite(losses))
