@@ -14,10 +14,13 @@ its imports. Only the code the model's source needs is emitted. What it defines:
         cross_entropy (one per position [n, T] for a sequence output); float32 shaped like
         the output [n, units] for binary_cross_entropy, mse, mae and huber; a tuple in
         output order for several outputs with a loss. Deterministic for a given seed.
+        When the training loss is weighted (`train { class_weight }`, the data's `weight`),
+        "train" is (x, y, weights): float32 [n], each sample's weight in the loss.
         preprocessing: a JSON-serializable dict fitted on the training split, always with
         "class_names" (a list, empty when the classes have no names); bundled tabular sets
         and csv add "mean" and "std" (features are standardized with them), text_csv adds
-        "vocabulary" (word i has token id i + 2).
+        "vocabulary" (word i has token id i + 2), class_weight adds "class_weight" (each
+        class's weight, as fitted on the training split for `balanced`).
     prepare_inputs(raw, preprocessing) -> x
         What predict calls on new raw inputs so that they are prepared exactly as in
         training. raw is what the source reads: feature rows [n, d] (bundled sets, csv),
