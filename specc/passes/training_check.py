@@ -1,11 +1,12 @@
 """The training sections checked against the rest of the model, and what they decide about it.
 
-Four facts about a program depend on more than one section: which metrics the loss allows,
-what early stopping (and best.pt) can monitor, whether a random crop fits the input, and
-whether there is a loss to train with at all. They are decided here, once, from the checked
-IR: `check_training` reports every mistake at its place in the spec during `specc check`,
-and the backends' train.py generators read the same answers (`metric_task`, `monitor`,
-`splits`) instead of working them out again.
+Five facts about a program depend on more than one section: which metrics the loss allows,
+what early stopping (and best.pt) can monitor, whether a random crop fits the input,
+whether the training loss weighs its samples (class weights need a classifier, sample
+weights one loss term), and whether there is a loss to train with at all. They are decided
+here, once, from the checked IR: `check_training` reports every mistake at its place in the
+spec during `specc check`, and the generators read the same answers (`metric_task`,
+`monitor`, `splits`, `weighs_samples`, `weighted_classes`) instead of working them out again.
 """
 
 from __future__ import annotations
