@@ -2,7 +2,8 @@
 
 Each source kind is a frozen Pydantic model, like a layer: fields are its arguments in the
 order LANGUAGE.md lists them (so positional arguments bind in that order), then the two
-split fractions every source takes:
+split fractions every source takes, then the extensions (npz and csv: `weight`, `val_path`,
+`test_path`):
 
     validation=0   fraction of the training data held out to validate on after each epoch
     test=0         fraction held out to evaluate on once, after training
@@ -115,7 +116,8 @@ def resolve_path(path: str, spec_dir: str | Path) -> Path:
 
 class Source(BaseModel):
     """Base of every data source. Subclasses declare `kind` first, their own arguments,
-    then `validation` and `test` (declared in each class so that they come last)."""
+    then `validation` and `test` (declared in each class so that they come after them), then
+    any extension of the language's arguments."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -132,6 +134,12 @@ class Source(BaseModel):
     @model_validator(mode="after")
     def _check_fractions(self) -> "Source":
         validation, test = self.validation, self.test
+        for argument, fraction in (("val_path", "validation"), ("test_path", "test")):
+            if getattr(self, argument, None) is not None and getattr(self, fraction):
+                raise ValueError(mismatch(
+                    f"`{argument}` gives the {fraction} samples, so none are cut from the data",
+                    f"{fraction}=0 (or no {argument})",
+                    f"{fraction}={getattr(self, fraction)}"))
         if self.fixed_test_split and test:
             raise ValueError(mismatch(
                 "its files come with a test split, so `test` does not apply",
@@ -145,6 +153,17 @@ class Source(BaseModel):
     def short_call(self) -> str:
         """How messages name the source: its kind and the arguments that shape its data."""
         return f"{self.kind}()"
+
+    def held_out_files(self) -> dict[str, str]:
+        """The splits read from files of their own (`val_path`, `test_path`): split name ->
+        the spec's path; none is cut from the data for them."""
+        paths = {"val": getattr(self, "val_path", None), "test": getattr(self, "test_path", None)}
+        return {split: path for split, path in paths.items() if path is not None}
+
+    def read_alike(self, path: str) -> "Source":
+        """The source of a held-out file: read as this one, from `path`, with no files of its
+        own."""
+        return self.model_copy(update={"path": path, "val_path": None, "test_path": None})
 
     def describe(self, spec_dir: str | Path) -> Description:
         raise NotImplementedError
@@ -285,9 +304,12 @@ class Npz(Source):
     path: FilePath
     x: ArrayName | list[ArrayName] = "x"
     y: ArrayName | list[ArrayName] = "y"
-    weight: ArrayName | None = None  # an array of one loss weight per sample
     validation: SplitFraction = 0.0
     test: SplitFraction = 0.0
+    # extensions, after the fractions so that positional arguments keep their meaning
+    weight: ArrayName | None = None  # an array of one loss weight per sample
+    val_path: FilePath | None = None  # a file of the same arrays to validate on
+    test_path: FilePath | None = None  # a file of the same arrays to test on
     reads_file: ClassVar[bool] = True
 
     @field_validator("x", "y")
@@ -316,6 +338,10 @@ class Npz(Source):
     @property
     def weight_names(self) -> list[str]:
         return [] if self.weight is None else [self.weight]
+
+    def read_alike(self, path: str) -> "Source":
+        # a held-out file needs no weights: only the training loss is weighted
+        return super().read_alike(path).model_copy(update={"weight": None})
 
     def describe(self, spec_dir: str | Path) -> Description:
         file = resolve_path(self.path, spec_dir)
@@ -425,9 +451,12 @@ class Csv(Source):
     kind: Literal["csv"] = "csv"
     path: FilePath
     target: Annotated[str, Field(strict=True)]
-    weight: Annotated[str, Field(strict=True)] | None = None  # a column of loss weights
     validation: SplitFraction = 0.0
     test: SplitFraction = 0.0
+    # extensions, after the fractions so that positional arguments keep their meaning
+    weight: Annotated[str, Field(strict=True)] | None = None  # a column of loss weights
+    val_path: FilePath | None = None  # a CSV file of the same columns to validate on
+    test_path: FilePath | None = None  # a CSV file of the same columns to test on
     reads_file: ClassVar[bool] = True
 
     @model_validator(mode="after")

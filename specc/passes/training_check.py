@@ -41,10 +41,12 @@ def metric_task(model: ir.Model) -> str:
 
 def splits(model: ir.Model) -> tuple[bool, bool]:
     """Whether the data has a validation split and a test split (the loader holds out at
-    least one sample for any fraction above 0)."""
+    least one sample for any fraction above 0, and reads `val_path` and `test_path`)."""
     source = model.data.source if model.data else None
-    validation = bool(getattr(source, "validation", 0))
-    test = bool(getattr(source, "test", 0)) or bool(getattr(source, "fixed_test_split", False))
+    files = source.held_out_files() if source is not None else {}  # type: ignore[attr-defined]
+    validation = bool(getattr(source, "validation", 0)) or "val" in files
+    test = (bool(getattr(source, "test", 0)) or bool(getattr(source, "fixed_test_split", False))
+            or "test" in files)
     return validation, test
 
 

@@ -191,10 +191,15 @@ def _context(model: ir.Model, source: Source, program_dir: Path) -> dict[str, ob
         # 0/1 label (binary_cross_entropy), as Keras's class_weight does
         "class_axis": "ids" if outputs and outputs[0][1].kind == "cross_entropy" else "rounded",
         "data_weight": getattr(source, "weight", None),
+        "held_out_files": {},
     }
+    # held-out csv files may name their classes: numbered as the data file numbers them
+    context["relabels"] = source.kind == "csv" and context["classification"]
     if source.reads_file:
         spec_dir = model.data.spec_dir  # type: ignore[union-attr]
         context["data_path"] = _program_relative(source.path, spec_dir, program_dir)  # type: ignore[attr-defined]
+        context["held_out_files"] = {split: _program_relative(path, spec_dir, program_dir)
+                                     for split, path in source.held_out_files().items()}
     if source.kind in _BUNDLED:
         loader, description, named = _BUNDLED[source.kind]
         context["bundled"] = {"loader": loader, "description": description, "named": named}
