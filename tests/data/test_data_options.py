@@ -370,7 +370,10 @@ def test_an_imbalanced_classifier_trains_with_balanced_class_weights(tmp_path, b
     import sys
 
     write_imbalanced(tmp_path, count=60, rare=6)
-    program = program_files(tmp_path, backend, 'npz("data.npz", validation=0.2)', classes=2,
+    np.savez(tmp_path / "specs" / "test.npz", x=np.ones((4, 4), np.float32),
+             y=np.array([0, 1] * 2))
+    program = program_files(tmp_path, backend,
+                            'npz("data.npz", validation=0.2, test_path="test.npz")', classes=2,
                             train="class_weight = balanced\n epochs = 2\n batch_size = 16")
     run = tmp_path / "run"
     done = subprocess.run([sys.executable, str(program / "train.py"), "--out", str(run),
@@ -381,3 +384,91 @@ def test_an_imbalanced_classifier_trains_with_balanced_class_weights(tmp_path, b
     assert results["class_weight"] == pytest.approx([48 / (2 * 43), 48 / (2 * 5)])
     losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 2 and all(np.isfinite(losses))
+    assert np.isfinite(results["test"]["loss"])  # the test file's, unweighted
+
+
+# --- validation and test files of their own -----------------------------------------------
+
+
+def test_validation_and_test_files_are_used_and_nothing_is_cut_from_the_data(tmp_path):
+    arrays = write_imbalanced(tmp_path, count=40, rare=8)
+    rng = np.random.default_rng(5)
+    held_out = {name: {"x": rng.normal(size=(count, 4)).astype(np.float32),
+                       "y": rng.integers(0, 2, count)}
+                for name, count in (("val", 7), ("test", 5))}
+    for name, part in held_out.items():
+        np.savez(tmp_path / "specs" / f"{name}.npz", **part)
+    model = model_of(tmp_path, 'npz("data.npz", val_path="val.npz", test_path="test.npz")',
+                     classes=2)
+    splits, _ = loaded(tmp_path, model)["load_splits"](0)
+    assert len(splits["train"][0]) == 40  # every sample of data.npz
+    np.testing.assert_array_equal(np.sort(splits["train"][1]), np.sort(arrays["y"]))
+    for name, part in held_out.items():
+        np.testing.assert_array_equal(splits[name][0], part["x"])
+        np.testing.assert_array_equal(splits[name][1], part["y"])
+    from specc.passes.training_check import splits as has_splits
+
+    assert has_splits(model) == (True, True)
+
+
+def test_a_test_file_goes_with_a_validation_fraction(tmp_path):
+    write_imbalanced(tmp_path, count=40, rare=8)
+    np.savez(tmp_path / "specs" / "test.npz", x=np.ones((3, 4), np.float32), y=np.zeros(3))
+    model = model_of(tmp_path, 'npz("data.npz", validation=0.25, test_path="test.npz")',
+                     classes=2)
+    splits, _ = loaded(tmp_path, model)["load_splits"](0)
+    assert {name: len(y) for name, (_, y) in splits.items()} == {"train": 30, "val": 10,
+                                                                 "test": 3}
+
+
+def test_held_out_csv_files_are_standardized_with_the_training_statistics(tmp_path):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "train.csv").write_text("a,b,kind\n1,10,cat\n3,30,dog\n5,50,cat\n7,70,dog\n")
+    (folder / "val.csv").write_text("a,b,kind\n4,40,dog\n")  # its only class: dog, id 1
+    model = model_of(tmp_path, 'csv("train.csv", "kind", val_path="val.csv")', features=2,
+                     classes=2)
+    splits, preprocessing = loaded(tmp_path, model)["load_splits"](0)
+    x, y = splits["val"]
+    np.testing.assert_allclose(x, [[0.0, 0.0]], atol=1e-6)  # the training mean is (4, 40)
+    assert y.tolist() == [1] and preprocessing["class_names"] == ["cat", "dog"]
+    (folder / "val.csv").write_text("a,b,kind\n4,40,bird\n")
+    module = loaded(tmp_path, model)
+    with pytest.raises(module["DataError"]) as stopped:
+        module["load_splits"](0)
+    assert str(stopped.value) == (f"{(folder / 'val.csv').resolve()}: class 'bird' is not a "
+                                  "class of the data file (expected one of 'cat', 'dog')")
+
+
+def test_held_out_files_are_checked_like_the_data_file_and_named(tmp_path):
+    write_imbalanced(tmp_path)
+    folder = tmp_path / "specs"
+    np.savez(folder / "val.npz", x=np.zeros((5, 3), np.float32), y=np.zeros(5))
+    np.savez(folder / "test.npz", inputs=np.zeros((5, 4), np.float32), y=np.zeros(5))
+    errors = errors_of(tmp_path, 'npz("data.npz", val_path="val.npz", test_path="test.npz")',
+                       classes=2)
+    assert errors == [
+        f"8:10 val_path {folder / 'val.npz'}: npz array 'x' yields samples of shape [3] "
+        "(3 values), which cannot feed input `x: float[4]` (4 values)",
+        f"8:10 test_path {folder / 'test.npz'}: {folder / 'test.npz'} has no array 'x' "
+        "(expected one of 'inputs', 'y', got 'x')",
+    ]
+    (error,) = errors_of(tmp_path, 'npz("data.npz", validation=0.1, val_path="val.npz")',
+                         classes=2)
+    assert "`val_path` gives the validation samples, so none are cut from the data" in error
+
+
+def test_a_missing_held_out_file_stops_the_run_naming_it(tmp_path):
+    write_imbalanced(tmp_path)
+    model = model_of(tmp_path, 'npz("data.npz", val_path="later.npz")', classes=2)
+    module = loaded(tmp_path, model)
+    with pytest.raises(module["DataError"]) as stopped:
+        module["load_splits"](0)
+    assert str((tmp_path / "specs" / "later.npz").resolve()) in str(stopped.value)
+    np.savez(tmp_path / "specs" / "later.npz", x=np.zeros((2, 4), np.float32),
+             y=np.array([0, 5]))
+    with pytest.raises(module["DataError"]) as stopped:
+        module["load_splits"](0)
+    assert str(stopped.value) == (
+        f"{(tmp_path / 'specs' / 'later.npz').resolve()}: the val split has class ids from 0 "
+        "to 5 for output `dense_1` (expected 0 to 1: the output has 2 units)")
