@@ -472,3 +472,24 @@ def test_a_missing_held_out_file_stops_the_run_naming_it(tmp_path):
     assert str(stopped.value) == (
         f"{(tmp_path / 'specs' / 'later.npz').resolve()}: the val split has class ids from 0 "
         "to 5 for output `dense_1` (expected 0 to 1: the output has 2 units)")
+
+
+def test_export_reads_the_test_file_as_the_run_did(tmp_path):
+    import importlib.util
+
+    from specc.export.inputs import held_out_split, with_prepared
+
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "train.csv").write_text("a,b,kind\n1,10,cat\n3,30,dog\n5,50,cat\n7,70,dog\n")
+    (folder / "test.csv").write_text("a,b,kind\n2,20,dog\n6,60,dog\n")
+    program = program_files(tmp_path, "torch", 'csv("train.csv", "kind", test_path="test.csv")',
+                            features=2, classes=2)
+    spec = importlib.util.spec_from_file_location("data_of_the_run", program / "data.py")
+    data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(data)
+    splits, preprocessing = data.load_splits(0)
+    held = with_prepared(data, held_out_split(data, 0, None), preprocessing)
+    assert held.split == "test"
+    np.testing.assert_array_equal(held.prepared[0], splits["test"][0])
+    assert held.labels[0].tolist() == splits["test"][1].tolist() == [1, 1]

@@ -50,6 +50,12 @@ its imports. Only the code the model's source needs is emitted. What it defines:
         data_path=args.data)`; do not assign DATA_PATH. Sources that read no file raise
         DataError when given a data_path.
 
+    HELD_OUT_FILES, program_relative, read_held_out (only with `val_path` or `test_path`)
+        The splits read from files of their own (split name -> path relative to
+        `program_dir`, as DATA_PATH is), each read as the data file is, prepared with the
+        training split's preprocessing; `--data` does not replace them. For csv
+        classification, as_training_classes numbers their class names as the data file does.
+
 Also defined, for the runner to read: VALIDATION, TEST, MODEL_INPUTS and MODEL_OUTPUTS
 (name -> per-sample shape and dtype / loss), CLASS_NAMES for the standard sets.
 """
