@@ -493,3 +493,4 @@ def test_export_reads_the_test_file_as_the_run_did(tmp_path):
     assert held.split == "test"
     np.testing.assert_array_equal(held.prepared[0], splits["test"][0])
     assert held.labels[0].tolist() == splits["test"][1].tolist() == [1, 1]
+
