@@ -464,7 +464,9 @@ def test_a_missing_held_out_file_stops_the_run_naming_it(tmp_path):
     module = loaded(tmp_path, model)
     with pytest.raises(module["DataError"]) as stopped:
         module["load_splits"](0)
-    assert str((tmp_path / "specs" / "later.npz").resolve()) in str(stopped.value)
+    later = (tmp_path / "specs" / "later.npz").resolve()
+    assert str(stopped.value) == (f"val file not found at {later} (named by the data "
+                                  "section's val_path); put it there")
     np.savez(tmp_path / "specs" / "later.npz", x=np.zeros((2, 4), np.float32),
              y=np.array([0, 5]))
     with pytest.raises(module["DataError"]) as stopped:
