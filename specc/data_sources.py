@@ -2,7 +2,8 @@
 
 Each source kind is a frozen Pydantic model, like a layer: fields are its arguments in the
 order LANGUAGE.md lists them (so positional arguments bind in that order), then the two
-split fractions every source takes:
+split fractions every source takes, then the extensions (npz and csv: `weight`, `val_path`,
+`test_path`):
 
     validation=0   fraction of the training data held out to validate on after each epoch
     test=0         fraction held out to evaluate on once, after training
@@ -10,7 +11,8 @@ split fractions every source takes:
 Both default to 0 (no held-out data, as with Keras' `validation_split`), must lie in [0, 1)
 and must leave something to train on (their sum is below 1). mnist, fashion_mnist, cifar10
 and imdb come with a fixed test split, which is always used: `validation` is carved from
-their training part and `test=` is an error. Splits are random, not stratified.
+their training part and `test=` is an error. The generated loader stratifies the held-out
+parts of a classifier's data by class (`train { stratify }`), else splits at random.
 
 `describe(spec_dir)` says what a source yields per sample, reading at most file headers:
 digits (64,) float, 10 classes; iris (4,) 3 classes; breast_cancer (30,) 2 classes;
@@ -114,7 +116,8 @@ def resolve_path(path: str, spec_dir: str | Path) -> Path:
 
 class Source(BaseModel):
     """Base of every data source. Subclasses declare `kind` first, their own arguments,
-    then `validation` and `test` (declared in each class so that they come last)."""
+    then `validation` and `test` (declared in each class so that they come after them), then
+    any extension of the language's arguments."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -131,6 +134,12 @@ class Source(BaseModel):
     @model_validator(mode="after")
     def _check_fractions(self) -> "Source":
         validation, test = self.validation, self.test
+        for argument, fraction in (("val_path", "validation"), ("test_path", "test")):
+            if getattr(self, argument, None) is not None and getattr(self, fraction):
+                raise ValueError(mismatch(
+                    f"`{argument}` gives the {fraction} samples, so none are cut from the data",
+                    f"{fraction}=0 (or no {argument})",
+                    f"{fraction}={getattr(self, fraction)}"))
         if self.fixed_test_split and test:
             raise ValueError(mismatch(
                 "its files come with a test split, so `test` does not apply",
@@ -144,6 +153,17 @@ class Source(BaseModel):
     def short_call(self) -> str:
         """How messages name the source: its kind and the arguments that shape its data."""
         return f"{self.kind}()"
+
+    def held_out_files(self) -> dict[str, str]:
+        """The splits read from files of their own (`val_path`, `test_path`): split name ->
+        the spec's path; none is cut from the data for them."""
+        paths = {"val": getattr(self, "val_path", None), "test": getattr(self, "test_path", None)}
+        return {split: path for split, path in paths.items() if path is not None}
+
+    def read_alike(self, path: str) -> "Source":
+        """The source of a held-out file: read as this one, from `path`, with no files of its
+        own."""
+        return self.model_copy(update={"path": path, "val_path": None, "test_path": None})
 
     def describe(self, spec_dir: str | Path) -> Description:
         raise NotImplementedError
@@ -286,6 +306,10 @@ class Npz(Source):
     y: ArrayName | list[ArrayName] = "y"
     validation: SplitFraction = 0.0
     test: SplitFraction = 0.0
+    # extensions, after the fractions so that positional arguments keep their meaning
+    weight: ArrayName | None = None  # an array of one loss weight per sample
+    val_path: FilePath | None = None  # a file of the same arrays to validate on
+    test_path: FilePath | None = None  # a file of the same arrays to test on
     reads_file: ClassVar[bool] = True
 
     @field_validator("x", "y")
@@ -296,6 +320,13 @@ class Npz(Source):
             raise ValueError(mismatch("array names", "one or more distinct names", names))
         return value
 
+    @model_validator(mode="after")
+    def _weight_apart(self) -> "Npz":
+        if self.weight is not None and self.weight in (*self.x_names, *self.y_names):
+            raise ValueError(mismatch("the weight array must be neither features nor labels",
+                                      "an array not named by x or y", repr(self.weight)))
+        return self
+
     @property
     def x_names(self) -> list[str]:
         return _names(self.x)
@@ -303,6 +334,14 @@ class Npz(Source):
     @property
     def y_names(self) -> list[str]:
         return _names(self.y)
+
+    @property
+    def weight_names(self) -> list[str]:
+        return [] if self.weight is None else [self.weight]
+
+    def read_alike(self, path: str) -> "Source":
+        # a held-out file needs no weights: only the training loss is weighted
+        return super().read_alike(path).model_copy(update={"weight": None})
 
     def describe(self, spec_dir: str | Path) -> Description:
         file = resolve_path(self.path, spec_dir)
@@ -312,7 +351,7 @@ class Npz(Source):
                 tuple(Labels(f"npz array {n!r}", "any", None) for n in self.y_names))
         headers = npz_headers(file)
         lengths = set()
-        for name in (*self.x_names, *self.y_names):
+        for name in (*self.x_names, *self.y_names, *self.weight_names):
             if name not in headers:
                 raise DataSourceError(mismatch(f"{file} has no array {name!r}",
                                                f"one of {', '.join(map(repr, headers))}",
@@ -329,9 +368,13 @@ class Npz(Source):
             lengths.add(shape[0])
         if len(lengths) > 1:
             sizes = ", ".join(f"{n!r}: {headers[n][0][0]}"
-                              for n in (*self.x_names, *self.y_names))
+                              for n in (*self.x_names, *self.y_names, *self.weight_names))
             raise DataSourceError(mismatch(f"the arrays of {file} must have one row per "
                                            "sample", "equal first dimensions", sizes))
+        if self.weight is not None and len(headers[self.weight][0]) != 1:
+            raise DataSourceError(mismatch(
+                f"npz array {self.weight!r} in {file} must hold one weight per sample",
+                "an array of rank 1", f"shape {list(headers[self.weight][0])}"))
         return Description(
             tuple(_npz_features(name, *headers[name]) for name in self.x_names),
             tuple(_npz_labels(name, headers[name][0]) for name in self.y_names))
@@ -401,15 +444,27 @@ def _require_columns(file: Path, header: list[str], columns: dict[str, str]) -> 
 
 
 class Csv(Source):
-    """A CSV file with a header line: column `target` holds the labels, every other column
-    is a numeric feature. Class labels may be integers or names (numbered in sorted order)."""
+    """A CSV file with a header line: column `target` holds the labels, column `weight` (when
+    named) each sample's loss weight, every other column is a numeric feature. Class labels
+    may be integers or names (numbered in sorted order)."""
 
     kind: Literal["csv"] = "csv"
     path: FilePath
     target: Annotated[str, Field(strict=True)]
     validation: SplitFraction = 0.0
     test: SplitFraction = 0.0
+    # extensions, after the fractions so that positional arguments keep their meaning
+    weight: Annotated[str, Field(strict=True)] | None = None  # a column of loss weights
+    val_path: FilePath | None = None  # a CSV file of the same columns to validate on
+    test_path: FilePath | None = None  # a CSV file of the same columns to test on
     reads_file: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _weight_apart(self) -> "Csv":
+        if self.weight == self.target:
+            raise ValueError(mismatch("the weight column must not be the target column",
+                                      "another column", repr(self.weight)))
+        return self
 
     def short_call(self) -> str:
         return f"csv(target={self.target!r})"
@@ -420,8 +475,9 @@ class Csv(Source):
         if not _is_file(file, "a CSV file"):
             return Description((Features(what, None, "float32"),), (Labels(what, "any"),))
         header = _header(file)
-        _require_columns(file, header, {"target": self.target})
-        return Description((Features(what, (len(header) - 1,), "float32"),),
+        named = {"target": self.target, **({"weight": self.weight} if self.weight else {})}
+        _require_columns(file, header, named)
+        return Description((Features(what, (len(header) - len(named),), "float32"),),
                            (Labels(what, "any"),))
 
 

@@ -274,7 +274,7 @@ def run_splits(run_dir: str | Path) -> dict[str, tuple[dict[str, np.ndarray], np
         if split not in splits:
             raise QuantizeError(f"{run_dir}: the data has no {split} split (expected "
                                 "`test=` above 0 in the spec's data source)")
-        features, labels = splits[split]
+        features, labels = splits[split][:2]  # a weighted training split has weights third
         features = features if isinstance(features, tuple) else (features,)
         labels = labels[0] if isinstance(labels, tuple) else labels
         result[split] = (dict(zip(names, features, strict=True)), labels)

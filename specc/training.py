@@ -497,6 +497,12 @@ class TrainConfig(BaseModel):
     # event files in RUN/tensorboard when the program finds TensorBoard's writer; false:
     # none, and no TensorBoard code in train.py
     tensorboard: StrictBool = True
+    # held-out splits of a classifier's data keep its class proportions; false: at random
+    stratify: StrictBool = True
+    # each training sample's loss term weighted by its class's weight, as Keras's
+    # fit(class_weight=): `balanced` (n_samples / (classes * count), on the training split)
+    # or one weight per class
+    class_weight: Literal["balanced"] | list[NonNegativeFloat] | None = None
 
     hints: ClassVar[dict[str, str]] = {"batch": "batch_size", "lr": "optimizer lr="}
 

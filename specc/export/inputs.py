@@ -71,16 +71,22 @@ class HeldOut:
 
 def held_out_split(data: ModuleType, seed: int, data_path: str | None) -> HeldOut:
     """The test split of the run (its validation split when it has none, else its training
-    split), read again as data.py's `load_splits(seed)` reads it."""
+    split), read again as data.py's `load_splits(seed)` reads it (from its own file, when the
+    data section names one)."""
     args = (data.data_location(data_path),) if hasattr(data, "data_location") else ()
     if not args and data_path is not None:
         raise ExportDataError("the run's data source reads no file, so --data does not apply")
     dataset = data.read_dataset(*args)
-    if hasattr(data, "TEST"):  # the program splits the data itself, as load_splits does
+    files = getattr(data, "HELD_OUT_FILES", {})  # splits read from files of their own
+    split = "test" if "test" in files else "val" if "val" in files and not data.TEST else None
+    if split is not None:
+        raw_x, raw_y, names = data.read_dataset(data.program_relative(files[split]))
+        if hasattr(data, "as_training_classes"):  # csv class names, numbered as the data's
+            raw_y = data.as_training_classes(raw_y, names, dataset[2])
+    elif hasattr(data, "TEST"):  # the program splits the data itself, as load_splits does
         features, labels, _ = dataset
         count = data.sample_count(features, labels)
-        parts = data.split_indices(count, np.random.default_rng(seed), data.VALIDATION,
-                                   data.TEST)
+        parts = data.split_parts(count, labels, seed)
         split = next(name for name in ("test", "val", "train") if name in parts)
         raw_x, raw_y = data.take(features, parts[split]), data.take(labels, parts[split])
     else:  # the source's own test split (mnist, cifar10, imdb)

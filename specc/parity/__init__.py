@@ -176,7 +176,9 @@ def training_batches(model: ir.Model, folder: Path, count: int) -> tuple[list, s
             splits = load_splits(synthetic, folder)
         source = f"synthetic data (the spec's data: {message})" if model.data else (
             "synthetic data")
-    inputs, targets = (part if isinstance(part, tuple) else (part,) for part in splits["train"])
+    # (a weighted training split's third part, the samples' loss weights, is not compared)
+    inputs, targets = (part if isinstance(part, tuple) else (part,)
+                       for part in splits["train"][:2])
     size = min(model.train.batch_size, MAX_BATCH, len(targets[0]))
     batches = []
     for index in range(count):

@@ -22,7 +22,7 @@ by the generated program when it loads the data, before training.
 from __future__ import annotations
 
 from specc import ir
-from specc.data_sources import DataSourceError, Features, Labels, fits
+from specc.data_sources import DataSourceError, Description, Features, Labels, fits, resolve_path
 from specc.errors import Diagnostic, mismatch
 from specc.layers.base import fmt_shape, numel
 from specc.training import LOSSES, Loss
@@ -40,12 +40,28 @@ def check_data(model: ir.Model) -> list[Diagnostic]:
         description = model.data.source.describe(model.data.spec_dir)  # type: ignore[attr-defined]
     except DataSourceError as error:
         return [Diagnostic(str(error), model.data.span)]
+    problems = _check_description(description, model)
+    source = model.data.source
+    for split, path in source.held_out_files().items():  # type: ignore[attr-defined]
+        argument = f"{split}_path"
+        file = resolve_path(path, model.data.spec_dir)
+        try:
+            held_out = source.read_alike(path).describe(model.data.spec_dir)  # type: ignore[attr-defined]
+        except DataSourceError as error:
+            problems.append(f"{argument} {file}: {error}")
+            continue
+        problems += [f"{argument} {file}: {problem}"
+                     for problem in _check_description(held_out, model)]
+    return [Diagnostic(problem, model.data.span) for problem in problems]
+
+
+def _check_description(description: Description, model: ir.Model) -> list[str]:
     problems: list[str] = []
     if description.features is not None:
         problems += _check_features(description.features, model.graph)
     if description.labels is not None:
         problems += _check_labels(description.labels, labelled_outputs(model))
-    return [Diagnostic(problem, model.data.span) for problem in problems]
+    return problems
 
 
 # --- what the model takes and gives (also read by the loader generator) --------------------

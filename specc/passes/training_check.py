@@ -1,11 +1,12 @@
 """The training sections checked against the rest of the model, and what they decide about it.
 
-Four facts about a program depend on more than one section: which metrics the loss allows,
-what early stopping (and best.pt) can monitor, whether a random crop fits the input, and
-whether there is a loss to train with at all. They are decided here, once, from the checked
-IR: `check_training` reports every mistake at its place in the spec during `specc check`,
-and the backends' train.py generators read the same answers (`metric_task`, `monitor`,
-`splits`) instead of working them out again.
+Five facts about a program depend on more than one section: which metrics the loss allows,
+what early stopping (and best.pt) can monitor, whether a random crop fits the input,
+whether the training loss weighs its samples (class weights need a classifier, sample
+weights one loss term), and whether there is a loss to train with at all. They are decided
+here, once, from the checked IR: `check_training` reports every mistake at its place in the
+spec during `specc check`, and the generators read the same answers (`metric_task`,
+`monitor`, `splits`, `weighs_samples`, `weighted_classes`) instead of working them out again.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ def metric_task(model: ir.Model) -> str:
 
 def splits(model: ir.Model) -> tuple[bool, bool]:
     """Whether the data has a validation split and a test split (the loader holds out at
-    least one sample for any fraction above 0)."""
+    least one sample for any fraction above 0, and reads `val_path` and `test_path`)."""
     source = model.data.source if model.data else None
-    validation = bool(getattr(source, "validation", 0))
-    test = bool(getattr(source, "test", 0)) or bool(getattr(source, "fixed_test_split", False))
+    files = source.held_out_files() if source is not None else {}  # type: ignore[attr-defined]
+    validation = bool(getattr(source, "validation", 0)) or "val" in files
+    test = (bool(getattr(source, "test", 0)) or bool(getattr(source, "fixed_test_split", False))
+            or "test" in files)
     return validation, test
 
 
@@ -55,6 +58,29 @@ def monitor(model: ir.Model) -> tuple[str, str]:
     if name == "val_loss" and not splits(model)[0]:
         name = "loss"
     return name, "max" if name.removeprefix("val_") in HIGHER_IS_BETTER else "min"
+
+
+def weighs_samples(model: ir.Model) -> bool:
+    """Whether each training sample's loss term is weighted: by `train { class_weight }`, by
+    the data's own weights (npz's `weight` array, csv's `weight` column), or by both (their
+    product)."""
+    source = model.data.source if model.data else None
+    return model.train.class_weight is not None or getattr(source, "weight", None) is not None
+
+
+def weighted_classes(model: ir.Model) -> int | None:
+    """How many classes `train { class_weight }` weighs: the units of a cross_entropy output
+    over [classes], 2 for a binary_cross_entropy output of one unit; None when the model's
+    single loss term is no such classifier."""
+    outputs = labelled_outputs(model)
+    if len(outputs) != 1:
+        return None
+    value, loss = outputs[0]
+    if loss.kind == "cross_entropy" and len(value.shape) == 1:
+        return value.shape[0]
+    if loss.kind == "binary_cross_entropy" and value.shape == (1,):
+        return 2
+    return None
 
 
 def monitorable(model: ir.Model) -> list[str]:
@@ -77,6 +103,7 @@ def check_training(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
     _check_metrics(spec, model, diags)
     _check_monitor(spec, model, diags)
     _check_crops(spec, model, diags)
+    _check_weights(spec, model, diags)
 
 
 def _check_metrics(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
@@ -119,3 +146,51 @@ def _check_crops(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
             diags.error(size_arg.span, mismatch(
                 "random_crop must cut windows of the input's height and width",
                 list(image.shape[:2]), size))
+
+
+# The losses whose generated code gives each sample's loss, which class and sample weights
+# scale before the mean; the others are written as a mean over the batch.
+WEIGHABLE_LOSSES = frozenset({"cross_entropy", "binary_cross_entropy", "mse", "mae", "huber"})
+
+
+def _weights_source(spec: ast.Model, setting) -> tuple:
+    """Where the weights are asked for (class_weight's value, else the data's `weight=`) and
+    how to name them."""
+    if setting is not None:
+        return setting.value.span, "class_weight"
+    weight = next((k for k in spec.data.keywords if k.name == "weight"), None)  # type: ignore[union-attr]
+    return (weight.value.span if weight else spec.span), "the data's sample weights"
+
+
+def _check_weights(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
+    """Sample weights need one loss term; class weights a classifier, one weight per class."""
+    if not weighs_samples(model):
+        return
+    outputs = labelled_outputs(model)
+    setting = next((s for s in spec.settings if s.key == "class_weight"), None)
+    if len(outputs) > 1:
+        span, what = _weights_source(spec, setting)
+        diags.error(span, mismatch(f"{what} weigh the loss of a model with one loss term",
+                                   "one output with a loss", f"{len(outputs)} loss terms"))
+        return
+    value, loss = outputs[0]
+    if loss.kind not in WEIGHABLE_LOSSES:
+        span, what = _weights_source(spec, setting)
+        diags.error(span, mismatch(
+            f"{what}: weighting needs each sample's own loss, which {loss.kind} does not give",
+            " or ".join(sorted(WEIGHABLE_LOSSES)), loss.kind))
+        return
+    weights = model.train.class_weight
+    if setting is None or weights is None:
+        return
+    classes = weighted_classes(model)
+    if classes is None:
+        diags.error(setting.value.span, mismatch(
+            f"class_weight weighs the classes of a classifier, but `{value.label}` is trained "
+            f"by {loss.kind} over {list(value.shape)}",
+            "cross_entropy over [classes] or binary_cross_entropy over [1]",
+            f"{loss.kind} over {list(value.shape)}"))
+    elif isinstance(weights, list) and len(weights) != classes:
+        diags.error(setting.value.span, mismatch(
+            f"class_weight gives one weight per class of `{value.label}` ({classes} classes)",
+            f"{classes} weights", f"{len(weights)} weights"))

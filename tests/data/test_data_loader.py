@@ -240,7 +240,8 @@ def test_text_csv_tokenizes_with_a_vocabulary_fitted_on_train(tmp_path, spec_mod
                                'text_csv("reviews.csv", "text", "label", 50, 6, test=0.2)'))
     splits, preprocessing = splits_of(module)
     assert shapes(splits)["test"] == ((1, 6), "int64", (1,), "int64")
-    (held_out,) = module["split_indices"](5, np.random.default_rng(0), 0.0, 0.2)["test"]
+    labels = np.array([1, 0, 1, 0, 1])  # the rows' labels: neg is 0, pos is 1
+    (held_out,) = module["split_parts"](5, labels, 0)["test"]
     train_words = {w for i, row in enumerate(rows[1:]) if i != held_out
                    for w in module["words"](row)}
     assert set(preprocessing["vocabulary"]) == train_words - {"pos", "neg"}

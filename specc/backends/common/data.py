@@ -14,10 +14,13 @@ its imports. Only the code the model's source needs is emitted. What it defines:
         cross_entropy (one per position [n, T] for a sequence output); float32 shaped like
         the output [n, units] for binary_cross_entropy, mse, mae and huber; a tuple in
         output order for several outputs with a loss. Deterministic for a given seed.
+        When the training loss is weighted (`train { class_weight }`, the data's `weight`),
+        "train" is (x, y, weights): float32 [n], each sample's weight in the loss.
         preprocessing: a JSON-serializable dict fitted on the training split, always with
         "class_names" (a list, empty when the classes have no names); bundled tabular sets
         and csv add "mean" and "std" (features are standardized with them), text_csv adds
-        "vocabulary" (word i has token id i + 2).
+        "vocabulary" (word i has token id i + 2), class_weight adds "class_weight" (each
+        class's weight, as fitted on the training split for `balanced`).
     prepare_inputs(raw, preprocessing) -> x
         What predict calls on new raw inputs so that they are prepared exactly as in
         training. raw is what the source reads: feature rows [n, d] (bundled sets, csv),
@@ -47,6 +50,12 @@ its imports. Only the code the model's source needs is emitted. What it defines:
         data_path=args.data)`; do not assign DATA_PATH. Sources that read no file raise
         DataError when given a data_path.
 
+    HELD_OUT_FILES, program_relative, read_held_out (only with `val_path` or `test_path`)
+        The splits read from files of their own (split name -> path relative to
+        `program_dir`, as DATA_PATH is), each read as the data file is, prepared with the
+        training split's preprocessing; `--data` does not replace them. For csv
+        classification, as_training_classes numbers their class names as the data file does.
+
 Also defined, for the runner to read: VALIDATION, TEST, MODEL_INPUTS and MODEL_OUTPUTS
 (name -> per-sample shape and dtype / loss), CLASS_NAMES for the standard sets.
 """
@@ -62,6 +71,7 @@ from specc.backends.common import template_environment
 from specc.backends.common.code import doc_text, lit
 from specc.data_sources import COLOR_MODES, ImageFolder, Source, Synthetic, resolve_path
 from specc.passes.data_check import labelled_outputs, token_vocab
+from specc.passes.training_check import weighs_samples, weighted_classes
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
@@ -184,10 +194,23 @@ def _context(model: ir.Model, source: Source, program_dir: Path) -> dict[str, ob
         "pickled_inputs": source.kind == "imdb",
         "reads_npz": source.kind in ("mnist", "fashion_mnist", "imdb", "npz"),
         "sequence_length": SYNTHETIC_SEQUENCE_LENGTH,
+        "stratify_on": stratify_on(model),
+        "weighs_samples": weighs_samples(model),
+        "class_weight": model.train.class_weight,
+        "weighted_classes": weighted_classes(model),
+        # how a class weight finds its class: by class id (cross_entropy), or by the rounded
+        # 0/1 label (binary_cross_entropy), as Keras's class_weight does
+        "class_axis": "ids" if outputs and outputs[0][1].kind == "cross_entropy" else "rounded",
+        "data_weight": getattr(source, "weight", None),
+        "held_out_files": {},
     }
+    # held-out csv files may name their classes: numbered as the data file numbers them
+    context["relabels"] = source.kind == "csv" and context["classification"]
     if source.reads_file:
         spec_dir = model.data.spec_dir  # type: ignore[union-attr]
         context["data_path"] = _program_relative(source.path, spec_dir, program_dir)  # type: ignore[attr-defined]
+        context["held_out_files"] = {split: _program_relative(path, spec_dir, program_dir)
+                                     for split, path in source.held_out_files().items()}
     if source.kind in _BUNDLED:
         loader, description, named = _BUNDLED[source.kind]
         context["bundled"] = {"loader": loader, "description": description, "named": named}
@@ -196,6 +219,20 @@ def _context(model: ir.Model, source: Source, program_dir: Path) -> dict[str, ob
         context.update(image_size=(height, width), pil_mode=COLOR_MODES[source.color_mode][0],
                        channels=channels)
     return context
+
+
+def stratify_on(model: ir.Model) -> tuple[int, str] | None:
+    """The output whose classes the held-out splits are stratified by: the first with one
+    class label per sample (cross_entropy over [classes], binary_cross_entropy over one
+    unit), as (its position among the labelled outputs, its name); None when `train {
+    stratify = false }` or no output is a classifier (regression splits stay random)."""
+    if not model.train.stratify:
+        return None
+    for position, (value, loss) in enumerate(labelled_outputs(model)):
+        if (loss.kind == "cross_entropy" and len(value.shape) == 1) or (
+                loss.kind == "binary_cross_entropy" and value.shape == (1,)):
+            return position, value.label
+    return None
 
 
 def _call(source: Source) -> str:

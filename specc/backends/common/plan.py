@@ -26,7 +26,7 @@ from specc.backends.registry import BACKENDS
 from specc.layers.base import Backend
 from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
 from specc.passes.data_check import labelled_outputs
-from specc.passes.training_check import metric_task, monitor, splits
+from specc.passes.training_check import metric_task, monitor, splits, weighs_samples
 from specc.training import Loss
 
 # The image axes (of [batch, height, width, channels]) that each random_flip mode mirrors.
@@ -186,6 +186,10 @@ def training_context(model: ir.Model, backend: Backend,
         "regularized": regularized,
         # what train.py passes compute_loss after the outputs and targets
         "loss_model": ", model" if regularized else "",
+        # whether each training sample's loss term is weighted (class_weight, the data's
+        # weights): the training split's third part, which the training step passes on
+        "weighted": weighs_samples(model),
+        "class_weight": model.train.class_weight,
         # with several loss terms, metrics.jsonl's names for each output's own loss
         "output_losses": output_loss_names(model),
         "metrics": model.metrics,
