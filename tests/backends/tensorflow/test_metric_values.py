@@ -1,0 +1,117 @@
+"""recipe.py's metrics over a split of several batches, on both backends, equal
+sklearn.metrics's on the same outputs: classes per time step of probabilities
+(`from_logits=false`) and one binary unit, with tied scores, for the metrics that need the
+whole split (auc ranks every sample; the others sum counts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .test_train import load_model, recipe_module
+
+sklearn_metrics = pytest.importorskip("sklearn.metrics")
+
+TAGGER = """
+model tagger {
+    input tokens: int[6]
+    layers {
+        embedding(20, 8)
+        dense(4)
+        softmax()
+    }
+    loss cross_entropy(from_logits=false)
+    metrics auc, auc(curve=pr), balanced_accuracy, mean_iou, confusion_matrix
+    data synthetic(n=40)
+}
+"""
+DETECTOR = """
+model detector {
+    input x: float[3]
+    layers {
+        dense(1, activation=sigmoid)
+    }
+    loss binary_cross_entropy(from_logits=false)
+    metrics auc, auc(curve=pr), balanced_accuracy, mean_iou, confusion_matrix
+    data synthetic(n=40)
+}
+"""
+
+
+def split_in_batches(model, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Three batches of outputs and labels, the outputs rounded so that scores tie."""
+    batches = []
+    for size in (16, 16, 9):
+        if model.name == "tagger":
+            scores = rng.dirichlet(np.ones(4), size=(size, 6))
+            labels = rng.integers(0, 4, (size, 6))
+        else:
+            scores = rng.uniform(size=(size, 1))
+            labels = rng.integers(0, 2, (size, 1)).astype(np.float32)
+        batches.append((np.round(scores, 1).astype(np.float32), labels))
+    return batches
+
+
+def split_metrics(recipe, to_tensor, concat, batches) -> dict:
+    """metric_values over the batches, their statistics added up as train.py's evaluate adds
+    them (each batch's per-sample ones kept)."""
+    totals = {}
+    for scores, labels in batches:
+        statistics = recipe.batch_statistics((to_tensor(scores),), (to_tensor(labels),))
+        for name, value in statistics.items():
+            if name in getattr(recipe, "PER_SAMPLE", ()):
+                totals.setdefault(name, []).append(value)
+            else:
+                totals[name] = totals.get(name, 0) + value
+    totals = {name: np.asarray(concat(value) if isinstance(value, list) else value)
+              for name, value in totals.items()}
+    return recipe.metric_values(totals)
+
+
+def sklearn_values(batches, classes: int) -> dict:
+    m = sklearn_metrics
+    scores = np.concatenate([s for s, _ in batches]).reshape(-1, classes)
+    labels = np.concatenate([y for _, y in batches]).reshape(-1)
+    if classes > 1:
+        chosen = scores.argmax(-1)
+        one_hot = labels[:, None] == np.arange(classes)
+        # one class against the rest at a time (multi_class="ovr" would refuse the rounded
+        # probabilities, which no longer sum to 1)
+        roc = np.mean([m.roc_auc_score(one_hot[:, c], scores[:, c]) for c in range(classes)])
+        pr = m.average_precision_score(one_hot, scores)
+        confusion = m.confusion_matrix(labels, chosen, labels=range(classes))
+    else:
+        scores, chosen = scores[:, 0], scores[:, 0] > 0.5
+        roc = m.roc_auc_score(labels, scores)
+        pr = m.average_precision_score(labels, scores)
+        confusion = m.confusion_matrix(labels, chosen)
+    return {"auc": roc, "auc_pr": pr,
+            "balanced_accuracy": m.balanced_accuracy_score(labels, chosen),
+            "mean_iou": m.jaccard_score(labels, chosen, average="macro"),
+            "confusion_matrix": confusion.tolist()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", [TAGGER, DETECTOR], ids=["classes_per_step", "binary"])
+def test_split_metrics_are_sklearn_s(frameworks, tmp_path: Path, spec: str) -> None:
+    torch = frameworks[0]
+    import tensorflow as tf
+
+    model = load_model(tmp_path, spec)
+    batches = split_in_batches(model, np.random.default_rng(1))
+    classes = model.graph.value(model.graph.outputs[0]).shape[-1]
+    expected = sklearn_values(batches, classes)
+    assert len({s for s, _ in batches for s in s.reshape(-1)}) < 12  # scores do tie
+    for recipe, to_tensor, concat in (
+        (recipe_module(model, "torch", tmp_path), torch.from_numpy, torch.cat),
+        (recipe_module(model, "tensorflow", tmp_path), tf.constant,
+         lambda parts: tf.concat(parts, 0)),
+    ):
+        ours = split_metrics(recipe, to_tensor, concat, batches)
+        assert ours["confusion_matrix"] == expected["confusion_matrix"]
+        assert sum(map(sum, ours["confusion_matrix"])) == sum(len(y.reshape(-1))
+                                                              for _, y in batches)
+        for name in ("auc", "auc_pr", "balanced_accuracy", "mean_iou"):
+            assert ours[name] == pytest.approx(expected[name], rel=1e-9), name
