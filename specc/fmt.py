@@ -259,10 +259,9 @@ class _Printer:
     def metrics(self, model: ast.Model) -> str:
         """The metrics section's list: a label where the output changes (it holds until the
         next one)."""
-        labels = [label and label.name for label in model.metric_outputs]
-        labels += [None] * (len(model.metrics) - len(labels))
         items, current = [], None
-        for call, label in zip(model.metrics, labels, strict=True):
+        for call, name in zip(model.metrics, model.metric_outputs, strict=True):
+            label = name and name.name
             items.append(self.call(call) if label == current else f"{label}: {self.call(call)}")
             current = label
         return ", ".join(items)

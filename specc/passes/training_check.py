@@ -140,9 +140,9 @@ def check_training(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
 
 def _check_metrics(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
     trained = {value.label: (value, loss) for value, loss in labelled_outputs(model)}
-    labels = list(spec.metric_outputs) + [None] * (len(spec.metrics) - len(spec.metric_outputs))
     seen: set[str] = set()
-    for call, label, metric in zip(spec.metrics, labels, model.metrics, strict=True):
+    for call, label, metric in zip(spec.metrics, spec.metric_outputs, model.metrics,
+                                   strict=True):
         if label is not None and label.name not in trained:
             diags.error(label.span, mismatch(
                 f"metrics for `{label.name}`, which is not an output with a loss",

@@ -325,7 +325,8 @@ class ToAst(Transformer):
         return ("optimizer", self._span(meta), children[0])
 
     def metric_label(self, meta, children):
-        return ast.Name.model_construct(span=self._tok(children[0]), name=str(children[0])), children[1]
+        label, metric = children
+        return ast.Name.model_construct(span=self._tok(label), name=str(label)), metric
 
     def metrics_stmt(self, meta, children):
         # `metrics logits: accuracy, auc, value: mae`: a label holds until the next one
