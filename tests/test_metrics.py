@@ -45,6 +45,7 @@ model heads {
 }
 """
 QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(program: Path, *args: str | Path) -> None:
@@ -96,6 +97,31 @@ def program_module(program: Path, name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_the_programs_pass_ruff_and_leave_out_what_no_metric_needs(tmp_path: Path,
+                                                                   backend: str) -> None:
+    spec = tmp_path / "heads.spec"
+    spec.write_text(textwrap.dedent(SPEC))
+    files = generate(specc.load(spec).models[0], backend, tmp_path)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--config", str(ROOT / "pyproject.toml"),
+         "--extend-ignore", "N812,E402,E501", "--output-format", "concise",
+         *(str(tmp_path / name) for name in files if name.endswith(".py"))],
+        capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert 'PER_SAMPLE = ["scores_logits", "score_labels_logits", "scores_flag", ' \
+        '"score_labels_flag"]' in files["recipe.py"]
+    assert "recipe.PER_SAMPLE" in files["train.py"] and "recipe.MATRICES" in files["train.py"]
+    # without auc or a matrix, neither is there
+    spec.write_text(textwrap.dedent(SPEC).replace("auc, auc(curve=pr), ", "")
+                    .replace("confusion_matrix, ", "").replace("val_auc_logits", "val_loss"))
+    files = generate(specc.load(spec).models[0], backend, tmp_path)
+    for word in ("PER_SAMPLE", "MATRICES", "ranked_counts", "scores_", "confusion"):
+        assert word not in files["recipe.py"] + files["train.py"], word
 
 
 @pytest.mark.slow
