@@ -120,7 +120,7 @@ def test_the_programs_pass_ruff_and_leave_out_what_no_metric_needs(tmp_path: Pat
     spec.write_text(textwrap.dedent(SPEC).replace("auc, auc(curve=pr), ", "")
                     .replace("confusion_matrix, ", "").replace("val_auc_logits", "val_loss"))
     files = generate(specc.load(spec).models[0], backend, tmp_path)
-    for word in ("PER_SAMPLE", "MATRICES", "ranked_counts", "scores_", "confusion_matrix"):
+    for word in ("PER_SAMPLE", "MATRICES", "ranked_counts", "scores_", "confusion_matrix_"):
         assert word not in files["recipe.py"] + files["train.py"], word
 
 
