@@ -63,6 +63,12 @@ def metric_task(model: ir.Model) -> str:
     return METRIC_TASKS.get(labelled_outputs(model)[0][1].kind, "values")
 
 
+def _suffix(label: str | None) -> str:
+    """What follows the names of the metrics of output `label` (none for the first output's
+    unlabelled ones)."""
+    return f"_{label}" if label else ""
+
+
 def _metric_outputs(model: ir.Model) -> list[str | None]:
     """The label each metric is of (None: the first output with a loss), one per metric."""
     labels = list(model.metric_outputs)
@@ -84,7 +90,7 @@ def metric_groups(model: ir.Model) -> list[MetricGroup]:
     for label, metrics in grouped.items():
         value, loss = trained[label or first]
         groups.append(MetricGroup(value, loss, METRIC_TASKS.get(loss.kind, "values"),
-                                  f"_{label}" if label else "", tuple(metrics)))
+                                  _suffix(label), tuple(metrics)))
     return groups
 
 
@@ -154,7 +160,7 @@ def _check_metrics(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
             diags.error(call.name_span, mismatch(
                 f"metric {metric.kind} does not fit the {loss.kind} loss on `{value.label}`",
                 "one of " + ", ".join(sorted(TASK_METRICS[task])), metric.kind))
-        name = metric_name(metric) + (f"_{label.name}" if label else "")
+        name = metric_name(metric) + _suffix(label and label.name)
         if name in seen:
             diags.error(call.span, mismatch(
                 f"metric `{name}` is given twice", "each metric once per output", call.name))
