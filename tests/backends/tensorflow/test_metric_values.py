@@ -1,7 +1,8 @@
 """recipe.py's metrics over a split of several batches, on both backends, equal
 sklearn.metrics's on the same outputs: classes per time step of probabilities
 (`from_logits=false`) and one binary unit, with tied scores, for the metrics that need the
-whole split (auc ranks every sample; the others sum counts)."""
+whole split (auc ranks every sample; the others sum counts), and regression's r2, rmse and
+mape; mean_iou, r2, rmse and mape also equal Keras's metrics of those names."""
 
 from __future__ import annotations
 
@@ -39,12 +40,27 @@ model detector {
 }
 """
 
+REGRESSOR = """
+model regressor {
+    input x: float[3]
+    layers {
+        dense(2)
+    }
+    loss mse()
+    metrics r2, rmse, mape
+    data synthetic(n=40)
+}
+"""
+
 
 def split_in_batches(model, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
     """Three batches of outputs and labels, the outputs rounded so that scores tie."""
     batches = []
     for size in (16, 16, 9):
-        if model.name == "tagger":
+        if model.name == "regressor":
+            labels = rng.normal(2, 1, (size, 2)).astype(np.float32)
+            scores = labels + rng.normal(0, 0.5, (size, 2))
+        elif model.name == "tagger":
             scores = rng.dirichlet(np.ones(4), size=(size, 6))
             labels = rng.integers(0, 4, (size, 6))
         else:
@@ -115,3 +131,56 @@ def test_split_metrics_are_sklearn_s(frameworks, tmp_path: Path, spec: str) -> N
                                                               for _, y in batches)
         for name in ("auc", "auc_pr", "balanced_accuracy", "mean_iou"):
             assert ours[name] == pytest.approx(expected[name], rel=1e-9), name
+
+
+def keras_value(metric, labels: np.ndarray, outputs: np.ndarray) -> float:
+    metric.update_state(labels, outputs)
+    return float(metric.result())
+
+
+@pytest.mark.slow
+def test_regression_metrics_are_sklearn_s_and_keras_s(frameworks, tmp_path: Path) -> None:
+    torch, keras = frameworks
+    import tensorflow as tf
+
+    model = load_model(tmp_path, REGRESSOR)
+    batches = split_in_batches(model, np.random.default_rng(2))
+    outputs = np.concatenate([s for s, _ in batches]).astype(np.float64)
+    labels = np.concatenate([y for _, y in batches]).astype(np.float64)
+    m = sklearn_metrics
+    expected = {"r2": m.r2_score(labels, outputs),
+                # the root of the mse over every value, where sklearn's
+                # root_mean_squared_error would average each unit's root
+                "rmse": np.sqrt(m.mean_squared_error(labels, outputs)),
+                "mape": 100 * m.mean_absolute_percentage_error(labels, outputs)}
+    keras_expected = {
+        "r2": keras_value(keras.metrics.R2Score(), labels, outputs),
+        "rmse": keras_value(keras.metrics.RootMeanSquaredError(), labels, outputs),
+        "mape": keras_value(keras.metrics.MeanAbsolutePercentageError(), labels, outputs)}
+    assert keras_expected == pytest.approx(expected, rel=1e-5)
+    for recipe, to_tensor, concat in (
+        (recipe_module(model, "torch", tmp_path), torch.from_numpy, torch.cat),
+        (recipe_module(model, "tensorflow", tmp_path), tf.constant,
+         lambda parts: tf.concat(parts, 0)),
+    ):
+        # the outputs are float32 in the programs: so are their errors
+        assert split_metrics(recipe, to_tensor, concat, batches) == pytest.approx(expected,
+                                                                                 rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", [TAGGER, DETECTOR], ids=["classes_per_step", "binary"])
+def test_mean_iou_is_keras_s(frameworks, tmp_path: Path, spec: str) -> None:
+    keras = frameworks[1]
+    import tensorflow as tf
+
+    model = load_model(tmp_path, spec)
+    batches = split_in_batches(model, np.random.default_rng(3))
+    classes = model.graph.value(model.graph.outputs[0]).shape[-1]
+    scores = np.concatenate([s for s, _ in batches]).reshape(-1, classes)
+    labels = np.concatenate([y for _, y in batches]).reshape(-1)
+    chosen = scores.argmax(-1) if classes > 1 else scores[:, 0] > 0.5
+    theirs = keras_value(keras.metrics.MeanIoU(num_classes=max(classes, 2)), labels, chosen)
+    recipe = recipe_module(model, "tensorflow", tmp_path)
+    ours = split_metrics(recipe, tf.constant, lambda parts: tf.concat(parts, 0), batches)
+    assert ours["mean_iou"] == pytest.approx(theirs, rel=1e-6)
