@@ -86,6 +86,15 @@ def split_metrics(recipe, to_tensor, concat, batches) -> dict:
     return recipe.metric_values(totals)
 
 
+def both_recipes(model, folder: Path, torch):
+    """Each backend's recipe.py, with how its framework makes a tensor and joins tensors."""
+    import tensorflow as tf
+
+    return ((recipe_module(model, "torch", folder), torch.from_numpy, torch.cat),
+            (recipe_module(model, "tensorflow", folder), tf.constant,
+             lambda parts: tf.concat(parts, 0)))
+
+
 def sklearn_values(batches, classes: int) -> dict:
     m = sklearn_metrics
     scores = np.concatenate([s for s, _ in batches]).reshape(-1, classes)
@@ -113,18 +122,12 @@ def sklearn_values(batches, classes: int) -> dict:
 @pytest.mark.parametrize("spec", [TAGGER, DETECTOR], ids=["classes_per_step", "binary"])
 def test_split_metrics_are_sklearn_s(frameworks, tmp_path: Path, spec: str) -> None:
     torch = frameworks[0]
-    import tensorflow as tf
-
     model = load_model(tmp_path, spec)
     batches = split_in_batches(model, np.random.default_rng(1))
     classes = model.graph.value(model.graph.outputs[0]).shape[-1]
     expected = sklearn_values(batches, classes)
     assert len({s for s, _ in batches for s in s.reshape(-1)}) < 12  # scores do tie
-    for recipe, to_tensor, concat in (
-        (recipe_module(model, "torch", tmp_path), torch.from_numpy, torch.cat),
-        (recipe_module(model, "tensorflow", tmp_path), tf.constant,
-         lambda parts: tf.concat(parts, 0)),
-    ):
+    for recipe, to_tensor, concat in both_recipes(model, tmp_path, torch):
         ours = split_metrics(recipe, to_tensor, concat, batches)
         assert ours["confusion_matrix"] == expected["confusion_matrix"]
         assert sum(map(sum, ours["confusion_matrix"])) == sum(len(y.reshape(-1))
@@ -141,8 +144,6 @@ def keras_value(metric, labels: np.ndarray, outputs: np.ndarray) -> float:
 @pytest.mark.slow
 def test_regression_metrics_are_sklearn_s_and_keras_s(frameworks, tmp_path: Path) -> None:
     torch, keras = frameworks
-    import tensorflow as tf
-
     model = load_model(tmp_path, REGRESSOR)
     batches = split_in_batches(model, np.random.default_rng(2))
     outputs = np.concatenate([s for s, _ in batches]).astype(np.float64)
@@ -158,11 +159,7 @@ def test_regression_metrics_are_sklearn_s_and_keras_s(frameworks, tmp_path: Path
         "rmse": keras_value(keras.metrics.RootMeanSquaredError(), labels, outputs),
         "mape": keras_value(keras.metrics.MeanAbsolutePercentageError(), labels, outputs)}
     assert keras_expected == pytest.approx(expected, rel=1e-5)
-    for recipe, to_tensor, concat in (
-        (recipe_module(model, "torch", tmp_path), torch.from_numpy, torch.cat),
-        (recipe_module(model, "tensorflow", tmp_path), tf.constant,
-         lambda parts: tf.concat(parts, 0)),
-    ):
+    for recipe, to_tensor, concat in both_recipes(model, tmp_path, torch):
         # the outputs are float32 in the programs: so are their errors
         assert split_metrics(recipe, to_tensor, concat, batches) == pytest.approx(expected,
                                                                                  rel=1e-5)
