@@ -182,6 +182,8 @@ class Model(Node):
     losses: list[LossTerm]
     optimizer: Call | None
     metrics: list[Call]
+    # the output each metric is of (`metrics value: mae`), or None: the first with a loss
+    metric_outputs: list[Name | None] = []
     data: Call | None
     augment: list[Call]
     settings: list[Setting]

@@ -248,15 +248,23 @@ class _Printer:
             elif keyword in ("optimizer", "data"):
                 self.statement(depth, f"{keyword} {self.call(getattr(model, keyword))}", span)
             elif keyword == "metrics":
-                self.statement(
-                    depth, "metrics " + ", ".join(self.call(m) for m in model.metrics), span
-                )
+                self.statement(depth, "metrics " + self.metrics(model), span)
             elif keyword == "augment":
                 self.braced(depth, "augment", span, lambda inner: self.calls(inner, model.augment))
             elif keyword == "train":
                 self.braced(
                     depth, "train", span, lambda inner: self.settings(inner, model.settings)
                 )
+
+    def metrics(self, model: ast.Model) -> str:
+        """The metrics section's list: a label where the output changes (it holds until the
+        next one)."""
+        items, current = [], None
+        for call, name in zip(model.metrics, model.metric_outputs, strict=True):
+            label = name and name.name
+            items.append(self.call(call) if label == current else f"{label}: {self.call(call)}")
+            current = label
+        return ", ".join(items)
 
     def setting(self, setting: ast.Setting) -> str:
         # The call form `early_stopping(...)` has no key of its own: its span is the call's.

@@ -129,6 +129,8 @@ class Model(Frozen):
     losses: tuple[LossTerm, ...]
     optimizer: Optimizer
     metrics: tuple[Metric, ...]
+    # the label of the output each metric is of, or None: the first output with a loss
+    metric_outputs: tuple[str | None, ...] = ()
     data: DataSource | None
     augment: tuple[Augmentation, ...]
     train: TrainConfig

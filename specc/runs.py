@@ -23,8 +23,9 @@ from specc.run_files import (
     read_results,
 )
 
-# Metrics where smaller is better; every other metric is better larger.
-SMALLER_IS_BETTER = ("loss", "mae", "mse")
+# Metrics where smaller is better (also as an output's, `mae_value`); every other metric is
+# better larger.
+SMALLER_IS_BETTER = ("loss", "mae", "mse", "rmse", "mape")
 COLUMNS = ("run", "model", "backend", "device", "epochs", "best val", "test", "samples/s",
            "date", "status")
 MISSING = "-"
@@ -89,7 +90,8 @@ def summarize(run_dir: Path, shown_as: str) -> RunSummary:
         epochs=MISSING if epochs_run is None else str(epochs_run),
         best_val=best_validation(epochs),
         test=MISSING if not isinstance(test, dict) else ", ".join(
-            f"{name} {number(value)}" for name, value in test.items()),
+            f"{name} {number(value)}" for name, value in test.items()
+            if not isinstance(value, list)),  # a confusion matrix is too big for the table
         samples_per_s=f"{speed:,.0f}" if isinstance(speed, (int, float)) else MISSING,
         date=datetime.fromtimestamp(modified).strftime("%Y-%m-%d %H:%M"),
         status=status,
@@ -109,7 +111,9 @@ def best_validation(epochs: list[dict]) -> str:
               if isinstance(record.get(key), (int, float))]
     if not scored:
         return MISSING
-    smaller = key.removeprefix("val_").endswith(SMALLER_IS_BETTER)
+    name = key.removeprefix("val_")
+    smaller = name.endswith(SMALLER_IS_BETTER) or name.startswith(
+        tuple(f"{metric}_" for metric in SMALLER_IS_BETTER))
     value, epoch = (min if smaller else max)(scored, key=lambda pair: pair[0])
     return f"{key} {number(value)} (epoch {epoch})"
 

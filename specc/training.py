@@ -205,6 +205,13 @@ FRAMEWORK_NAMES: dict[str, str] = {
     "sparse_top_k_categorical_accuracy": "top_k_accuracy",
     "top_k_categorical_accuracy": "top_k_accuracy",
     "f1_score": "f1",
+    "roc_auc": "auc",
+    "auc_roc": "auc",
+    "r2_score": "r2",
+    "root_mean_squared_error": "rmse",
+    "mean_absolute_percentage_error": "mape",
+    "mean_io_u": "mean_iou",
+    "balanced_accuracy_score": "balanced_accuracy",
     "adam_w": "adamw",
     "categorical_crossentropy": "categorical_cross_entropy",
     "kl_div": "kl_divergence",
@@ -225,6 +232,8 @@ FRAMEWORK_NOTES: dict[str, str] = {
     "cannot say it for both",
     "adafactor": "not supported: the two frameworks' Adafactor factor a weight over its last "
     "two axes, which are other axes of a convolution's kernel in each",
+    "auc_pr": "the area under the precision-recall curve is `auc(curve=pr)`",
+    "pr_auc": "the area under the precision-recall curve is `auc(curve=pr)`",
 }
 
 # --- learning-rate schedules --------------------------------------------------------------
@@ -399,15 +408,67 @@ class MseMetric(Section):
     kind: Literal["mse"] = "mse"
 
 
-Metric = Annotated[
-    Union[Accuracy, TopKAccuracy, Precision, Recall, F1, MaeMetric, MseMetric],
-    Field(discriminator="kind"),
-]
-METRICS: dict[str, type[Section]] = {
-    c.model_fields["kind"].default: c
-    for c in (Accuracy, TopKAccuracy, Precision, Recall, F1, MaeMetric, MseMetric)
-}
-CLASSIFICATION_METRICS = frozenset({"accuracy", "top_k_accuracy", "precision", "recall", "f1"})
+# These are computed over the whole split (never averaged over batches): auc from every
+# sample's score, the others from summed counts.
+
+
+class Auc(Section):
+    """Area under the ROC curve (`curve=roc`), or under the precision-recall curve (`curve=pr`,
+    as average precision), computed exactly from every sample's score: one-vs-rest and
+    macro-averaged over the classes or units."""
+
+    kind: Literal["auc"] = "auc"
+    curve: Literal["roc", "pr"] = "roc"
+
+
+class BalancedAccuracy(Section):
+    """The mean over classes of each class's recall."""
+
+    kind: Literal["balanced_accuracy"] = "balanced_accuracy"
+
+
+class MeanIou(Section):
+    """The mean over classes of each class's intersection over union."""
+
+    kind: Literal["mean_iou"] = "mean_iou"
+
+
+class ConfusionMatrix(Section):
+    """Counts of each (label, prediction) pair; in results.json, not in the epoch lines."""
+
+    kind: Literal["confusion_matrix"] = "confusion_matrix"
+
+
+class R2(Section):
+    """The coefficient of determination, averaged over the output's units."""
+
+    kind: Literal["r2"] = "r2"
+
+
+class Rmse(Section):
+    kind: Literal["rmse"] = "rmse"
+
+
+class Mape(Section):
+    """Mean absolute percentage error, in percent."""
+
+    kind: Literal["mape"] = "mape"
+
+
+_METRIC_CLASSES = (Accuracy, TopKAccuracy, Precision, Recall, F1, MaeMetric, MseMetric, Auc,
+                   BalancedAccuracy, MeanIou, ConfusionMatrix, R2, Rmse, Mape)
+Metric = Annotated[Union[_METRIC_CLASSES], Field(discriminator="kind")]  # type: ignore[valid-type]
+METRICS: dict[str, type[Section]] = {c.model_fields["kind"].default: c for c in _METRIC_CLASSES}
+CLASSIFICATION_METRICS = frozenset({"accuracy", "top_k_accuracy", "precision", "recall", "f1",
+                                    "auc", "balanced_accuracy", "mean_iou", "confusion_matrix"})
+REGRESSION_METRICS = frozenset({"mae", "mse", "r2", "rmse", "mape"})
+# Metrics whose value is a matrix: in results.json, not in the epoch lines or the monitor's.
+MATRIX_METRICS = frozenset({"confusion_matrix"})
+
+
+def metric_name(metric: Section) -> str:
+    """The name a metric's values go under: its kind, but `auc_pr` for `auc(curve=pr)`."""
+    return "auc_pr" if getattr(metric, "curve", "roc") == "pr" else metric.kind
 
 
 # --- augmentation (training batches only; images in [height, width, channels]) -----------

@@ -82,6 +82,17 @@ def test_smaller_is_better_for_error_metrics(tmp_path, capsys):
     assert best[str(tmp_path / "plain")] == "val_loss 2.5 (epoch 2)"
 
 
+def test_an_output_s_error_metric_is_smaller_better_and_a_matrix_stays_out(tmp_path,
+                                                                            capsys):
+    records = [{"epoch": 1, "loss": 3.0, "val_loss": 3.0, "val_rmse_value": 1.5},
+               {"epoch": 2, "loss": 2.0, "val_loss": 2.5, "val_rmse_value": 1.2},
+               {"epoch": 3, "loss": 1.0, "val_loss": 2.8, "val_rmse_value": 1.3}]
+    test = {"loss": 2.6, "rmse_value": 1.25, "confusion_matrix_logits": [[3, 1], [0, 4]]}
+    write_run(tmp_path / "heads", records, results={"test": test})
+    _, rows, _ = table(capsys, str(tmp_path))
+    assert rows[2][5:7] == ["val_rmse_value 1.2 (epoch 2)", "loss 2.6, rmse_value 1.25"]
+
+
 def test_a_run_directory_itself_is_a_table_of_one(tmp_path, capsys):
     run = write_run(tmp_path / "one", epochs([1.0], [0.5]))
     _, rows, _ = table(capsys, str(run))

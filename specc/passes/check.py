@@ -183,6 +183,7 @@ def check_model(
         losses=tuple(losses),
         optimizer=optimizer,
         metrics=tuple(metrics),
+        metric_outputs=tuple(name and name.name for name in model.metric_outputs),
         data=data,
         augment=tuple(augment),
         train=train,

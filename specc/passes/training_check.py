@@ -11,23 +11,49 @@ spec during `specc check`, and the generators read the same answers (`metric_tas
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from specc import ast, ir
 from specc.errors import Diagnostics, mismatch
 from specc.passes.data_check import labelled_outputs
-from specc.training import CLASSIFICATION_METRICS, LOSSES
+from specc.training import (
+    CLASSIFICATION_METRICS,
+    LOSSES,
+    MATRIX_METRICS,
+    REGRESSION_METRICS,
+    Loss,
+    Metric,
+    metric_name,
+)
 
-# How outputs become predictions for the metrics, by the loss of the first output that has
-# one: `classes` (argmax over the last axis), `binary` (a threshold per unit) or `values`
+# How outputs become predictions for the metrics, by the loss of the output they are of:
+# `classes` (argmax over the last axis), `binary` (a threshold per unit) or `values`
 # (regression), as each loss's `task` says; and the metrics each way supports.
 METRIC_TASKS = {kind: loss.task for kind, loss in LOSSES.items() if loss.task != "values"}
 TASK_METRICS = {
     "classes": CLASSIFICATION_METRICS,
     "binary": CLASSIFICATION_METRICS - {"top_k_accuracy"},
-    "values": frozenset({"mae", "mse"}),
+    "values": REGRESSION_METRICS,
 }
 
-# Metrics where higher is better; losses, mae and mse are minimized.
-HIGHER_IS_BETTER = CLASSIFICATION_METRICS
+# Metrics where higher is better; losses, mae, mse, rmse and mape are minimized.
+HIGHER_IS_BETTER = CLASSIFICATION_METRICS | {"r2"}
+
+
+@dataclass(frozen=True)
+class MetricGroup:
+    """The metrics of one output: those written without a label are of the first output with
+    a loss and keep their names; `metrics value: mae` gives `mae_value` (suffix `_value`)."""
+
+    value: ir.Value
+    loss: Loss
+    task: str  # classes, binary or values
+    suffix: str
+    metrics: tuple[Metric, ...]
+
+    def names(self) -> list[str]:
+        """The names each metric's values go under, in order."""
+        return [metric_name(metric) + self.suffix for metric in self.metrics]
 
 # Sections that say a model is meant to be trained; a model with none of them is an
 # architecture only (checked for shapes and parameters), which needs no loss.
@@ -37,6 +63,45 @@ TRAINING_SECTIONS = ("optimizer", "metrics", "data", "augment", "train")
 def metric_task(model: ir.Model) -> str:
     """How the metrics read the first output that has a loss: classes, binary or values."""
     return METRIC_TASKS.get(labelled_outputs(model)[0][1].kind, "values")
+
+
+def _suffix(label: str | None) -> str:
+    """What follows the names of the metrics of output `label` (none for the first output's
+    unlabelled ones)."""
+    return f"_{label}" if label else ""
+
+
+def _metric_outputs(model: ir.Model) -> list[str | None]:
+    """The label each metric is of (None: the first output with a loss), one per metric."""
+    labels = list(model.metric_outputs)
+    return labels + [None] * (len(model.metrics) - len(labels))
+
+
+def metric_groups(model: ir.Model) -> list[MetricGroup]:
+    """The model's metrics by output, in the order the metrics section first names them; a
+    label that names no output is left out (check_training reports it)."""
+    if not model.metrics:
+        return []
+    trained = {value.label: (value, loss) for value, loss in labelled_outputs(model)}
+    first = labelled_outputs(model)[0][0].label
+    grouped: dict[str | None, list[Metric]] = {}
+    for label, metric in zip(_metric_outputs(model), model.metrics, strict=True):
+        if label is None or label in trained:
+            grouped.setdefault(label, []).append(metric)
+    groups = []
+    for label, metrics in grouped.items():
+        value, loss = trained[label or first]
+        groups.append(MetricGroup(value, loss, METRIC_TASKS.get(loss.kind, "values"),
+                                  _suffix(label), tuple(metrics)))
+    return groups
+
+
+def _epoch_metrics(model: ir.Model) -> dict[str, str]:
+    """The metrics each epoch reports (a matrix only goes to results.json), by name, with
+    their kinds."""
+    return {name: metric.kind for group in metric_groups(model)
+            for name, metric in zip(group.names(), group.metrics, strict=True)
+            if metric.kind not in MATRIX_METRICS}
 
 
 def splits(model: ir.Model) -> tuple[bool, bool]:
@@ -57,7 +122,8 @@ def monitor(model: ir.Model) -> tuple[str, str]:
     name = stopping.monitor if stopping else "val_loss"
     if name == "val_loss" and not splits(model)[0]:
         name = "loss"
-    return name, "max" if name.removeprefix("val_") in HIGHER_IS_BETTER else "min"
+    kind = _epoch_metrics(model).get(name.removeprefix("val_"))
+    return name, "max" if kind in HIGHER_IS_BETTER else "min"
 
 
 def weighs_samples(model: ir.Model) -> bool:
@@ -87,7 +153,7 @@ def monitorable(model: ir.Model) -> list[str]:
     """The values a model's run reports each epoch, which early stopping may monitor."""
     names = ["loss"]
     if splits(model)[0]:
-        names += ["val_loss", *(f"val_{m.kind}" for m in model.metrics)]
+        names += ["val_loss", *(f"val_{name}" for name in _epoch_metrics(model))]
     return names
 
 
@@ -107,13 +173,26 @@ def check_training(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
 
 
 def _check_metrics(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
-    task = metric_task(model)
-    value, loss = labelled_outputs(model)[0]
-    for call, metric in zip(spec.metrics, model.metrics, strict=True):
+    trained = {value.label: (value, loss) for value, loss in labelled_outputs(model)}
+    seen: set[str] = set()
+    for call, label, metric in zip(spec.metrics, spec.metric_outputs, model.metrics,
+                                   strict=True):
+        if label is not None and label.name not in trained:
+            diags.error(label.span, mismatch(
+                f"metrics for `{label.name}`, which is not an output with a loss",
+                "one of " + ", ".join(trained), label.name))
+            continue
+        value, loss = trained[label.name] if label else labelled_outputs(model)[0]
+        task = METRIC_TASKS.get(loss.kind, "values")
         if metric.kind not in TASK_METRICS[task]:
             diags.error(call.name_span, mismatch(
                 f"metric {metric.kind} does not fit the {loss.kind} loss on `{value.label}`",
                 "one of " + ", ".join(sorted(TASK_METRICS[task])), metric.kind))
+        name = metric_name(metric) + _suffix(label and label.name)
+        if name in seen:
+            diags.error(call.span, mismatch(
+                f"metric `{name}` is given twice", "each metric once per output", call.name))
+        seen.add(name)
 
 
 def _check_monitor(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:

@@ -324,8 +324,19 @@ class ToAst(Transformer):
     def optimizer_stmt(self, meta, children):
         return ("optimizer", self._span(meta), children[0])
 
+    def metric_label(self, meta, children):
+        label, metric = children
+        return ast.Name.model_construct(span=self._tok(label), name=str(label)), metric
+
     def metrics_stmt(self, meta, children):
-        return ("metrics", self._span(meta), list(children))
+        # `metrics logits: accuracy, auc, value: mae`: a label holds until the next one
+        calls, outputs, label = [], [], None
+        for child in children:
+            if isinstance(child, tuple):
+                label, child = child
+            calls.append(child)
+            outputs.append(label)
+        return ("metrics", self._span(meta), (calls, outputs))
 
     def data_stmt(self, meta, children):
         return ("data", self._span(meta), children[0])
@@ -356,6 +367,7 @@ class ToAst(Transformer):
             "losses": [],
             "optimizer": None,
             "metrics": [],
+            "metric_outputs": [],
             "data": None,
             "augment": [],
             "settings": [],
@@ -378,6 +390,9 @@ class ToAst(Transformer):
                 continue
             seen[slot] = span
             target = {"output": "outputs", "loss": "losses", "train": "settings"}.get(slot, slot)
+            if keyword == "metrics":
+                fields["metrics"], fields["metric_outputs"] = payload
+                continue
             fields[target] = payload
         return ast.Model.model_construct(
             span=self._span(meta),

@@ -246,10 +246,11 @@ def test_each_keras_loss_allows_the_metrics_of_its_task(check):
     assert check(classifier("loss hinge()\nmetrics accuracy, precision",
                             last="dense(1)")).program is not None
     checked = check(classifier("loss squared_hinge()\nmetrics top_k_accuracy", last="dense(1)"))
-    assert "expected one of accuracy, f1, precision, recall" in checked.error(
+    assert ("expected one of accuracy, auc, balanced_accuracy, confusion_matrix, f1, mean_iou, "
+            "precision, recall, got top_k_accuracy") in checked.error(
         "metric top_k_accuracy does not fit the squared_hinge loss").message
     checked = check(classifier("loss poisson()\nmetrics accuracy"))
-    assert "expected one of mae, mse, got accuracy" in checked.error(
+    assert "expected one of mae, mape, mse, r2, rmse, got accuracy" in checked.error(
         "metric accuracy does not fit the poisson loss").message
 
 

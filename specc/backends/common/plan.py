@@ -26,8 +26,8 @@ from specc.backends.registry import BACKENDS
 from specc.layers.base import Backend
 from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
 from specc.passes.data_check import labelled_outputs
-from specc.passes.training_check import metric_task, monitor, splits, weighs_samples
-from specc.training import Loss
+from specc.passes.training_check import metric_groups, metric_task, monitor, splits, weighs_samples
+from specc.training import MATRIX_METRICS, Loss
 
 # The image axes (of [batch, height, width, channels]) that each random_flip mode mirrors.
 FLIP_AXES = {"horizontal": (2,), "vertical": (1,), "horizontal_and_vertical": (1, 2)}
@@ -59,6 +59,52 @@ def recipe_uses_math(model: ir.Model) -> bool:
     and for log_cosh's log(2)."""
     return (model.optimizer.schedule.kind in ("cosine", "one_cycle", "plateau")
             or any(term.loss.kind == "log_cosh" for term in model.losses))
+
+
+# The sums over a split that each metric is computed from (batch_statistics gives a batch's):
+# `per_class` true positives, predictions and labels per class (or unit), `confusion` the
+# confusion matrix, `unit_sums` the labels' sum and sum of squares and the squared error per
+# unit, `scores` every sample's scores and labels (kept, not summed: auc ranks them).
+METRIC_STATISTICS = {
+    "accuracy": "correct", "top_k_accuracy": "top_k_correct", "precision": "per_class",
+    "recall": "per_class", "f1": "per_class", "mae": "absolute_error", "mse": "squared_error",
+    "rmse": "squared_error", "mape": "relative_error", "r2": "unit_sums", "auc": "scores",
+    "balanced_accuracy": "confusion", "mean_iou": "confusion", "confusion_matrix": "confusion",
+}
+# The statistics that metric_values reads with NumPy (recipe.py imports it for them).
+NUMPY_STATISTICS = frozenset({"per_class", "confusion", "unit_sums", "scores"})
+
+
+@dataclass(frozen=True)
+class MetricGroupView:
+    """The metrics of one output as the templates need them (training_check.MetricGroup)."""
+
+    term: LossTermView  # the output's loss term: its position, label, loss
+    target_index: int  # the position of its labels among the targets
+    task: str  # classes, binary or values
+    suffix: str  # after each of its metrics' names (and their statistics')
+    metrics: tuple[object, ...]
+    names: tuple[str, ...]  # each metric's name, suffix included
+    statistics: tuple[str, ...]  # METRIC_STATISTICS's, in the order the metrics need them
+
+
+def metric_group_views(model: ir.Model) -> list[MetricGroupView]:
+    """The model's metrics by output (the first output with a loss first when unlabelled)."""
+    terms = loss_terms(model)
+    labels = [term.label for term in terms]
+    views = []
+    for group in metric_groups(model):
+        index = labels.index(group.value.label)
+        needed = [METRIC_STATISTICS[metric.kind] for metric in group.metrics]
+        views.append(MetricGroupView(terms[index], index, group.task, group.suffix,
+                                     group.metrics, tuple(group.names()),
+                                     tuple(dict.fromkeys(needed))))
+    return views
+
+
+def metrics_use_numpy(model: ir.Model) -> bool:
+    """Whether recipe.py's metric_values needs NumPy."""
+    return any(NUMPY_STATISTICS & set(view.statistics) for view in metric_group_views(model))
 
 
 def output_loss_names(model: ir.Model) -> list[str]:
@@ -166,6 +212,7 @@ def training_context(model: ir.Model, backend: Backend,
     monitor_name, monitor_mode = monitor(model)
     entry = BACKENDS[backend]
     regularized = has_regularization(model)
+    groups = metric_group_views(model) if model.metrics else []
     return {
         "backend_name": entry.name,
         "framework_name": entry.framework,
@@ -195,6 +242,13 @@ def training_context(model: ir.Model, backend: Backend,
         "metrics": model.metrics,
         "metric_kinds": [m.kind for m in model.metrics],
         "metric_task": metric_task(model),
+        "metric_groups": groups,
+        # the statistics kept per sample (not summed), and the metrics that are matrices
+        "per_sample": [f"{name}{group.suffix}" for group in groups if "scores" in group.statistics
+                       for name in ("scores", "score_labels")],
+        "matrix_metrics": [name for group in groups
+                           for name, metric in zip(group.names, group.metrics, strict=True)
+                           if metric.kind in MATRIX_METRICS],
         "augment": model.augment,
         "flip_axes": FLIP_AXES,
         "has_validation": has_validation,

@@ -32,6 +32,7 @@ from specc.backends.common import template_environment
 from specc.backends.common.plan import (
     TRAINING_FILES,
     import_lines,
+    metrics_use_numpy,
     recipe_uses_math,
     render_training_files,
     training_context,
@@ -42,12 +43,11 @@ _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
 def imports(model: ir.Model) -> dict[str, str]:
     """Each training file's import block, holding only what that file uses for `model`."""
-    kinds = {metric.kind for metric in model.metrics}
     return {
         "recipe.py": import_lines(
             ("import math",) * recipe_uses_math(model),
             ("import keras",
-             *("import numpy as np",) * bool(kinds & {"precision", "recall", "f1"}),
+             *("import numpy as np",) * metrics_use_numpy(model),
              "import tensorflow as tf")),
         "checkpoints.py": import_lines(
             ("import hashlib", "import io", "import json", "import os", "import sys",
