@@ -348,6 +348,8 @@ class TrainConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: Literal["auto", True, False] = "auto"
     grad_clip: PositiveFloat | None = None
+    # each gradient element clipped to [-grad_clip_value, grad_clip_value] (before grad_clip)
+    grad_clip_value: PositiveFloat | None = None
     grad_accum: PositiveInt = 1
     early_stopping: EarlyStopping | None = None
     checkpoint: Checkpoint = Checkpoint()

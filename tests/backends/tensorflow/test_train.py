@@ -341,6 +341,43 @@ def test_optimizers_update_as_torch_optim_does(frameworks, tmp_path: Path,
 
 
 @pytest.mark.slow
+def test_clipping_by_value_bounds_each_update_as_torch_does(frameworks, tmp_path: Path) -> None:
+    """grad_clip_value clips each gradient element (torch.nn.utils.clip_grad_value_ in the
+    PyTorch program's clip_gradients, tf.clip_by_value in the Keras optimizer's apply), before
+    grad_clip's norm: with sgd(lr=1) no step moves a weight by more than the bound, some
+    move by exactly it, and both programs take the same steps in float64."""
+    torch, keras = frameworks
+    import tensorflow as tf
+
+    spec = classifier_spec(optimizer="sgd(lr=1.0)",
+                           train="grad_clip_value = 0.5\n        grad_clip = 4.0")
+    model = load_model(tmp_path, spec)
+    rng = np.random.default_rng(2)
+    start = [rng.normal(size=(4, 3)), rng.normal(size=5)]
+    ours = [keras.Variable(w, dtype="float64") for w in start]
+    theirs = [torch.tensor(w, requires_grad=True) for w in start]
+    tf_optimizer = recipe_module(model, "tensorflow", tmp_path).make_optimizer(
+        SimpleNamespace(trainable_variables=ours))
+    torch_recipe = recipe_module(model, "torch", tmp_path)
+    torch_optimizer = torch_recipe.make_optimizer(SimpleNamespace(parameters=lambda: theirs))
+    for step in range(3):
+        before = [np.asarray(w).copy() for w in ours]
+        gradients = [rng.normal(size=w.shape) * 3.0 for w in start]
+        tf_optimizer.apply([tf.constant(g) for g in gradients], ours)
+        for weight, gradient in zip(theirs, gradients, strict=True):
+            weight.grad = torch.tensor(gradient)
+        torch_recipe.clip_gradients(theirs)
+        torch_optimizer.step()
+        moves = np.concatenate([np.abs(np.asarray(w) - b).ravel()
+                                for w, b in zip(ours, before, strict=True)])
+        assert moves.max() <= 0.5 + 1e-12, step
+        assert np.isclose(moves, 0.5).any(), step  # the bound was reached: clipping acted
+        for our, their in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(np.asarray(our), their.detach().numpy(), rtol=1e-12,
+                                       err_msg=f"step {step + 1}")
+
+
+@pytest.mark.slow
 def test_augmentation_is_seeded_and_keeps_images_whole(frameworks, tmp_path: Path) -> None:
     import tensorflow as tf
 
