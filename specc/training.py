@@ -145,11 +145,13 @@ class OneCycle(Section):
 
 
 class Plateau(Section):
-    """Multiply the rate by `factor` when val_loss has not improved for `patience` epochs."""
+    """Multiply the rate by `factor` when `monitor` (val_loss, or any value an epoch reports)
+    has not improved for `patience` epochs."""
 
     kind: Literal["plateau"] = "plateau"
     factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
     patience: Annotated[int, Field(ge=0)] = 10
+    monitor: str = "val_loss"
 
 
 Schedule = Annotated[

@@ -1,11 +1,11 @@
 """The training sections checked against the rest of the model, and what they decide about it.
 
 Four facts about a program depend on more than one section: which metrics the loss allows,
-what early stopping (and best.pt) can monitor, whether a random crop fits the input, and
-whether there is a loss to train with at all. They are decided here, once, from the checked
+what early stopping (and best.pt) and the plateau schedule can monitor, whether a random
+crop fits the input, and whether there is a loss to train with at all. They are decided here, once, from the checked
 IR: `check_training` reports every mistake at its place in the spec during `specc check`,
 and the backends' train.py generators read the same answers (`metric_task`, `monitor`,
-`splits`) instead of working them out again.
+`plateau_monitor`, `splits`) instead of working them out again.
 """
 
 from __future__ import annotations
@@ -51,7 +51,19 @@ def monitor(model: ir.Model) -> tuple[str, str]:
     """The value that picks the best weights (and stops early), and "min" or "max". Without
     validation data the training loss stands in for the default val_loss."""
     stopping = model.train.early_stopping
-    name = stopping.monitor if stopping else "val_loss"
+    return _watched(stopping.monitor if stopping else "val_loss", model)
+
+
+def plateau_monitor(model: ir.Model) -> tuple[str, str] | None:
+    """The value the plateau schedule watches, and "min" or "max" (as `monitor`); None
+    without a plateau schedule."""
+    schedule = model.optimizer.schedule
+    return _watched(schedule.monitor, model) if schedule.kind == "plateau" else None
+
+
+def _watched(name: str, model: ir.Model) -> tuple[str, str]:
+    """A monitored value's name as the run reports it (val_loss is the training loss without
+    validation data), and whether it is minimized or maximized."""
     if name == "val_loss" and not splits(model)[0]:
         name = "loss"
     return name, "max" if name.removeprefix("val_") in HIGHER_IS_BETTER else "min"
@@ -76,6 +88,7 @@ def check_training(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
         return
     _check_metrics(spec, model, diags)
     _check_monitor(spec, model, diags)
+    _check_plateau_monitor(spec, model, diags)
     _check_crops(spec, model, diags)
 
 
@@ -100,10 +113,26 @@ def _check_monitor(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
     if isinstance(value, ast.Call):
         span = next((k.value.span for k in value.keywords if k.name == "monitor"),
                     value.args[0].span if value.args else value.span)
+    _unreported(diags, span, "early_stopping monitors", name, model)
+
+
+def _check_plateau_monitor(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
+    watched = plateau_monitor(model)
+    if watched is None or watched[0] in monitorable(model):
+        return
+    schedule = next((k.value for k in spec.optimizer.keywords if k.name == "schedule"),
+                    spec.optimizer)
+    span = schedule.span  # a `let` name, or the call without a monitor= of its own
+    if isinstance(schedule, ast.Call):
+        span = next((k.value.span for k in schedule.keywords if k.name == "monitor"), span)
+    _unreported(diags, span, "the plateau schedule monitors", watched[0], model)
+
+
+def _unreported(diags: Diagnostics, span, what: str, name: str, model: ir.Model) -> None:
+    """The error for a monitored value that no epoch reports: what the run does report."""
     no_validation = "" if splits(model)[0] else " (the data has no validation split)"
-    diags.error(span, mismatch(
-        f"early_stopping monitors a value this model does not report{no_validation}",
-        "one of " + ", ".join(available), repr(name)))
+    diags.error(span, mismatch(f"{what} a value this model does not report{no_validation}",
+                               "one of " + ", ".join(monitorable(model)), repr(name)))
 
 
 def _check_crops(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:

@@ -3,7 +3,7 @@ its own place (not a compile error at 1:1), and all of them come out of one run.
 
 from __future__ import annotations
 
-from specc.passes.training_check import metric_task, monitor, splits
+from specc.passes.training_check import metric_task, monitor, plateau_monitor, splits
 
 IMAGE_CLASSIFIER = """
 model m {
@@ -56,6 +56,36 @@ def test_an_unknown_monitor(check):
     error = checked.error("early_stopping monitors a value this model does not report")
     assert "expected one of loss, val_loss, val_accuracy, got 'val_f1'" in error.message
     assert column_of(checked, error, "val_f1")
+
+
+def test_an_unknown_plateau_monitor(check):
+    checked = check(IMAGE_CLASSIFIER.replace(
+        "adam()", "adam(schedule=plateau(patience=2, monitor=val_acc))"))
+    error = checked.error("the plateau schedule monitors a value this model does not report")
+    assert "expected one of loss, val_loss, val_accuracy, got 'val_acc'" in error.message
+    assert error.span.line == checked.line("optimizer adam")
+    assert column_of(checked, error, "val_acc")
+
+
+def test_a_plateau_monitor_that_cannot_exist_without_validation(check):
+    checked = check(IMAGE_CLASSIFIER.replace("validation=0.1, ", "").replace(
+        "adam()", "adam(schedule=plateau(monitor=val_accuracy))"))
+    error = checked.error("the plateau schedule monitors a value", "no validation split")
+    assert "expected one of loss, got 'val_accuracy'" in error.message
+    assert column_of(checked, error, "val_accuracy")
+
+
+def test_the_plateau_monitor_and_its_mode(check):
+    def watched(schedule: str, text: str = IMAGE_CLASSIFIER):
+        return plateau_monitor(check(text.replace("adam()", f"adam(schedule={schedule})")).model)
+
+    assert watched("plateau()") == ("val_loss", "min")
+    assert watched("plateau(monitor=val_accuracy)") == ("val_accuracy", "max")
+    assert watched("plateau(monitor=loss)") == ("loss", "min")
+    assert watched("cosine()") is None
+    # without validation data the default val_loss means the training loss, as for best.pt
+    assert watched("plateau()", IMAGE_CLASSIFIER.replace("validation=0.1, ", "")) == \
+        ("loss", "min")
 
 
 def test_a_random_crop_that_does_not_cut_back_to_the_input(check):

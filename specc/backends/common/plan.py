@@ -26,7 +26,7 @@ from specc.backends.registry import BACKENDS
 from specc.layers.base import Backend
 from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
 from specc.passes.data_check import labelled_outputs
-from specc.passes.training_check import metric_task, monitor, splits
+from specc.passes.training_check import metric_task, monitor, plateau_monitor, splits
 from specc.training import Loss
 
 # The image axes (of [batch, height, width, channels]) that each random_flip mode mirrors.
@@ -188,5 +188,7 @@ def training_context(model: ir.Model, backend: Backend,
         "has_test": has_test,
         "monitor": monitor_name,
         "monitor_mode": monitor_mode,
+        # what the plateau schedule watches, and min | max; None without one
+        "plateau_monitor": plateau_monitor(model),
         **memory_context(model, backend),
     }

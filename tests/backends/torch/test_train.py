@@ -80,10 +80,13 @@ VARIANTS = {
                 dense(1, activation=sigmoid)
             }
             loss binary_cross_entropy(from_logits=false)
-            optimizer adagrad(schedule=plateau(factor=0.5, patience=1))
+            optimizer adagrad(schedule=plateau(factor=0.5, patience=1, monitor=val_accuracy))
             metrics accuracy, precision, recall, f1
             data synthetic(n=40, validation=0.2)
-            train { epochs = 2 }
+            train {
+                epochs = 2
+                grad_clip_value = 0.5
+            }
         }
     """,
     "two_outputs": """
@@ -322,6 +325,18 @@ def test_plateau_schedule_cuts_the_rate_after_patience_epochs(tmp_path: Path) ->
         plateau["end_of_epoch_schedule"](val_loss)
         rates.append(plateau["learning_rate_at"](0, 0))
     assert rates == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.0125])
+
+
+def test_plateau_schedule_on_a_value_to_maximize(tmp_path: Path) -> None:
+    plateau = schedule(tmp_path, "sgd(lr=0.1, schedule=plateau(factor=0.5, patience=2, "
+                                 "monitor=val_accuracy))", 3, 6)
+    assert (plateau["plateau_monitor"], plateau["plateau_mode"]) == ("val_accuracy", "max")
+    rates = []
+    for accuracy in [0.5, 0.6, 0.55, 0.6, 0.7, 0.7]:
+        plateau["end_of_epoch_schedule"](accuracy)
+        rates.append(plateau["learning_rate_at"](0, 0))
+    # 0.55 and 0.6 are no better than 0.6: the cut after the second; 0.7 is, then 0.7 is not
+    assert rates == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.05])
 
 
 @pytest.mark.slow
