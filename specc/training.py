@@ -353,6 +353,8 @@ class TrainConfig(BaseModel):
     # each gradient element clipped to [-grad_clip_value, grad_clip_value] (before grad_clip)
     grad_clip_value: PositiveFloat | None = None
     grad_accum: PositiveInt = 1
+    # layers whose weights are not trained, by the names `specc check` shows
+    freeze: tuple[str, ...] = ()
     early_stopping: EarlyStopping | None = None
     checkpoint: Checkpoint = Checkpoint()
     # event files in RUN/tensorboard when the program finds TensorBoard's writer; false:

@@ -1,17 +1,20 @@
 """The training sections checked against the rest of the model, and what they decide about it.
 
-Four facts about a program depend on more than one section: which metrics the loss allows,
+Five facts about a program depend on more than one section: which metrics the loss allows,
 what early stopping (and best.pt) and the plateau schedule can monitor, whether a random
-crop fits the input, and whether there is a loss to train with at all. They are decided here, once, from the checked
-IR: `check_training` reports every mistake at its place in the spec during `specc check`,
-and the backends' train.py generators read the same answers (`metric_task`, `monitor`,
-`plateau_monitor`, `splits`) instead of working them out again.
+crop fits the input, which layers `train { freeze }` holds still, and whether there is a
+loss to train with at all. They are decided here, once, from the checked IR:
+`check_training` reports every mistake at its place in the spec during `specc check`, and
+the backends' train.py generators read the same answers (`metric_task`, `monitor`,
+`plateau_monitor`, `splits`, `ir.Model.frozen`) instead of working them out again.
 """
 
 from __future__ import annotations
 
 from specc import ast, ir
 from specc.errors import Diagnostics, mismatch
+from specc.layers.base import ParamCount
+from specc.passes.bind import suggest
 from specc.passes.data_check import labelled_outputs
 from specc.training import CLASSIFICATION_METRICS
 
@@ -148,3 +151,67 @@ def _check_crops(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
             diags.error(size_arg.span, mismatch(
                 "random_crop must cut windows of the input's height and width",
                 list(image.shape[:2]), size))
+
+
+def freeze_layers(spec: ast.Model, nodes: tuple[ir.Node, ...], freeze: tuple[str, ...],
+                  diags: Diagnostics) -> tuple[tuple[ir.Node, ...], tuple[tuple[str, ...], ...]]:
+    """The graph's nodes with the parameters of the layers `train { freeze }` names counted
+    as non-trainable, and the paths of those layer nodes. A name is a node's id or its graph
+    name, as `specc check` shows them; a block's freezes every layer inside it, and a dotted
+    name (`res_1.dense_2`) one inside a block. An unknown name is an error at it."""
+    if not freeze:
+        return nodes, ()
+    names = _node_names(nodes, ())
+    setting = next(s for s in spec.settings if s.key == "freeze")
+    items = setting.value.items if isinstance(setting.value, ast.ListExpr) else []
+    spans = ([item.span for item in items] if len(items) == len(freeze)
+             else [setting.span] * len(freeze))
+    frozen: set[tuple[str, ...]] = set()
+    for name, span in zip(freeze, spans, strict=True):
+        if name not in names:
+            diags.error(span, mismatch(
+                f"freeze names no layer of `{spec.name}`",
+                "a layer name as `specc check` shows it", repr(name))
+                + suggest(name, list(names)))
+            continue
+        frozen.update(names[name])
+    nodes = _frozen(nodes, (), frozen)
+    if frozen and not any(count.trainable for _, node in ir.Graph.model_construct(
+            inputs=(), nodes=nodes, outputs=()).walk() for count in node.params.values()):
+        diags.error(setting.span, "freeze leaves no weights to train (expected some layer "
+                                  "with weights left out of it)")
+    return nodes, tuple(sorted(frozen))
+
+
+def _node_names(nodes: tuple[ir.Node, ...],
+                path: tuple[str, ...]) -> dict[str, list[tuple[str, ...]]]:
+    """Each name a node of `nodes` (inside the blocks `path`) goes by, dotted after the
+    block's, and the paths of the layer nodes it stands for."""
+    names: dict[str, list[tuple[str, ...]]] = {}
+    prefix = "".join(f"{block}." for block in path)
+    for node in nodes:
+        if isinstance(node, ir.BlockNode):
+            inner = _node_names(node.body.nodes, (*path, node.id))
+            layers = [(*path, node.id, *inner, layer.id) for inner, layer in node.body.walk()]
+            names.update(inner)
+        else:
+            layers = [(*path, node.id)]
+        names[prefix + node.id] = layers
+        names.setdefault(prefix + node.output.label, layers)
+    return names
+
+
+def _frozen(nodes: tuple[ir.Node, ...], path: tuple[str, ...],
+            frozen: set[tuple[str, ...]]) -> tuple[ir.Node, ...]:
+    """`nodes` with every parameter of the frozen layer nodes counted as non-trainable."""
+    changed = []
+    for node in nodes:
+        if isinstance(node, ir.BlockNode):
+            body = node.body.model_copy(update={"nodes": _frozen(node.body.nodes,
+                                                                (*path, node.id), frozen)})
+            node = node.model_copy(update={"body": body})
+        elif (*path, node.id) in frozen:
+            node = node.model_copy(update={"params": {
+                backend: ParamCount(0, count.total) for backend, count in node.params.items()}})
+        changed.append(node)
+    return tuple(changed)

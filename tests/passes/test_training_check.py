@@ -137,3 +137,69 @@ def test_what_the_generators_read(check):
     assert monitor(model) == ("val_accuracy", "max")
     no_validation = check(IMAGE_CLASSIFIER.replace("validation=0.1, ", "")).model
     assert monitor(no_validation) == ("loss", "min")
+
+
+RESIDUAL = """
+block res(n) {
+    h = in -> dense(n, activation=relu) -> dense(n)
+    out = add(in, h) -> relu()
+}
+
+model m {
+    input x: float[6]
+    graph {
+        first = x -> dense(8) -> batchnorm()
+        mid = first -> res(8)
+        logits = mid -> dense(3)
+    }
+    output logits
+    loss cross_entropy()
+    train {
+        freeze = FROZEN
+    }
+}
+"""
+
+
+def frozen(check, names: str):
+    return check(RESIDUAL.replace("FROZEN", names))
+
+
+def test_freeze_takes_ids_graph_names_blocks_and_dotted_names(check):
+    assert frozen(check, "[dense_1]").model.frozen == (("dense_1",),)
+    assert frozen(check, "[first]").model.frozen == (("batchnorm_1",),)
+    assert frozen(check, "[mid]").model.frozen == (("res_1", "add_1"), ("res_1", "dense_1"),
+                                                   ("res_1", "dense_2"), ("res_1", "relu_1"))
+    assert frozen(check, '["res_1.h"]').model.frozen == (("res_1", "dense_2"),)
+    assert frozen(check, '["res_1.dense_1"]').model.frozen == (("res_1", "dense_1"),)
+
+
+def test_frozen_weights_count_as_non_trainable(check):
+    from specc.report import model_table
+
+    model = frozen(check, '[dense_1, "res_1.dense_2"]').model
+    counts = model.graph.params["torch"]
+    # the batchnorm's scale and shift train; its moving statistics never do
+    assert (counts.trainable, counts.non_trainable) == (16 + 72 + 27, 56 + 72 + 16)
+    table = model_table(model)
+    marked = [line.strip().split("  ")[0] for line in table.splitlines() if "(frozen)" in line]
+    assert marked == ["dense_1", "h = dense_2"]
+    assert model.memory.gradients == 4 * counts.trainable
+
+
+def test_an_unknown_layer_to_freeze(check):
+    checked = frozen(check, "[dense_1, dens_2, nothing_like_it]")
+    errors = [d for d in checked.errors if "freeze names no layer" in d.message]
+    assert len(errors) == 2
+    assert "got 'dens_2') (did you mean `dense_2`?)" in errors[0].message
+    assert "expected a layer name as `specc check` shows it" in errors[1].message
+    assert "did you mean" not in errors[1].message
+    assert errors[0].span.line == checked.line("freeze =")
+    assert column_of(checked, errors[0], "dens_2")
+    assert column_of(checked, errors[1], "nothing_like_it")
+
+
+def test_freezing_everything_leaves_nothing_to_train(check):
+    checked = frozen(check, "[first, dense_1, mid, logits]")
+    error = checked.error("freeze leaves no weights to train")
+    assert error.span.line == checked.line("freeze =")

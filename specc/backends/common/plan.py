@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel
 
 from specc import ir
 from specc.backends.common.data import _isort
+from specc.backends.common.manifest import Manifest
 from specc.backends.registry import BACKENDS
 from specc.layers.base import Backend
 from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
@@ -124,6 +126,21 @@ def _fill(text: str, width: int) -> list[str]:
         else:
             lines[-1] = f"{lines[-1]} {piece}".strip()
     return lines
+
+
+def frozen_weights(model: ir.Model,
+                   model_manifest: Callable[[ir.Model], Manifest]) -> dict[str, list[str]]:
+    """What train.py holds still for `train { freeze }`, by the names of the backend's
+    manifest (`model_manifest(model)`, read only when some layer is frozen): the holders of
+    the frozen layers' weights (PyTorch: module paths; Keras: layer names), and the frozen
+    batchnorms among them, which normalize with their moving statistics and keep them."""
+    if not model.frozen:
+        return {"frozen_holders": [], "frozen_batchnorms": []}
+    entries = [entry for entry in model_manifest(model).entries
+               if entry.node in model.frozen and entry.weights]
+    return {"frozen_holders": sorted({weight.holder for entry in entries
+                                      for weight in entry.weights}),
+            "frozen_batchnorms": [entry.name for entry in entries if entry.kind == "batchnorm"]}
 
 
 # The files of a program that its backend's train_gen writes, each from the template of its

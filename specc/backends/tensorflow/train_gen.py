@@ -31,11 +31,12 @@ from specc import ir
 from specc.backends.common import template_environment
 from specc.backends.common.plan import (
     TRAINING_FILES,
+    frozen_weights,
     import_lines,
     render_training_files,
     training_context,
 )
-from specc.backends.tensorflow.model_gen import BUILDER
+from specc.backends.tensorflow.model_gen import BUILDER, manifest
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
@@ -81,6 +82,7 @@ def train_context(model: ir.Model) -> dict[str, object]:
     names."""
     return {
         **training_context(model, "tensorflow", imports(model)),
+        **frozen_weights(model, manifest),
         "builder": BUILDER,
         "optimizer_class": OPTIMIZER_CLASSES[model.optimizer.kind],
         "keras_conversions": keras_conversions(model),

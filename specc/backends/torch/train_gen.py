@@ -22,12 +22,13 @@ from specc import ir
 from specc.backends.common import template_environment
 from specc.backends.common.plan import (
     TRAINING_FILES,
+    frozen_weights,
     import_lines,
     render_training_files,
     training_context,
 )
 from specc.backends.naming import candidates
-from specc.backends.torch.model_gen import model_class_name
+from specc.backends.torch.model_gen import manifest, model_class_name
 from specc.layers.sequence import Recurrent
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
@@ -78,6 +79,7 @@ def train_context(model: ir.Model) -> dict[str, object]:
     class_name = model_class_name(model)
     return {
         **training_context(model, "torch", imports(model)),
+        **frozen_weights(model, manifest),
         "class_name": class_name,
         "class_alias": next(candidates(class_name, TRAIN_MODULE_NAMES)),
         "checkpoint_writer": "torch.save",

@@ -33,7 +33,7 @@ from specc.backends.torch.train_gen import render_training as render_torch_train
 from specc.passes.data_check import labelled_outputs
 
 from ..torch.conftest import classifier_spec
-from ..torch.test_train import SOURCES, VARIANTS, bound_at_top_level
+from ..torch.test_train import FROZEN, FROZEN_LAYERS, SOURCES, VARIANTS, bound_at_top_level
 
 ROOT = Path(__file__).resolve().parents[3]
 QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # TensorFlow's C++ start-up lines
@@ -375,6 +375,22 @@ def test_clipping_by_value_bounds_each_update_as_torch_does(frameworks, tmp_path
         for our, their in zip(ours, theirs, strict=True):
             np.testing.assert_allclose(np.asarray(our), their.detach().numpy(), rtol=1e-12,
                                        err_msg=f"step {step + 1}")
+
+
+@pytest.mark.slow
+def test_frozen_layers_keep_their_initial_weights(frameworks, tmp_path: Path) -> None:
+    _, keras = frameworks
+    program = write_program(tmp_path, FROZEN)
+    run = tmp_path / "run"
+    result = run_train(program, "--out", run)
+    assert result.returncode == 0, result.stderr
+    keras.utils.set_random_seed(0)  # as train.py seeds it before building the model (seed 0)
+    model = parity.import_file(program / "model.py").build_model()
+    with np.load(run / "checkpoints" / "epoch-0002.npz") as trained:
+        for i, variable in enumerate(model.variables):
+            frozen = variable.path.split("/")[0] in FROZEN_LAYERS
+            same = np.array_equal(trained[f"model_{i}"], np.asarray(variable))
+            assert same == frozen, variable.path
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import specc
+from specc import parity
 from specc.backends.common.data import render_data_code
 from specc.backends.common.plan import spec_hash
 from specc.backends.torch.train_gen import render_training
@@ -521,6 +522,48 @@ def test_a_missing_data_file_exits_1_with_the_message(program) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "missing.npz" in result.stderr
+
+
+# Two layers of four held still by `train { freeze }`, a batchnorm among them: its moving
+# statistics stay as they are too.
+FROZEN = """
+    model frozen {
+        input x: float[6]
+        layers {
+            dense(8, activation=tanh)
+            batchnorm()
+            dense(8, activation=relu)
+            dense(3)
+        }
+        loss cross_entropy()
+        optimizer adam(lr=0.05)
+        data synthetic(n=48, validation=0.25)
+        train {
+            epochs = 2
+            batch_size = 12
+            freeze = [dense_1, batchnorm_1]
+        }
+    }
+"""
+FROZEN_LAYERS = ("dense_1", "batchnorm_1")
+
+
+@pytest.mark.slow
+def test_frozen_layers_keep_their_initial_weights(program) -> None:
+    torch = pytest.importorskip("torch")
+    from specc.backends.torch import manifest
+
+    folder = program(FROZEN)
+    run = folder.parent / "run"
+    result = run_train(folder, "--out", run)
+    assert result.returncode == 0, result.stderr
+    trained = torch.load(run / "checkpoints" / "epoch-0002.pt", weights_only=True)["model"]
+    torch.manual_seed(0)  # as train.py seeds it before building the model (seed 0)
+    builder = manifest(load_model(folder.parent, FROZEN)).builder
+    initial = getattr(parity.import_file(folder / "model.py"), builder)().state_dict()
+    for key, value in initial.items():
+        frozen = key.split(".")[0] in FROZEN_LAYERS
+        assert torch.equal(trained[key], value) == frozen, key
 
 
 # Optimizer steps in two epochs: `images` accumulates 2 of its 6 batches of 8 per step
