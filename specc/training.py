@@ -353,6 +353,9 @@ class TrainConfig(BaseModel):
     # each gradient element clipped to [-grad_clip_value, grad_clip_value] (before grad_clip)
     grad_clip_value: PositiveFloat | None = None
     grad_accum: PositiveInt = 1
+    # a moving average of the weights after each optimizer step, which validation, the test
+    # metrics, best.pt and the export use: average = ema * average + (1 - ema) * weights
+    ema: Annotated[float, Field(gt=0, lt=1)] | None = None
     # layers whose weights are not trained, by the names `specc check` shows
     freeze: tuple[str, ...] = ()
     early_stopping: EarlyStopping | None = None

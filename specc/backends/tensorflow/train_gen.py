@@ -67,7 +67,8 @@ def imports(model: ir.Model) -> dict[str, str]:
         # Keras and TensorFlow come after devices.py (templates/train_program_imports.j2).
         "train.py": import_lines(
             ("import argparse", "import json", "import math", "import os", "import sys",
-             "import time", "from pathlib import Path"),
+             "import time", "from pathlib import Path",
+             *("from contextlib import contextmanager",) * bool(model.train.ema)),
             ("import numpy as np",)),
     }
 
@@ -98,7 +99,7 @@ def train_context(model: ir.Model) -> dict[str, object]:
         # who starts the processes of a run on several (processes.py's docstring)
         "launcher": "the workers of TF_CONFIG",
         # what checkpoints.py's save_training_state and load_training_state take
-        "training_state": "model, optimizer",
+        "training_state": "model, optimizer" + (", averages" if model.train.ema else ""),
         # what the shared epoch-end code reads the rate and the device's name with
         "current_lr": "lr",
         "device_text": "device",

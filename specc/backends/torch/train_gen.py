@@ -62,7 +62,9 @@ def imports(model: ir.Model) -> dict[str, str]:
             ("import numpy as np", "import torch", "import torch.distributed as dist")),
         "train.py": import_lines(
             ("import argparse", "import json", "import math", "import os", "import random",
-             "import sys", "import time", "from contextlib import nullcontext",
+             "import sys", "import time",
+             "from contextlib import contextmanager, nullcontext" if model.train.ema
+             else "from contextlib import nullcontext",
              "from pathlib import Path", *("import warnings",) * recurrent),
             ("import numpy as np", "import torch",
              *("import torch.nn.functional as F",) * bool(model.augment))),
@@ -98,7 +100,7 @@ def train_context(model: ir.Model) -> dict[str, object]:
                          for value in model.graph.inputs],
         "recurrent": _recurrent(model),
         # what checkpoints.py's save_training_state and load_training_state take
-        "training_state": "model, optimizer, scaler",
+        "training_state": "model, optimizer, scaler" + (", averages" if model.train.ema else ""),
         # what the shared epoch-end code reads the rate and the device's name with
         "current_lr": 'optimizer.param_groups[0]["lr"]',
         "device_text": "str(device)",

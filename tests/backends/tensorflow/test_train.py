@@ -33,7 +33,14 @@ from specc.backends.torch.train_gen import render_training as render_torch_train
 from specc.passes.data_check import labelled_outputs
 
 from ..torch.conftest import classifier_spec
-from ..torch.test_train import FROZEN, FROZEN_LAYERS, SOURCES, VARIANTS, bound_at_top_level
+from ..torch.test_train import (
+    AVERAGED,
+    FROZEN,
+    FROZEN_LAYERS,
+    SOURCES,
+    VARIANTS,
+    bound_at_top_level,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # TensorFlow's C++ start-up lines
@@ -391,6 +398,73 @@ def test_frozen_layers_keep_their_initial_weights(frameworks, tmp_path: Path) ->
             frozen = variable.path.split("/")[0] in FROZEN_LAYERS
             same = np.array_equal(trained[f"model_{i}"], np.asarray(variable))
             assert same == frozen, variable.path
+
+
+@pytest.mark.slow
+def test_best_weights_are_the_moving_average(frameworks, tmp_path: Path) -> None:
+    program = write_program(tmp_path, AVERAGED)
+    run = tmp_path / "run"
+    result = run_train(program, "--out", run)
+    assert result.returncode == 0, result.stderr
+    model = parity.import_file(program / "model.py").build_model()
+    trained = [i for i, variable in enumerate(model.variables) if variable.trainable]
+    with (np.load(run / "checkpoints" / "best.npz") as best,
+          np.load(run / "checkpoints" / "epoch-0002.npz") as last,
+          np.load(run / "checkpoints" / "epoch-0001.npz") as first):
+        epoch = json.loads(str(best["position"]))["best"]["epoch"]
+        saved = {1: first, 2: last}[epoch]
+        assert len(trained) == len([name for name in saved if name.startswith("average_")]) == 6
+        for j, i in enumerate(trained):
+            average = saved[f"average_{j}"]
+            assert np.array_equal(best[f"model_{i}"], average), i  # what the test metrics use
+            assert not np.array_equal(saved[f"model_{i}"], average), i  # the raw ones go on
+        moving = [i for i, variable in enumerate(model.variables) if "moving" in variable.path]
+        for i in moving:  # the batchnorm's moving statistics are the raw model's own
+            assert np.array_equal(best[f"model_{i}"], saved[f"model_{i}"])
+    assert "test  loss" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_moving_average_is_one_formula_on_both_backends(frameworks, tmp_path: Path) -> None:
+    """Each train.py's update_averages, run on the same weights: the first step copies
+    them, each later one gives ema * average + (1 - ema) * weights."""
+    torch, _ = frameworks
+    import tensorflow as tf
+
+    model = load_model(tmp_path, AVERAGED)
+    recipe = SimpleNamespace(ema=model.train.ema)
+    rng = np.random.default_rng(3)
+    start = [rng.normal(size=(4, 3)), rng.normal(size=5)]
+    parameters = [torch.tensor(w, requires_grad=True) for w in start]
+    theirs = {"torch": torch, "recipe": recipe, "parameters": parameters,
+              "averages": [p.detach().clone() for p in parameters]}
+    torch_source = render_torch_training(model, ("train.py",))["train.py"]
+    exec(functions_used(torch_source, "update_averages"), theirs)
+    assert "@torch.no_grad()\ndef update_averages" in torch_source  # a decorator left behind
+    theirs["update_averages"] = torch.no_grad()(theirs["update_averages"])
+    trainable = [tf.Variable(w) for w in start]
+    iterations = tf.Variable(0, dtype=tf.int64)
+    ours = {"tf": tf, "recipe": recipe, "trainable": trainable,
+            "averages": [tf.Variable(w) for w in start],
+            "optimizer": SimpleNamespace(iterations=iterations)}
+    exec(functions_used(render_train(model), "update_averages"), ours)
+    expected = None
+    for step in range(4):
+        weights = [rng.normal(size=w.shape) for w in start]
+        with torch.no_grad():
+            for parameter, value in zip(parameters, weights, strict=True):
+                parameter.copy_(torch.from_numpy(value))
+        for variable, value in zip(trainable, weights, strict=True):
+            variable.assign(value)
+        iterations.assign_add(1)  # the optimizer counts the step before the average moves
+        theirs["update_averages"](first=step == 0)
+        ours["update_averages"]()
+        expected = weights if step == 0 else [0.9 * e + 0.1 * w
+                                              for e, w in zip(expected, weights, strict=True)]
+        for mine, torch_average, reference in zip(ours["averages"], theirs["averages"],
+                                                  expected, strict=True):
+            np.testing.assert_allclose(np.asarray(mine), reference, rtol=1e-12)
+            np.testing.assert_allclose(torch_average.numpy(), reference, rtol=1e-12)
 
 
 @pytest.mark.slow

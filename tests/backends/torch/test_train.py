@@ -566,6 +566,49 @@ def test_frozen_layers_keep_their_initial_weights(program) -> None:
         assert torch.equal(trained[key], value) == frozen, key
 
 
+# A moving average of the weights, which validation, best.pt and the test metrics use.
+AVERAGED = """
+    model averaged {
+        input x: float[6]
+        layers {
+            dense(8, activation=tanh)
+            batchnorm()
+            dense(3)
+        }
+        loss cross_entropy()
+        optimizer adam(lr=0.05)
+        data synthetic(n=48, validation=0.25, test=0.25)
+        train {
+            epochs = 2
+            batch_size = 12
+            ema = 0.9
+        }
+    }
+"""
+
+
+@pytest.mark.slow
+def test_best_weights_are_the_moving_average(program) -> None:
+    torch = pytest.importorskip("torch")
+    folder = program(AVERAGED)
+    run = folder.parent / "run"
+    result = run_train(folder, "--out", run)
+    assert result.returncode == 0, result.stderr
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    epoch = torch.load(run / "checkpoints" / f"epoch-{best['best']['epoch']:04d}.pt",
+                       weights_only=True)
+    parameters = [key for key in epoch["model"] if "running" not in key
+                  and "num_batches" not in key]  # model.parameters()'s order
+    assert len(parameters) == len(epoch["averages"]) == 6
+    for key, average in zip(parameters, epoch["averages"], strict=True):
+        assert torch.equal(best["model"][key], average), key  # what the test metrics use
+        assert not torch.equal(epoch["model"][key], average), key  # the raw weights go on
+    # the batchnorm's moving statistics are the raw model's own
+    assert torch.equal(best["model"]["batchnorm_1.running_mean"],
+                       epoch["model"]["batchnorm_1.running_mean"])
+    assert "test  loss" in result.stdout
+
+
 # Optimizer steps in two epochs: `images` accumulates 2 of its 6 batches of 8 per step
 # (and clips); the others train on one or two batches per epoch.
 STEPS_IN_TWO_EPOCHS = {"images": 6, "regression": 4, "binary": 2, "two_outputs": 2,
