@@ -356,6 +356,12 @@ class TrainConfig(BaseModel):
     # a moving average of the weights after each optimizer step, which validation, the test
     # metrics, best.pt and the export use: average = ema * average + (1 - ema) * weights
     ema: Annotated[float, Field(gt=0, lt=1)] | None = None
+    # start from the weights of an earlier run: its checkpoint file, or its run directory
+    # (RUN/checkpoints/best.SUFFIX); relative to the spec's folder. --resume comes first.
+    init_from: str | None = None
+    # with init_from: load the layers whose weights match by name and shape, and say which
+    # did not (false: any layer that does not match is an error)
+    init_partial: StrictBool = False
     # layers whose weights are not trained, by the names `specc check` shows
     freeze: tuple[str, ...] = ()
     early_stopping: EarlyStopping | None = None

@@ -11,7 +11,10 @@ the backends' train.py generators read the same answers (`metric_task`, `monitor
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from specc import ast, ir
+from specc.backends.registry import BACKENDS
 from specc.errors import Diagnostics, mismatch
 from specc.layers.base import ParamCount
 from specc.passes.bind import suggest
@@ -92,6 +95,7 @@ def check_training(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
     _check_metrics(spec, model, diags)
     _check_monitor(spec, model, diags)
     _check_plateau_monitor(spec, model, diags)
+    _check_init_from(spec, model, diags)
     _check_crops(spec, model, diags)
 
 
@@ -129,6 +133,18 @@ def _check_plateau_monitor(spec: ast.Model, model: ir.Model, diags: Diagnostics)
     if isinstance(schedule, ast.Call):
         span = next((k.value.span for k in schedule.keywords if k.name == "monitor"), span)
     _unreported(diags, span, "the plateau schedule monitors", watched[0], model)
+
+
+def _check_init_from(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
+    """init_from names a checkpoint of the model's backend (by its suffix), or a directory."""
+    path = model.train.init_from
+    suffix = BACKENDS[model.train.backend].checkpoint_suffix
+    if path is None or PurePath(path).suffix in ("", suffix):
+        return
+    setting = next(s for s in spec.settings if s.key == "init_from")
+    diags.error(setting.value.span, mismatch(
+        f"init_from names no checkpoint of the {model.train.backend} program",
+        f"a {suffix} file, or a run directory", repr(path)))
 
 
 def _unreported(diags: Diagnostics, span, what: str, name: str, model: ir.Model) -> None:

@@ -203,3 +203,18 @@ def test_freezing_everything_leaves_nothing_to_train(check):
     checked = frozen(check, "[first, dense_1, mid, logits]")
     error = checked.error("freeze leaves no weights to train")
     assert error.span.line == checked.line("freeze =")
+
+
+def test_init_from_names_a_checkpoint_of_the_model_s_backend(check):
+    def checked(path: str):
+        return check(IMAGE_CLASSIFIER.replace("epochs = 2",
+                                              f'epochs = 2\n        init_from = "{path}"'))
+
+    assert not checked("runs/first").errors  # a run directory
+    assert checked("runs/first/checkpoints/epoch-0002.pt").model.train.init_from == \
+        "runs/first/checkpoints/epoch-0002.pt"
+    wrong = checked("runs/first/checkpoints/best.npz")
+    error = wrong.error("init_from names no checkpoint of the torch program")
+    assert "expected a .pt file, or a run directory, got 'runs/first/checkpoints/best.npz'" \
+        in error.message
+    assert column_of(wrong, error, '"runs')

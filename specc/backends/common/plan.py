@@ -25,6 +25,7 @@ from specc import ir
 from specc.backends.common.data import _isort
 from specc.backends.common.manifest import Manifest
 from specc.backends.registry import BACKENDS
+from specc.data_sources import resolve_path
 from specc.layers.base import Backend
 from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
 from specc.passes.data_check import labelled_outputs
@@ -128,6 +129,14 @@ def _fill(text: str, width: int) -> list[str]:
     return lines
 
 
+def initial_weights_path(model: ir.Model) -> str | None:
+    """Where `train { init_from }` points, as an absolute path: a relative one starts at the
+    folder of the spec file. None without init_from."""
+    if model.train.init_from is None:
+        return None
+    return str(resolve_path(model.train.init_from, Path(model.file).resolve().parent).resolve())
+
+
 def frozen_weights(model: ir.Model,
                    model_manifest: Callable[[ir.Model], Manifest]) -> dict[str, list[str]]:
     """What train.py holds still for `train { freeze }`, by the names of the backend's
@@ -186,6 +195,9 @@ def training_context(model: ir.Model, backend: Backend,
         "spec_hash": spec_hash(model),
         "imports": imports,
         "train": model.train,
+        # init_from's checkpoint or run directory, as an absolute path (relative paths start
+        # at the spec's folder)
+        "init_from": initial_weights_path(model),
         "optimizer": model.optimizer,
         "schedule": model.optimizer.schedule,
         "input_labels": [value.label for value in model.graph.inputs],

@@ -52,7 +52,8 @@ def imports(model: ir.Model) -> dict[str, str]:
              "import tensorflow as tf")),
         "checkpoints.py": import_lines(
             ("import hashlib", "import io", "import json", "import os", "import sys",
-             "import zipfile"), ("import numpy as np",)),
+             "import zipfile", *("from pathlib import Path",) * bool(model.train.init_from)),
+            ("import numpy as np",)),
         # Keras and TensorFlow are loaded here first, their start-up notices filtered
         # (templates/devices_framework.j2); train.py imports this module before them.
         "devices.py": import_lines(

@@ -50,7 +50,9 @@ def imports(model: ir.Model) -> dict[str, str]:
             + ("import torch", "import torch.nn.functional as F")),
         "checkpoints.py": import_lines(
             ("import hashlib", "import io", "import json", "import os", "import random",
-             "import sys", "import zipfile"), ("import numpy as np", "import torch")),
+             "import sys", "import zipfile",
+             *("from pathlib import Path",) * bool(model.train.init_from)),
+            ("import numpy as np", "import torch")),
         "devices.py": import_lines(
             ("import math", "import os", "import sys", "from pathlib import Path"),
             ("import torch",)),

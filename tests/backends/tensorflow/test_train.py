@@ -37,9 +37,11 @@ from ..torch.test_train import (
     AVERAGED,
     FROZEN,
     FROZEN_LAYERS,
+    INIT_TARGET,
     SOURCES,
     VARIANTS,
     bound_at_top_level,
+    initialized_runs,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -465,6 +467,36 @@ def test_the_moving_average_is_one_formula_on_both_backends(frameworks, tmp_path
                                                   expected, strict=True):
             np.testing.assert_allclose(np.asarray(mine), reference, rtol=1e-12)
             np.testing.assert_allclose(torch_average.numpy(), reference, rtol=1e-12)
+
+
+def tensorflow_spec(folder: Path, spec: str) -> Path:
+    """The TensorFlow program of a spec written for the PyTorch tests."""
+    return write_program(folder, spec.replace("train {",
+                                              "train {\n            backend = tensorflow"))
+
+
+@pytest.mark.slow
+def test_init_from_starts_from_an_earlier_run(frameworks, tmp_path: Path) -> None:
+    source_run, program, run = initialized_runs(tmp_path, tensorflow_spec, run_train)
+    result = run_train(program, "--out", run)
+    assert result.returncode == 0, result.stderr
+    best = source_run.resolve() / "checkpoints" / "best.npz"
+    assert f"init_from: 3 of 4 layers from {best}" in result.stdout
+    assert "init_from: dense_3 keeps its initial weights (dense_3/kernel is [8, 3] there, " \
+           "[8, 4] here)" in result.stdout
+    with (np.load(best) as source, np.load(run / "checkpoints" / "epoch-0001.npz") as trained):
+        source_names, names = (list(map(str, arrays["model_names"]))
+                               for arrays in (source, trained))
+        kernel = ("dense_1/kernel", "dense_2/kernel")
+        source_kernels = [source[f"model_{source_names.index(name)}"] for name in kernel]
+        kernels = [trained[f"model_{names.index(name)}"] for name in kernel]
+    assert np.array_equal(kernels[0], source_kernels[0])  # frozen: as loaded
+    assert not np.array_equal(kernels[1], source_kernels[1])  # it trained on
+    strict = tensorflow_spec(tmp_path / "strict", INIT_TARGET.replace("init_partial = true", ""))
+    refused = run_train(strict, "--out", tmp_path / "strict" / "run")
+    assert refused.returncode == 1
+    assert "error: init_from: 1 layer(s) do not match" in refused.stderr
+    assert "dense_3: dense_3/kernel is [8, 3] there, [8, 4] here" in refused.stderr
 
 
 @pytest.mark.slow

@@ -566,6 +566,54 @@ def test_frozen_layers_keep_their_initial_weights(program) -> None:
         assert torch.equal(trained[key], value) == frozen, key
 
 
+# A run to start from (FROZEN, nothing frozen, one epoch), and a network that takes all
+# its layers but the last, which has one more class; its first layer frozen, so that it
+# ends with the weights it started from.
+INIT_SOURCE = FROZEN.replace("freeze = [dense_1, batchnorm_1]", "").replace("epochs = 2",
+                                                                         "epochs = 1")
+INIT_TARGET = INIT_SOURCE.replace("dense(3)", "dense(4)").replace("epochs = 1", """epochs = 1
+            init_from = "../source/run"
+            init_partial = true
+            freeze = [dense_1]""")
+
+
+def initialized_runs(tmp_path: Path, write, run) -> tuple[Path, Path, Path]:
+    """The source run, the target's program and its run: written by `write(folder, spec)`,
+    trained by `run(program, *args)`."""
+    source_run = tmp_path / "source" / "run"
+    result = run(write(tmp_path / "source", INIT_SOURCE), "--out", source_run)
+    assert result.returncode == 0, result.stderr
+    program = write(tmp_path / "target", INIT_TARGET)
+    return source_run, program, tmp_path / "target" / "run"
+
+
+@pytest.mark.slow
+def test_init_from_starts_from_an_earlier_run(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    source_run, program, run = initialized_runs(tmp_path, write_program, run_train)
+    result = run_train(program, "--out", run)
+    assert result.returncode == 0, result.stderr
+    best = source_run.resolve() / "checkpoints" / "best.pt"
+    assert f"init_from: 3 of 4 layers from {best}" in result.stdout
+    assert "init_from: dense_3 keeps its initial weights (dense_3.weight is [3, 8] there, " \
+           "[4, 8] here)" in result.stdout
+    source = torch.load(source_run / "checkpoints" / "best.pt", weights_only=True)["model"]
+    trained = torch.load(run / "checkpoints" / "epoch-0001.pt", weights_only=True)["model"]
+    assert torch.equal(trained["dense_1.weight"], source["dense_1.weight"])  # frozen: as loaded
+    assert not torch.equal(trained["dense_2.weight"], source["dense_2.weight"])  # it trained on
+    # --resume comes first: the run continues its own weights
+    resumed = run_train(program, "--out", run, "--resume", "--epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "init_from:" not in resumed.stdout and "resuming from" in resumed.stdout
+    # without init_partial, a layer that does not match is an error naming it
+    strict = write_program(tmp_path / "strict", INIT_TARGET.replace(
+        "init_partial = true", ""))
+    refused = run_train(strict, "--out", tmp_path / "strict" / "run")
+    assert refused.returncode == 1
+    assert "error: init_from: 1 layer(s) do not match" in refused.stderr
+    assert "dense_3: dense_3.weight is [3, 8] there, [4, 8] here" in refused.stderr
+
+
 # A moving average of the weights, which validation, best.pt and the test metrics use.
 AVERAGED = """
     model averaged {
