@@ -554,9 +554,7 @@ def test_frozen_layers_keep_their_initial_weights(program) -> None:
     from specc.backends.torch import manifest
 
     folder = program(FROZEN)
-    run = folder.parent / "run"
-    result = run_train(folder, "--out", run)
-    assert result.returncode == 0, result.stderr
+    run, _ = trained_run(folder)
     trained = torch.load(run / "checkpoints" / "epoch-0002.pt", weights_only=True)["model"]
     torch.manual_seed(0)  # as train.py seeds it before building the model (seed 0)
     builder = manifest(load_model(folder.parent, FROZEN)).builder
@@ -577,27 +575,36 @@ INIT_TARGET = INIT_SOURCE.replace("dense(3)", "dense(4)").replace("epochs = 1", 
             freeze = [dense_1]""")
 
 
-def initialized_runs(tmp_path: Path, write, run) -> tuple[Path, Path, Path]:
-    """The source run, the target's program and its run: written by `write(folder, spec)`,
-    trained by `run(program, *args)`."""
-    source_run = tmp_path / "source" / "run"
-    result = run(write(tmp_path / "source", INIT_SOURCE), "--out", source_run)
+def trained_run(program: Path, run=run_train) -> tuple[Path, subprocess.CompletedProcess]:
+    """The run directory beside `program` once `run(program, *args)` trained it, and what it
+    printed."""
+    folder = program.parent / "run"
+    result = run(program, "--out", folder)
     assert result.returncode == 0, result.stderr
+    return folder, result
+
+
+def initialized_runs(tmp_path: Path, write, run, suffix: str,
+                     mismatch: str) -> tuple[Path, Path, Path]:
+    """The source run trained, then the target from it, written by `write(folder, spec)`
+    and trained by `run(program, *args)`; what it reports of the layers it loaded, the
+    different last one's `mismatch` among them, checked. Returns the source's best
+    checkpoint, the target's program and its run."""
+    source_run, _ = trained_run(write(tmp_path / "source", INIT_SOURCE), run)
     program = write(tmp_path / "target", INIT_TARGET)
-    return source_run, program, tmp_path / "target" / "run"
+    target_run, result = trained_run(program, run)
+    best = source_run.resolve() / "checkpoints" / f"best{suffix}"
+    assert f"init_from: 3 of 4 layers from {best}" in result.stdout
+    assert f"init_from: dense_3 keeps its initial weights ({mismatch})" in result.stdout
+    return best, program, target_run
 
 
 @pytest.mark.slow
 def test_init_from_starts_from_an_earlier_run(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
-    source_run, program, run = initialized_runs(tmp_path, write_program, run_train)
-    result = run_train(program, "--out", run)
-    assert result.returncode == 0, result.stderr
-    best = source_run.resolve() / "checkpoints" / "best.pt"
-    assert f"init_from: 3 of 4 layers from {best}" in result.stdout
-    assert "init_from: dense_3 keeps its initial weights (dense_3.weight is [3, 8] there, " \
-           "[4, 8] here)" in result.stdout
-    source = torch.load(source_run / "checkpoints" / "best.pt", weights_only=True)["model"]
+    best, program, run = initialized_runs(tmp_path, write_program, run_train, ".pt",
+                                          "dense_3.weight is [3, 8] there, [4, 8] here")
+    source = torch.load(best, weights_only=True)["model"]
     trained = torch.load(run / "checkpoints" / "epoch-0001.pt", weights_only=True)["model"]
     assert torch.equal(trained["dense_1.weight"], source["dense_1.weight"])  # frozen: as loaded
     assert not torch.equal(trained["dense_2.weight"], source["dense_2.weight"])  # it trained on
@@ -615,39 +622,20 @@ def test_init_from_starts_from_an_earlier_run(tmp_path: Path) -> None:
 
 
 # A moving average of the weights, which validation, best.pt and the test metrics use.
-AVERAGED = """
-    model averaged {
-        input x: float[6]
-        layers {
-            dense(8, activation=tanh)
-            batchnorm()
-            dense(3)
-        }
-        loss cross_entropy()
-        optimizer adam(lr=0.05)
-        data synthetic(n=48, validation=0.25, test=0.25)
-        train {
-            epochs = 2
-            batch_size = 12
-            ema = 0.9
-        }
-    }
-"""
+AVERAGED = FROZEN.replace("freeze = [dense_1, batchnorm_1]", "ema = 0.9").replace(
+    "validation=0.25)", "validation=0.25, test=0.25)")
 
 
 @pytest.mark.slow
 def test_best_weights_are_the_moving_average(program) -> None:
     torch = pytest.importorskip("torch")
-    folder = program(AVERAGED)
-    run = folder.parent / "run"
-    result = run_train(folder, "--out", run)
-    assert result.returncode == 0, result.stderr
+    run, result = trained_run(program(AVERAGED))
     best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
     epoch = torch.load(run / "checkpoints" / f"epoch-{best['best']['epoch']:04d}.pt",
                        weights_only=True)
     parameters = [key for key in epoch["model"] if "running" not in key
                   and "num_batches" not in key]  # model.parameters()'s order
-    assert len(parameters) == len(epoch["averages"]) == 6
+    assert len(parameters) == len(epoch["averages"]) == 8
     for key, average in zip(parameters, epoch["averages"], strict=True):
         assert torch.equal(best["model"][key], average), key  # what the test metrics use
         assert not torch.equal(epoch["model"][key], average), key  # the raw weights go on
