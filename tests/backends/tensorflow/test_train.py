@@ -477,7 +477,7 @@ def test_init_from_starts_from_an_earlier_run(frameworks, tmp_path: Path) -> Non
     best, _, run = initialized_runs(tmp_path, tensorflow_spec, run_train, ".npz",
                                     "dense_3/kernel is [8, 3] there, [8, 4] here")
     with (np.load(best) as source, np.load(run / "checkpoints" / "epoch-0001.npz") as trained):
-        source_names, names = (list(map(str, arrays["model_names"]))
+        source_names, names = (list(map(str, arrays["variable_names"]))
                                for arrays in (source, trained))
         kernel = ("dense_1/kernel", "dense_2/kernel")
         source_kernels = [source[f"model_{source_names.index(name)}"] for name in kernel]
