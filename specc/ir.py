@@ -136,6 +136,9 @@ class Model(Frozen):
     train: TrainConfig
     file: str
     span: Span
+    # the layer nodes `train { freeze }` names (each the path of block ids down to it, its own
+    # id last): their parameters count as non-trainable
+    frozen: tuple[tuple[str, ...], ...] = ()
 
     @property
     def memory(self):

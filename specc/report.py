@@ -26,17 +26,22 @@ def format_flops(value: int | None) -> str:
 Row = tuple[str, str, str, str, dict[str, ParamCount]]  # name, kind, line, shape, params
 
 
-def _rows(graph: ir.Graph, depth: int) -> list[Row]:
+def _rows(graph: ir.Graph, path: tuple[str, ...], frozen: tuple[tuple[str, ...], ...]
+          ) -> list[Row]:
+    """The rows of `graph`'s nodes (inside the blocks `path`), those of the layers that
+    `train { freeze }` holds still marked."""
     rows = []
-    indent = "  " * depth
+    indent = "  " * len(path)
     for node in graph.nodes:
         name = node.id if node.output.label == node.id else f"{node.output.label} = {node.id}"
         kind = node.block if isinstance(node, ir.BlockNode) else node.layer.kind
+        if (*path, node.id) in frozen:
+            kind += " (frozen)"
         rows.append(
             (indent + name, kind, str(node.span.line), fmt_shape(node.output.shape), node.params)
         )
         if isinstance(node, ir.BlockNode):
-            rows += _rows(node.body, depth + 1)
+            rows += _rows(node.body, (*path, node.id), frozen)
     return rows
 
 
@@ -52,7 +57,7 @@ def model_table(model: ir.Model) -> str:
         )
         for v in graph.inputs
     ]
-    rows += _rows(graph, 0)
+    rows += _rows(graph, (), model.frozen)
     differ = any(differs(params) for *_, params in rows)
     columns = TABLE_ORDER if differ else TABLE_ORDER[:1]
     header = ["layer", "kind", "line", "output shape"]

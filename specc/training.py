@@ -277,11 +277,13 @@ class OneCycle(Section):
 
 
 class Plateau(Section):
-    """Multiply the rate by `factor` when val_loss has not improved for `patience` epochs."""
+    """Multiply the rate by `factor` when `monitor` (val_loss, or any value an epoch reports)
+    has not improved for `patience` epochs."""
 
     kind: Literal["plateau"] = "plateau"
     factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
     patience: Annotated[int, Field(ge=0)] = 10
+    monitor: str = "val_loss"
 
 
 Schedule = Annotated[
@@ -552,7 +554,20 @@ class TrainConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: Literal["auto", True, False] = "auto"
     grad_clip: PositiveFloat | None = None
+    # each gradient element clipped to [-grad_clip_value, grad_clip_value] (before grad_clip)
+    grad_clip_value: PositiveFloat | None = None
     grad_accum: PositiveInt = 1
+    # a moving average of the weights after each optimizer step, which validation, the test
+    # metrics, best.pt and the export use: average = ema * average + (1 - ema) * weights
+    ema: Annotated[float, Field(gt=0, lt=1)] | None = None
+    # start from the weights of an earlier run: its checkpoint file, or its run directory
+    # (RUN/checkpoints/best.SUFFIX); relative to the spec's folder. --resume comes first.
+    init_from: str | None = None
+    # with init_from: load the layers whose weights match by name and shape, and say which
+    # did not (false: any layer that does not match is an error)
+    init_partial: StrictBool = False
+    # layers whose weights are not trained, by the names `specc check` shows
+    freeze: tuple[str, ...] = ()
     early_stopping: EarlyStopping | None = None
     checkpoint: Checkpoint = Checkpoint()
     # event files in RUN/tensorboard when the program finds TensorBoard's writer; false:

@@ -206,6 +206,19 @@ def test_a_changed_weight_is_found_at_its_layer(tmp_path: Path, monkeypatch) -> 
 
 
 @pytest.mark.slow
+def test_clipping_by_value_takes_the_same_steps(tmp_path: Path) -> None:
+    # sgd(lr=0.5) with every gradient element clipped to 0.01: the steps are the clipped ones.
+    path = small_spec(tmp_path, "sgd(lr=0.5)")
+    path.write_text(path.read_text().replace("batch_size = 16",
+                                             "batch_size = 16\n    grad_clip_value = 0.01"))
+    model = specc.load(path).models[0]
+    assert model.train.grad_clip_value == 0.01
+    report = parity.run(path, steps=2)
+    assert report.ok, report.table()
+    assert "weights after 2 steps (float64)" in [check.title for check in report.checks]
+
+
+@pytest.mark.slow
 def test_keras_s_own_batchnorm_statistics_are_caught(tmp_path: Path, monkeypatch) -> None:
     # Keras's BatchNormalization moves its variance towards the biased batch variance.
     emit = model_gen.LayerWriter._batchnorm

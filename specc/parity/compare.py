@@ -186,8 +186,7 @@ class Comparison:
         optimizer = self.torch_optimizer
         for group in optimizer.param_groups:
             group["lr"] = self._learning_rate(recipe, step)
-        if recipe.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), recipe.grad_clip)
+        recipe.clip_gradients(self.net.parameters())
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return gradients

@@ -21,7 +21,7 @@ from specc.passes.bind import bind, lookup
 from specc.passes.build import Expansion, GraphBuilder, build_inputs
 from specc.passes.evaluate import Arg, CallValue, Env, evaluate, evaluate_call
 from specc.passes.resolve import resolve
-from specc.passes.training_check import check_training
+from specc.passes.training_check import check_training, freeze_layers
 from specc.syntax import parse, parse_file
 from specc.training import (
     AUGMENTATIONS,
@@ -174,8 +174,9 @@ def check_model(
 
     if len(diags.errors) > errors_before or outputs is None:
         return None
+    nodes, frozen = freeze_layers(model, tuple(builder.nodes), train.freeze, diags)
     graph = ir.Graph.model_construct(
-        inputs=tuple(inputs), nodes=tuple(builder.nodes), outputs=tuple(o.id for o in outputs)
+        inputs=tuple(inputs), nodes=nodes, outputs=tuple(o.id for o in outputs)
     )
     built = ir.Model.model_construct(
         name=model.name,
@@ -189,6 +190,7 @@ def check_model(
         train=train,
         file=file,
         span=model.span,
+        frozen=frozen,
     )
     _warn_probabilities_into_logit_loss(built, diags)
     check_training(model, built, diags)

@@ -1,20 +1,26 @@
 """The training sections checked against the rest of the model, and what they decide about it.
 
 Five facts about a program depend on more than one section: which metrics the loss allows,
-what early stopping (and best.pt) can monitor, whether a random crop fits the input,
-whether the training loss weighs its samples (class weights need a classifier, sample
-weights one loss term), and whether there is a loss to train with at all. They are decided
-here, once, from the checked IR: `check_training` reports every mistake at its place in the
-spec during `specc check`, and the generators read the same answers (`metric_task`,
-`monitor`, `splits`, `weighs_samples`, `weighted_classes`) instead of working them out again.
+what early stopping (and best.pt) and the plateau schedule can monitor, whether a random
+crop fits the input, whether the training loss weighs its samples (class weights need a
+classifier, sample weights one loss term), which layers `train { freeze }` holds still, and
+whether there is a loss to train with at all. They are decided here, once, from the checked
+IR: `check_training` reports every mistake at its place in the spec during `specc check`,
+and the generators read the same answers (`metric_task`, `monitor`, `plateau_monitor`,
+`splits`, `weighs_samples`, `weighted_classes`, `ir.Model.frozen`) instead of working them
+out again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 
 from specc import ast, ir
+from specc.backends.registry import BACKENDS
 from specc.errors import Diagnostics, mismatch
+from specc.layers.base import ParamCount
+from specc.passes.bind import suggest
 from specc.passes.data_check import labelled_outputs
 from specc.training import (
     CLASSIFICATION_METRICS,
@@ -119,7 +125,19 @@ def monitor(model: ir.Model) -> tuple[str, str]:
     """The value that picks the best weights (and stops early), and "min" or "max". Without
     validation data the training loss stands in for the default val_loss."""
     stopping = model.train.early_stopping
-    name = stopping.monitor if stopping else "val_loss"
+    return _watched(stopping.monitor if stopping else "val_loss", model)
+
+
+def plateau_monitor(model: ir.Model) -> tuple[str, str] | None:
+    """The value the plateau schedule watches, and "min" or "max" (as `monitor`); None
+    without a plateau schedule."""
+    schedule = model.optimizer.schedule
+    return _watched(schedule.monitor, model) if schedule.kind == "plateau" else None
+
+
+def _watched(name: str, model: ir.Model) -> tuple[str, str]:
+    """A monitored value's name as the run reports it (val_loss is the training loss without
+    validation data), and whether it is minimized or maximized."""
     if name == "val_loss" and not splits(model)[0]:
         name = "loss"
     kind = _epoch_metrics(model).get(name.removeprefix("val_"))
@@ -168,6 +186,8 @@ def check_training(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
         return
     _check_metrics(spec, model, diags)
     _check_monitor(spec, model, diags)
+    _check_plateau_monitor(spec, model, diags)
+    _check_init_from(spec, model, diags)
     _check_crops(spec, model, diags)
     _check_weights(spec, model, diags)
 
@@ -206,10 +226,38 @@ def _check_monitor(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
     if isinstance(value, ast.Call):
         span = next((k.value.span for k in value.keywords if k.name == "monitor"),
                     value.args[0].span if value.args else value.span)
+    _unreported(diags, span, "early_stopping monitors", name, model)
+
+
+def _check_plateau_monitor(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
+    watched = plateau_monitor(model)
+    if watched is None or watched[0] in monitorable(model):
+        return
+    schedule = next((k.value for k in spec.optimizer.keywords if k.name == "schedule"),
+                    spec.optimizer)
+    span = schedule.span  # a `let` name, or the call without a monitor= of its own
+    if isinstance(schedule, ast.Call):
+        span = next((k.value.span for k in schedule.keywords if k.name == "monitor"), span)
+    _unreported(diags, span, "the plateau schedule monitors", watched[0], model)
+
+
+def _check_init_from(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
+    """init_from names a checkpoint of the model's backend (by its suffix), or a directory."""
+    path = model.train.init_from
+    suffix = BACKENDS[model.train.backend].checkpoint_suffix
+    if path is None or PurePath(path).suffix in ("", suffix):
+        return
+    setting = next(s for s in spec.settings if s.key == "init_from")
+    diags.error(setting.value.span, mismatch(
+        f"init_from names no checkpoint of the {model.train.backend} program",
+        f"a {suffix} file, or a run directory", repr(path)))
+
+
+def _unreported(diags: Diagnostics, span, what: str, name: str, model: ir.Model) -> None:
+    """The error for a monitored value that no epoch reports: what the run does report."""
     no_validation = "" if splits(model)[0] else " (the data has no validation split)"
-    diags.error(span, mismatch(
-        f"early_stopping monitors a value this model does not report{no_validation}",
-        "one of " + ", ".join(available), repr(name)))
+    diags.error(span, mismatch(f"{what} a value this model does not report{no_validation}",
+                               "one of " + ", ".join(monitorable(model)), repr(name)))
 
 
 def _check_crops(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None:
@@ -273,3 +321,67 @@ def _check_weights(spec: ast.Model, model: ir.Model, diags: Diagnostics) -> None
         diags.error(setting.value.span, mismatch(
             f"class_weight gives one weight per class of `{value.label}` ({classes} classes)",
             f"{classes} weights", f"{len(weights)} weights"))
+
+
+def freeze_layers(spec: ast.Model, nodes: tuple[ir.Node, ...], freeze: tuple[str, ...],
+                  diags: Diagnostics) -> tuple[tuple[ir.Node, ...], tuple[tuple[str, ...], ...]]:
+    """The graph's nodes with the parameters of the layers `train { freeze }` names counted
+    as non-trainable, and the paths of those layer nodes. A name is a node's id or its graph
+    name, as `specc check` shows them; a block's freezes every layer inside it, and a dotted
+    name (`res_1.dense_2`) one inside a block. An unknown name is an error at it."""
+    if not freeze:
+        return nodes, ()
+    names = _node_names(nodes, ())
+    setting = next(s for s in spec.settings if s.key == "freeze")
+    items = setting.value.items if isinstance(setting.value, ast.ListExpr) else []
+    spans = ([item.span for item in items] if len(items) == len(freeze)
+             else [setting.span] * len(freeze))
+    frozen: set[tuple[str, ...]] = set()
+    for name, span in zip(freeze, spans, strict=True):
+        if name not in names:
+            diags.error(span, mismatch(
+                f"freeze names no layer of `{spec.name}`",
+                "a layer name as `specc check` shows it", repr(name))
+                + suggest(name, list(names)))
+            continue
+        frozen.update(names[name])
+    nodes = _frozen(nodes, (), frozen)
+    if frozen and not any(count.trainable for _, node in ir.Graph.model_construct(
+            inputs=(), nodes=nodes, outputs=()).walk() for count in node.params.values()):
+        diags.error(setting.span, "freeze leaves no weights to train (expected some layer "
+                                  "with weights left out of it)")
+    return nodes, tuple(sorted(frozen))
+
+
+def _node_names(nodes: tuple[ir.Node, ...],
+                path: tuple[str, ...]) -> dict[str, list[tuple[str, ...]]]:
+    """Each name a node of `nodes` (inside the blocks `path`) goes by, dotted after the
+    block's, and the paths of the layer nodes it stands for."""
+    names: dict[str, list[tuple[str, ...]]] = {}
+    prefix = "".join(f"{block}." for block in path)
+    for node in nodes:
+        if isinstance(node, ir.BlockNode):
+            inner = _node_names(node.body.nodes, (*path, node.id))
+            layers = [(*path, node.id, *inner, layer.id) for inner, layer in node.body.walk()]
+            names.update(inner)
+        else:
+            layers = [(*path, node.id)]
+        names[prefix + node.id] = layers
+        names.setdefault(prefix + node.output.label, layers)
+    return names
+
+
+def _frozen(nodes: tuple[ir.Node, ...], path: tuple[str, ...],
+            frozen: set[tuple[str, ...]]) -> tuple[ir.Node, ...]:
+    """`nodes` with every parameter of the frozen layer nodes counted as non-trainable."""
+    changed = []
+    for node in nodes:
+        if isinstance(node, ir.BlockNode):
+            body = node.body.model_copy(update={"nodes": _frozen(node.body.nodes,
+                                                                (*path, node.id), frozen)})
+            node = node.model_copy(update={"body": body})
+        elif (*path, node.id) in frozen:
+            node = node.model_copy(update={"params": {
+                backend: ParamCount(0, count.total) for backend, count in node.params.items()}})
+        changed.append(node)
+    return tuple(changed)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +23,20 @@ from pydantic import BaseModel
 
 from specc import ir
 from specc.backends.common.data import _isort
+from specc.backends.common.manifest import Manifest
 from specc.backends.registry import BACKENDS
+from specc.data_sources import resolve_path
 from specc.layers.base import Backend
 from specc.memory import PROGRAM_MEMORY_CAP, estimate, format_bytes
 from specc.passes.data_check import labelled_outputs
-from specc.passes.training_check import metric_groups, metric_task, monitor, splits, weighs_samples
+from specc.passes.training_check import (
+    metric_groups,
+    metric_task,
+    monitor,
+    plateau_monitor,
+    splits,
+    weighs_samples,
+)
 from specc.training import MATRIX_METRICS, Loss
 
 # The image axes (of [batch, height, width, channels]) that each random_flip mode mirrors.
@@ -181,6 +191,29 @@ def _fill(text: str, width: int) -> list[str]:
     return lines
 
 
+def initial_weights_path(model: ir.Model) -> str | None:
+    """Where `train { init_from }` points, as an absolute path: a relative one starts at the
+    folder of the spec file. None without init_from."""
+    if model.train.init_from is None:
+        return None
+    return str(resolve_path(model.train.init_from, Path(model.file).resolve().parent).resolve())
+
+
+def frozen_weights(model: ir.Model,
+                   model_manifest: Callable[[ir.Model], Manifest]) -> dict[str, list[str]]:
+    """What train.py holds still for `train { freeze }`, by the names of the backend's
+    manifest (`model_manifest(model)`, read only when some layer is frozen): the holders of
+    the frozen layers' weights (PyTorch: module paths; Keras: layer names), and the frozen
+    batchnorms among them, which normalize with their moving statistics and keep them."""
+    if not model.frozen:
+        return {"frozen_holders": [], "frozen_batchnorms": []}
+    entries = [entry for entry in model_manifest(model).entries
+               if entry.node in model.frozen and entry.weights]
+    return {"frozen_holders": sorted({weight.holder for entry in entries
+                                      for weight in entry.weights}),
+            "frozen_batchnorms": [entry.name for entry in entries if entry.kind == "batchnorm"]}
+
+
 # The files of a program that its backend's train_gen writes, each from the template of its
 # name (`recipe.py.j2`, ...): the training recipe (settings, loss, metrics, optimizer,
 # schedule), the sealed checkpoints, the device (its precision, its memory), the progress
@@ -225,6 +258,9 @@ def training_context(model: ir.Model, backend: Backend,
         "spec_hash": spec_hash(model),
         "imports": imports,
         "train": model.train,
+        # init_from's checkpoint or run directory, as an absolute path (relative paths start
+        # at the spec's folder)
+        "init_from": initial_weights_path(model),
         "optimizer": model.optimizer,
         "schedule": model.optimizer.schedule,
         "input_labels": [value.label for value in model.graph.inputs],
@@ -255,5 +291,7 @@ def training_context(model: ir.Model, backend: Backend,
         "has_test": has_test,
         "monitor": monitor_name,
         "monitor_mode": monitor_mode,
+        # what the plateau schedule watches, and min | max; None without one
+        "plateau_monitor": plateau_monitor(model),
         **memory_context(model, backend),
     }

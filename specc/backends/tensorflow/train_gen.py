@@ -31,13 +31,14 @@ from specc import ir
 from specc.backends.common import template_environment
 from specc.backends.common.plan import (
     TRAINING_FILES,
+    frozen_weights,
     import_lines,
     metrics_use_numpy,
     recipe_uses_math,
     render_training_files,
     training_context,
 )
-from specc.backends.tensorflow.model_gen import BUILDER
+from specc.backends.tensorflow.model_gen import BUILDER, manifest
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
 
@@ -51,7 +52,8 @@ def imports(model: ir.Model) -> dict[str, str]:
              "import tensorflow as tf")),
         "checkpoints.py": import_lines(
             ("import hashlib", "import io", "import json", "import os", "import sys",
-             "import zipfile"), ("import numpy as np",)),
+             "import zipfile", *("from pathlib import Path",) * bool(model.train.init_from)),
+            ("import numpy as np",)),
         # Keras and TensorFlow are loaded here first, their start-up notices filtered
         # (templates/devices_framework.j2); train.py imports this module before them.
         "devices.py": import_lines(
@@ -66,7 +68,8 @@ def imports(model: ir.Model) -> dict[str, str]:
         # Keras and TensorFlow come after devices.py (templates/train_program_imports.j2).
         "train.py": import_lines(
             ("import argparse", "import json", "import math", "import os", "import sys",
-             "import time", "from pathlib import Path"),
+             "import time", "from pathlib import Path",
+             *("from contextlib import contextmanager",) * bool(model.train.ema)),
             ("import numpy as np",)),
     }
 
@@ -82,6 +85,7 @@ def train_context(model: ir.Model) -> dict[str, object]:
     names."""
     return {
         **training_context(model, "tensorflow", imports(model)),
+        **frozen_weights(model, manifest),
         "builder": BUILDER,
         "optimizer_class": OPTIMIZER_CLASSES[model.optimizer.kind],
         "keras_conversions": keras_conversions(model),
@@ -97,7 +101,7 @@ def train_context(model: ir.Model) -> dict[str, object]:
         # who starts the processes of a run on several (processes.py's docstring)
         "launcher": "the workers of TF_CONFIG",
         # what checkpoints.py's save_training_state and load_training_state take
-        "training_state": "model, optimizer",
+        "training_state": "model, optimizer" + (", averages" if model.train.ema else ""),
         # what the shared epoch-end code reads the rate and the device's name with
         "current_lr": "lr",
         "device_text": "device",

@@ -22,6 +22,7 @@ from specc import ir
 from specc.backends.common import template_environment
 from specc.backends.common.plan import (
     TRAINING_FILES,
+    frozen_weights,
     import_lines,
     metrics_use_numpy,
     recipe_uses_math,
@@ -29,7 +30,7 @@ from specc.backends.common.plan import (
     training_context,
 )
 from specc.backends.naming import candidates
-from specc.backends.torch.model_gen import model_class_name
+from specc.backends.torch.model_gen import manifest, model_class_name
 from specc.layers.sequence import Recurrent
 
 _ENVIRONMENT = template_environment(Path(__file__).parent / "templates")
@@ -57,7 +58,9 @@ def imports(model: ir.Model) -> dict[str, str]:
             + ("import torch",) + ("import torch.nn.functional as F",) * _uses_functional(model)),
         "checkpoints.py": import_lines(
             ("import hashlib", "import io", "import json", "import os", "import random",
-             "import sys", "import zipfile"), ("import numpy as np", "import torch")),
+             "import sys", "import zipfile",
+             *("from pathlib import Path",) * bool(model.train.init_from)),
+            ("import numpy as np", "import torch")),
         "devices.py": import_lines(
             ("import math", "import os", "import sys", "from pathlib import Path"),
             ("import torch",)),
@@ -69,7 +72,9 @@ def imports(model: ir.Model) -> dict[str, str]:
             ("import numpy as np", "import torch", "import torch.distributed as dist")),
         "train.py": import_lines(
             ("import argparse", "import json", "import math", "import os", "import random",
-             "import sys", "import time", "from contextlib import nullcontext",
+             "import sys", "import time",
+             "from contextlib import contextmanager, nullcontext" if model.train.ema
+             else "from contextlib import nullcontext",
              "from pathlib import Path", *("import warnings",) * recurrent),
             ("import numpy as np", "import torch",
              *("import torch.nn.functional as F",) * bool(model.augment))),
@@ -86,6 +91,7 @@ def train_context(model: ir.Model) -> dict[str, object]:
     class_name = model_class_name(model)
     return {
         **training_context(model, "torch", imports(model)),
+        **frozen_weights(model, manifest),
         "class_name": class_name,
         "class_alias": next(candidates(class_name, TRAIN_MODULE_NAMES)),
         "checkpoint_writer": "torch.save",
@@ -104,7 +110,7 @@ def train_context(model: ir.Model) -> dict[str, object]:
                          for value in model.graph.inputs],
         "recurrent": _recurrent(model),
         # what checkpoints.py's save_training_state and load_training_state take
-        "training_state": "model, optimizer, scaler",
+        "training_state": "model, optimizer, scaler" + (", averages" if model.train.ema else ""),
         # what the shared epoch-end code reads the rate and the device's name with
         "current_lr": 'optimizer.param_groups[0]["lr"]',
         "device_text": "str(device)",

@@ -33,7 +33,17 @@ from specc.backends.torch.train_gen import render_training as render_torch_train
 from specc.passes.data_check import labelled_outputs
 
 from ..torch.conftest import classifier_spec
-from ..torch.test_train import SOURCES, VARIANTS, bound_at_top_level
+from ..torch.test_train import (
+    AVERAGED,
+    FROZEN,
+    FROZEN_LAYERS,
+    INIT_TARGET,
+    SOURCES,
+    VARIANTS,
+    bound_at_top_level,
+    initialized_runs,
+    trained_run,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # TensorFlow's C++ start-up lines
@@ -342,6 +352,147 @@ def test_optimizers_update_as_torch_optim_does(frameworks, tmp_path: Path,
         for our, their in zip(ours, theirs, strict=True):
             np.testing.assert_allclose(np.asarray(our), their.detach().numpy(), rtol=1e-7,
                                        atol=1e-8, err_msg=f"{optimizer}, step {step + 1}")
+
+
+@pytest.mark.slow
+def test_clipping_by_value_bounds_each_update_as_torch_does(frameworks, tmp_path: Path) -> None:
+    """grad_clip_value clips each gradient element (torch.nn.utils.clip_grad_value_ in the
+    PyTorch program's clip_gradients, tf.clip_by_value in the Keras optimizer's apply), before
+    grad_clip's norm: with sgd(lr=1) no step moves a weight by more than the bound, some
+    move by exactly it, and both programs take the same steps in float64."""
+    torch, keras = frameworks
+    import tensorflow as tf
+
+    spec = classifier_spec(optimizer="sgd(lr=1.0)",
+                           train="grad_clip_value = 0.5\n        grad_clip = 4.0")
+    model = load_model(tmp_path, spec)
+    rng = np.random.default_rng(2)
+    start = [rng.normal(size=(4, 3)), rng.normal(size=5)]
+    ours = [keras.Variable(w, dtype="float64") for w in start]
+    theirs = [torch.tensor(w, requires_grad=True) for w in start]
+    tf_optimizer = recipe_module(model, "tensorflow", tmp_path).make_optimizer(
+        SimpleNamespace(trainable_variables=ours))
+    torch_recipe = recipe_module(model, "torch", tmp_path)
+    torch_optimizer = torch_recipe.make_optimizer(SimpleNamespace(parameters=lambda: theirs))
+    for step in range(3):
+        before = [np.asarray(w).copy() for w in ours]
+        gradients = [rng.normal(size=w.shape) * 3.0 for w in start]
+        tf_optimizer.apply([tf.constant(g) for g in gradients], ours)
+        for weight, gradient in zip(theirs, gradients, strict=True):
+            weight.grad = torch.tensor(gradient)
+        torch_recipe.clip_gradients(theirs)
+        torch_optimizer.step()
+        moves = np.concatenate([np.abs(np.asarray(w) - b).ravel()
+                                for w, b in zip(ours, before, strict=True)])
+        assert moves.max() <= 0.5 + 1e-12, step
+        assert np.isclose(moves, 0.5).any(), step  # the bound was reached: clipping acted
+        for our, their in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(np.asarray(our), their.detach().numpy(), rtol=1e-12,
+                                       err_msg=f"step {step + 1}")
+
+
+@pytest.mark.slow
+def test_frozen_layers_keep_their_initial_weights(frameworks, tmp_path: Path) -> None:
+    _, keras = frameworks
+    program = write_program(tmp_path, FROZEN)
+    run, _ = trained_run(program, run_train)
+    keras.utils.set_random_seed(0)  # as train.py seeds it before building the model (seed 0)
+    model = parity.import_file(program / "model.py").build_model()
+    with np.load(run / "checkpoints" / "epoch-0002.npz") as trained:
+        for i, variable in enumerate(model.variables):
+            frozen = variable.path.split("/")[0] in FROZEN_LAYERS
+            same = np.array_equal(trained[f"model_{i}"], np.asarray(variable))
+            assert same == frozen, variable.path
+
+
+@pytest.mark.slow
+def test_best_weights_are_the_moving_average(frameworks, tmp_path: Path) -> None:
+    program = write_program(tmp_path, AVERAGED)
+    run, result = trained_run(program, run_train)
+    model = parity.import_file(program / "model.py").build_model()
+    trained = [i for i, variable in enumerate(model.variables) if variable.trainable]
+    with (np.load(run / "checkpoints" / "best.npz") as best,
+          np.load(run / "checkpoints" / "epoch-0002.npz") as last,
+          np.load(run / "checkpoints" / "epoch-0001.npz") as first):
+        epoch = json.loads(str(best["position"]))["best"]["epoch"]
+        saved = {1: first, 2: last}[epoch]
+        assert len(trained) == len([name for name in saved if name.startswith("average_")]) == 8
+        for j, i in enumerate(trained):
+            average = saved[f"average_{j}"]
+            assert np.array_equal(best[f"model_{i}"], average), i  # what the test metrics use
+            assert not np.array_equal(saved[f"model_{i}"], average), i  # the raw ones go on
+        moving = [i for i, variable in enumerate(model.variables) if "moving" in variable.path]
+        for i in moving:  # the batchnorm's moving statistics are the raw model's own
+            assert np.array_equal(best[f"model_{i}"], saved[f"model_{i}"])
+    assert "test  loss" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_moving_average_is_one_formula_on_both_backends(frameworks, tmp_path: Path) -> None:
+    """Each train.py's update_averages, run on the same weights: the first step copies
+    them, each later one gives ema * average + (1 - ema) * weights."""
+    torch, _ = frameworks
+    import tensorflow as tf
+
+    model = load_model(tmp_path, AVERAGED)
+    recipe = SimpleNamespace(ema=model.train.ema)
+    rng = np.random.default_rng(3)
+    start = [rng.normal(size=(4, 3)), rng.normal(size=5)]
+    parameters = [torch.tensor(w, requires_grad=True) for w in start]
+    theirs = {"torch": torch, "recipe": recipe, "parameters": parameters,
+              "averages": [p.detach().clone() for p in parameters]}
+    torch_source = render_torch_training(model, ("train.py",))["train.py"]
+    exec(functions_used(torch_source, "update_averages"), theirs)
+    assert "@torch.no_grad()\ndef update_averages" in torch_source  # a decorator left behind
+    theirs["update_averages"] = torch.no_grad()(theirs["update_averages"])
+    trainable = [tf.Variable(w) for w in start]
+    iterations = tf.Variable(0, dtype=tf.int64)
+    ours = {"tf": tf, "recipe": recipe, "trainable": trainable,
+            "averages": [tf.Variable(w) for w in start],
+            "optimizer": SimpleNamespace(iterations=iterations)}
+    exec(functions_used(render_train(model), "update_averages"), ours)
+    expected = None
+    for step in range(4):
+        weights = [rng.normal(size=w.shape) for w in start]
+        with torch.no_grad():
+            for parameter, value in zip(parameters, weights, strict=True):
+                parameter.copy_(torch.from_numpy(value))
+        for variable, value in zip(trainable, weights, strict=True):
+            variable.assign(value)
+        iterations.assign_add(1)  # the optimizer counts the step before the average moves
+        theirs["update_averages"](first=step == 0)
+        ours["update_averages"]()
+        expected = weights if step == 0 else [0.9 * e + 0.1 * w
+                                              for e, w in zip(expected, weights, strict=True)]
+        for mine, torch_average, reference in zip(ours["averages"], theirs["averages"],
+                                                  expected, strict=True):
+            np.testing.assert_allclose(np.asarray(mine), reference, rtol=1e-12)
+            np.testing.assert_allclose(torch_average.numpy(), reference, rtol=1e-12)
+
+
+def tensorflow_spec(folder: Path, spec: str) -> Path:
+    """The TensorFlow program of a spec written for the PyTorch tests."""
+    return write_program(folder, spec.replace("train {",
+                                              "train {\n            backend = tensorflow"))
+
+
+@pytest.mark.slow
+def test_init_from_starts_from_an_earlier_run(frameworks, tmp_path: Path) -> None:
+    best, _, run = initialized_runs(tmp_path, tensorflow_spec, run_train, ".npz",
+                                    "dense_3/kernel is [8, 3] there, [8, 4] here")
+    with (np.load(best) as source, np.load(run / "checkpoints" / "epoch-0001.npz") as trained):
+        source_names, names = (list(map(str, arrays["variable_names"]))
+                               for arrays in (source, trained))
+        kernel = ("dense_1/kernel", "dense_2/kernel")
+        source_kernels = [source[f"model_{source_names.index(name)}"] for name in kernel]
+        kernels = [trained[f"model_{names.index(name)}"] for name in kernel]
+    assert np.array_equal(kernels[0], source_kernels[0])  # frozen: as loaded
+    assert not np.array_equal(kernels[1], source_kernels[1])  # it trained on
+    strict = tensorflow_spec(tmp_path / "strict", INIT_TARGET.replace("init_partial = true", ""))
+    refused = run_train(strict, "--out", tmp_path / "strict" / "run")
+    assert refused.returncode == 1
+    assert "error: init_from: 1 layer(s) do not match" in refused.stderr
+    assert "dense_3: dense_3/kernel is [8, 3] there, [8, 4] here" in refused.stderr
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import specc
+from specc import parity
 from specc.backends.common.data import render_data_code
 from specc.backends.common.plan import spec_hash
 from specc.backends.torch.train_gen import render_training
@@ -80,10 +81,13 @@ VARIANTS = {
                 dense(1, activation=sigmoid)
             }
             loss binary_cross_entropy(from_logits=false)
-            optimizer adagrad(schedule=plateau(factor=0.5, patience=1))
+            optimizer adagrad(schedule=plateau(factor=0.5, patience=1, monitor=val_accuracy))
             metrics accuracy, precision, recall, f1
             data synthetic(n=40, validation=0.2)
-            train { epochs = 2 }
+            train {
+                epochs = 2
+                grad_clip_value = 0.5
+            }
         }
     """,
     "two_outputs": """
@@ -324,6 +328,18 @@ def test_plateau_schedule_cuts_the_rate_after_patience_epochs(tmp_path: Path) ->
     assert rates == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.0125])
 
 
+def test_plateau_schedule_on_a_value_to_maximize(tmp_path: Path) -> None:
+    plateau = schedule(tmp_path, "sgd(lr=0.1, schedule=plateau(factor=0.5, patience=2, "
+                                 "monitor=val_accuracy))", 3, 6)
+    assert (plateau["plateau_monitor"], plateau["plateau_mode"]) == ("val_accuracy", "max")
+    rates = []
+    for accuracy in [0.5, 0.6, 0.55, 0.6, 0.7, 0.7]:
+        plateau["end_of_epoch_schedule"](accuracy)
+        rates.append(plateau["learning_rate_at"](0, 0))
+    # 0.55 and 0.6 are no better than 0.6: the cut after the second; 0.7 is, then 0.7 is not
+    assert rates == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.05])
+
+
 @pytest.mark.slow
 def test_one_cycle_schedule_is_pytorchs_one_cycle(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
@@ -506,6 +522,127 @@ def test_a_missing_data_file_exits_1_with_the_message(program) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "missing.npz" in result.stderr
+
+
+# Two layers of four held still by `train { freeze }`, a batchnorm among them: its moving
+# statistics stay as they are too.
+FROZEN = """
+    model frozen {
+        input x: float[6]
+        layers {
+            dense(8, activation=tanh)
+            batchnorm()
+            dense(8, activation=relu)
+            dense(3)
+        }
+        loss cross_entropy()
+        optimizer adam(lr=0.05)
+        data synthetic(n=48, validation=0.25)
+        train {
+            epochs = 2
+            batch_size = 12
+            freeze = [dense_1, batchnorm_1]
+        }
+    }
+"""
+FROZEN_LAYERS = ("dense_1", "batchnorm_1")
+
+
+@pytest.mark.slow
+def test_frozen_layers_keep_their_initial_weights(program) -> None:
+    torch = pytest.importorskip("torch")
+    from specc.backends.torch import manifest
+
+    folder = program(FROZEN)
+    run, _ = trained_run(folder)
+    trained = torch.load(run / "checkpoints" / "epoch-0002.pt", weights_only=True)["model"]
+    torch.manual_seed(0)  # as train.py seeds it before building the model (seed 0)
+    builder = manifest(load_model(folder.parent, FROZEN)).builder
+    initial = getattr(parity.import_file(folder / "model.py"), builder)().state_dict()
+    for key, value in initial.items():
+        frozen = key.split(".")[0] in FROZEN_LAYERS
+        assert torch.equal(trained[key], value) == frozen, key
+
+
+# A run to start from (FROZEN, nothing frozen, one epoch), and a network that takes all
+# its layers but the last, which has one more class; its first layer frozen, so that it
+# ends with the weights it started from.
+INIT_SOURCE = FROZEN.replace("freeze = [dense_1, batchnorm_1]", "").replace("epochs = 2",
+                                                                         "epochs = 1")
+INIT_TARGET = INIT_SOURCE.replace("dense(3)", "dense(4)").replace("epochs = 1", """epochs = 1
+            init_from = "../source/run"
+            init_partial = true
+            freeze = [dense_1]""")
+
+
+def trained_run(program: Path, run=run_train) -> tuple[Path, subprocess.CompletedProcess]:
+    """The run directory beside `program` once `run(program, *args)` trained it, and what it
+    printed."""
+    folder = program.parent / "run"
+    result = run(program, "--out", folder)
+    assert result.returncode == 0, result.stderr
+    return folder, result
+
+
+def initialized_runs(tmp_path: Path, write, run, suffix: str,
+                     mismatch: str) -> tuple[Path, Path, Path]:
+    """The source run trained, then the target from it, written by `write(folder, spec)`
+    and trained by `run(program, *args)`; what it reports of the layers it loaded, the
+    different last one's `mismatch` among them, checked. Returns the source's best
+    checkpoint, the target's program and its run."""
+    source_run, _ = trained_run(write(tmp_path / "source", INIT_SOURCE), run)
+    program = write(tmp_path / "target", INIT_TARGET)
+    target_run, result = trained_run(program, run)
+    best = source_run.resolve() / "checkpoints" / f"best{suffix}"
+    assert f"init_from: 3 of 4 layers from {best}" in result.stdout
+    assert f"init_from: dense_3 keeps its initial weights ({mismatch})" in result.stdout
+    return best, program, target_run
+
+
+@pytest.mark.slow
+def test_init_from_starts_from_an_earlier_run(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    best, program, run = initialized_runs(tmp_path, write_program, run_train, ".pt",
+                                          "dense_3.weight is [3, 8] there, [4, 8] here")
+    source = torch.load(best, weights_only=True)["model"]
+    trained = torch.load(run / "checkpoints" / "epoch-0001.pt", weights_only=True)["model"]
+    assert torch.equal(trained["dense_1.weight"], source["dense_1.weight"])  # frozen: as loaded
+    assert not torch.equal(trained["dense_2.weight"], source["dense_2.weight"])  # it trained on
+    # --resume comes first: the run continues its own weights
+    resumed = run_train(program, "--out", run, "--resume", "--epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "init_from:" not in resumed.stdout and "resuming from" in resumed.stdout
+    # without init_partial, a layer that does not match is an error naming it
+    strict = write_program(tmp_path / "strict", INIT_TARGET.replace(
+        "init_partial = true", ""))
+    refused = run_train(strict, "--out", tmp_path / "strict" / "run")
+    assert refused.returncode == 1
+    assert "error: init_from: 1 layer(s) do not match" in refused.stderr
+    assert "dense_3: dense_3.weight is [3, 8] there, [4, 8] here" in refused.stderr
+
+
+# A moving average of the weights, which validation, best.pt and the test metrics use.
+AVERAGED = FROZEN.replace("freeze = [dense_1, batchnorm_1]", "ema = 0.9").replace(
+    "validation=0.25)", "validation=0.25, test=0.25)")
+
+
+@pytest.mark.slow
+def test_best_weights_are_the_moving_average(program) -> None:
+    torch = pytest.importorskip("torch")
+    run, result = trained_run(program(AVERAGED))
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    epoch = torch.load(run / "checkpoints" / f"epoch-{best['best']['epoch']:04d}.pt",
+                       weights_only=True)
+    parameters = [key for key in epoch["model"] if "running" not in key
+                  and "num_batches" not in key]  # model.parameters()'s order
+    assert len(parameters) == len(epoch["averages"]) == 8
+    for key, average in zip(parameters, epoch["averages"], strict=True):
+        assert torch.equal(best["model"][key], average), key  # what the test metrics use
+        assert not torch.equal(epoch["model"][key], average), key  # the raw weights go on
+    # the batchnorm's moving statistics are the raw model's own
+    assert torch.equal(best["model"]["batchnorm_1.running_mean"],
+                       epoch["model"]["batchnorm_1.running_mean"])
+    assert "test  loss" in result.stdout
 
 
 # Optimizer steps in two epochs: `images` accumulates 2 of its 6 batches of 8 per step
