@@ -36,6 +36,16 @@ class Value(Frozen):
     dtype: DType
 
 
+class Sharing(Frozen):
+    """A layer that a graph declares once (`let name = call`) and applies at several steps:
+    every use is a node of its own (its input, its output, its shape), and all of them use the
+    weights of the first, `first` (a node id of the same graph). The later uses count no
+    parameters: they are the first's."""
+
+    name: str  # the `let` name
+    first: str
+
+
 class LayerNode(Frozen):
     """One layer applied to one or more values."""
 
@@ -46,6 +56,13 @@ class LayerNode(Frozen):
     params: dict[Backend, ParamCount]
     flops: int | None
     span: Span
+    sharing: Sharing | None = None  # a shared layer's use (None: a layer of its own)
+
+    @property
+    def reuses(self) -> bool:
+        """Whether this node applies the weights of an earlier node (a shared layer's later
+        use): it holds none of its own."""
+        return self.sharing is not None and self.sharing.first != self.id
 
 
 class BlockNode(Frozen):

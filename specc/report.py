@@ -32,6 +32,8 @@ def _rows(graph: ir.Graph, depth: int) -> list[Row]:
     for node in graph.nodes:
         name = node.id if node.output.label == node.id else f"{node.output.label} = {node.id}"
         kind = node.block if isinstance(node, ir.BlockNode) else node.layer.kind
+        if isinstance(node, ir.LayerNode) and node.sharing is not None:
+            kind += f" (shared {node.sharing.name})"  # the weights count at its first use
         rows.append(
             (indent + name, kind, str(node.span.line), fmt_shape(node.output.shape), node.params)
         )

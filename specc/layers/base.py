@@ -59,6 +59,10 @@ class Layer(BaseModel):
     # The element type the layer needs of its inputs, and the one it outputs (see Accepts).
     accepts: ClassVar[Accepts] = "float"
     produces: ClassVar[Produces] = "float"
+    # Whether training updates state that is no gradient's (a batchnorm's running averages):
+    # such a layer cannot be shared, since Keras runs a functional model's uses of one layer
+    # in an order of its own, and each use would move the state in turn.
+    moves_state: ClassVar[bool] = False
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         """The output shape for these input shapes; raise ShapeError when they do not fit."""

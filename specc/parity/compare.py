@@ -89,7 +89,9 @@ class Comparison:
         handles = []
         for site in self.sites:
             def keep(module, args, output, path: str = site.torch.name) -> None:
-                captured[path] = output
+                # A shared layer's module runs once per use; Keras's `layer.output` is its
+                # first call's, and so is the node's.
+                captured.setdefault(path, output)
 
             handles.append(self.net.get_submodule(site.torch.name).register_forward_hook(keep))
         self.net.eval()

@@ -20,7 +20,7 @@ from specc import ast, ir
 from specc.backends.registry import BACKEND_NAMES
 from specc.errors import Diagnostic, Diagnostics, ShapeError, Span, SpecError
 from specc.layers import FRAMEWORK_LAYER_NAMES, LAYERS
-from specc.layers.base import Layer, ParamCount
+from specc.layers.base import Layer, ParamCount, Shape, fmt_shape
 from specc.limits import MAX_COUNT, MAX_LAYERS, MAX_NESTING
 from specc.passes.bind import bind, lookup, match_arguments, plural, suggest
 from specc.passes.evaluate import CallValue, Env, evaluate, evaluate_call, evaluate_count, show
@@ -46,6 +46,18 @@ class _Frame:
 
     block: str
     call_span: Span
+
+
+@dataclass
+class _SharedLayer:
+    """A graph's `let name = call`: its layer, bound once, and its first use once made."""
+
+    declared: ast.SharedLayer
+    layer: Layer | None  # None: its call failed (reported)
+    first: ir.LayerNode | None = None
+    first_input: Shape | None = None
+    first_span: Span | None = None
+    uses: int = 0
 
 
 @dataclass
@@ -379,6 +391,7 @@ class GraphBuilder:
         later = {b.target: b.target_span for b in body.bindings}
         for value in inputs:
             self.used_ids.add(value.id)
+        shared = self._shared_layers(body, [*names, *later])
 
         def resolve_name(ref: ast.Name) -> Slot:
             if ref.name in names:
@@ -412,8 +425,11 @@ class GraphBuilder:
                 slot = self._merge(binding.source, resolve_name)
                 steps = binding.steps
             for index, step in enumerate(steps):
-                is_last = index == len(steps) - 1
-                slot = self.apply(step, [slot], binding.target if is_last else None)
+                label = binding.target if index == len(steps) - 1 else None
+                if isinstance(step, ast.Name):
+                    slot = self._apply_shared(shared, step, slot, label)
+                else:
+                    slot = self.apply(step, [slot], label)
             if isinstance(slot, ir.Value) and slot.label != binding.target:
                 slot = self._relabel(slot, binding.target)
             previous = names.get(binding.target)
@@ -460,9 +476,127 @@ class GraphBuilder:
                 self.report(
                     Diagnostic(f"`{name}` is bound but never used", bound_at[name], "warning")
                 )
+        for entry in shared.values():
+            if entry.uses == 0:
+                declared = entry.declared
+                self.report(
+                    Diagnostic(
+                        f"shared layer `{declared.name}` is never used (expected a step "
+                        f"`-> {declared.name}` in a chain)",
+                        declared.name_span,
+                        "warning",
+                    )
+                )
         if any(isinstance(o, _Poison) for o in outputs):
             return None
         return outputs  # type: ignore[return-value]
+
+    # --- shared layers (`let name = call` in a graph) -------------------------------------
+
+    def _shared_layers(self, body: ast.GraphBody, tensors: list[str]) -> dict[str, _SharedLayer]:
+        """The graph's shared layers by name, each call bound to its layer (a block cannot be
+        shared: each use of a block is a graph of its own)."""
+        found: dict[str, _SharedLayer] = {}
+        for declared in body.shared:
+            name, call = declared.name, declared.call
+            if name in found:
+                self.report(
+                    Diagnostic(
+                        f"shared layer `{name}` is declared twice (expected one `let {name}` "
+                        "in a graph)",
+                        declared.name_span,
+                    ).with_note("first declared here", found[name].declared.name_span)
+                )
+                continue
+            if name in tensors:
+                self.report(
+                    Diagnostic(
+                        f"`{name}` names both a shared layer and a tensor of this graph "
+                        "(expected a name of its own for the layer)",
+                        declared.name_span,
+                    )
+                )
+            layer: Layer | None = None
+            if call.name in self.scope.blocks:
+                self.report(
+                    Diagnostic(
+                        f"`let {name}` shares a layer (got block `{call.name}`: expected a "
+                        "layer call such as `dense(64)`; share the layers inside the block "
+                        "one by one)",
+                        call.name_span,
+                    )
+                )
+            elif call.repeat is not None:
+                self.report(Diagnostic(
+                    f"`let {name}` shares one layer (got `{call.name}(...) * N`)", call.span))
+            else:
+                try:
+                    layer = self._layer(call)
+                except SpecError as error:
+                    self.report_all(error)
+            if layer is not None and layer.moves_state:
+                self.report(
+                    Diagnostic(
+                        f"`{call.name}` cannot be shared: training moves its running "
+                        "statistics at each use, in an order the frameworks do not agree on "
+                        f"(expected a layer without such state; got `{call.name}`: apply a "
+                        "`batchnorm()` of its own after each use)",
+                        call.name_span,
+                    )
+                )
+                layer = None
+            found[name] = _SharedLayer(declared, layer)
+        return found
+
+    def _apply_shared(
+        self, shared: dict[str, _SharedLayer], ref: ast.Name, value: Slot, label: str | None
+    ) -> Slot:
+        """Apply the shared layer `ref` names to `value`: its first use is a layer node as any
+        other; a later one must take the same features (the same weights serve it), and is a
+        node that reuses the first's weights."""
+        entry = shared.get(ref.name)
+        if entry is None:
+            self.report(
+                Diagnostic(
+                    f"unknown layer `{ref.name}`{suggest(ref.name, list(shared))} (expected "
+                    "a call such as `relu()`, or a layer that this graph shares"
+                    + (f": {_listed(shared)})" if shared else
+                       f", declared first: `let {ref.name} = dense(64)`)"),
+                    ref.span,
+                )
+            )
+            return POISON
+        entry.uses += 1
+        if isinstance(value, _Poison) or entry.layer is None:
+            return POISON
+        first = entry.first
+        if first is not None and entry.first_input is not None and entry.first_span is not None:
+            before, now = entry.first_input, value.shape
+            if len(before) != len(now) or before[-1] != now[-1]:
+                self.report(
+                    Diagnostic(
+                        f"shared layer `{ref.name}` takes {fmt_shape(now)} here, but "
+                        f"{fmt_shape(before)} at its first use, line {entry.first_span.line}"
+                        f" (expected the same rank and last dimension at every use: one set "
+                        f"of weights serves them all; got {fmt_shape(now)})",
+                        ref.span,
+                    ).with_note(f"the first use of `{ref.name}`", entry.first_span)
+                )
+                return POISON
+        output = self.add_layer(entry.layer, [value], ref.span, label)
+        if isinstance(output, _Poison):
+            return POISON
+        node = self.nodes[-1]
+        assert isinstance(node, ir.LayerNode) and node.output.id == output.id
+        if first is None:
+            entry.first, entry.first_input, entry.first_span = node, value.shape, ref.span
+            sharing = ir.Sharing.model_construct(name=ref.name, first=node.id)
+            self.nodes[-1] = node.model_copy(update={"sharing": sharing})
+        else:
+            sharing = ir.Sharing.model_construct(name=ref.name, first=first.id)
+            none = dict.fromkeys(node.params, ParamCount())
+            self.nodes[-1] = node.model_copy(update={"sharing": sharing, "params": none})
+        return output
 
     def _merge(self, call: ast.Call, resolve_name) -> Slot:
         layer_cls = LAYERS.get(call.name)

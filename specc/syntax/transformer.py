@@ -213,6 +213,15 @@ class ToAst(Transformer):
     layer_line = _repeated
     step = _repeated
 
+    def shared_step(self, meta, children):
+        return children[0]  # the Name of a shared layer
+
+    def shared_layer(self, meta, children):
+        name, call = children
+        return ast.SharedLayer.model_construct(
+            span=self._span(meta), name=str(name), name_span=self._tok(name), call=call
+        )
+
     def chain(self, meta, children):
         return children
 
@@ -249,10 +258,14 @@ class ToAst(Transformer):
         )
 
     def graph_sec(self, meta, children):
+        bindings = [c for c in children if isinstance(c, ast.Binding)]
+        shared = [c for c in children if isinstance(c, ast.SharedLayer)]
         return (
             "graph",
             self._span(meta),
-            ast.GraphBody.model_construct(span=self._span(meta), bindings=children),
+            ast.GraphBody.model_construct(
+                span=self._span(meta), bindings=bindings, shared=shared
+            ),
         )
 
     # --- file level -----------------------------------------------------------------------

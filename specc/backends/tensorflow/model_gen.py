@@ -864,6 +864,7 @@ class ModuleBuilder:
         # The manifest entries of each block function's layers, names relative to its prefix.
         self.block_entries: dict[tuple[str, str], list[Entry]] = {}
         self.entries: list[Entry] = []  # the model's, filled by the builder
+        self.shared_layers: dict[str, str] = {}  # a shared layer's variable, by its first use
         # Variables and parameters never shadow a module-level name. (No dunder names:
         # `__import__` → `import_`, as the function names above.)
         self.reserved = MODULE_NAMES | frozenset(self.function_names.values())
@@ -943,9 +944,46 @@ class ModuleBuilder:
             shapes = tuple(graph.value(v).shape for v in node.inputs)
             site = Site(node, ins, shapes, out, name_of)
             steps = self.layers.emit(site)
+            if node.sharing is not None and site.weights:
+                steps = self._shared(site, steps)
             entries.append(_entry(site))
         comment = shape_comment(node.output.shape, "last")
         return [*steps[:-1], replace(steps[-1], comment=comment)]
+
+    def _shared(self, site: Site, steps: list[Statement]) -> list[Statement]:
+        """The statements of a shared layer's use: the first use builds the layer into a
+        variable of its own and calls it, a later use calls that variable (the weights are
+        the first's, and so is its manifest entry's). Its weightless companions (a padding)
+        stay each use's own."""
+        node = site.node
+        sharing = node.sharing
+        assert sharing is not None
+        name = f"name={site.name()}"
+        main = next((i for i, step in enumerate(steps)
+                     if name in step.args and step.inputs is not None), None)
+        if main is None:
+            raise unsupported(f"sharing the layer `{node.layer.kind}`", node)
+        step = steps[main]
+        variable = self.shared_layers[sharing.first]
+        call = Statement(step.target, variable, step.inputs or ())
+        if node.reuses:
+            site.weights.clear()
+            return [*steps[:main], call, *steps[main + 1:]]
+        build = Statement(variable, step.function, step.args)
+        return [*steps[:main], build, call, *steps[main + 1:]]
+
+    def _shared_variables(self, graph: ir.Graph, names: dict[str, str]) -> dict[str, str]:
+        """The variable holding each shared layer, by the id of its first use: the `let`
+        name, where no value's variable or module-level name takes it."""
+        taken = set(names.values()) | self.reserved
+        found: dict[str, str] = {}
+        for node in graph.nodes:
+            if isinstance(node, ir.LayerNode) and node.sharing is not None and not node.reuses:
+                wanted = snake_case(node.sharing.name).strip("_") or "shared"
+                variable = next(c for c in candidates(wanted, self.reserved) if c not in taken)
+                taken.add(variable)
+                found[node.id] = variable
+        return found
 
     def _block_functions(
         self, block: str, keys: list[tuple[str, str]]
@@ -1022,6 +1060,7 @@ class ModuleBuilder:
             )
             for v, keras_name in zip(graph.inputs, keras_names, strict=True)
         ]
+        self.shared_layers = self._shared_variables(graph, names)
         statements += self._statements(
             graph, names, lambda name: Code(lit(name)), self.entries
         )

@@ -1010,10 +1010,15 @@ class ClassBuilder:
         if isinstance(node, ir.BlockNode):
             emission, out_layout = self.module.block(node, attr, ins)
         else:
+            if node.reuses:  # a shared layer's later use calls the first use's module
+                attr = identifier(node.sharing.first)  # type: ignore[union-attr]
             emission = self.module.layers.emit(node, attr, ins)
             out_layout = ins[0].layout if need == "any" else need
         out = node.output
         held = Held(self.names[out.id], _layout(out_layout, out.shape), out.shape)
+        if isinstance(node, ir.LayerNode) and node.reuses:
+            # Its module, initialization and penalties are the first use's; so are its weights.
+            emission = replace(emission, module=None, init=[], penalties=[], weights=[])
         if emission.module is not None:
             self.modules.append((attr, emission.module))
         self.init += emission.init
