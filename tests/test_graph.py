@@ -176,3 +176,21 @@ def test_parameters_that_differ_by_backend_show_both(tmp_path, capsys):
     # Keras's LSTM has one bias of 4 gates x 4 units; PyTorch's a second one
     assert "lstm(4)\nlstm_1: keras 128 / torch 144 params" in texts["node"]
     assert "dense(1)\ndense_1: 5 params" in texts["node"]
+
+
+def test_a_shared_layer_is_drawn_at_each_use_joined_to_its_first(tmp_path, capsys):
+    spec = tmp_path / "siamese.spec"
+    spec.write_text(
+        "model siamese {\n    input l: float[4]\n    input r: float[4]\n    graph {\n"
+        "        let enc = dense(8)\n        a = l -> enc\n        b = r -> enc\n"
+        "        y = add(a, b) -> dense(1)\n    }\n    output y\n}\n", encoding="utf-8")
+    out = graph(tmp_path, capsys, spec, "siamese.svg")
+    texts = drawn(out)
+    assert "enc: dense(8)\na = dense_1: 40 params" in texts["node"]
+    assert "enc: dense(8)\nb = dense_2: the weights of dense_1" in texts["node"]
+    # the line between the two uses: dashed, without an arrow head or a shape
+    joins = [g for g in ET.parse(out).getroot().iter(f"{SVG}g") if g.get("class") == "edge"
+             and (g.find(f"{SVG}title").text or "") == "dense_1->dense_2"]
+    assert len(joins) == 1
+    assert joins[0].find(f"{SVG}path").get("stroke-dasharray")
+    assert joins[0].find(f"{SVG}polygon") is None

@@ -526,9 +526,6 @@ class GraphBuilder:
                         call.name_span,
                     )
                 )
-            elif call.repeat is not None:
-                self.report(Diagnostic(
-                    f"`let {name}` shares one layer (got `{call.name}(...) * N`)", call.span))
             else:
                 try:
                     layer = self._layer(call)

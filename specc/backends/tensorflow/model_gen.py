@@ -944,9 +944,14 @@ class ModuleBuilder:
             shapes = tuple(graph.value(v).shape for v in node.inputs)
             site = Site(node, ins, shapes, out, name_of)
             steps = self.layers.emit(site)
+            entry = _entry(site)
             if node.sharing is not None and site.weights:
                 steps = self._shared(site, steps)
-            entries.append(_entry(site))
+                entry = _entry(site)
+                if node.reuses and entry.name == identifier(node.id):
+                    # Its output is the second call's of the first use's layer.
+                    entry = replace(entry, name=identifier(node.sharing.first))
+            entries.append(entry)
         comment = shape_comment(node.output.shape, "last")
         return [*steps[:-1], replace(steps[-1], comment=comment)]
 

@@ -268,6 +268,25 @@ CASES: dict[str, str] = {
         """,
         blocks=BLOCKS + "block plain(filters) {\n conv2d(filters, 3, padding=same)\n relu()\n}",
     ),
+    # Shared layers: a penalty, uneven padding, a transposed convolution's cropping and a
+    # recurrent layer among them.
+    "shared": model_spec(
+        "input left: float[9, 9, 2]\ninput right: float[9, 9, 2]\ninput p: int[6]\ninput q: int[6]",
+        """
+        let conv = conv2d(4, 3, stride=2, padding=same, l2=0.01)
+        let up = conv2d_transpose(4, 3, stride=2, padding=1)
+        let head = dense(3, activation=relu)
+        let emb = embedding(20, 4)
+        let rnn = lstm(5)
+        a = left -> conv -> up -> global_avgpool2d() -> head
+        b = right -> conv -> up -> global_maxpool2d() -> head
+        s = p -> emb -> rnn
+        t = q -> emb -> rnn
+        y = add(a, b)
+        z = concat(s, t)
+        """,
+        "y, z",
+    ),
     "python_names": model_spec(
         "input class: float[4]\ninput keras: float[4]",
         """

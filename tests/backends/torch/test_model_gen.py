@@ -224,8 +224,29 @@ REPEATS = model_spec(
     blocks=BLOCKS,
 )
 
+# Shared layers: one module (one Keras layer object) at each use; a penalty, uneven padding,
+# a transposed convolution's cropping and a recurrent layer among them.
+SHARED = model_spec(
+    "input left: float[9, 9, 2]\ninput right: float[9, 9, 2]\ninput p: int[6]\ninput q: int[6]",
+    """
+    let conv = conv2d(4, 3, stride=2, padding=same, l2=0.01)
+    let up = conv2d_transpose(4, 3, stride=2, padding=1)
+    let head = dense(3, activation=relu)
+    let emb = embedding(20, 4)
+    let rnn = lstm(5)
+    a = left -> conv -> up -> global_avgpool2d() -> head
+    b = right -> conv -> up -> global_maxpool2d() -> head
+    s = p -> emb -> rnn
+    t = q -> emb -> rnn
+    y = add(a, b)
+    z = concat(s, t)
+    """,
+    "y, z",
+)
+
 ALL_SPECS = {
     "repeats": REPEATS,
+    "shared": SHARED,
     "vision": VISION,
     "sequences": SEQUENCES,
     "volumes": VOLUMES,
