@@ -108,6 +108,9 @@ class Binding(Node):
     target_span: Span
     source: Name | Call
     steps: list[Call | Name]
+    # `seq, h, c = x -> lstm(..., return_state=true)`: the names after the first, bound to the
+    # further results of the chain's last layer (its final states), in order.
+    more: list[Name] = []
 
 
 class SharedLayer(Node):

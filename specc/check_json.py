@@ -67,6 +67,9 @@ def layer_entry(path: tuple[str, ...], node: ir.LayerNode) -> dict:
         # params count them, once).
         **({"shared": {"name": node.sharing.name, "first": node.sharing.first}}
            if node.sharing is not None else {}),
+        # With return_state: the final states, each named and shaped.
+        **({"states": [{"name": state.label, "shape": shape_entry(state.shape)}
+                       for state in node.states]} if node.states else {}),
     }
 
 

@@ -228,7 +228,8 @@ class _Printer:
                 self.statement(depth, f"let {line.name} = {self.call(line.call)}", line.span)
                 continue
             chain = [self.expr(line.source), *(self.expr(s) for s in line.steps)]
-            self.statement(depth, f"{line.target} = {' -> '.join(chain)}", line.span)
+            targets = ", ".join([line.target, *(name.name for name in line.more)])
+            self.statement(depth, f"{targets} = {' -> '.join(chain)}", line.span)
 
     def model_sections(self, depth: int, model: ast.Model) -> None:
         inputs = iter(model.inputs)

@@ -125,7 +125,8 @@ def add_graph(picture: graphviz.Digraph, graph: ir.Graph, prefix: str,
         picture.node(name, graphviz.escape(f"{call}\n{name_line}: {weights}"),
                      fillcolor=fill, **extra)
         edges += [(source, name) for source in inputs]
-        produced[node.output.id] = Endpoint(name, fmt_shape(node.output.shape))
+        produced.update((value.id, Endpoint(name, fmt_shape(value.shape)))
+                        for value in node.results)
     return produced
 
 

@@ -57,6 +57,14 @@ class LayerNode(Frozen):
     flops: int | None
     span: Span
     sharing: Sharing | None = None  # a shared layer's use (None: a layer of its own)
+    # The results after `output` (a recurrent layer's final states, with return_state), each
+    # a value of its own that a graph binds by name: `seq, h, c = x -> lstm(...)`.
+    states: tuple[Value, ...] = ()
+
+    @property
+    def results(self) -> tuple[Value, ...]:
+        """The values the node gives: its output, then its states."""
+        return (self.output, *self.states)
 
     @property
     def reuses(self) -> bool:
@@ -79,6 +87,10 @@ class BlockNode(Frozen):
     @property
     def params(self) -> dict[Backend, ParamCount]:
         return self.body.params
+
+    @property
+    def results(self) -> tuple[Value, ...]:
+        return (self.output,)
 
     @property
     def flops(self) -> int | None:
@@ -111,8 +123,9 @@ class Graph(Frozen):
             if v.id == value_id:
                 return v
         for node in self.nodes:
-            if node.output.id == value_id:
-                return node.output
+            for value in node.results:
+                if value.id == value_id:
+                    return value
         raise KeyError(value_id)
 
     def walk(self) -> list[tuple[tuple[str, ...], LayerNode]]:

@@ -31,11 +31,14 @@ def _rows(graph: ir.Graph, depth: int) -> list[Row]:
     indent = "  " * depth
     for node in graph.nodes:
         name = node.id if node.output.label == node.id else f"{node.output.label} = {node.id}"
+        if len(node.results) > 1:  # the further results too: `seq, h, c = lstm_1`
+            name = f"{', '.join(value.label for value in node.results)} = {node.id}"
         kind = node.block if isinstance(node, ir.BlockNode) else node.layer.kind
         if isinstance(node, ir.LayerNode) and node.sharing is not None:
             kind += f" (shared {node.sharing.name})"  # the weights count at its first use
         rows.append(
-            (indent + name, kind, str(node.span.line), fmt_shape(node.output.shape), node.params)
+            (indent + name, kind, str(node.span.line),
+             ", ".join(fmt_shape(value.shape) for value in node.results), node.params)
         )
         if isinstance(node, ir.BlockNode):
             rows += _rows(node.body, depth + 1)

@@ -64,6 +64,14 @@ class Layer(BaseModel):
     # in an order of its own, and each use would move the state in turn.
     moves_state: ClassVar[bool] = False
 
+    # What those results are called, in order (`h`, `c`).
+    state_names: ClassVar[tuple[str, ...]] = ()
+
+    def state_shapes(self, inputs: list[Shape]) -> list[Shape]:
+        """The shapes of the results the layer gives after its output (a recurrent layer's
+        final states, with `return_state`); none for most layers."""
+        return []
+
     def output_shape(self, inputs: list[Shape]) -> Shape:
         """The output shape for these input shapes; raise ShapeError when they do not fit."""
         raise NotImplementedError

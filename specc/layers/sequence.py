@@ -113,9 +113,13 @@ class Recurrent(Layer):
     init: Initializer = "glorot_uniform"
     recurrent_init: Initializer = "orthogonal"
     bias_init: BiasInitializer = "zeros"
+    # Graph form only: the final states too, `seq, h, c = x -> lstm(8, return_state=true)`.
+    return_state: Flag = False
 
     gates: ClassVar[int]
     keras_biases: ClassVar[int] = 1
+    # The final states `return_state` gives after the output, in Keras's order: h (and c).
+    state_names = ("h",)
     hints: ClassVar[dict[str, str]] = {
         "hidden_size": "units",
         "num_units": "units",
@@ -133,6 +137,17 @@ class Recurrent(Layer):
         sequence_features(self.kind, shape)
         width = self.units * self.directions
         return (shape[0], width) if self.return_sequences else (width,)
+
+    def state_shapes(self, inputs: list[Shape]) -> list[Shape]:
+        """With `return_state`: the final state(s) after the output, [units] each."""
+        if not self.return_state:
+            return []
+        if self.bidirectional:
+            raise ShapeError(
+                "return_state=true takes a layer of one direction (expected "
+                "bidirectional=false, got bidirectional=true)"
+            )
+        return [(self.units,)] * len(self.state_names)
 
     def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
         features = sequence_features(self.kind, inputs[0])
@@ -165,6 +180,7 @@ class LSTM(Recurrent):
 
     kind: Literal["lstm"] = "lstm"
     gates = 4
+    state_names = ("h", "c")  # the hidden state, then the cell state
 
 
 class GRU(Recurrent):

@@ -230,7 +230,7 @@ def outline(tokens: list[Token]) -> Outline:
         elif (
             frame.kind in ("graph", "block")
             and after is not None
-            and after.text == "="
+            and (after.text == "=" or (after.text == "," and frame.kind == "graph"))
             and (before is None or before.text != "=")
         ):
             frame.graph = True

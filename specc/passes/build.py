@@ -260,6 +260,7 @@ class GraphBuilder:
         shapes = [v.shape for v in inputs]
         try:
             shape = layer.output_shape(shapes)
+            state_shapes = layer.state_shapes(shapes)
             params = {backend: layer.params(shapes, backend) for backend in BACKEND_NAMES}
         except ShapeError as error:
             self.report(Diagnostic(f"{name}: {error}", span))
@@ -278,6 +279,12 @@ class GraphBuilder:
         output = ir.Value.model_construct(
             id=node_id, label=label or node_id, shape=tuple(shape), dtype=dtype
         )
+        states = []
+        for index, state_shape in enumerate(state_shapes):
+            state_id = f"{node_id}_{layer.state_names[index]}"  # never a node id (no number)
+            self.used_ids.add(state_id)
+            states.append(ir.Value.model_construct(
+                id=state_id, label=state_id, shape=tuple(state_shape), dtype="float32"))
         self.nodes.append(
             ir.LayerNode.model_construct(
                 id=node_id,
@@ -287,6 +294,7 @@ class GraphBuilder:
                 params=params,
                 flops=flops,
                 span=span,
+                states=tuple(states),
             )
         )
         return output
@@ -375,6 +383,8 @@ class GraphBuilder:
             slot: Slot = inputs[0]
             for call in body.calls:
                 slot = self.apply(call, [slot])
+                if self._unbound_states(call.span, slot, None):
+                    slot = POISON
             return None if isinstance(slot, _Poison) else [slot]
         return self._build_graph(body, inputs, result_name, output_names)
 
@@ -389,6 +399,7 @@ class GraphBuilder:
         bound_at: dict[str, Span] = {}
         uses: dict[int, int] = {id(v): 0 for v in inputs}
         later = {b.target: b.target_span for b in body.bindings}
+        later |= {name.name: name.span for b in body.bindings for name in b.more}
         for value in inputs:
             self.used_ids.add(value.id)
         shared = self._shared_layers(body, [*names, *later])
@@ -425,11 +436,15 @@ class GraphBuilder:
                 slot = self._merge(binding.source, resolve_name)
                 steps = binding.steps
             for index, step in enumerate(steps):
-                label = binding.target if index == len(steps) - 1 else None
+                last = index == len(steps) - 1
+                label = binding.target if last else None
                 if isinstance(step, ast.Name):
                     slot = self._apply_shared(shared, step, slot, label)
                 else:
                     slot = self.apply(step, [slot], label)
+                if self._unbound_states(step.span, slot, binding if last else None):
+                    slot = POISON
+            states = self._states(binding, slot)
             if isinstance(slot, ir.Value) and slot.label != binding.target:
                 slot = self._relabel(slot, binding.target)
             previous = names.get(binding.target)
@@ -449,6 +464,10 @@ class GraphBuilder:
             names[binding.target] = slot
             bound_at[binding.target] = binding.target_span
             uses.setdefault(id(slot), 0)
+            for name, state in zip(binding.more, states, strict=True):
+                names[name.name] = state
+                bound_at[name.name] = name.span
+                uses.setdefault(id(state), 0)
 
         if result_name is not None:  # a block: bind `out`
             if result_name not in names:
@@ -490,6 +509,67 @@ class GraphBuilder:
         if any(isinstance(o, _Poison) for o in outputs):
             return None
         return outputs  # type: ignore[return-value]
+
+    # --- several results (`seq, h, c = x -> lstm(32, return_state=true)`) ---------------
+
+    def _unbound_states(self, span: Span, slot: Slot, binding: ast.Binding | None) -> bool:
+        """Whether the node just made gives states that nothing binds (reported): a layer
+        with return_state must end a chain whose binding names them."""
+        node = self.nodes[-1] if self.nodes and isinstance(slot, ir.Value) else None
+        if not isinstance(node, ir.LayerNode) or not node.states or node.output.id != slot.id:
+            return False
+        if binding is not None and binding.more:
+            return False
+        results = _results(node)
+        self.report(
+            Diagnostic(
+                f"`{node.layer.kind}` with return_state=true gives {len(results)} results "
+                f"({', '.join(results)}) (expected a graph binding that names each, as in "
+                f"`{', '.join(results)} = x -> {node.layer.kind}(...)`, at the end of its chain; "
+                "got a step that binds only its output)",
+                span,
+            )
+        )
+        return True
+
+    def _states(self, binding: ast.Binding, slot: Slot) -> list[Slot]:
+        """The values bound to the binding's further names: the final states of the layer
+        that ends its chain, named after them."""
+        more = binding.more
+        if not more:
+            return []
+        seen = {binding.target: binding.target_span}
+        for name in more:
+            if name.name in seen:
+                self.report(Diagnostic(f"`{name.name}` is bound twice in one binding", name.span))
+                return [POISON] * len(more)
+            seen[name.name] = name.span
+        if isinstance(slot, _Poison):
+            return [POISON] * len(more)
+        node = self.nodes[-1] if self.nodes and binding.steps else None
+        states = node.states if isinstance(node, ir.LayerNode) and node.output.id == slot.id else ()
+        if len(states) != len(more):
+            if states:
+                got = f"`{node.layer.kind}` gives {len(states) + 1}: " + ", ".join(_results(node))
+            else:
+                what = node.layer.kind if isinstance(node, ir.LayerNode) else (
+                    node.block if node is not None else binding.source.name)
+                got = f"`{what}` gives one result"
+            self.report(
+                Diagnostic(
+                    f"{len(more) + 1} names bound to one chain (expected as many names as "
+                    "results of its last layer: a recurrent layer with return_state=true gives "
+                    f"its output and final states; got {got})",
+                    more[0].span,
+                )
+            )
+            return [POISON] * len(more)
+        named = tuple(
+            state.model_copy(update={"label": name.name})
+            for state, name in zip(states, more, strict=True)
+        )
+        self.nodes[-1] = node.model_copy(update={"states": named})
+        return list(named)
 
     # --- shared layers (`let name = call` in a graph) -------------------------------------
 
@@ -659,6 +739,11 @@ class GraphBuilder:
             self.nodes[-1] = node.model_copy(update={"output": relabelled})
             return relabelled
         return value  # an alias such as `b = a`: the tensor keeps its first name
+
+
+def _results(node: ir.LayerNode) -> list[str]:
+    """The results of a layer that gives states, as a binding would name them."""
+    return ["output", *node.layer.state_names]
 
 
 def _listed(names, most: int = 20) -> str:

@@ -226,13 +226,17 @@ class ToAst(Transformer):
         return children
 
     def binding(self, meta, children):
-        target, (source, *steps) = children
+        *targets, (source, *steps) = children
+        target, *more = targets
         return ast.Binding.model_construct(
             span=self._span(meta),
             target=str(target),
             target_span=self._tok(target),
             source=source,
             steps=steps,
+            more=[
+                ast.Name.model_construct(span=self._tok(name), name=str(name)) for name in more
+            ],
         )
 
     def _body(self, meta, lines) -> ast.Body:

@@ -68,8 +68,8 @@ from specc.backends.common.code import (
 from specc.backends.common.manifest import Entry, Manifest, Weight
 from specc.backends.naming import (
     Namer,
-    Step,
     candidates,
+    graph_steps,
     identifier,
     snake_case,
     variable_names,
@@ -656,6 +656,7 @@ class LayerWriter:
         args = arguments(
             layer.units,
             return_sequences=unless(layer.return_sequences, False),
+            return_state=unless(layer.return_state, False),
             kernel_initializer=unless(layer.init, "glorot_uniform"),
             recurrent_initializer=unless(layer.recurrent_init, "orthogonal"),
             bias_initializer=unless(layer.bias_init, "zeros"),
@@ -895,12 +896,8 @@ class ModuleBuilder:
         inputs' variables live to the end (keras.Model takes them there)."""
         named = any(node.output.label != node.id for node in graph.nodes)
         inputs = [(v.id, "x" if v.id == "in" and not named else v.label) for v in graph.inputs]
-        steps = [
-            Step(n.output.id, "x" if n.output.label == n.id else n.output.label, n.inputs)
-            for n in graph.nodes
-        ]
         kept = [*graph.outputs, *(v.id for v in graph.inputs if keep_inputs)]
-        return variable_names(inputs, steps, kept, reserved=reserved)
+        return variable_names(inputs, graph_steps(graph.nodes), kept, reserved=reserved)
 
     def _statements(
         self,
@@ -933,7 +930,7 @@ class ModuleBuilder:
     ) -> list[Statement]:
         """The statements of one node, its output's shape beside the last."""
         ins = tuple(names[v] for v in node.inputs)
-        out = names[node.output.id]
+        out = ", ".join(names[value.id] for value in node.results)  # states after the output
         if isinstance(node, ir.BlockNode):
             function, arguments = self.calls[_block_key(node)]
             name = f"{PREFIX}={name_of(identifier(node.id))}"
@@ -952,7 +949,7 @@ class ModuleBuilder:
                     # Its output is the second call's of the first use's layer.
                     entry = replace(entry, name=identifier(node.sharing.first))
             entries.append(entry)
-        comment = shape_comment(node.output.shape, "last")
+        comment = ", ".join(shape_comment(value.shape, "last") for value in node.results)
         return [*steps[:-1], replace(steps[-1], comment=comment)]
 
     def _shared(self, site: Site, steps: list[Statement]) -> list[Statement]:

@@ -66,8 +66,8 @@ from specc.backends.common.manifest import Entry, Manifest, Weight
 from specc.backends.naming import (
     PYTHON_RESERVED,
     Namer,
-    Step,
     candidates,
+    graph_steps,
     identifier,
     pascal_case,
     variable_names,
@@ -94,6 +94,7 @@ HELPERS = (
     "same_padding",
     "average_inside",
     "final_state",
+    "with_states",
     "PositionalEmbedding",
     "MultiheadAttention",
     "TransformerEncoder",
@@ -770,6 +771,10 @@ class LayerWriter:
             if one_bias:
                 init.append(Line(f"{me}.bias_hh_l0{suffix}.requires_grad_(False)",
                                  "Keras has one bias here"))
+        if layer.return_state:  # the output and the final states, as Keras gives them
+            every_step = lit(layer.return_sequences)
+            return Emission(f"with_states({me}({x.var}), every_step={every_step})", module, init,
+                            weights=weights)
         if layer.return_sequences:
             return Emission(f"{me}({x.var})[0]", module, init, weights=weights)
         return Emission(f"final_state({me}({x.var}))", module, init, weights=weights)
@@ -892,11 +897,8 @@ class ClassBuilder:
         graph = self.graph
         named = any(node.output.label != node.id for node in graph.nodes)
         inputs = [(v.id, "x" if v.id == "in" and not named else v.label) for v in graph.inputs]
-        steps = [
-            Step(n.output.id, "x" if n.output.label == n.id else n.output.label, n.inputs)
-            for n in graph.nodes
-        ]
-        return variable_names(inputs, steps, graph.outputs, reserved=MODULE_NAMES)
+        return variable_names(inputs, graph_steps(graph.nodes), graph.outputs,
+                              reserved=MODULE_NAMES)
 
     def convert(self, value_id: str, layout: Layout) -> Held:
         """The value, permuted in its variable to `layout` first if it is held otherwise."""
@@ -1016,6 +1018,9 @@ class ClassBuilder:
             out_layout = ins[0].layout if need == "any" else need
         out = node.output
         held = Held(self.names[out.id], _layout(out_layout, out.shape), out.shape)
+        targets = ", ".join(self.names[value.id] for value in node.results)
+        for state in node.results[1:]:  # [batch, units]: no layout of their own
+            self.held[state.id] = Held(self.names[state.id], "last", state.shape)
         if isinstance(node, ir.LayerNode) and node.reuses:
             # Its module, initialization and penalties are the first use's; so are its weights.
             emission = replace(emission, module=None, init=[], penalties=[], weights=[])
@@ -1031,7 +1036,10 @@ class ClassBuilder:
         if emission.expr == held.var:
             self.lines.append(Line("", f"{node.id}: {held.var} passes through {comment}"))
         else:
-            self.lines.append(Line(f"{held.var} = {emission.expr}", comment))
+            if len(node.results) > 1:
+                comment = ", ".join(shape_comment(v.shape, held.layout if v is out else "last")
+                                    for v in node.results)
+            self.lines.append(Line(f"{targets} = {emission.expr}", comment))
         self.held[out.id] = held
 
     def _inputs(self, value_ids: Sequence[str], need: Need) -> list[Held]:
