@@ -244,9 +244,25 @@ SHARED = model_spec(
     "y, z",
 )
 
+# Recurrent layers' final states (return_state), one of them a shared layer's.
+STATES = model_spec(
+    "input x: float[7, 3]\ninput w: float[7, 3]",
+    """
+    let enc = lstm(5, return_sequences=true, return_state=true)
+    seq, h, c = x -> enc
+    seq2, h2, c2 = w -> enc
+    last, g = x -> gru(4, return_state=true)
+    rs, r = x -> simple_rnn(3, return_state=true)
+    y = concat(h, c, h2, c2, g, last, r, rs)
+    z = add(seq, seq2)
+    """,
+    "y, z, c",
+)
+
 ALL_SPECS = {
     "repeats": REPEATS,
     "shared": SHARED,
+    "states": STATES,
     "vision": VISION,
     "sequences": SEQUENCES,
     "volumes": VOLUMES,
