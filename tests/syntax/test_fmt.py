@@ -315,3 +315,15 @@ def test_shared_layers_keep_their_place_among_the_bindings():
     assert format_source(messy) == canonical
     assert format_source(canonical) == canonical
     assert same_ast(messy, canonical)
+
+
+def test_a_binding_of_several_names_keeps_them_in_order():
+    messy = ("model m {\n  input x: float[7, 3]\n  graph {\n"
+             "    seq ,h,c=x->lstm(4,return_state=true)\n    y = add(seq, h, c)\n  }\n"
+             "  output y\n}\n")
+    canonical = ("model m {\n    input x: float[7, 3]\n    graph {\n"
+                 "        seq, h, c = x -> lstm(4, return_state=true)\n"
+                 "        y = add(seq, h, c)\n    }\n    output y\n}\n")
+    assert format_source(messy) == canonical
+    assert format_source(canonical) == canonical
+    assert same_ast(messy, canonical)
