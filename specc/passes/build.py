@@ -441,7 +441,8 @@ class GraphBuilder:
                 if isinstance(step, ast.Name):
                     slot = self._apply_shared(shared, step, slot, label)
                 else:
-                    slot = self.apply(step, [slot], label)
+                    step, initial = self._initial_states(step, resolve_name)
+                    slot = self.apply(step, [slot, *initial], label)
                 if self._unbound_states(step.span, slot, binding if last else None):
                     slot = POISON
             states = self._states(binding, slot)
@@ -511,6 +512,35 @@ class GraphBuilder:
         return outputs  # type: ignore[return-value]
 
     # --- several results (`seq, h, c = x -> lstm(32, return_state=true)`) ---------------
+
+    def _initial_states(self, call: ast.Call, resolve_name) -> tuple[ast.Call, list[Slot]]:
+        """A recurrent call's `initial_state=[h, c]`: the call without it, and the tensors it
+        names, which the layer reads after its input (their shapes are the catalog's to
+        check). Calls of other kinds keep the keyword, for `bind` to refuse."""
+        given = [k for k in call.keywords if k.name == "initial_state"]
+        kind = LAYERS.get(call.name)
+        if not given or call.name in self.scope.blocks or kind is None or not kind.state_names:
+            return call, []
+        (keyword,) = given[:1]
+        rest = call.model_copy(update={"keywords": [k for k in call.keywords if k is not keyword]})
+        value = keyword.value
+        items = value.items if isinstance(value, ast.ListExpr) else [value]
+        names = [item for item in items if isinstance(item, ast.Name)]
+        problem = None
+        if call.repeat is not None:
+            problem = (f"initial_state starts one layer (got `{call.name}(...) * N`)", call.span)
+        elif not items or len(names) != len(items):
+            wrong = next((item for item in items if not isinstance(item, ast.Name)), value)
+            problem = (
+                "initial_state takes the names of the tensors the layer starts from (expected "
+                f"e.g. `initial_state=[{', '.join(kind.state_names)}]`, got "
+                f"{'an empty list' if not items else type(wrong).__name__.lower()})",
+                wrong.span,
+            )
+        if problem is not None:
+            self.report(Diagnostic(*problem))
+            return rest, [POISON]
+        return rest, [resolve_name(name) for name in names]
 
     def _unbound_states(self, span: Span, slot: Slot, binding: ast.Binding | None) -> bool:
         """Whether the node just made gives states that nothing binds (reported): a layer

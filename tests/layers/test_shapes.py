@@ -690,6 +690,13 @@ def test_recurrent_final_states(kind, names):
     with pytest.raises(ShapeError, match="one direction"):
         make(kind, units=5, return_state=True, bidirectional=True).state_shapes([(7, 3)])
     assert make("dense", units=2).state_shapes([(4,)]) == []
+    # initial_state: the input, then one [units] per state
+    assert make(kind, units=5).output_shape([(7, 3), *[(5,)] * len(names)]) == (5,)
+    assert "expected [5], got [4]" in shape_error(kind, [(7, 3), *[(4,)] * len(names)], units=5)
+    assert f"gives 3 states (expected {len(names)}" in shape_error(
+        kind, [(7, 3), (5,), (5,), (5,)], units=5)
+    assert "one direction" in shape_error(kind, [(7, 3), *[(5,)] * len(names)], units=5,
+                                          bidirectional=True)
 
 
 def test_multihead_attention():

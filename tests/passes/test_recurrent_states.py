@@ -79,3 +79,36 @@ def test_an_unused_state_is_a_warning_like_any_name(check):
     """))
     assert not checked.errors
     checked.warning("`c` is bound but never used")
+
+
+def test_a_decoder_starts_from_an_encoder_s_states(check):
+    model = check(graph("""
+        code, h, c = x -> lstm(6, return_state=true)
+        y = x -> lstm(6, return_sequences=true, initial_state=[h, c])
+        z = x -> gru(6, initial_state=h)
+    """, output="y, z, code")).model
+    decoder, gru = model.graph.nodes[1:3]
+    assert decoder.inputs == ("x", "lstm_1_h", "lstm_1_c") and decoder.output.shape == (7, 6)
+    assert gru.inputs == ("x", "lstm_1_h")
+    # the weights are those of the layer alone
+    assert decoder.params == model.graph.nodes[0].params
+
+
+def test_what_initial_state_must_be(check):
+    wrong = check(graph("""
+        code, h, c = x -> lstm(6, return_state=true)
+        a = x -> lstm(6, initial_state=[h])
+        b = x -> lstm(4, initial_state=[h, c])
+        d = x -> gru(6, initial_state=[h, 2])
+        e = x -> dense(6, initial_state=[h])
+        f = x -> gru(6, initial_state=[hh])
+        y = concat(a, b, d, e, f, code)
+    """))
+    wrong.error("lstm: initial_state gives 1 state (expected 2: h, c, each [6])")
+    error = wrong.error("the initial state h must be [4]")
+    assert "(expected [4], got [6])" in error.message
+    assert error.span.line == wrong.line("b = x")
+    number = wrong.error("initial_state takes the names of the tensors", "got number")
+    assert number.span.line == wrong.line("d = x")
+    wrong.error("initial_state", "dense")  # an argument dense does not have
+    wrong.error("unknown name `hh`")

@@ -663,6 +663,10 @@ class LayerWriter:
             unit_forget_bias=False if layer.kind == "lstm" else None,
             reset_after=True if layer.kind == "gru" else None,
         )
+        x, *initial = site.ins
+        if initial:  # the states the layer starts from, in Keras's order (h, then c)
+            inputs = (x, f"initial_state=[{', '.join(initial)}]")
+            return [self.layer(site, function, *map(Code, args), inputs=inputs)]
         if not layer.bidirectional:
             return [self.layer(site, function, *map(Code, args))]
         # Keras concatenates the forward output, then the backward one (as PyTorch does),

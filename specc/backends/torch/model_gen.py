@@ -735,7 +735,7 @@ class LayerWriter:
         return Emission(f"{me}({x.var})", module, init, weights=[(f"{me}.weight", shape)])
 
     def _recurrent(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
-        layer, (x,), me = node.layer, ins, f"self.{attr}"
+        layer, (x, *initial), me = node.layer, ins, f"self.{attr}"
         features, units, gates = x.shape[-1], layer.units, layer.gates
         cls = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}[layer.kind]
         module = call(
@@ -771,13 +771,17 @@ class LayerWriter:
             if one_bias:
                 init.append(Line(f"{me}.bias_hh_l0{suffix}.requires_grad_(False)",
                                  "Keras has one bias here"))
+        # initial_state: [batch, units] each, as torch's (h_0, c_0) of [layers, batch, units]
+        starts = [f"{state.var}.unsqueeze(0)" for state in initial]
+        start = starts[0] if len(starts) == 1 else f"({', '.join(starts)})"
+        run = f"{me}({x.var}, {start})" if starts else f"{me}({x.var})"
         if layer.return_state:  # the output and the final states, as Keras gives them
             every_step = lit(layer.return_sequences)
-            return Emission(f"with_states({me}({x.var}), every_step={every_step})", module, init,
+            return Emission(f"with_states({run}, every_step={every_step})", module, init,
                             weights=weights)
         if layer.return_sequences:
-            return Emission(f"{me}({x.var})[0]", module, init, weights=weights)
-        return Emission(f"final_state({me}({x.var}))", module, init, weights=weights)
+            return Emission(f"{run}[0]", module, init, weights=weights)
+        return Emission(f"final_state({run})", module, init, weights=weights)
 
     def _projections(
         self, me: str, names: Sequence[str], layer, shapes, weights: list

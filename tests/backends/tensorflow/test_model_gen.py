@@ -287,7 +287,8 @@ CASES: dict[str, str] = {
         """,
         "y, z",
     ),
-    # Recurrent layers' final states (return_state), one of them a shared layer's.
+    # Recurrent layers' final states (return_state), one of them a shared layer's, and
+    # decoders that start from them (initial_state).
     "states": model_spec(
         "input x: float[7, 3]\ninput w: float[7, 3]",
         """
@@ -296,7 +297,9 @@ CASES: dict[str, str] = {
         seq2, h2, c2 = w -> enc
         last, g = x -> gru(4, return_state=true)
         rs, r = x -> simple_rnn(3, return_state=true)
-        y = concat(h, c, h2, c2, g, last, r, rs)
+        d = w -> lstm(5, initial_state=[h2, c2])
+        e = w -> gru(4, return_sequences=true, initial_state=g) -> flatten()
+        y = concat(h, c, h2, c2, g, last, r, rs, d, e)
         z = add(seq, seq2)
         """,
         "y, z, c",
