@@ -194,3 +194,15 @@ def test_a_shared_layer_is_drawn_at_each_use_joined_to_its_first(tmp_path, capsy
     assert len(joins) == 1
     assert joins[0].find(f"{SVG}path").get("stroke-dasharray")
     assert joins[0].find(f"{SVG}polygon") is None
+
+
+def test_a_layer_s_states_leave_it_on_edges_of_their_own(tmp_path, capsys):
+    spec = tmp_path / "states.spec"
+    spec.write_text(
+        "model states {\n    input x: float[7, 3]\n    graph {\n"
+        "        seq, h, c = x -> lstm(6, return_sequences=true, return_state=true)\n"
+        "        y = seq -> lstm(6, initial_state=[h, c])\n    }\n    output y\n}\n",
+        encoding="utf-8")
+    texts = drawn(graph(tmp_path, capsys, spec, "states.svg"))
+    # x into lstm_1; its sequence, h and c into lstm_2; lstm_2 into the output
+    assert sorted(texts["edge"]) == sorted(["[7, 3]", "[7, 6]", "[6]", "[6]", "[6]"])

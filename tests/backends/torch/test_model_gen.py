@@ -725,3 +725,17 @@ def test_the_manifest_says_which_activations_forward_applies(tmp_path: Path) -> 
     assert by_kind["conv2d"].activation_outside == "F.relu(x)"
     assert by_kind["dense"].layout == "last"
     assert by_kind["flatten"].activation_outside is None
+
+
+def test_a_shared_layer_is_one_module_called_at_each_use(tmp_path: Path) -> None:
+    model = load(tmp_path, SHARED)
+    source = render_model(model)
+    assert source.count("nn.Conv2d(") == 1 and source.count("self.conv2d_1(") == 2
+    assert source.count("self.dense_1 = ") == 1 and source.count("self.dense_1(") == 2
+    assert "self.conv2d_2" not in source and "self.dense_2" not in source
+    # the penalty of the shared kernel counts once
+    assert source.count("self.conv2d_1.weight.square().sum()") == 1
+    # the later uses' manifest entries hold no weights: they are the first's
+    entries = {entry.node[-1]: entry for entry in model_gen.manifest(model).entries}
+    assert entries["conv2d_2"].name == "conv2d_1" and not entries["conv2d_2"].weights
+    assert entries["conv2d_1"].weights
