@@ -222,7 +222,8 @@ class _Printer:
             self.calls(depth, body.calls)
             return
         # The `let` lines of shared layers and the bindings, in the order they were written.
-        lines = sorted([*body.shared, *body.bindings], key=lambda line: (line.span.line, line.span.column))
+        lines = sorted([*body.shared, *body.bindings],
+                       key=lambda line: (line.span.line, line.span.column))
         for line in lines:
             if isinstance(line, ast.SharedLayer):
                 self.statement(depth, f"let {line.name} = {self.call(line.call)}", line.span)

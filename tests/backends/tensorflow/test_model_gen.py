@@ -26,6 +26,7 @@ from specc.errors import SpecError
 from specc.layers import LAYERS
 from specc.parity.transfer import keras_to_torch, torch_to_keras
 
+from ..torch.test_model_gen import SHARED, STATES
 from .conftest import import_source, load, model_spec
 
 RUFF = Path(sys.executable).with_name("ruff")
@@ -268,42 +269,9 @@ CASES: dict[str, str] = {
         """,
         blocks=BLOCKS + "block plain(filters) {\n conv2d(filters, 3, padding=same)\n relu()\n}",
     ),
-    # Shared layers: a penalty, uneven padding, a transposed convolution's cropping and a
-    # recurrent layer among them.
-    "shared": model_spec(
-        "input left: float[9, 9, 2]\ninput right: float[9, 9, 2]\ninput p: int[6]\ninput q: int[6]",
-        """
-        let conv = conv2d(4, 3, stride=2, padding=same, l2=0.01)
-        let up = conv2d_transpose(4, 3, stride=2, padding=1)
-        let head = dense(3, activation=relu)
-        let emb = embedding(20, 4)
-        let rnn = lstm(5)
-        a = left -> conv -> up -> global_avgpool2d() -> head
-        b = right -> conv -> up -> global_maxpool2d() -> head
-        s = p -> emb -> rnn
-        t = q -> emb -> rnn
-        y = add(a, b)
-        z = concat(s, t)
-        """,
-        "y, z",
-    ),
-    # Recurrent layers' final states (return_state), one of them a shared layer's, and
-    # decoders that start from them (initial_state).
-    "states": model_spec(
-        "input x: float[7, 3]\ninput w: float[7, 3]",
-        """
-        let enc = lstm(5, return_sequences=true, return_state=true)
-        seq, h, c = x -> enc
-        seq2, h2, c2 = w -> enc
-        last, g = x -> gru(4, return_state=true)
-        rs, r = x -> simple_rnn(3, return_state=true)
-        d = w -> lstm(5, initial_state=[h2, c2])
-        e = w -> gru(4, return_sequences=true, initial_state=g) -> flatten()
-        y = concat(h, c, h2, c2, g, last, r, rs, d, e)
-        z = add(seq, seq2)
-        """,
-        "y, z, c",
-    ),
+    # Shared layers, and recurrent layers' states (the PyTorch tests' specs).
+    "shared": SHARED,
+    "states": STATES,
     "python_names": model_spec(
         "input class: float[4]\ninput keras: float[4]",
         """
