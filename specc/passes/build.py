@@ -294,6 +294,7 @@ class GraphBuilder:
                 params=params,
                 flops=flops,
                 span=span,
+                sharing=None,  # given, not defaulted: model_construct resolves defaults slowly
                 states=tuple(states),
             )
         )
