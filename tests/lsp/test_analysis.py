@@ -59,8 +59,10 @@ def test_shared_layers_and_every_name_of_a_binding_are_defined_in_the_graph():
             "        seq, h, c = x -> lstm(4, return_state=true)\n"
             "        y = h -> enc\n    }\n    output y\n}\n")
     found = outline(tokenize(text))
-    tensors = {(d.name, d.token.line) for d in found.definitions if d.kind == "tensor"}
+    graph = {(d.kind, d.name, d.token.line) for d in found.definitions
+             if d.kind in ("tensor", "shared")}
     # lines count from 0 here
-    assert tensors == {("enc", 3), ("seq", 4), ("h", 4), ("c", 4), ("y", 5)}
+    assert graph == {("shared", "enc", 3), ("tensor", "seq", 4), ("tensor", "h", 4),
+                     ("tensor", "c", 4), ("tensor", "y", 5)}
     # the arguments of a call are no definitions, commas or not
     assert not any(d.name == "return_state" for d in found.definitions)
