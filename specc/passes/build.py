@@ -440,7 +440,7 @@ class GraphBuilder:
                 last = index == len(steps) - 1
                 label = binding.target if last else None
                 if isinstance(step, ast.Name):
-                    slot = self._apply_shared(shared, step, slot, label)
+                    slot = self._apply_shared(shared, step, slot, label, step.name in names)
                 else:
                     step, initial = self._initial_states(step, resolve_name)
                     slot = self.apply(step, [slot, *initial], label)
@@ -657,16 +657,23 @@ class GraphBuilder:
         return found
 
     def _apply_shared(
-        self, shared: dict[str, _SharedLayer], ref: ast.Name, value: Slot, label: str | None
+        self,
+        shared: dict[str, _SharedLayer],
+        ref: ast.Name,
+        value: Slot,
+        label: str | None,
+        is_tensor: bool = False,
     ) -> Slot:
         """Apply the shared layer `ref` names to `value`: its first use is a layer node as any
         other; a later one must take the same features (the same weights serve it), and is a
         node that reuses the first's weights."""
         entry = shared.get(ref.name)
         if entry is None:
+            what = (f"`{ref.name}` is a tensor, not a layer: a step applies a layer"
+                    if is_tensor else f"unknown layer `{ref.name}`")
             self.report(
                 Diagnostic(
-                    f"unknown layer `{ref.name}`{suggest(ref.name, list(shared))} (expected "
+                    f"{what}{suggest(ref.name, list(shared))} (expected "
                     "a call such as `relu()`, or a layer that this graph shares"
                     + (f": {_listed(shared)})" if shared else
                        f", declared first: `let {ref.name} = dense(64)`)"),

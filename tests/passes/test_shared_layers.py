@@ -107,6 +107,13 @@ def test_an_unknown_step_name_lists_the_shared_layers(check):
     assert error.span.line == checked.line("a = left")
 
 
+def test_a_tensor_as_a_step_is_an_error_saying_so(check):
+    checked = check(graph("h = left -> dense(4)\ny = right -> dense(4) -> h\nz = add(h, y)",
+                          output="z"))
+    error = checked.error("`h` is a tensor, not a layer: a step applies a layer")
+    assert error.span.line == checked.line("y = right")
+
+
 def test_a_step_name_without_shared_layers_says_how_to_declare_one(check):
     checked = check(graph("y = left -> encoder", inputs="input left: float[8]"))
     error = checked.error("unknown layer `encoder`")
