@@ -101,12 +101,25 @@ Expr = Annotated[
 
 
 class Binding(Node):
-    """`target = source -> step -> ...` in a graph body."""
+    """`target = source -> step -> ...` in a graph body; a step that is a bare name applies
+    the graph's shared layer of that name (`SharedLayer`)."""
 
     target: str
     target_span: Span
     source: Name | Call
-    steps: list[Call]
+    steps: list[Call | Name]
+    # `seq, h, c = x -> lstm(..., return_state=true)`: the names after the first, bound to the
+    # further results of the chain's last layer (its final states), in order.
+    more: list[Name] = []
+
+
+class SharedLayer(Node):
+    """`let name = call` in a graph body: one layer whose weights serve every step of the
+    graph that names it (`a = left -> name`, `b = right -> name`)."""
+
+    name: str
+    name_span: Span
+    call: Call
 
 
 class SequenceBody(Node):
@@ -117,6 +130,7 @@ class SequenceBody(Node):
 class GraphBody(Node):
     kind: Literal["graph"] = "graph"
     bindings: list[Binding]
+    shared: list[SharedLayer] = []  # the `let` lines, in source order
 
 
 Body = Union[SequenceBody, GraphBody]

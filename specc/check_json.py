@@ -63,6 +63,13 @@ def layer_entry(path: tuple[str, ...], node: ir.LayerNode) -> dict:
         "output_shape": shape_entry(node.output.shape),
         "params": params_entry(node.params),
         "flops": node.flops,
+        # A shared layer's use: its `let` name and the node whose weights it applies (whose
+        # params count them, once).
+        **({"shared": {"name": node.sharing.name, "first": node.sharing.first}}
+           if node.sharing is not None else {}),
+        # With return_state: the final states, each named and shaped.
+        **({"states": [{"name": state.label, "shape": shape_entry(state.shape)}
+                       for state in node.states]} if node.states else {}),
     }
 
 

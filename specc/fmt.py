@@ -221,9 +221,16 @@ class _Printer:
         if isinstance(body, ast.SequenceBody):
             self.calls(depth, body.calls)
             return
-        for binding in body.bindings:
-            chain = [self.expr(binding.source), *(self.call(s) for s in binding.steps)]
-            self.statement(depth, f"{binding.target} = {' -> '.join(chain)}", binding.span)
+        # The `let` lines of shared layers and the bindings, in the order they were written.
+        lines = sorted([*body.shared, *body.bindings],
+                       key=lambda line: (line.span.line, line.span.column))
+        for line in lines:
+            if isinstance(line, ast.SharedLayer):
+                self.statement(depth, f"let {line.name} = {self.call(line.call)}", line.span)
+                continue
+            chain = [self.expr(line.source), *(self.expr(s) for s in line.steps)]
+            targets = ", ".join([line.target, *(name.name for name in line.more)])
+            self.statement(depth, f"{targets} = {' -> '.join(chain)}", line.span)
 
     def model_sections(self, depth: int, model: ast.Model) -> None:
         inputs = iter(model.inputs)

@@ -113,10 +113,20 @@ def add_graph(picture: graphviz.Digraph, graph: ir.Graph, prefix: str,
         else:
             call, fill, extra = layer_call(node.layer), layer_fill(node), {}
         name_line = node.id if node.output.label == node.id else f"{node.output.label} = {node.id}"
-        picture.node(name, graphviz.escape(f"{call}\n{name_line}: {params_text(node.params)}"),
+        weights = params_text(node.params)
+        sharing = node.sharing if isinstance(node, ir.LayerNode) else None
+        if sharing is not None:
+            call = f"{sharing.name}: {call}"
+            if node.reuses:
+                # A dashed line joins the later use to the first, which holds the weights.
+                weights, fill = f"the weights of {sharing.first}", FILL["weights"]
+                picture.edge(f"{prefix}{sharing.first}", name, style="dashed", dir="none",
+                             constraint="false", color="#8e7cc3")
+        picture.node(name, graphviz.escape(f"{call}\n{name_line}: {weights}"),
                      fillcolor=fill, **extra)
         edges += [(source, name) for source in inputs]
-        produced[node.output.id] = Endpoint(name, fmt_shape(node.output.shape))
+        produced.update((value.id, Endpoint(name, fmt_shape(value.shape)))
+                        for value in node.results)
     return produced
 
 

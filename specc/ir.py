@@ -36,6 +36,16 @@ class Value(Frozen):
     dtype: DType
 
 
+class Sharing(Frozen):
+    """A layer that a graph declares once (`let name = call`) and applies at several steps:
+    every use is a node of its own (its input, its output, its shape), and all of them use the
+    weights of the first, `first` (a node id of the same graph). The later uses count no
+    parameters: they are the first's."""
+
+    name: str  # the `let` name
+    first: str
+
+
 class LayerNode(Frozen):
     """One layer applied to one or more values."""
 
@@ -46,6 +56,21 @@ class LayerNode(Frozen):
     params: dict[Backend, ParamCount]
     flops: int | None
     span: Span
+    sharing: Sharing | None = None  # a shared layer's use (None: a layer of its own)
+    # The results after `output` (a recurrent layer's final states, with return_state), each
+    # a value of its own that a graph binds by name: `seq, h, c = x -> lstm(...)`.
+    states: tuple[Value, ...] = ()
+
+    @property
+    def results(self) -> tuple[Value, ...]:
+        """The values the node gives: its output, then its states."""
+        return (self.output, *self.states)
+
+    @property
+    def reuses(self) -> bool:
+        """Whether this node applies the weights of an earlier node (a shared layer's later
+        use): it holds none of its own."""
+        return self.sharing is not None and self.sharing.first != self.id
 
 
 class BlockNode(Frozen):
@@ -62,6 +87,10 @@ class BlockNode(Frozen):
     @property
     def params(self) -> dict[Backend, ParamCount]:
         return self.body.params
+
+    @property
+    def results(self) -> tuple[Value, ...]:
+        return (self.output,)
 
     @property
     def flops(self) -> int | None:
@@ -94,8 +123,9 @@ class Graph(Frozen):
             if v.id == value_id:
                 return v
         for node in self.nodes:
-            if node.output.id == value_id:
-                return node.output
+            for value in node.results:
+                if value.id == value_id:
+                    return value
         raise KeyError(value_id)
 
     def walk(self) -> list[tuple[tuple[str, ...], LayerNode]]:

@@ -232,7 +232,7 @@ def layers_with_inputs(graph: ir.Graph) -> list[tuple[ir.LayerNode, list[Shape]]
             found += layers_with_inputs(node.body)
         else:
             found.append((node, [shapes[value] for value in node.inputs]))
-        shapes[node.output.id] = node.output.shape
+        shapes.update((value.id, value.shape) for value in node.results)
     return found
 
 

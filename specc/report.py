@@ -34,11 +34,16 @@ def _rows(graph: ir.Graph, path: tuple[str, ...], frozen: tuple[tuple[str, ...],
     indent = "  " * len(path)
     for node in graph.nodes:
         name = node.id if node.output.label == node.id else f"{node.output.label} = {node.id}"
+        if len(node.results) > 1:  # the further results too: `seq, h, c = lstm_1`
+            name = f"{', '.join(value.label for value in node.results)} = {node.id}"
         kind = node.block if isinstance(node, ir.BlockNode) else node.layer.kind
         if (*path, node.id) in frozen:
             kind += " (frozen)"
+        if isinstance(node, ir.LayerNode) and node.sharing is not None:
+            kind += f" (shared {node.sharing.name})"  # the weights count at its first use
         rows.append(
-            (indent + name, kind, str(node.span.line), fmt_shape(node.output.shape), node.params)
+            (indent + name, kind, str(node.span.line),
+             ", ".join(fmt_shape(value.shape) for value in node.results), node.params)
         )
         if isinstance(node, ir.BlockNode):
             rows += _rows(node.body, (*path, node.id), frozen)

@@ -19,7 +19,9 @@ from specc.cli import EXIT_OK, EXIT_SPEC, main
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "check-json.schema.json").read_text(encoding="utf-8"))
 SPECS = sorted((ROOT / "specs").glob("*.spec")) + sorted(
-    (ROOT / "tests" / "architectures").glob("*.spec"))
+    (ROOT / "tests" / "architectures").glob("*.spec")) + [
+    ROOT / "tests" / "vocabulary" / f"{name}.spec" for name in ("shared_layers", "encoder_decoder",
+                                                               "recurrent_encoder_decoder")]
 # "total params: 1,234 (trainable 1,200, non-trainable 34)", optionally after "keras "/"torch "
 TOTAL = re.compile(r"^(?:(keras|torch) )?total params: ([\d,]+) \(trainable ([\d,]+), "
                    r"non-trainable ([\d,]+)\)$", re.MULTILINE)

@@ -176,3 +176,33 @@ def test_parameters_that_differ_by_backend_show_both(tmp_path, capsys):
     # Keras's LSTM has one bias of 4 gates x 4 units; PyTorch's a second one
     assert "lstm(4)\nlstm_1: keras 128 / torch 144 params" in texts["node"]
     assert "dense(1)\ndense_1: 5 params" in texts["node"]
+
+
+def test_a_shared_layer_is_drawn_at_each_use_joined_to_its_first(tmp_path, capsys):
+    spec = tmp_path / "siamese.spec"
+    spec.write_text(
+        "model siamese {\n    input l: float[4]\n    input r: float[4]\n    graph {\n"
+        "        let enc = dense(8)\n        a = l -> enc\n        b = r -> enc\n"
+        "        y = add(a, b) -> dense(1)\n    }\n    output y\n}\n", encoding="utf-8")
+    out = graph(tmp_path, capsys, spec, "siamese.svg")
+    texts = drawn(out)
+    assert "enc: dense(8)\na = dense_1: 40 params" in texts["node"]
+    assert "enc: dense(8)\nb = dense_2: the weights of dense_1" in texts["node"]
+    # the line between the two uses: dashed, without an arrow head or a shape
+    joins = [g for g in ET.parse(out).getroot().iter(f"{SVG}g") if g.get("class") == "edge"
+             and (g.find(f"{SVG}title").text or "") == "dense_1->dense_2"]
+    assert len(joins) == 1
+    assert joins[0].find(f"{SVG}path").get("stroke-dasharray")
+    assert joins[0].find(f"{SVG}polygon") is None
+
+
+def test_a_layer_s_states_leave_it_on_edges_of_their_own(tmp_path, capsys):
+    spec = tmp_path / "states.spec"
+    spec.write_text(
+        "model states {\n    input x: float[7, 3]\n    graph {\n"
+        "        seq, h, c = x -> lstm(6, return_sequences=true, return_state=true)\n"
+        "        y = seq -> lstm(6, initial_state=[h, c])\n    }\n    output y\n}\n",
+        encoding="utf-8")
+    texts = drawn(graph(tmp_path, capsys, spec, "states.svg"))
+    # x into lstm_1; its sequence, h and c into lstm_2; lstm_2 into the output
+    assert sorted(texts["edge"]) == sorted(["[7, 3]", "[7, 6]", "[6]", "[6]", "[6]"])

@@ -102,6 +102,19 @@ class Step:
     reads: tuple[str, ...]
 
 
+def graph_steps(nodes: Sequence) -> list[Step]:
+    """The steps of a graph's nodes (`ir.Node`s) for `variable_names`: each node binds its
+    output, named after its label, or `x` where the checker labelled it with the node's id
+    (sequence layers, the middle of a chain); then its states (return_state), each by the
+    name its binding gives it, bound in the same statement."""
+    steps: list[Step] = []
+    for node in nodes:
+        label = "x" if node.output.label == node.id else node.output.label
+        steps.append(Step(node.output.id, label, node.inputs))
+        steps += [Step(state.id, state.label, ()) for state in node.results[1:]]
+    return steps
+
+
 def variable_names(
     inputs: Sequence[tuple[str, str]],
     steps: Sequence[Step],

@@ -64,6 +64,18 @@ class Layer(BaseModel):
     # The element type the layer needs of its inputs, and the one it outputs (see Accepts).
     accepts: ClassVar[Accepts] = "float"
     produces: ClassVar[Produces] = "float"
+    # Whether training updates state that is no gradient's (a batchnorm's running averages):
+    # such a layer cannot be shared, since Keras runs a functional model's uses of one layer
+    # in an order of its own, and each use would move the state in turn.
+    moves_state: ClassVar[bool] = False
+
+    # What those results are called, in order (`h`, `c`).
+    state_names: ClassVar[tuple[str, ...]] = ()
+
+    def state_shapes(self, inputs: list[Shape]) -> list[Shape]:
+        """The shapes of the results the layer gives after its output (a recurrent layer's
+        final states, with `return_state`); none for most layers."""
+        return []
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         """The output shape for these input shapes; raise ShapeError when they do not fit."""

@@ -29,6 +29,7 @@ class BatchNorm(Layer):
     epsilon: PositiveFloat = 1e-5
 
     hints: ClassVar[dict[str, str]] = {"eps": "epsilon"}
+    moves_state: ClassVar[bool] = True  # the running mean and variance
 
     def output_shape(self, inputs: list[Shape]) -> Shape:
         _features(inputs[0])

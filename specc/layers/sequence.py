@@ -113,9 +113,13 @@ class Recurrent(Layer):
     init: Initializer = "glorot_uniform"
     recurrent_init: Initializer = "orthogonal"
     bias_init: BiasInitializer = "zeros"
+    # Graph form only: the final states too, `seq, h, c = x -> lstm(8, return_state=true)`.
+    return_state: Flag = False
 
     gates: ClassVar[int]
     keras_biases: ClassVar[int] = 1
+    # The final states `return_state` gives after the output, in Keras's order: h (and c).
+    state_names = ("h",)
     hints: ClassVar[dict[str, str]] = {
         "hidden_size": "units",
         "num_units": "units",
@@ -131,8 +135,40 @@ class Recurrent(Layer):
     def output_shape(self, inputs: list[Shape]) -> Shape:
         shape = inputs[0]
         sequence_features(self.kind, shape)
+        if len(inputs) > 1:  # `initial_state=[h, c]`: the states it starts from
+            self._check_initial_states(inputs[1:])
         width = self.units * self.directions
         return (shape[0], width) if self.return_sequences else (width,)
+
+    def _check_initial_states(self, states: list[Shape]) -> None:
+        names = ", ".join(self.state_names)
+        if self.bidirectional:
+            raise ShapeError(
+                "initial_state takes a layer of one direction (expected bidirectional=false, "
+                "got bidirectional=true)"
+            )
+        if len(states) != len(self.state_names):
+            raise ShapeError(
+                f"initial_state gives {len(states)} state{'s' * (len(states) != 1)} (expected "
+                f"{len(self.state_names)}: {names}, each [{self.units}])"
+            )
+        for name, shape in zip(self.state_names, states, strict=True):
+            if tuple(shape) != (self.units,):
+                raise ShapeError(
+                    f"the initial state {name} must be [{self.units}], one value per unit "
+                    f"(expected [{self.units}], got {fmt_shape(shape)})"
+                )
+
+    def state_shapes(self, inputs: list[Shape]) -> list[Shape]:
+        """With `return_state`: the final state(s) after the output, [units] each."""
+        if not self.return_state:
+            return []
+        if self.bidirectional:
+            raise ShapeError(
+                "return_state=true takes a layer of one direction (expected "
+                "bidirectional=false, got bidirectional=true)"
+            )
+        return [(self.units,)] * len(self.state_names)
 
     def params(self, inputs: list[Shape], backend: Backend) -> ParamCount:
         features = sequence_features(self.kind, inputs[0])
@@ -165,6 +201,7 @@ class LSTM(Recurrent):
 
     kind: Literal["lstm"] = "lstm"
     gates = 4
+    state_names = ("h", "c")  # the hidden state, then the cell state
 
 
 class GRU(Recurrent):

@@ -105,7 +105,7 @@ class Frame:
 class Definition:
     """A name the document defines, and where."""
 
-    kind: str  # model, block, let, input, param, tensor or import
+    kind: str  # model, block, let, input, param, tensor, shared (a graph's layer) or import
     name: str
     token: Token  # the name (for an import: its path string)
     start: tuple[int, int]  # the whole definition, for the outline
@@ -230,14 +230,13 @@ def outline(tokens: list[Token]) -> Outline:
         elif (
             frame.kind in ("graph", "block")
             and after is not None
-            and after.text == "="
+            and (after.text == "=" or (after.text == "," and frame.kind == "graph"))
             and (before is None or before.text != "=")
         ):
             frame.graph = True
             start = (token.line, token.column)
-            result.definitions.append(
-                Definition("tensor", token.text, token, start, token.end, frame)
-            )
+            kind = "shared" if before is not None and before.text == "let" else "tensor"
+            result.definitions.append(Definition(kind, token.text, token, start, token.end, frame))
         if frame is not None and frame.kind != "params" and after is not None and after.text == "(":
             result.calls.append(CallSite(token, _family(frame, statement), frame))
     for item in pending:

@@ -87,7 +87,9 @@ def _names(analysis: Analysis, frame: Frame | None, line: int, imports: ImportCa
     """Constants, block parameters and (in graph bodies) tensors visible at the cursor."""
     items = []
     for d in analysis.outline.visible(frame):
-        if d.kind in ("let", "param") or (d.kind in ("tensor", "input") and d.token.line < line):
+        if d.kind in ("let", "param", "shared") or (
+            d.kind in ("tensor", "input") and d.token.line < line
+        ):
             kind = (
                 types.CompletionItemKind.Constant
                 if d.kind == "let"

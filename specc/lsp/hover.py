@@ -208,9 +208,11 @@ def _tensor_hover(analysis: Analysis, token: Token) -> list[str]:
     found = find(analysis, token)
     if found is None and token.text == "in":
         return ["**in** · the block's input"]
-    if found is None or found.kind not in ("tensor", "input"):
+    if found is None or found.kind not in ("tensor", "input", "shared"):
         return []
     program = analysis.program
+    if found.kind == "shared":
+        return _shared_hover(program, analysis.path, token.text)
     if found.kind == "input":
         lines = [f"**{token.text}** · input"]
         for model in program.models if program else ():
@@ -226,6 +228,25 @@ def _tensor_hover(analysis: Analysis, token: Token) -> list[str]:
     shapes = list(dict.fromkeys(fmt_shape(b.node.output.shape) for b in built))
     if shapes:
         lines.append("shape " + ", ".join(f"`{s}`" for s in shapes[:_MAX_ROWS]))
+    return lines
+
+
+def _shared_hover(program: ir.Program | None, path: str, name: str) -> list[str]:
+    """A graph's shared layer: its uses, their outputs and the one set of weights."""
+    lines = [f"**{name}** · shared layer"]
+    uses = [
+        node
+        for model in (program.models if program else ())
+        if same_file(model.file, path)
+        for node in model.graph.nodes
+        if isinstance(node, ir.LayerNode) and node.sharing is not None
+        and node.sharing.name == name
+    ]
+    if uses:
+        count = f"{len(uses)} use{'s' * (len(uses) != 1)}"
+        lines.append(f"{count}, one set of weights: {params_text(uses[0].params)}")
+        shapes = ", ".join(f"`{fmt_shape(node.output.shape)}`" for node in uses[:_MAX_ROWS])
+        lines.append(f"output shape at each use: {shapes}")
     return lines
 
 

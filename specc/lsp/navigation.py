@@ -15,7 +15,7 @@ from specc.lsp.analysis import Analysis, Definition, ImportCache, Token
 from specc.lsp.positions import Positions
 
 # Which definition a name means when several are visible: the nearest kind first.
-_PRECEDENCE = ("tensor", "param", "input", "let", "block", "model")
+_PRECEDENCE = ("tensor", "shared", "param", "input", "let", "block", "model")
 
 
 def find(analysis: Analysis, token: Token) -> Definition | None:

@@ -89,7 +89,9 @@ class Comparison:
         handles = []
         for site in self.sites:
             def keep(module, args, output, path: str = site.torch.name) -> None:
-                captured[path] = output
+                # A shared layer's module runs once per use; Keras's `layer.output` is its
+                # first call's, and so is the node's.
+                captured.setdefault(path, output)
 
             handles.append(self.net.get_submodule(site.torch.name).register_forward_hook(keep))
         self.net.eval()
@@ -100,8 +102,10 @@ class Comparison:
             for handle in handles:
                 handle.remove()
         names = [site.keras.name for site in self.sites]
+        # A recurrent layer with return_state gives [output, *states]: its output is the node's.
+        results = [self.keras_model.get_layer(n).output for n in names]
         probe = self.keras.Model(self.keras_model.input,
-                                 [self.keras_model.get_layer(n).output for n in names])
+                                 [r[0] if isinstance(r, (list, tuple)) else r for r in results])
         keras_layers = probe(self._keras_inputs(inputs), training=False) if names else []
         if len(names) == 1:
             keras_layers = [keras_layers]  # a model of one output returns it bare
@@ -126,6 +130,8 @@ class Comparison:
         if isinstance(output, tuple):  # a recurrent layer: (sequence, final state)
             if getattr(layer, "return_sequences", False):
                 output = output[0]
+            elif getattr(layer, "return_state", False):  # the program's own helper
+                output = self.programs.torch_model.with_states(output, every_step=False)[0]
             else:
                 output = self.programs.torch_model.final_state(output)
         if held.activation_outside is not None:

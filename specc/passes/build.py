@@ -20,7 +20,7 @@ from specc import ast, ir
 from specc.backends.registry import BACKEND_NAMES
 from specc.errors import Diagnostic, Diagnostics, ShapeError, Span, SpecError
 from specc.layers import FRAMEWORK_LAYER_NAMES, LAYERS
-from specc.layers.base import Layer, ParamCount
+from specc.layers.base import Layer, ParamCount, Shape, fmt_shape
 from specc.limits import MAX_COUNT, MAX_LAYERS, MAX_NESTING
 from specc.passes.bind import bind, lookup, match_arguments, plural, suggest
 from specc.passes.evaluate import CallValue, Env, evaluate, evaluate_call, evaluate_count, show
@@ -46,6 +46,18 @@ class _Frame:
 
     block: str
     call_span: Span
+
+
+@dataclass
+class _SharedLayer:
+    """A graph's `let name = call`: its layer, bound once, and its first use once made."""
+
+    declared: ast.SharedLayer
+    layer: Layer | None  # None: its call failed (reported)
+    first: ir.LayerNode | None = None
+    first_input: Shape | None = None
+    first_span: Span | None = None
+    uses: int = 0
 
 
 @dataclass
@@ -249,6 +261,7 @@ class GraphBuilder:
         shapes = [v.shape for v in inputs]
         try:
             shape = layer.output_shape(shapes)
+            state_shapes = layer.state_shapes(shapes)
             params = {backend: layer.params(shapes, backend) for backend in BACKEND_NAMES}
         except ShapeError as error:
             self.report(Diagnostic(f"{name}: {error}", span))
@@ -267,6 +280,12 @@ class GraphBuilder:
         output = ir.Value.model_construct(
             id=node_id, label=label or node_id, shape=tuple(shape), dtype=dtype
         )
+        states = []
+        for index, state_shape in enumerate(state_shapes):
+            state_id = f"{node_id}_{layer.state_names[index]}"  # never a node id (no number)
+            self.used_ids.add(state_id)
+            states.append(ir.Value.model_construct(
+                id=state_id, label=state_id, shape=tuple(state_shape), dtype="float32"))
         self.nodes.append(
             ir.LayerNode.model_construct(
                 id=node_id,
@@ -276,6 +295,8 @@ class GraphBuilder:
                 params=params,
                 flops=flops,
                 span=span,
+                sharing=None,  # given, not defaulted: model_construct resolves defaults slowly
+                states=tuple(states),
             )
         )
         return output
@@ -364,6 +385,8 @@ class GraphBuilder:
             slot: Slot = inputs[0]
             for call in body.calls:
                 slot = self.apply(call, [slot])
+                if self._unbound_states(call.span, slot, None):
+                    slot = POISON
             return None if isinstance(slot, _Poison) else [slot]
         return self._build_graph(body, inputs, result_name, output_names)
 
@@ -378,8 +401,10 @@ class GraphBuilder:
         bound_at: dict[str, Span] = {}
         uses: dict[int, int] = {id(v): 0 for v in inputs}
         later = {b.target: b.target_span for b in body.bindings}
+        later |= {name.name: name.span for b in body.bindings for name in b.more}
         for value in inputs:
             self.used_ids.add(value.id)
+        shared = self._shared_layers(body, [*names, *later])
 
         def resolve_name(ref: ast.Name) -> Slot:
             if ref.name in names:
@@ -413,8 +438,16 @@ class GraphBuilder:
                 slot = self._merge(binding.source, resolve_name)
                 steps = binding.steps
             for index, step in enumerate(steps):
-                is_last = index == len(steps) - 1
-                slot = self.apply(step, [slot], binding.target if is_last else None)
+                last = index == len(steps) - 1
+                label = binding.target if last else None
+                if isinstance(step, ast.Name):
+                    slot = self._apply_shared(shared, step, slot, label, step.name in names)
+                else:
+                    step, initial = self._initial_states(step, resolve_name)
+                    slot = self.apply(step, [slot, *initial], label)
+                if self._unbound_states(step.span, slot, binding if last else None):
+                    slot = POISON
+            states = self._states(binding, slot)
             if isinstance(slot, ir.Value) and slot.label != binding.target:
                 slot = self._relabel(slot, binding.target)
             previous = names.get(binding.target)
@@ -434,6 +467,10 @@ class GraphBuilder:
             names[binding.target] = slot
             bound_at[binding.target] = binding.target_span
             uses.setdefault(id(slot), 0)
+            for name, state in zip(binding.more, states, strict=True):
+                names[name.name] = state
+                bound_at[name.name] = name.span
+                uses.setdefault(id(state), 0)
 
         if result_name is not None:  # a block: bind `out`
             if result_name not in names:
@@ -461,9 +498,221 @@ class GraphBuilder:
                 self.report(
                     Diagnostic(f"`{name}` is bound but never used", bound_at[name], "warning")
                 )
+        for entry in shared.values():
+            if entry.uses == 0:
+                declared = entry.declared
+                self.report(
+                    Diagnostic(
+                        f"shared layer `{declared.name}` is never used (expected a step "
+                        f"`-> {declared.name}` in a chain)",
+                        declared.name_span,
+                        "warning",
+                    )
+                )
         if any(isinstance(o, _Poison) for o in outputs):
             return None
         return outputs  # type: ignore[return-value]
+
+    # --- several results (`seq, h, c = x -> lstm(32, return_state=true)`) ---------------
+
+    def _initial_states(self, call: ast.Call, resolve_name) -> tuple[ast.Call, list[Slot]]:
+        """A recurrent call's `initial_state=[h, c]`: the call without it, and the tensors it
+        names, which the layer reads after its input (their shapes are the catalog's to
+        check). Calls of other kinds keep the keyword, for `bind` to refuse."""
+        given = [k for k in call.keywords if k.name == "initial_state"]
+        kind = LAYERS.get(call.name)
+        if not given or call.name in self.scope.blocks or kind is None or not kind.state_names:
+            return call, []
+        (keyword,) = given[:1]
+        rest = call.model_copy(update={"keywords": [k for k in call.keywords if k is not keyword]})
+        value = keyword.value
+        items = value.items if isinstance(value, ast.ListExpr) else [value]
+        names = [item for item in items if isinstance(item, ast.Name)]
+        problem = None
+        if call.repeat is not None:
+            problem = (f"initial_state starts one layer (got `{call.name}(...) * N`)", call.span)
+        elif not items or len(names) != len(items):
+            wrong = next((item for item in items if not isinstance(item, ast.Name)), value)
+            problem = (
+                "initial_state takes the names of the tensors the layer starts from (expected "
+                f"e.g. `initial_state=[{', '.join(kind.state_names)}]`, got "
+                f"{'an empty list' if not items else type(wrong).__name__.lower()})",
+                wrong.span,
+            )
+        if problem is not None:
+            self.report(Diagnostic(*problem))
+            return rest, [POISON]
+        return rest, [resolve_name(name) for name in names]
+
+    def _unbound_states(self, span: Span, slot: Slot, binding: ast.Binding | None) -> bool:
+        """Whether the node just made gives states that nothing binds (reported): a layer
+        with return_state must end a chain whose binding names them."""
+        node = self.nodes[-1] if self.nodes and isinstance(slot, ir.Value) else None
+        if not isinstance(node, ir.LayerNode) or not node.states or node.output.id != slot.id:
+            return False
+        if binding is not None and binding.more:
+            return False
+        results = _results(node)
+        self.report(
+            Diagnostic(
+                f"`{node.layer.kind}` with return_state=true gives {len(results)} results "
+                f"({', '.join(results)}) (expected a graph binding that names each, as in "
+                f"`{', '.join(results)} = x -> {node.layer.kind}(...)`, at the end of its chain; "
+                "got a step that binds only its output)",
+                span,
+            )
+        )
+        return True
+
+    def _states(self, binding: ast.Binding, slot: Slot) -> list[Slot]:
+        """The values bound to the binding's further names: the final states of the layer
+        that ends its chain, named after them."""
+        more = binding.more
+        if not more:
+            return []
+        seen = {binding.target: binding.target_span}
+        for name in more:
+            if name.name in seen:
+                self.report(Diagnostic(f"`{name.name}` is bound twice in one binding", name.span))
+                return [POISON] * len(more)
+            seen[name.name] = name.span
+        if isinstance(slot, _Poison):
+            return [POISON] * len(more)
+        node = self.nodes[-1] if self.nodes and binding.steps else None
+        states = node.states if isinstance(node, ir.LayerNode) and node.output.id == slot.id else ()
+        if len(states) != len(more):
+            if states:
+                got = f"`{node.layer.kind}` gives {len(states) + 1}: " + ", ".join(_results(node))
+            else:
+                what = node.layer.kind if isinstance(node, ir.LayerNode) else (
+                    node.block if node is not None else binding.source.name)
+                got = f"`{what}` gives one result"
+            self.report(
+                Diagnostic(
+                    f"{len(more) + 1} names bound to one chain (expected as many names as "
+                    "results of its last layer: a recurrent layer with return_state=true gives "
+                    f"its output and final states; got {got})",
+                    more[0].span,
+                )
+            )
+            return [POISON] * len(more)
+        named = tuple(
+            state.model_copy(update={"label": name.name})
+            for state, name in zip(states, more, strict=True)
+        )
+        self.nodes[-1] = node.model_copy(update={"states": named})
+        return list(named)
+
+    # --- shared layers (`let name = call` in a graph) -------------------------------------
+
+    def _shared_layers(self, body: ast.GraphBody, tensors: list[str]) -> dict[str, _SharedLayer]:
+        """The graph's shared layers by name, each call bound to its layer (a block cannot be
+        shared: each use of a block is a graph of its own)."""
+        found: dict[str, _SharedLayer] = {}
+        for declared in body.shared:
+            name, call = declared.name, declared.call
+            if name in found:
+                self.report(
+                    Diagnostic(
+                        f"shared layer `{name}` is declared twice (expected one `let {name}` "
+                        "in a graph)",
+                        declared.name_span,
+                    ).with_note("first declared here", found[name].declared.name_span)
+                )
+                continue
+            if name in tensors:
+                self.report(
+                    Diagnostic(
+                        f"`{name}` names both a shared layer and a tensor of this graph "
+                        "(expected a name of its own for the layer)",
+                        declared.name_span,
+                    )
+                )
+            layer: Layer | None = None
+            if call.name in self.scope.blocks:
+                self.report(
+                    Diagnostic(
+                        f"`let {name}` shares a layer (got block `{call.name}`: expected a "
+                        "layer call such as `dense(64)`; share the layers inside the block "
+                        "one by one)",
+                        call.name_span,
+                    )
+                )
+            else:
+                try:
+                    layer = self._layer(call)
+                except SpecError as error:
+                    self.report_all(error)
+            if layer is not None and layer.moves_state:
+                self.report(
+                    Diagnostic(
+                        f"`{call.name}` cannot be shared: training moves its running "
+                        "statistics at each use, in an order the frameworks do not agree on "
+                        f"(expected a layer without such state; got `{call.name}`: apply a "
+                        "`batchnorm()` of its own after each use)",
+                        call.name_span,
+                    )
+                )
+                layer = None
+            found[name] = _SharedLayer(declared, layer)
+        return found
+
+    def _apply_shared(
+        self,
+        shared: dict[str, _SharedLayer],
+        ref: ast.Name,
+        value: Slot,
+        label: str | None,
+        is_tensor: bool = False,
+    ) -> Slot:
+        """Apply the shared layer `ref` names to `value`: its first use is a layer node as any
+        other; a later one must take the same features (the same weights serve it), and is a
+        node that reuses the first's weights."""
+        entry = shared.get(ref.name)
+        if entry is None:
+            what = (f"`{ref.name}` is a tensor, not a layer: a step applies a layer"
+                    if is_tensor else f"unknown layer `{ref.name}`")
+            self.report(
+                Diagnostic(
+                    f"{what}{suggest(ref.name, list(shared))} (expected "
+                    "a call such as `relu()`, or a layer that this graph shares"
+                    + (f": {_listed(shared)})" if shared else
+                       f", declared first: `let {ref.name} = dense(64)`)"),
+                    ref.span,
+                )
+            )
+            return POISON
+        entry.uses += 1
+        if isinstance(value, _Poison) or entry.layer is None:
+            return POISON
+        first = entry.first
+        if first is not None and entry.first_input is not None and entry.first_span is not None:
+            before, now = entry.first_input, value.shape
+            if len(before) != len(now) or before[-1] != now[-1]:
+                self.report(
+                    Diagnostic(
+                        f"shared layer `{ref.name}` takes {fmt_shape(now)} here, but "
+                        f"{fmt_shape(before)} at its first use, line {entry.first_span.line}"
+                        f" (expected the same rank and last dimension at every use: one set "
+                        f"of weights serves them all; got {fmt_shape(now)})",
+                        ref.span,
+                    ).with_note(f"the first use of `{ref.name}`", entry.first_span)
+                )
+                return POISON
+        output = self.add_layer(entry.layer, [value], ref.span, label)
+        if isinstance(output, _Poison):
+            return POISON
+        node = self.nodes[-1]
+        assert isinstance(node, ir.LayerNode) and node.output.id == output.id
+        if first is None:
+            entry.first, entry.first_input, entry.first_span = node, value.shape, ref.span
+            sharing = ir.Sharing.model_construct(name=ref.name, first=node.id)
+            self.nodes[-1] = node.model_copy(update={"sharing": sharing})
+        else:
+            sharing = ir.Sharing.model_construct(name=ref.name, first=first.id)
+            none = dict.fromkeys(node.params, ParamCount())
+            self.nodes[-1] = node.model_copy(update={"sharing": sharing, "params": none})
+        return output
 
     def _merge(self, call: ast.Call, resolve_name) -> Slot:
         """A chain that starts with a layer of named tensors: a merge (`add(a, b)`) or a
@@ -535,6 +784,11 @@ def _named_inputs_message(name: str, fewest: int, most: int | None, got: int) ->
     expected = str(fewest) if fewest == most else f"{fewest} to {most}"
     return (f"`{name}` takes named tensors first, e.g. `{name}(a, b)` "
             f"(expected {expected}, got {got})")
+
+
+def _results(node: ir.LayerNode) -> list[str]:
+    """The results of a layer that gives states, as a binding would name them."""
+    return ["output", *node.layer.state_names]
 
 
 def _listed(names, most: int = 20) -> str:

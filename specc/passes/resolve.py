@@ -171,7 +171,7 @@ def calls_in(block: ast.Block) -> list[ast.Call]:
     for binding in block.body.bindings:
         if isinstance(binding.source, ast.Call):
             calls.append(binding.source)
-        calls += binding.steps
+        calls += [step for step in binding.steps if isinstance(step, ast.Call)]
     return calls
 
 

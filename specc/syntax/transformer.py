@@ -213,17 +213,30 @@ class ToAst(Transformer):
     layer_line = _repeated
     step = _repeated
 
+    def shared_step(self, meta, children):
+        return children[0]  # the Name of a shared layer
+
+    def shared_layer(self, meta, children):
+        name, call = children
+        return ast.SharedLayer.model_construct(
+            span=self._span(meta), name=str(name), name_span=self._tok(name), call=call
+        )
+
     def chain(self, meta, children):
         return children
 
     def binding(self, meta, children):
-        target, (source, *steps) = children
+        *targets, (source, *steps) = children
+        target, *more = targets
         return ast.Binding.model_construct(
             span=self._span(meta),
             target=str(target),
             target_span=self._tok(target),
             source=source,
             steps=steps,
+            more=[
+                ast.Name.model_construct(span=self._tok(name), name=str(name)) for name in more
+            ],
         )
 
     def _body(self, meta, lines) -> ast.Body:
@@ -249,10 +262,14 @@ class ToAst(Transformer):
         )
 
     def graph_sec(self, meta, children):
+        bindings = [c for c in children if isinstance(c, ast.Binding)]
+        shared = [c for c in children if isinstance(c, ast.SharedLayer)]
         return (
             "graph",
             self._span(meta),
-            ast.GraphBody.model_construct(span=self._span(meta), bindings=children),
+            ast.GraphBody.model_construct(
+                span=self._span(meta), bindings=bindings, shared=shared
+            ),
         )
 
     # --- file level -----------------------------------------------------------------------

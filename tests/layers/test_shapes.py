@@ -700,6 +700,30 @@ def test_recurrent(kind, keras, torch):
     assert "[time, features]" in shape_error(kind, [(7,)], units=5)
 
 
+@pytest.mark.parametrize(("kind", "names"), [("simple_rnn", ("h",)), ("lstm", ("h", "c")),
+                                             ("gru", ("h",))])
+def test_recurrent_final_states(kind, names):
+    layer = make(kind, units=5, return_state=True)
+    assert make(kind, units=5).return_state is False
+    assert layer.state_names == names
+    # Keras's [output, h(, c)]: the output as without return_state, each state [units].
+    assert layer.state_shapes([(7, 3)]) == [(5,)] * len(names)
+    assert layer.output_shape([(7, 3)]) == (5,)
+    assert make(kind, units=5).state_shapes([(7, 3)]) == []
+    # states change nothing of the weights
+    assert layer.params([(7, 3)], "torch") == params_of(kind, [(7, 3)], "torch", units=5)
+    with pytest.raises(ShapeError, match="one direction"):
+        make(kind, units=5, return_state=True, bidirectional=True).state_shapes([(7, 3)])
+    assert make("dense", units=2).state_shapes([(4,)]) == []
+    # initial_state: the input, then one [units] per state
+    assert make(kind, units=5).output_shape([(7, 3), *[(5,)] * len(names)]) == (5,)
+    assert "expected [5], got [4]" in shape_error(kind, [(7, 3), *[(4,)] * len(names)], units=5)
+    assert f"gives 3 states (expected {len(names)}" in shape_error(
+        kind, [(7, 3), (5,), (5,), (5,)], units=5)
+    assert "one direction" in shape_error(kind, [(7, 3), *[(5,)] * len(names)], units=5,
+                                          bidirectional=True)
+
+
 def test_multihead_attention():
     # Keras layout: q, k, v: f → h*k with bias; output h*k → f with bias
     assert params_of("multihead_attention", [(200, 32)], heads=2, key_dim=32) == ParamCount(8416)

@@ -52,3 +52,17 @@ def test_outline_takes_linear_time(text):
     found = outline(tokenize(text))
     found.frame_at(0, len(text) // 2)
     assert time.perf_counter() - started < 10  # ~1 s here; quadratic would take minutes
+
+
+def test_shared_layers_and_every_name_of_a_binding_are_defined_in_the_graph():
+    text = ("model m {\n    input x: float[7, 3]\n    graph {\n        let enc = gru(4)\n"
+            "        seq, h, c = x -> lstm(4, return_state=true)\n"
+            "        y = h -> enc\n    }\n    output y\n}\n")
+    found = outline(tokenize(text))
+    graph = {(d.kind, d.name, d.token.line) for d in found.definitions
+             if d.kind in ("tensor", "shared")}
+    # lines count from 0 here
+    assert graph == {("shared", "enc", 3), ("tensor", "seq", 4), ("tensor", "h", 4),
+                     ("tensor", "c", 4), ("tensor", "y", 5)}
+    # the arguments of a call are no definitions, commas or not
+    assert not any(d.name == "return_state" for d in found.definitions)

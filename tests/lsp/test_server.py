@@ -557,3 +557,18 @@ def test_a_slow_check_does_not_hold_up_answers(client, tmp_path):
     assert symbols[0]["name"] == "a"
     shown = client.diagnostics(uri, timeout=120)
     assert shown and shown[0]["severity"] == 1
+
+
+def test_hover_and_definition_of_a_shared_layer(client, tmp_path):
+    path = ROOT / "tests" / "vocabulary" / "shared_layers.spec"
+    text = path.read_text(encoding="utf-8")
+    uri = client.open(path)
+    client.diagnostics(uri)
+    line, character = find(text, "-> embed", 0)
+    value = client.at("textDocument/hover", uri, line, character + 4)["contents"]["value"]
+    assert "**embed** · shared layer" in value
+    assert "2 uses, one set of weights: 144" in value  # 8 * 16 + 16, once
+    assert "output shape at each use: `[16]`, `[16]`" in value
+    (location,) = client.at("textDocument/definition", uri, line, character + 4)
+    start = location["range"]["start"]
+    assert (start["line"], start["character"]) == find(text, "embed = dense")

@@ -293,3 +293,37 @@ def test_windows_line_ends_keep_comments_whole():
     once = format_source(text)
     assert "# head\n" in once and "# tail\n" in once and "\r" not in once
     assert format_source(once) == once
+
+
+def test_shared_layers_keep_their_place_among_the_bindings():
+    messy = (
+        "model m {\n  input l: float[4]\n  input r: float[4]\n  graph {\n"
+        "    let enc=dense( 8 )   # one set of weights\n"
+        "    a = l->enc\n"
+        "    let head = dense(2)\n"
+        "    b = r -> enc ->relu()\n"
+        "    y = add(a,b) -> head\n  }\n  output y\n}\n"
+    )
+    canonical = (
+        "model m {\n    input l: float[4]\n    input r: float[4]\n    graph {\n"
+        "        let enc = dense(8)  # one set of weights\n"
+        "        a = l -> enc\n"
+        "        let head = dense(2)\n"
+        "        b = r -> enc -> relu()\n"
+        "        y = add(a, b) -> head\n    }\n    output y\n}\n"
+    )
+    assert format_source(messy) == canonical
+    assert format_source(canonical) == canonical
+    assert same_ast(messy, canonical)
+
+
+def test_a_binding_of_several_names_keeps_them_in_order():
+    messy = ("model m {\n  input x: float[7, 3]\n  graph {\n"
+             "    seq ,h,c=x->lstm(4,return_state=true)\n    y = add(seq, h, c)\n  }\n"
+             "  output y\n}\n")
+    canonical = ("model m {\n    input x: float[7, 3]\n    graph {\n"
+                 "        seq, h, c = x -> lstm(4, return_state=true)\n"
+                 "        y = add(seq, h, c)\n    }\n    output y\n}\n")
+    assert format_source(messy) == canonical
+    assert format_source(canonical) == canonical
+    assert same_ast(messy, canonical)

@@ -68,8 +68,8 @@ from specc.backends.common.code import (
 from specc.backends.common.manifest import Entry, Manifest, Weight
 from specc.backends.naming import (
     Namer,
-    Step,
     candidates,
+    graph_steps,
     identifier,
     snake_case,
     variable_names,
@@ -670,12 +670,17 @@ class LayerWriter:
         args = arguments(
             layer.units,
             return_sequences=unless(layer.return_sequences, False),
+            return_state=unless(layer.return_state, False),
             kernel_initializer=unless(layer.init, "glorot_uniform"),
             recurrent_initializer=unless(layer.recurrent_init, "orthogonal"),
             bias_initializer=unless(layer.bias_init, "zeros"),
             unit_forget_bias=False if layer.kind == "lstm" else None,
             reset_after=True if layer.kind == "gru" else None,
         )
+        x, *initial = site.ins
+        if initial:  # the states the layer starts from, in Keras's order (h, then c)
+            inputs = (x, f"initial_state=[{', '.join(initial)}]")
+            return [self.layer(site, function, *map(Code, args), inputs=inputs)]
         if not layer.bidirectional:
             return [self.layer(site, function, *map(Code, args))]
         # Keras concatenates the forward output, then the backward one (as PyTorch does),
@@ -947,6 +952,7 @@ class ModuleBuilder:
         # The manifest entries of each block function's layers, names relative to its prefix.
         self.block_entries: dict[tuple[str, str], list[Entry]] = {}
         self.entries: list[Entry] = []  # the model's, filled by the builder
+        self.shared_layers: dict[str, str] = {}  # a shared layer's variable, by its first use
         # Variables and parameters never shadow a module-level name. (No dunder names:
         # `__import__` → `import_`, as the function names above.)
         self.reserved = MODULE_NAMES | frozenset(self.function_names.values())
@@ -977,12 +983,8 @@ class ModuleBuilder:
         inputs' variables live to the end (keras.Model takes them there)."""
         named = any(node.output.label != node.id for node in graph.nodes)
         inputs = [(v.id, "x" if v.id == "in" and not named else v.label) for v in graph.inputs]
-        steps = [
-            Step(n.output.id, "x" if n.output.label == n.id else n.output.label, n.inputs)
-            for n in graph.nodes
-        ]
         kept = [*graph.outputs, *(v.id for v in graph.inputs if keep_inputs)]
-        return variable_names(inputs, steps, kept, reserved=reserved)
+        return variable_names(inputs, graph_steps(graph.nodes), kept, reserved=reserved)
 
     def _statements(
         self,
@@ -1015,7 +1017,7 @@ class ModuleBuilder:
     ) -> list[Statement]:
         """The statements of one node, its output's shape beside the last."""
         ins = tuple(names[v] for v in node.inputs)
-        out = names[node.output.id]
+        out = ", ".join(names[value.id] for value in node.results)  # states after the output
         if isinstance(node, ir.BlockNode):
             function, arguments = self.calls[_block_key(node)]
             name = f"{PREFIX}={name_of(identifier(node.id))}"
@@ -1026,9 +1028,51 @@ class ModuleBuilder:
             shapes = tuple(graph.value(v).shape for v in node.inputs)
             site = Site(node, ins, shapes, out, name_of)
             steps = self.layers.emit(site)
-            entries.append(_entry(site))
-        comment = shape_comment(node.output.shape, "last")
+            entry = _entry(site)
+            if node.sharing is not None and site.weights:
+                steps = self._shared(site, steps)
+                entry = _entry(site)
+                if node.reuses and entry.name == identifier(node.id):
+                    # Its output is the second call's of the first use's layer.
+                    entry = replace(entry, name=identifier(node.sharing.first))
+            entries.append(entry)
+        comment = ", ".join(shape_comment(value.shape, "last") for value in node.results)
         return [*steps[:-1], replace(steps[-1], comment=comment)]
+
+    def _shared(self, site: Site, steps: list[Statement]) -> list[Statement]:
+        """The statements of a shared layer's use: the first use builds the layer into a
+        variable of its own and calls it, a later use calls that variable (the weights are
+        the first's, and so is its manifest entry's). Its weightless companions (a padding)
+        stay each use's own."""
+        node = site.node
+        sharing = node.sharing
+        assert sharing is not None
+        name = f"name={site.name()}"
+        main = next((i for i, step in enumerate(steps)
+                     if name in step.args and step.inputs is not None), None)
+        if main is None:
+            raise unsupported(f"sharing the layer `{node.layer.kind}`", node)
+        step = steps[main]
+        variable = self.shared_layers[sharing.first]
+        call = Statement(step.target, variable, step.inputs or ())
+        if node.reuses:
+            site.weights.clear()
+            return [*steps[:main], call, *steps[main + 1:]]
+        build = Statement(variable, step.function, step.args)
+        return [*steps[:main], build, call, *steps[main + 1:]]
+
+    def _shared_variables(self, graph: ir.Graph, names: dict[str, str]) -> dict[str, str]:
+        """The variable holding each shared layer, by the id of its first use: the `let`
+        name, where no value's variable or module-level name takes it."""
+        taken = set(names.values()) | self.reserved
+        found: dict[str, str] = {}
+        for node in graph.nodes:
+            if isinstance(node, ir.LayerNode) and node.sharing is not None and not node.reuses:
+                wanted = snake_case(node.sharing.name).strip("_") or "shared"
+                variable = next(c for c in candidates(wanted, self.reserved) if c not in taken)
+                taken.add(variable)
+                found[node.id] = variable
+        return found
 
     def _block_functions(
         self, block: str, keys: list[tuple[str, str]]
@@ -1105,6 +1149,7 @@ class ModuleBuilder:
             )
             for v, keras_name in zip(graph.inputs, keras_names, strict=True)
         ]
+        self.shared_layers = self._shared_variables(graph, names)
         statements += self._statements(
             graph, names, lambda name: Code(lit(name)), self.entries
         )

@@ -66,8 +66,8 @@ from specc.backends.common.manifest import Entry, Manifest, Weight
 from specc.backends.naming import (
     PYTHON_RESERVED,
     Namer,
-    Step,
     candidates,
+    graph_steps,
     identifier,
     pascal_case,
     variable_names,
@@ -95,6 +95,7 @@ HELPERS = (
     "same_padding",
     "average_inside",
     "final_state",
+    "with_states",
     "PositionalEmbedding",
     "MultiheadAttention",
     "TransformerEncoder",
@@ -756,7 +757,7 @@ class LayerWriter:
         return Emission(f"{me}({x.var})", module, init, weights=[(f"{me}.weight", shape)])
 
     def _recurrent(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
-        layer, (x,), me = node.layer, ins, f"self.{attr}"
+        layer, (x, *initial), me = node.layer, ins, f"self.{attr}"
         features, units, gates = x.shape[-1], layer.units, layer.gates
         cls = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}[layer.kind]
         module = call(
@@ -792,9 +793,17 @@ class LayerWriter:
             if one_bias:
                 init.append(Line(f"{me}.bias_hh_l0{suffix}.requires_grad_(False)",
                                  "Keras has one bias here"))
+        # initial_state: [batch, units] each, as torch's (h_0, c_0) of [layers, batch, units]
+        starts = [f"{state.var}.unsqueeze(0)" for state in initial]
+        start = starts[0] if len(starts) == 1 else f"({', '.join(starts)})"
+        run = f"{me}({x.var}, {start})" if starts else f"{me}({x.var})"
+        if layer.return_state:  # the output and the final states, as Keras gives them
+            every_step = lit(layer.return_sequences)
+            return Emission(f"with_states({run}, every_step={every_step})", module, init,
+                            weights=weights)
         if layer.return_sequences:
-            return Emission(f"{me}({x.var})[0]", module, init, weights=weights)
-        return Emission(f"final_state({me}({x.var}))", module, init, weights=weights)
+            return Emission(f"{run}[0]", module, init, weights=weights)
+        return Emission(f"final_state({run})", module, init, weights=weights)
 
     def _projections(
         self, me: str, names: Sequence[str], layer, shapes, weights: list
@@ -986,11 +995,8 @@ class ClassBuilder:
         graph = self.graph
         named = any(node.output.label != node.id for node in graph.nodes)
         inputs = [(v.id, "x" if v.id == "in" and not named else v.label) for v in graph.inputs]
-        steps = [
-            Step(n.output.id, "x" if n.output.label == n.id else n.output.label, n.inputs)
-            for n in graph.nodes
-        ]
-        return variable_names(inputs, steps, graph.outputs, reserved=MODULE_NAMES)
+        return variable_names(inputs, graph_steps(graph.nodes), graph.outputs,
+                              reserved=MODULE_NAMES)
 
     def convert(self, value_id: str, layout: Layout) -> Held:
         """The value, permuted in its variable to `layout` first if it is held otherwise."""
@@ -1104,10 +1110,18 @@ class ClassBuilder:
         if isinstance(node, ir.BlockNode):
             emission, out_layout = self.module.block(node, attr, ins)
         else:
+            if node.reuses:  # a shared layer's later use calls the first use's module
+                attr = identifier(node.sharing.first)  # type: ignore[union-attr]
             emission = self.module.layers.emit(node, attr, ins)
             out_layout = ins[0].layout if need == "any" else need
         out = node.output
         held = Held(self.names[out.id], _layout(out_layout, out.shape), out.shape)
+        targets = ", ".join(self.names[value.id] for value in node.results)
+        for state in node.results[1:]:  # [batch, units]: no layout of their own
+            self.held[state.id] = Held(self.names[state.id], "last", state.shape)
+        if isinstance(node, ir.LayerNode) and node.reuses:
+            # Its module, initialization and penalties are the first use's; so are its weights.
+            emission = replace(emission, module=None, init=[], penalties=[], weights=[])
         if emission.module is not None:
             self.modules.append((attr, emission.module))
         self.init += emission.init
@@ -1120,7 +1134,10 @@ class ClassBuilder:
         if emission.expr == held.var:
             self.lines.append(Line("", f"{node.id}: {held.var} passes through {comment}"))
         else:
-            self.lines.append(Line(f"{held.var} = {emission.expr}", comment))
+            if len(node.results) > 1:
+                comment = ", ".join(shape_comment(v.shape, held.layout if v is out else "last")
+                                    for v in node.results)
+            self.lines.append(Line(f"{targets} = {emission.expr}", comment))
         self.held[out.id] = held
 
     def _inputs(self, value_ids: Sequence[str], need: Need) -> list[Held]:

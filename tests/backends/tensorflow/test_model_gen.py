@@ -27,6 +27,7 @@ from specc.layers import LAYERS
 from specc.parity.transfer import keras_to_torch, torch_to_keras
 
 from ..several_inputs import SEVERAL_INPUTS
+from ..torch.test_model_gen import SHARED, STATES
 from .conftest import import_source, load, model_spec
 
 RUFF = Path(sys.executable).with_name("ruff")
@@ -270,6 +271,9 @@ CASES: dict[str, str] = {
         """,
         blocks=BLOCKS + "block plain(filters) {\n conv2d(filters, 3, padding=same)\n relu()\n}",
     ),
+    # Shared layers, and recurrent layers' states (the PyTorch tests' specs).
+    "shared": SHARED,
+    "states": STATES,
     "python_names": model_spec(
         "input class: float[4]\ninput keras: float[4]",
         """
@@ -618,3 +622,21 @@ def test_the_model_saves_and_loads_with_its_helpers(frameworks, tmp_path) -> Non
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     tokens = random_inputs(model)
     assert_same_outputs(keras_outputs(loaded, tokens), keras_outputs(keras_model, tokens), "load")
+
+
+def test_a_shared_layer_is_built_once_into_a_variable_named_after_its_let(tmp_path) -> None:
+    source = render_model(load(tmp_path, CASES["shared"]))
+    assert source.count("layers.Conv2D(") == 1 and "    x = conv(left)" in source
+    assert "    x = conv(right)" in source and "    b = head(x)" in source
+    # weightless companions stay each use's own: the cropping after each transposed conv
+    assert 'name="conv2d_transpose_1_crop"' in source
+    assert 'name="conv2d_transpose_2_crop"' in source
+    hostile = model_spec("input x: float[4]\ninput keras: float[4]", """
+        let layers = dense(3)
+        a = x -> layers
+        b = keras -> layers
+        y = add(a, b)
+        """, "y")
+    source = render_model(load(tmp_path, hostile))
+    assert 'layers_ = layers.Dense(3, name="dense_1")' in source
+    assert "a = layers_(x)" in source and "b = layers_(keras_)" in source

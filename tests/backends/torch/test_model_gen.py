@@ -226,9 +226,49 @@ REPEATS = model_spec(
     blocks=BLOCKS,
 )
 
+# Shared layers: one module (one Keras layer object) at each use; a penalty, uneven padding,
+# a transposed convolution's cropping and a recurrent layer among them.
+SHARED = model_spec(
+    "input left: float[9, 9, 2]\ninput right: float[9, 9, 2]\ninput p: int[6]\ninput q: int[6]",
+    """
+    let conv = conv2d(4, 3, stride=2, padding=same, l2=0.01)
+    let up = conv2d_transpose(4, 3, stride=2, padding=1)
+    let head = dense(3, activation=relu)
+    let emb = embedding(20, 4)
+    let rnn = lstm(5)
+    a = left -> conv -> up -> global_avgpool2d() -> head
+    b = right -> conv -> up -> global_maxpool2d() -> head
+    s = p -> emb -> rnn
+    t = q -> emb -> rnn
+    y = add(a, b)
+    z = concat(s, t)
+    """,
+    "y, z",
+)
+
+# Recurrent layers' final states (return_state), one of them a shared layer's, and
+# decoders that start from them (initial_state).
+STATES = model_spec(
+    "input x: float[7, 3]\ninput w: float[7, 3]",
+    """
+    let enc = lstm(5, return_sequences=true, return_state=true)
+    seq, h, c = x -> enc
+    seq2, h2, c2 = w -> enc
+    last, g = x -> gru(4, return_state=true)
+    rs, r = x -> simple_rnn(3, return_state=true)
+    d = w -> lstm(5, initial_state=[h2, c2])
+    e = w -> gru(4, return_sequences=true, initial_state=g) -> flatten()
+    y = concat(h, c, h2, c2, g, last, r, rs, d, e)
+    z = add(seq, seq2)
+    """,
+    "y, z, c",
+)
+
 ALL_SPECS = {
     "several_inputs": SEVERAL_INPUTS,
     "repeats": REPEATS,
+    "shared": SHARED,
+    "states": STATES,
     "vision": VISION,
     "sequences": SEQUENCES,
     "volumes": VOLUMES,
@@ -752,3 +792,17 @@ def test_the_manifest_says_which_activations_forward_applies(tmp_path: Path) -> 
     assert by_kind["conv2d"].activation_outside == "F.relu(x)"
     assert by_kind["dense"].layout == "last"
     assert by_kind["flatten"].activation_outside is None
+
+
+def test_a_shared_layer_is_one_module_called_at_each_use(tmp_path: Path) -> None:
+    model = load(tmp_path, SHARED)
+    source = render_model(model)
+    assert source.count("nn.Conv2d(") == 1 and source.count("self.conv2d_1(") == 2
+    assert source.count("self.dense_1 = ") == 1 and source.count("self.dense_1(") == 2
+    assert "self.conv2d_2" not in source and "self.dense_2" not in source
+    # the penalty of the shared kernel counts once
+    assert source.count("self.conv2d_1.weight.square().sum()") == 1
+    # the later uses' manifest entries hold no weights: they are the first's
+    entries = {entry.node[-1]: entry for entry in model_gen.manifest(model).entries}
+    assert entries["conv2d_2"].name == "conv2d_1" and not entries["conv2d_2"].weights
+    assert entries["conv2d_1"].weights
