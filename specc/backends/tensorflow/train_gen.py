@@ -95,6 +95,9 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "device_comment": "auto: a GPU when TensorFlow sees one, else the CPU",
         "precision_comment": "auto: mixed bf16 on a GPU that has it, else fp32",
         "compile_comment": "XLA-compile the steps (jit_compile); auto: on a GPU only",
+        # train.py's --devices: the devices of one process
+        "devices_help": ("train on N devices of this process (MirroredStrategy): ",
+                         "the first N GPUs (default: all), or the CPU split in N (default: 1)"),
         "export_help": "do not write RUN/model.keras and RUN/saved_model",
         "checkpoint_format": "a NumPy archive (np.load)",
         "export_files": "model.keras and saved_model/ (a SavedModel)",

@@ -99,6 +99,8 @@ def train_context(model: ir.Model) -> dict[str, object]:
         "device_comment": "auto: CUDA when present, else the CPU",
         "precision_comment": "auto: bf16 autocast on CUDA when supported, else fp32",
         "compile_comment": "auto: torch.compile on CUDA only",
+        # train.py's --devices: the devices of one process
+        "devices_help": None,  # one process per GPU (torchrun), no --devices
         "export_help": "do not write RUN/model.pt2",
         "checkpoint_format": "a torch.save file",
         "export_files": "model.pt2 (torch.export)",
