@@ -222,21 +222,43 @@ def check_inputs(what: str, x) -> None:
             raise DataError(f"{what} has NaN or infinite values in input `{name}`")
 
 
-def split_indices(count: int, rng: np.random.Generator, validation: float,
-                  test: float) -> dict[str, np.ndarray]:
-    """Shuffled sample indices: the test part first, then the validation part, then the rest
-    to train on. A fraction above 0 holds out at least one sample; empty parts are left out."""
+def split_indices(count: int, rng: np.random.Generator, validation: float, test: float,
+                  classes: np.ndarray) -> dict[str, np.ndarray]:
+    """Sample indices, stratified by `classes` (one label per sample): the test part first,
+    then the validation part, then the rest to train on, each part holding every class in
+    the proportion the whole data does (within one sample). A fraction above 0 holds out at
+    least one sample; empty parts are left out."""
     n_test, n_val = held_out(count, test), held_out(count, validation)
     if n_test + n_val >= count:
         raise DataError(f"{count} samples are too few to hold out {n_val} for validation and "
                         f"{n_test} for test and still train on some")
-    order = rng.permutation(count)
+    order = stratified_order(classes, rng)
     parts = {"train": order[n_test + n_val:]}
     if n_val:
         parts["val"] = order[n_test:n_test + n_val]
     if n_test:
         parts["test"] = order[:n_test]
     return parts
+
+
+def stratified_order(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The samples in an order whose every prefix holds each class in proportion: each class
+    is shuffled, its i-th sample of n placed at (i + u) / n (u uniform in [0, 1), which
+    interleaves the classes at random), and the samples sorted by place."""
+    _, strata = np.unique(classes.reshape(len(classes), -1), axis=0, return_inverse=True)
+    strata = strata.reshape(-1)
+    place = np.empty(len(classes))
+    for stratum in range(strata.max() + 1):
+        members = rng.permutation(np.flatnonzero(strata == stratum))
+        place[members] = (np.arange(len(members)) + rng.random(len(members))) / len(members)
+    return np.argsort(place, kind="stable")
+
+
+def split_parts(count: int, labels, seed: int) -> dict[str, np.ndarray]:
+    """The indices of each part of the training file (split_indices), for `seed`,
+    stratified by the classes of output `dense_2`."""
+    classes = require_numbers(labels, "the labels of output `dense_2`")
+    return split_indices(count, np.random.default_rng(seed), VALIDATION, 0.0, classes)
 
 
 def sample_count(features, labels) -> int:
@@ -286,7 +308,7 @@ def load_splits(seed: int, data_path: str | None = None) -> tuple[dict[str, tupl
         with np.errstate(invalid="ignore", over="ignore"):
             count = sample_count(features, labels)
             sample_count(test_features, test_labels)
-            parts = split_indices(count, np.random.default_rng(seed), VALIDATION, 0.0)
+            parts = split_parts(count, labels, seed)
             preprocessing = {"class_names": class_names}
             splits = {
                 name: (prepare_inputs(take(features, index), preprocessing),

@@ -6,9 +6,10 @@ train.py runs once per process (the workers of TF_CONFIG, as `specc train --npro
 join() says which one this is. Every epoch's order is one permutation, the same in every
 process; the global batches are cut from it in turn and each process takes its equal part of
 each (the order padded to a multiple of the processes with its own first samples, as
-PyTorch's DistributedSampler pads). The main process (rank 0) alone prints and writes the
-run directory. Alone (no launcher), join() gives a Cluster of one process, and every
-function here leaves the run as it is.
+PyTorch's DistributedSampler pads). A process that trains on several devices
+(MirroredStrategy) splits its part among them the same way. The main process (rank 0) alone prints
+and writes the run directory. Alone (no launcher, one device), join() gives a Cluster of one
+process, and every function here leaves the run as it is.
 """
 
 import hashlib
@@ -27,11 +28,13 @@ COLLECTIVE_TIMEOUT_S = 60  # seconds a process waits for the others before it fa
 @dataclass(frozen=True)
 class Cluster:
     """The processes training together: `world_size` of them on `nodes` machines, this one
-    number `rank`; `strategy`, the tf.distribute strategy they train under."""
+    number `rank`, training on `devices` devices of its own; `strategy`, the tf.distribute
+    strategy they train under."""
 
     world_size: int = 1
     rank: int = 0
     nodes: int = 1
+    devices: int = 1
     strategy: object = None
 
     @property
@@ -39,39 +42,62 @@ class Cluster:
         """Whether this is the main process, the one that prints and writes the run."""
         return self.rank == 0
 
+    @property
+    def replicas(self):
+        """The model's copies that train together, each on its part of every global batch:
+        one per device of every process."""
+        return self.world_size * self.devices
+
     def batch_of_each(self, batch_size, batch_size_is):
         """Each process's batch: `batch_size` itself (per_process: the global batch is
         batch_size x world_size), or its share of `batch_size` (global), which the processes
-        must split evenly. Says which, when there are several."""
-        if self.world_size == 1:
-            return batch_size
-        if batch_size_is == "global":
-            if batch_size % self.world_size:
-                sys.exit(f"error: batch_size {batch_size} is the global batch (batch_size_is "
-                         f"= global), which {self.world_size} processes cannot split evenly")
-            batch_size //= self.world_size
-        print(f"{self.world_size} processes on {self.nodes} node(s): a global batch of "
-              f"{batch_size * self.world_size}, {batch_size} a process (batch_size_is = "
-              f"{batch_size_is})")
+        must split evenly (and its devices, its batch). Says which, when there are several."""
+        if self.world_size > 1:
+            if batch_size_is == "global":
+                if batch_size % self.world_size:
+                    sys.exit(f"error: batch_size {batch_size} is the global batch (batch_size_is "
+                             f"= global), which {self.world_size} processes cannot split evenly")
+                batch_size //= self.world_size
+            print(f"{self.world_size} processes on {self.nodes} node(s): a global batch of "
+                  f"{batch_size * self.world_size}, {batch_size} a process (batch_size_is = "
+                  f"{batch_size_is})")
+        if self.devices > 1:
+            if batch_size % self.devices:
+                sys.exit(f"error: batch_size {batch_size}, this process's batch, does not "
+                         f"split evenly over its {self.devices} devices: make it a multiple "
+                         f"of {self.devices}")
+            print(f"{self.devices} devices in one process (MirroredStrategy): a batch of "
+                  f"{batch_size}, {batch_size // self.devices} a device")
         return batch_size
 
     def share_size(self, size):
         """How many of an epoch's `size` samples each process takes."""
-        return math.ceil(size / self.world_size)
+        return math.ceil(size / self.replicas) * (self.replicas // self.world_size)
 
     def share_positions(self, size, batch_size):
         """The positions in an epoch's order (of `size` samples) that this process takes,
-        batch after batch of `batch_size`: each global batch is split in equal parts, and
-        this process takes part `rank`, so that the processes' gradients, averaged, are the
-        global batch's."""
+        batch after batch of `batch_size`: each global batch is split in equal parts, one a
+        replica, and this process takes those of its own replicas, so that the replicas'
+        gradients, averaged, are the global batch's."""
         positions = np.arange(size)
-        positions = np.concatenate((positions, positions[:-size % self.world_size]))
+        positions = np.concatenate((positions, positions[:-size % self.replicas]))
         global_batch = batch_size * self.world_size
+        own_replicas = self.replicas // self.world_size
         parts = []
         for start in range(0, len(positions), global_batch):
-            part = min(global_batch, len(positions) - start) // self.world_size
+            part = min(global_batch, len(positions) - start) // self.replicas * own_replicas
             parts.append(positions[start + self.rank * part:start + (self.rank + 1) * part])
         return np.concatenate(parts)
+
+
+def predict_alone(cluster):
+    """--predict under several processes: the main process predicts alone, as one process
+    would, and writes RUN/predictions.npz once; the others have nothing to do and end here,
+    with status 0, before they meet."""
+    if not cluster.main:
+        sys.exit(0)
+    print(f"--predict: rank 0 predicts alone, the other {cluster.world_size - 1} "
+          "process(es) end without predicting")
 
 
 def check_resume(position, path, cluster):
@@ -110,12 +136,15 @@ def check_same_weights(arrays, cluster):
     print(f"weights identical in the {cluster.world_size} processes (sha256 {digests[0]})")
 
 
-def join(device, grad_clip):
+def join(device, devices, clipped, predict):
     """The cluster TF_CONFIG names (the chief, if any, is rank 0), with this worker's
     strategy: with several workers a MultiWorkerMirroredStrategy, started before any other
     TensorFlow op and set as the default, so that every variable from then on (model,
     optimizer, loop) is mirrored on every worker; the others' prints sent nowhere. On a GPU
-    a worker takes the one of its LOCAL_RANK. Alone, TensorFlow's default strategy."""
+    a worker takes the one of its LOCAL_RANK. Alone, on several devices (`devices` of them:
+    the GPUs it sees, or the CPU split in as many), a MirroredStrategy over them, set the
+    same way; on one, TensorFlow's default strategy. To `predict`, the main process alone
+    goes on, on one device (predict_alone)."""
     try:
         tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
         addresses = tf_config.get("cluster", {})
@@ -124,8 +153,15 @@ def join(device, grad_clip):
         rank = int(task.get("index", 0)) + (task.get("type") == "worker" and "chief" in addresses)
     except (AttributeError, TypeError, ValueError) as error:
         sys.exit(f"error: TF_CONFIG is not a cluster description: {error}")
-    if len(tasks) <= 1:
+    if predict:
+        if len(tasks) > 1:
+            predict_alone(Cluster(world_size=len(tasks), rank=rank))
         return Cluster(strategy=tf.distribute.get_strategy())
+    if len(tasks) <= 1:
+        return one_process(device, devices, clipped)
+    if devices is not None:
+        sys.exit("error: --devices is for one process; each of TF_CONFIG's workers trains "
+                 "on one device (one worker per GPU)")
     if device.startswith("cuda"):  # one GPU per worker: its index on its machine
         gpus = tf.config.list_physical_devices("GPU")
         gpu_index = int(os.environ.get("LOCAL_RANK", "0"))
@@ -134,11 +170,7 @@ def join(device, grad_clip):
                      f"{len(gpus)} GPU(s): one worker per GPU")
         tf.config.set_visible_devices(gpus[gpu_index], "GPU")
         tf.config.experimental.set_memory_growth(gpus[gpu_index], True)
-    if grad_clip is not None:
-        # The optimizer's apply, where the norm is clipped, sees this worker's gradients
-        # before they are summed over the workers: the norm of the sum is never at hand.
-        sys.exit("error: grad_clip is not supported on several TensorFlow workers (each "
-                 "would clip its own gradients): train alone, or on PyTorch")
+    refuse_clipping(clipped, "workers")
     strategy = tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=tf.distribute.experimental.CommunicationOptions(
             timeout_seconds=COLLECTIVE_TIMEOUT_S))
@@ -149,35 +181,75 @@ def join(device, grad_clip):
     return Cluster(world_size=len(tasks), rank=rank, nodes=nodes, strategy=strategy)
 
 
+def one_process(device, devices, clipped):
+    """The cluster of this process alone, on `devices` devices (None: every GPU it sees, or
+    the CPU as one): with several, a MirroredStrategy over them (each GPU, or the CPU split
+    into as many logical devices, which share its cores: a test of the several-device code,
+    not a speed-up), set as the default before any TensorFlow op."""
+    if devices is not None and devices < 1:
+        sys.exit(f"error: --devices {devices}: expected a positive number of devices")
+    if device == "cpu":
+        count = devices or 1
+        if count > 1:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+        names = [logical.name for logical in tf.config.list_logical_devices("CPU")]
+    else:
+        names = [logical.name for logical in tf.config.list_logical_devices("GPU")]
+        count = devices or len(names)
+        if count > len(names):
+            sys.exit(f"error: --devices {count} asked for, but TensorFlow sees {len(names)} "
+                     f"GPU(s) on {device!r}")
+    if count == 1:
+        return Cluster(strategy=tf.distribute.get_strategy())
+    refuse_clipping(clipped, "devices")
+    strategy = tf.distribute.MirroredStrategy(names[:count])
+    tf.distribute.experimental_set_strategy(strategy)
+    return Cluster(devices=count, strategy=strategy)
+
+
+def refuse_clipping(clipped, replicas):
+    """End the program when the gradients are clipped: the optimizer's apply, where they are
+    clipped, sees each replica's gradients before they are summed, and the sum is never at
+    hand."""
+    if clipped:
+        sys.exit(f"error: grad_clip and grad_clip_value are not supported on several "
+                 f"TensorFlow {replicas} (each would clip its own gradients): train on one, "
+                 "or on PyTorch")
+
+
 def share(order, batch_size, cluster):
-    """This process's part of an epoch's `order` (Cluster.share_positions); alone, all."""
-    if cluster.world_size == 1:
+    """This process's part of an epoch's `order` (Cluster.share_positions); alone on one
+    device, all."""
+    if cluster.replicas == 1:
         return order
     return tf.gather(order, cluster.share_positions(len(order), batch_size))
 
 
 def sum_variable(initial):
-    """A variable of the loop's sums that each process adds its own samples to (in its own
-    copy), and whose value, read outside the step, is the sum over every process."""
+    """A variable of the loop's sums that each replica (process, or device of one) adds its
+    own samples to (in its own copy), and whose value, read outside the step, is the sum
+    over every replica."""
     return tf.Variable(initial, trainable=False,
                        synchronization=tf.VariableSynchronization.ON_READ,
                        aggregation=tf.VariableAggregation.SUM)
 
 
 def own_variable(initial):
-    """A variable each process keeps its own value of (the gradients it adds up)."""
+    """A variable each replica keeps its own value of (the gradients it adds up)."""
     return tf.Variable(initial, trainable=False,
                        synchronization=tf.VariableSynchronization.ON_READ)
 
 
 def on_every_process(cluster, traced):
-    """A decorator of the training step: with several processes, the step runs on every one,
-    each on its own batch, through the strategy (which sums their gradients), in one
-    `traced` function (the strategy's run called eagerly costs more than a small model's
-    step); alone, the step itself."""
+    """A decorator of the training step: with several replicas (processes, or devices of
+    one), the step runs on every one, each on its own batch (replica_part), through the
+    strategy (which sums their gradients), in one `traced` function (the strategy's run
+    called eagerly costs more than a small model's step); alone, the step itself."""
 
     def decorate(step):
-        if cluster.world_size == 1:
+        if cluster.replicas == 1:
             return step
 
         @traced
@@ -187,6 +259,17 @@ def on_every_process(cluster, traced):
         return every_process_step
 
     return decorate
+
+
+def replica_part(start, size, cluster):
+    """The part of the process's batch of `size` samples from `start` that this replica
+    trains on, inside the step: with several devices, the equal part of its index (the
+    batch holds as many equal parts, Cluster.share_positions); else all of it."""
+    if cluster.devices == 1:
+        return start, size
+    part = size // cluster.devices
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group % cluster.devices
+    return start + replica * part, part
 
 
 def every_process(numbers, cluster):

@@ -59,7 +59,7 @@ def write_sealed(path, archive, spec_hash):
 def read_sealed(path, spec_hash):
     """The bytes of the checkpoint at `path`, once its seal verifies them. A damaged file
     raises DamagedCheckpointError; a checkpoint of another backend, or of a network whose
-    spec hash is not `spec_hash`, ends the program."""
+    spec hash is not `spec_hash` (None: of any network), ends the program."""
     try:
         data = path.read_bytes()
         if not data:
@@ -78,7 +78,7 @@ def read_sealed(path, spec_hash):
     if backend != "tensorflow":
         sys.exit(f"error: {path} is a {backend} checkpoint, not this TensorFlow program's; "
                  "choose another --out")
-    if network != spec_hash:
+    if spec_hash is not None and network != spec_hash:
         sys.exit(f"error: {path} holds another network (spec hash {network}, this program's "
                  f"{spec_hash}); choose another --out")
     return data
@@ -158,6 +158,8 @@ def save_training_state(path, spec_hash, position, model, optimizer):
     `model` (the dropout layers' random state included), every variable of `optimizer`, and
     `position` (where the run is: epoch, step, schedule, best) as JSON."""
     arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
+    # their names (layer/variable), by which init_from matches another network's
+    arrays["variable_names"] = np.array([v.path for v in model.variables])
     arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
     arrays["position"] = np.array(json.dumps(position))
     archive = io.BytesIO()

@@ -21,6 +21,9 @@ device = "auto"  # auto: a GPU when TensorFlow sees one, else the CPU
 precision = "auto"  # auto: mixed bf16 on a GPU that has it, else fp32
 compile_model = "auto"  # XLA-compile the steps (jit_compile); auto: on a GPU only
 grad_clip = None  # max global gradient norm; None: no clipping
+# each gradient element clipped to [-grad_clip_value, grad_clip_value], before the norm;
+# None: no clipping
+grad_clip_value = None
 grad_accum = 1  # micro-batches per optimizer step
 # optimizer: adam (torch.optim's update: epsilon is added to the bias-corrected root of
 # the second moment, outside the square root)
@@ -35,7 +38,7 @@ monitor = "val_loss"  # its best epoch gives best.npz, which the test metrics us
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = "0ebef2e134a61301"  # a checkpoint of another network is not resumed
+spec_hash = "51a7ca0da9556d39"  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 2.89 KiB,
 # gradients 2.89 KiB, adam state 5.77 KiB, step scratch 4.12 KiB,
 # activations of a batch of 16 at fp32 7.44 KiB, activation gradients 2 KiB, data 7.03 KiB
@@ -116,12 +119,17 @@ class TorchAdam(keras.optimizers.Optimizer):
         self.v = [self.add_variable_from_reference(v, "v") for v in variables]
 
     def apply(self, grads, trainable_variables=None):
-        """Clip the gradients to a global norm of clip_norm the way
-        torch.nn.utils.clip_grad_norm_ does (Keras's global_clipnorm leaves out its 1e-6),
-        then update. An embedding's gradient (IndexedSlices: the rows looked up) is made
-        dense first: torch.optim updates every row, moments included, at every step."""
+        """Clip each gradient element to [-grad_clip_value, grad_clip_value] (the setting;
+        torch.nn.utils.clip_grad_value_), then the gradients to a global norm of clip_norm
+        the way torch.nn.utils.clip_grad_norm_ does (Keras's global_clipnorm leaves out its
+        1e-6), then update. An embedding's gradient (IndexedSlices: the rows looked up) is
+        made dense first: torch.optim updates every row, moments included, at every step."""
         grads = [tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad
                  for grad in grads]
+        if grad_clip_value is not None:
+            grads = [None if grad is None
+                     else tf.clip_by_value(grad, -grad_clip_value, grad_clip_value)
+                     for grad in grads]
         if self.clip_norm is not None:
             norm = tf.linalg.global_norm(grads)
             scale = tf.minimum(1.0, self.clip_norm / (norm + 1e-6))

@@ -217,6 +217,11 @@ def split_indices(count: int, rng: np.random.Generator, validation: float,
     return parts
 
 
+def split_parts(count: int, labels, seed: int) -> dict[str, np.ndarray]:
+    """The indices of each part of the data (split_indices), for `seed`."""
+    return split_indices(count, np.random.default_rng(seed), VALIDATION, TEST)
+
+
 def sample_count(features, labels) -> int:
     """How many samples the data holds: every array of features and labels has one row each."""
     counts = [len(part) for part in (*as_tuple(features), *as_tuple(labels))]
@@ -263,7 +268,7 @@ def load_splits(seed: int, data_path: str | None = None) -> tuple[dict[str, tupl
     try:
         with np.errstate(invalid="ignore", over="ignore"):
             count = sample_count(features, labels)
-            parts = split_indices(count, np.random.default_rng(seed), VALIDATION, TEST)
+            parts = split_parts(count, labels, seed)
             preprocessing = fit_preprocessing(take(features, parts["train"]))
             preprocessing["class_names"] = class_names
             splits = {

@@ -55,9 +55,10 @@ def check_device_name(name):
 
 def training_device(name):
     """"cpu", "cuda" or "cuda:N" for `name` (auto: a GPU when TensorFlow sees one), which
-    becomes the only device TensorFlow is shown, since it places work on the first GPU it
-    sees. A name other than auto, cpu, cuda or cuda:N raises ValueError; a GPU that is not
-    there ends the program here, in one line."""
+    becomes what TensorFlow is shown, since it places work on the first GPU it sees: none,
+    every GPU (cuda: processes.join trains on all of them, or picks a worker's own), or GPU
+    N alone. A name other than auto, cpu, cuda or cuda:N raises ValueError; a GPU that is
+    not there ends the program here, in one line."""
     gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
         name = "cuda" if gpus else "cpu"
@@ -68,8 +69,10 @@ def training_device(name):
     index = int(name.partition(":")[2] or 0)
     if index >= len(gpus):
         sys.exit(f"error: device {name!r} asked for, but TensorFlow sees {len(gpus)} GPU(s)")
-    tf.config.set_visible_devices(gpus[index], "GPU")
-    tf.config.experimental.set_memory_growth(gpus[index], True)  # take memory as needed
+    shown = gpus if name == "cuda" else [gpus[index]]
+    tf.config.set_visible_devices(shown, "GPU")
+    for gpu in shown:
+        tf.config.experimental.set_memory_growth(gpu, True)  # take memory as needed
     return name
 
 

@@ -21,6 +21,9 @@ device = "auto"  # auto: a GPU when TensorFlow sees one, else the CPU
 precision = "auto"  # auto: mixed bf16 on a GPU that has it, else fp32
 compile_model = "auto"  # XLA-compile the steps (jit_compile); auto: on a GPU only
 grad_clip = None  # max global gradient norm; None: no clipping
+# each gradient element clipped to [-grad_clip_value, grad_clip_value], before the norm;
+# None: no clipping
+grad_clip_value = None
 grad_accum = 1  # micro-batches per optimizer step
 # optimizer: sgd (torch.optim.SGD's update: the momentum buffer holds gradients, not steps)
 learning_rate = 0.05
@@ -34,7 +37,7 @@ monitor = "val_loss"  # its best epoch gives best.npz, which the test metrics us
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = "feaad79eeeef885a"  # a checkpoint of another network is not resumed
+spec_hash = "098f973dc2a7d793"  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 44 B,
 # gradients 44 B, sgd state 0 B, activations of a batch of 32 at fp32 1.38 KiB,
 # activation gradients 1.25 KiB, data 38 KiB
@@ -92,12 +95,17 @@ class TorchSGD(keras.optimizers.Optimizer):
             self.buffers = [self.add_variable_from_reference(v, "momentum") for v in variables]
 
     def apply(self, grads, trainable_variables=None):
-        """Clip the gradients to a global norm of clip_norm the way
-        torch.nn.utils.clip_grad_norm_ does (Keras's global_clipnorm leaves out its 1e-6),
-        then update. An embedding's gradient (IndexedSlices: the rows looked up) is made
-        dense first: torch.optim updates every row, moments included, at every step."""
+        """Clip each gradient element to [-grad_clip_value, grad_clip_value] (the setting;
+        torch.nn.utils.clip_grad_value_), then the gradients to a global norm of clip_norm
+        the way torch.nn.utils.clip_grad_norm_ does (Keras's global_clipnorm leaves out its
+        1e-6), then update. An embedding's gradient (IndexedSlices: the rows looked up) is
+        made dense first: torch.optim updates every row, moments included, at every step."""
         grads = [tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad
                  for grad in grads]
+        if grad_clip_value is not None:
+            grads = [None if grad is None
+                     else tf.clip_by_value(grad, -grad_clip_value, grad_clip_value)
+                     for grad in grads]
         if self.clip_norm is not None:
             norm = tf.linalg.global_norm(grads)
             scale = tf.minimum(1.0, self.clip_norm / (norm + 1e-6))

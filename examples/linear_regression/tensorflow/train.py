@@ -5,6 +5,7 @@ Its settings, loss, metrics, optimizer and schedule are in recipe.py: edit them 
 
     python train.py [--epochs N] [--max-steps N] [--device D] [--out RUN] [--resume]
                     [--data PATH] [--predict FILE.npz] [--no-export] [--max-memory SIZE]
+                    [--devices N]
 
 Writes into the run directory RUN: metrics.jsonl (a JSON line per epoch: epoch, loss,
 val_loss and val_<metric>, lr, time), checkpoints/ (checkpoints.py says what they hold),
@@ -12,11 +13,13 @@ tensorboard/ (TensorBoard's event files, when its writer can be imported: the va
 metrics.jsonl and the running loss, step/loss, by optimizer step),
 preprocessing.json (what --predict prepares inputs with), the trained model as
 model.keras and saved_model/ (a SavedModel), and last results.json (backend, device, epochs_run,
-train_samples_per_s, world_size, nodes, the best weights' test metrics). --resume continues from
-the newest intact checkpoint; --predict FILE.npz runs the best one on FILE's inputs (x, or
-one array per input name) into RUN/predictions.npz (y, or one array per output name).
+train_samples_per_s, world_size, nodes, replicas, the best weights' test metrics). --resume
+continues from the newest intact checkpoint; --predict FILE.npz runs the best one on FILE's
+inputs (x, or one array per input name) into RUN/predictions.npz (y, or one array per output
+name), in the main process alone when there are several.
 A terminal shows a progress bar per epoch when tqdm is installed; a log gets a line per epoch.
-It trains on several processes too (processes.py), rank 0 alone printing and writing RUN.
+It trains on several processes too (processes.py), rank 0 alone printing and writing RUN,
+and on several devices of one process (--devices, MirroredStrategy).
 """
 
 import argparse
@@ -56,6 +59,9 @@ parser.add_argument("--predict", type=Path, metavar="FILE.npz",
                     help="write RUN/predictions.npz for FILE's inputs instead of training")
 parser.add_argument("--no-export", action="store_true",
                     help="do not write RUN/model.keras and RUN/saved_model")
+parser.add_argument("--devices", type=int, metavar="N",
+                    help="train on N devices of this process (MirroredStrategy): "
+                    "the first N GPUs (default: all), or the CPU split in N (default: 1)")
 parser.add_argument("--max-memory", default=recipe.max_memory, metavar="SIZE",
                     help="refuse to train if memory_needed exceeds this (e.g. 2GB, 512MiB) "
                     "instead of the device's free memory")
@@ -75,12 +81,13 @@ try:
         devices.refuse_unless_it_fits(recipe.memory_needed, args.max_memory, device)
 except ValueError as error:  # a --device or --max-memory that names none
     parser.error(str(error))
-cluster = processes.join(device, recipe.grad_clip)  # several workers: their strategy
+clipped = recipe.grad_clip is not None or recipe.grad_clip_value is not None
+cluster = processes.join(device, args.devices, clipped, args.predict)  # their strategy
 precision = devices.training_precision(recipe.precision, device)  # and Keras's policy
 # XLA pays off on a GPU; on a CPU it costs more than it saves.
 on_gpu = device != "cpu"
 compile_model = on_gpu if recipe.compile_model == "auto" else recipe.compile_model
-compile_model = compile_model and cluster.world_size == 1  # not around workers' all-reduce
+compile_model = compile_model and cluster.replicas == 1  # not around replicas' all-reduce
 batch_size = cluster.batch_of_each(recipe.batch_size, recipe.batch_size_is)  # each process's
 keras.utils.set_random_seed(recipe.seed)  # Python, NumPy and TensorFlow: the initial weights
 
@@ -150,13 +157,14 @@ def train_step(epoch_inputs, epoch_targets, start, size, update):
     """Forward and backward on the batch of `size` samples from `start` of the epoch's
     shuffled data, then (when `update`) the optimizer step on the gradients of the last
     grad_accum batches. `size` and `update` are Python values: one trace per value."""
+    start, size = processes.replica_part(start, size, cluster)  # one device: all of it
     inputs = tuple(rows(x, start, size) for x in epoch_inputs)
     targets = tuple(rows(y, start, size) for y in epoch_targets)
     with tf.GradientTape() as tape:
         outputs = forward(inputs, training=True)
         loss = recipe.compute_loss(outputs, targets)
         # fp16: times the loss scale; the optimizer sums the processes' gradients
-        scaled = optimizer.scale_loss(loss / (recipe.grad_accum * cluster.world_size))
+        scaled = optimizer.scale_loss(loss / (recipe.grad_accum * cluster.replicas))
     gradients = tape.gradient(scaled, trainable)
     loss_sum.assign_add(tf.cast(loss, tf.float64) * tf.cast(tf.shape(targets[0])[0], tf.float64))
     if recipe.grad_accum == 1:
@@ -379,7 +387,7 @@ samples_per_s = (timed_samples / timed_seconds if timed_samples
                  else trained_samples / trained_seconds if trained_seconds else None)
 results = {"backend": "tensorflow", "device": device, "epochs_run": epochs_run,
            "train_samples_per_s": samples_per_s, "world_size": cluster.world_size,
-           "nodes": cluster.nodes, "test": test}
+           "nodes": cluster.nodes, "replicas": cluster.replicas, "test": test}
 results_path = run_dir / "results.json"
 results_path.unlink(missing_ok=True)  # written again once the export it describes exists
 

@@ -22,6 +22,9 @@ device = "auto"  # auto: CUDA when present, else the CPU
 precision = "auto"  # auto: bf16 autocast on CUDA when supported, else fp32
 compile_model = "auto"  # auto: torch.compile on CUDA only
 grad_clip = None  # max global gradient norm; None: no clipping
+# each gradient element clipped to [-grad_clip_value, grad_clip_value], before the norm;
+# None: no clipping
+grad_clip_value = None
 grad_accum = 1  # micro-batches per optimizer step
 # optimizer: adam (torch.optim's update: epsilon is added to the bias-corrected root of
 # the second moment, outside the square root)
@@ -36,7 +39,7 @@ monitor = "val_loss"  # its best epoch gives best.pt, which the test metrics use
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.pt
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = "05cbfafd6fab96b1"  # a checkpoint of another network is not resumed
+spec_hash = "a15aa5fa5f1e00b7"  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 124 B,
 # gradients 124 B, adam state 248 B, step scratch 248 B,
 # activations of a batch of 32 at fp32 3.88 KiB, activation gradients 3.75 KiB, data 138 KiB
@@ -87,6 +90,16 @@ def make_optimizer(model, fused=False):
         model.parameters(), lr=learning_rate, betas=(beta1, beta2), eps=epsilon,
         weight_decay=weight_decay, fused=fused,
     )
+
+
+def clip_gradients(parameters):
+    """Clip the gradients of `parameters` as the settings say: each element to
+    [-grad_clip_value, grad_clip_value], then all of them to a global norm of grad_clip."""
+    parameters = list(parameters)
+    if grad_clip_value is not None:
+        torch.nn.utils.clip_grad_value_(parameters, grad_clip_value)
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
 
 
 schedule_state = {}  # nothing to remember: the rate is a function of epoch and step

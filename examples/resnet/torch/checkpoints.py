@@ -61,7 +61,7 @@ def write_sealed(path, archive, spec_hash):
 def read_sealed(path, spec_hash):
     """The bytes of the checkpoint at `path`, once its seal verifies them. A damaged file
     raises DamagedCheckpointError; a checkpoint of another backend, or of a network whose
-    spec hash is not `spec_hash`, ends the program."""
+    spec hash is not `spec_hash` (None: of any network), ends the program."""
     try:
         data = path.read_bytes()
         if not data:
@@ -80,7 +80,7 @@ def read_sealed(path, spec_hash):
     if backend != "torch":
         sys.exit(f"error: {path} is a {backend} checkpoint, not this PyTorch program's; "
                  "choose another --out")
-    if network != spec_hash:
+    if spec_hash is not None and network != spec_hash:
         sys.exit(f"error: {path} holds another network (spec hash {network}, this program's "
                  f"{spec_hash}); choose another --out")
     return data

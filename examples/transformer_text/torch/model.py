@@ -25,31 +25,33 @@ class PositionalEmbedding(nn.Module):
 
 
 class MultiheadAttention(nn.Module):
-    """Self-attention as Keras's MultiHeadAttention computes it: each of `heads` heads projects
-    the features to `key_dim` queries, keys and values (with biases), and the heads'
-    concatenation projects back to the features. Unlike nn.MultiheadAttention, `key_dim` need
-    not be features / heads.
+    """Attention as Keras's MultiHeadAttention computes it: each of `heads` heads projects the
+    query's features to `key_dim` queries, the key's (`kdim`, the query's unless given) to
+    `key_dim` keys and the value's (`vdim`) to `key_dim` values, with biases, and the heads'
+    concatenation projects back to the query's features. Unlike nn.MultiheadAttention,
+    `key_dim` need not be features / heads. Called as nn.MultiheadAttention is: (query,
+    key, value), all three x for self-attention.
 
-    Weight layout, for copying to Keras: query/key/value.weight [heads * key_dim, features] is
-    the transpose of Keras's [features, heads, key_dim] kernel, flattened; output.weight
+    Weight layout, for copying to Keras: query/key/value.weight [heads * key_dim, in] is
+    the transpose of Keras's [in, heads, key_dim] kernel, flattened; output.weight
     [features, heads * key_dim] the transpose of its [heads, key_dim, features] kernel.
     """
 
-    def __init__(self, features, heads, key_dim, dropout=0.0, causal=False):
+    def __init__(self, features, heads, key_dim, dropout=0.0, causal=False, kdim=None, vdim=None):
         super().__init__()
         self.heads, self.key_dim = heads, key_dim
         self.dropout, self.causal = dropout, causal
         self.query = nn.Linear(features, heads * key_dim)
-        self.key = nn.Linear(features, heads * key_dim)
-        self.value = nn.Linear(features, heads * key_dim)
+        self.key = nn.Linear(kdim or features, heads * key_dim)
+        self.value = nn.Linear(vdim or features, heads * key_dim)
         self.output = nn.Linear(heads * key_dim, features)
 
-    def forward(self, x):
-        batch, time, _ = x.shape
+    def forward(self, query, key, value):
+        batch, time = query.shape[:2]
         # Each projection [B, T, heads * key_dim] -> [B, heads, T, key_dim].
         q, k, v = (
-            project(x).view(batch, time, self.heads, self.key_dim).transpose(1, 2)
-            for project in (self.query, self.key, self.value)
+            project(x).view(batch, x.shape[1], self.heads, self.key_dim).transpose(1, 2)
+            for project, x in ((self.query, query), (self.key, key), (self.value, value))
         )
         # softmax(q k^T / sqrt(key_dim)) v, with dropout on the attention weights.
         y = F.scaled_dot_product_attention(
@@ -82,10 +84,11 @@ class TransformerEncoder(nn.Module):
 
     def forward(self, x):
         if self.norm_first:
-            x = x + self.dropout(self.attention(self.norm1(x)))
+            h = self.norm1(x)
+            x = x + self.dropout(self.attention(h, h, h))
             x = x + self.dropout(self._feed_forward(self.norm2(x)))
         else:
-            x = self.norm1(x + self.dropout(self.attention(x)))
+            x = self.norm1(x + self.dropout(self.attention(x, x, x)))
             x = self.norm2(x + self.dropout(self._feed_forward(x)))
         return x
 

@@ -6,9 +6,9 @@ train.py runs once per process (started by torchrun, as `specc train --nproc N` 
 join() says which one this is. Every epoch's order is one permutation, the same in every
 process; the global batches are cut from it in turn and each process takes its equal part of
 each (the order padded to a multiple of the processes with its own first samples, as
-PyTorch's DistributedSampler pads). The main process (rank 0) alone prints and writes the
-run directory. Alone (no launcher), join() gives a Cluster of one process, and every
-function here leaves the run as it is.
+PyTorch's DistributedSampler pads). The main process (rank 0) alone prints
+and writes the run directory. Alone (no launcher), join() gives a Cluster of one
+process, and every function here leaves the run as it is.
 """
 
 import hashlib
@@ -40,39 +40,55 @@ class Cluster:
         """Whether this is the main process, the one that prints and writes the run."""
         return self.rank == 0
 
+    @property
+    def replicas(self):
+        """The model's copies that train together, each on its part of every global batch:
+        one per process."""
+        return self.world_size
+
     def batch_of_each(self, batch_size, batch_size_is):
         """Each process's batch: `batch_size` itself (per_process: the global batch is
         batch_size x world_size), or its share of `batch_size` (global), which the processes
         must split evenly. Says which, when there are several."""
-        if self.world_size == 1:
-            return batch_size
-        if batch_size_is == "global":
-            if batch_size % self.world_size:
-                sys.exit(f"error: batch_size {batch_size} is the global batch (batch_size_is "
-                         f"= global), which {self.world_size} processes cannot split evenly")
-            batch_size //= self.world_size
-        print(f"{self.world_size} processes on {self.nodes} node(s): a global batch of "
-              f"{batch_size * self.world_size}, {batch_size} a process (batch_size_is = "
-              f"{batch_size_is})")
+        if self.world_size > 1:
+            if batch_size_is == "global":
+                if batch_size % self.world_size:
+                    sys.exit(f"error: batch_size {batch_size} is the global batch (batch_size_is "
+                             f"= global), which {self.world_size} processes cannot split evenly")
+                batch_size //= self.world_size
+            print(f"{self.world_size} processes on {self.nodes} node(s): a global batch of "
+                  f"{batch_size * self.world_size}, {batch_size} a process (batch_size_is = "
+                  f"{batch_size_is})")
         return batch_size
 
     def share_size(self, size):
         """How many of an epoch's `size` samples each process takes."""
-        return math.ceil(size / self.world_size)
+        return math.ceil(size / self.replicas) * (self.replicas // self.world_size)
 
     def share_positions(self, size, batch_size):
         """The positions in an epoch's order (of `size` samples) that this process takes,
-        batch after batch of `batch_size`: each global batch is split in equal parts, and
-        this process takes part `rank`, so that the processes' gradients, averaged, are the
-        global batch's."""
+        batch after batch of `batch_size`: each global batch is split in equal parts, one a
+        replica, and this process takes those of its own replicas, so that the replicas'
+        gradients, averaged, are the global batch's."""
         positions = np.arange(size)
-        positions = np.concatenate((positions, positions[:-size % self.world_size]))
+        positions = np.concatenate((positions, positions[:-size % self.replicas]))
         global_batch = batch_size * self.world_size
+        own_replicas = self.replicas // self.world_size
         parts = []
         for start in range(0, len(positions), global_batch):
-            part = min(global_batch, len(positions) - start) // self.world_size
+            part = min(global_batch, len(positions) - start) // self.replicas * own_replicas
             parts.append(positions[start + self.rank * part:start + (self.rank + 1) * part])
         return np.concatenate(parts)
+
+
+def predict_alone(cluster):
+    """--predict under several processes: the main process predicts alone, as one process
+    would, and writes RUN/predictions.npz once; the others have nothing to do and end here,
+    with status 0, before they meet."""
+    if not cluster.main:
+        sys.exit(0)
+    print(f"--predict: rank 0 predicts alone, the other {cluster.world_size - 1} "
+          "process(es) end without predicting")
 
 
 def check_resume(position, path, cluster):
@@ -111,15 +127,19 @@ def check_same_weights(arrays, cluster):
     print(f"weights identical in the {cluster.world_size} processes (sha256 {digests[0]})")
 
 
-def join(device):
+def join(device, predict):
     """The cluster torchrun started this process in (WORLD_SIZE, RANK, LOCAL_RANK), and the
     device it trains on: with several processes, the process group joined (gloo on the CPU,
-    NCCL on CUDA: one GPU a process) and the others' prints sent nowhere."""
+    NCCL on CUDA: one GPU a process) and the others' prints sent nowhere. To `predict`, the
+    main process alone goes on (predict_alone)."""
     cluster = Cluster(world_size=int(os.environ.get("WORLD_SIZE", "1")),
                       rank=int(os.environ.get("RANK", "0")),
                       nodes=int(os.environ.get("GROUP_WORLD_SIZE", "1")))  # torchrun's agents
     if cluster.world_size == 1:
         return cluster, device
+    if predict:
+        predict_alone(cluster)
+        return Cluster(), device
     on_cuda = device.type == "cuda"
     if on_cuda and device.index is None:  # one GPU per process, picked by torchrun
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -176,7 +196,9 @@ def every_process(value, cluster):
 
 
 def leave(cluster):
-    """Leave the process group: the processes are done with each other."""
+    """Leave the process group once every process is done with the others (a barrier: none
+    leaves while another's last collective is under way)."""
+    dist.barrier()
     dist.destroy_process_group()
 
 

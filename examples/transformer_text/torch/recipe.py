@@ -23,6 +23,9 @@ device = "auto"  # auto: CUDA when present, else the CPU
 precision = "auto"  # auto: bf16 autocast on CUDA when supported, else fp32
 compile_model = "auto"  # auto: torch.compile on CUDA only
 grad_clip = 1.0  # max global gradient norm; None: no clipping
+# each gradient element clipped to [-grad_clip_value, grad_clip_value], before the norm;
+# None: no clipping
+grad_clip_value = None
 grad_accum = 1  # micro-batches per optimizer step
 # optimizer: adamw (torch.optim's update: epsilon is added to the bias-corrected root of
 # the second moment, outside the square root)
@@ -40,7 +43,7 @@ monitor = "val_loss"  # its best epoch gives best.pt, which the test metrics use
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.pt
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = "6606e20687387f92"  # a checkpoint of another network is not resumed
+spec_hash = "42514c142f7b1259"  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 5.31 MiB,
 # gradients 5.31 MiB, adamw state 10.6 MiB, step scratch 9.77 MiB,
 # activations of a batch of 64 at fp32 379 MiB, activation gradients 3.12 MiB, data 153 MiB
@@ -81,6 +84,16 @@ def make_optimizer(model, fused=False):
         model.parameters(), lr=learning_rate, betas=(beta1, beta2), eps=epsilon,
         weight_decay=weight_decay, fused=fused,
     )
+
+
+def clip_gradients(parameters):
+    """Clip the gradients of `parameters` as the settings say: each element to
+    [-grad_clip_value, grad_clip_value], then all of them to a global norm of grad_clip."""
+    parameters = list(parameters)
+    if grad_clip_value is not None:
+        torch.nn.utils.clip_grad_value_(parameters, grad_clip_value)
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
 
 
 schedule_state = {}  # nothing to remember: the rate is a function of epoch and step

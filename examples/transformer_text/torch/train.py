@@ -12,9 +12,10 @@ tensorboard/ (TensorBoard's event files, when its writer can be imported: the va
 metrics.jsonl and the running loss, step/loss, by optimizer step),
 preprocessing.json (what --predict prepares inputs with), the trained model as
 model.pt2 (torch.export), and last results.json (backend, device, epochs_run,
-train_samples_per_s, world_size, nodes, the best weights' test metrics). --resume continues from
-the newest intact checkpoint; --predict FILE.npz runs the best one on FILE's inputs (x, or
-one array per input name) into RUN/predictions.npz (y, or one array per output name).
+train_samples_per_s, world_size, nodes, replicas, the best weights' test metrics). --resume
+continues from the newest intact checkpoint; --predict FILE.npz runs the best one on FILE's
+inputs (x, or one array per input name) into RUN/predictions.npz (y, or one array per output
+name), in the main process alone when there are several.
 A terminal shows a progress bar per epoch when tqdm is installed; a log gets a line per epoch.
 It trains on several processes too (processes.py), rank 0 alone printing and writing RUN.
 """
@@ -76,7 +77,7 @@ try:
         devices.refuse_unless_it_fits(recipe.memory_needed, args.max_memory, device)
 except ValueError as error:  # a --device or --max-memory that names none
     parser.error(str(error))
-cluster, device = processes.join(device)  # several processes: one device each
+cluster, device = processes.join(device, args.predict)  # several processes: one device each
 on_cuda = device.type == "cuda"
 precision = devices.training_precision(recipe.precision, device)
 amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -267,9 +268,9 @@ for epoch in range(start_epoch, epochs):
         lr = recipe.learning_rate_at(epoch, step, steps_per_epoch, total_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        if recipe.grad_clip is not None:
+        if recipe.grad_clip is not None or recipe.grad_clip_value is not None:
             scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            recipe.clip_gradients(model.parameters())
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
@@ -338,8 +339,8 @@ for epoch in range(start_epoch, epochs):
 
 if cluster.world_size > 1:  # their weights compared, then the main process alone goes on
     processes.check_same_weights(processes.weight_arrays(model), cluster)
+    running_model = compiled_model = model  # DDP's wrapper would still talk to the group
     processes.leave(cluster)
-    compiled_model = model  # DDP's wrapper would still talk to the group
     if not cluster.main:
         sys.exit(0)
     timed_samples *= cluster.world_size  # every process trained as many samples as this one
@@ -357,7 +358,7 @@ samples_per_s = (timed_samples / timed_seconds if timed_samples
                  else trained_samples / trained_seconds if trained_seconds else None)
 results = {"backend": "torch", "device": str(device), "epochs_run": epochs_run,
            "train_samples_per_s": samples_per_s, "world_size": cluster.world_size,
-           "nodes": cluster.nodes, "test": test}
+           "nodes": cluster.nodes, "replicas": cluster.replicas, "test": test}
 results_path = run_dir / "results.json"
 results_path.unlink(missing_ok=True)  # written again once the export it describes exists
 
