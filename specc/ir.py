@@ -34,6 +34,9 @@ class Value(Frozen):
     label: str
     shape: Shape
     dtype: DType
+    # Whether it carries a padding mask (`specc/layers/masking.py`): a sequence whose steps
+    # an `embedding(mask_zero=true)` marked as padding where its token id was 0.
+    masked: bool = False
 
 
 class LayerNode(Frozen):

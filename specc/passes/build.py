@@ -21,6 +21,7 @@ from specc.backends.registry import BACKEND_NAMES
 from specc.errors import Diagnostic, Diagnostics, ShapeError, Span, SpecError
 from specc.layers import FRAMEWORK_LAYER_NAMES, LAYERS
 from specc.layers.base import Layer, ParamCount
+from specc.layers.masking import output_masked
 from specc.limits import MAX_COUNT, MAX_LAYERS, MAX_NESTING
 from specc.passes.bind import bind, lookup, match_arguments, plural, suggest
 from specc.passes.evaluate import CallValue, Env, evaluate, evaluate_call, evaluate_count, show
@@ -249,6 +250,7 @@ class GraphBuilder:
         try:
             shape = layer.output_shape(shapes)
             params = {backend: layer.params(shapes, backend) for backend in BACKEND_NAMES}
+            masked = output_masked(layer, shapes, [v.masked for v in inputs])
         except ShapeError as error:
             self.report(Diagnostic(f"{name}: {error}", span))
             return POISON
@@ -264,7 +266,7 @@ class GraphBuilder:
         node_id = self.new_id(name)
         dtype = inputs[0].dtype if layer.produces == "same" else "float32"
         output = ir.Value.model_construct(
-            id=node_id, label=label or node_id, shape=tuple(shape), dtype=dtype
+            id=node_id, label=label or node_id, shape=tuple(shape), dtype=dtype, masked=masked
         )
         self.nodes.append(
             ir.LayerNode.model_construct(
@@ -298,6 +300,16 @@ class GraphBuilder:
                 Diagnostic(f"block `{block.name}` takes one input (got {len(inputs)})", call.span)
             )
             return POISON
+        if inputs[0].masked:
+            self.report(
+                Diagnostic(
+                    f"block `{block.name}` cannot take the masked sequence "
+                    f"`{inputs[0].label}`: a padding mask does not enter blocks (expected a "
+                    "value without mask_zero padding, got a masked one)",
+                    call.span,
+                )
+            )
+            return POISON
         try:
             args = _bind_block_args(block, evaluate_call(call, self.env), self.scope)
         except SpecError as error:
@@ -315,6 +327,16 @@ class GraphBuilder:
         child.used_ids.add("in")
         outputs = child.build_body(block.body, [body_input], result_name="out")
         if outputs is None:
+            return POISON
+        if outputs[0].masked:
+            self.report(
+                Diagnostic(
+                    f"block `{block.name}` returns a masked sequence: a padding mask does not "
+                    "leave blocks (expected its output to have no mask_zero padding, got a "
+                    "masked one)",
+                    call.span,
+                )
+            )
             return POISON
         body = ir.Graph.model_construct(
             inputs=(body_input,), nodes=tuple(child.nodes), outputs=tuple(o.id for o in outputs)

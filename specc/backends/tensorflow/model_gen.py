@@ -632,7 +632,12 @@ class LayerWriter:
         init = unless(layer.init, "uniform")
         site.holds("embeddings", (layer.vocab, layer.dim))
         embedding = self.layer(
-            site, "layers.Embedding", layer.vocab, layer.dim, embeddings_initializer=init
+            site,
+            "layers.Embedding",
+            layer.vocab,
+            layer.dim,
+            embeddings_initializer=init,
+            mask_zero=unless(layer.mask_zero, False),
         )
         return [embedding]
 
@@ -656,6 +661,9 @@ class LayerWriter:
         args = arguments(
             layer.units,
             return_sequences=unless(layer.return_sequences, False),
+            go_backwards=unless(layer.go_backwards, False),
+            dropout=unless(layer.dropout, 0.0),
+            recurrent_dropout=unless(layer.recurrent_dropout, 0.0),
             kernel_initializer=unless(layer.init, "glorot_uniform"),
             recurrent_initializer=unless(layer.recurrent_init, "orthogonal"),
             bias_initializer=unless(layer.bias_init, "zeros"),

@@ -94,6 +94,10 @@ HELPERS = (
     "same_padding",
     "average_inside",
     "final_state",
+    "recurrent_steps",
+    "SteppedRNN",
+    "SteppedLSTM",
+    "SteppedGRU",
     "PositionalEmbedding",
     "MultiheadAttention",
     "TransformerEncoder",
@@ -101,6 +105,7 @@ HELPERS = (
 )
 # Helpers that use other helpers.
 HELPER_NEEDS = {
+    **{f"Stepped{cls}": ("recurrent_steps",) for cls in ("RNN", "LSTM", "GRU")},
     "TransformerEncoder": ("MultiheadAttention",),
     "variance_scaling_": ("truncated_normal_",),
 }
@@ -251,11 +256,13 @@ def _fan(mode: str, fans: tuple[int, int]) -> float:
 
 @dataclass(frozen=True)
 class Held:
-    """A value as `forward` holds it: in which variable, in which layout."""
+    """A value as `forward` holds it: in which variable, in which layout, and the variable of
+    its padding mask when the IR says it carries one ([batch, time], False at padding)."""
 
     var: str
     layout: Layout
     shape: Shape
+    mask: str | None = None
 
 
 @dataclass
@@ -665,6 +672,11 @@ class LayerWriter:
         (x,) = ins
         dims = spatial_dims(len(x.shape), x.layout)
         reduce = "amax" if node.layer.op == "max" else "mean"
+        if x.mask is not None:  # global_avgpool1d: the mean of the real steps only
+            real = f"{x.mask}.unsqueeze({2 if x.layout == 'last' else 1})"
+            return Emission(
+                f"torch.where({real}, {x.var}, 0.0).sum(dim={dims[0]}) / {real}.sum(dim={dims[0]})"
+            )
         return Emission(call(f"{x.var}.{reduce}", dim=axes(dims) if len(dims) > 1 else dims[0]))
 
     def _upsample(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
@@ -737,6 +749,11 @@ class LayerWriter:
         layer, (x,), me = node.layer, ins, f"self.{attr}"
         features, units, gates = x.shape[-1], layer.units, layer.gates
         cls = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}[layer.kind]
+        # Masks and these options need Keras's step loop (the module's forward then), over
+        # the weights of the framework's own layer.
+        stepped = x.mask is not None or layer.has_options
+        if stepped:
+            cls = cls.replace("nn.", "Stepped")
         module = call(
             cls, features, units, batch_first=True, bidirectional=unless(layer.bidirectional, False)
         )
@@ -770,6 +787,17 @@ class LayerWriter:
             if one_bias:
                 init.append(Line(f"{me}.bias_hh_l0{suffix}.requires_grad_(False)",
                                  "Keras has one bias here"))
+        if stepped:
+            steps = call(
+                me,
+                Code(x.var),
+                *(() if x.mask is None else (Code(x.mask),)),
+                return_sequences=unless(layer.return_sequences, False),
+                go_backwards=unless(layer.go_backwards, False),
+                dropout=unless(layer.dropout, 0.0),
+                recurrent_dropout=unless(layer.recurrent_dropout, 0.0),
+            )
+            return Emission(steps, module, init, weights=weights)
         if layer.return_sequences:
             return Emission(f"{me}({x.var})[0]", module, init, weights=weights)
         return Emission(f"final_state({me}({x.var}))", module, init, weights=weights)
@@ -880,6 +908,7 @@ class ClassBuilder:
         self.entries: list[Entry] = []  # the manifest of this graph's layer nodes
         self.names = self._variable_names()
         self.attributes = Namer()  # the names of this class's ModuleLists
+        self.masks: list[str] = []  # the variables of padding masks in `forward`
         self.params = tuple(self.names[v.id] for v in graph.inputs)
         for value, layout in zip(graph.inputs, input_layouts, strict=True):
             self.held[value.id] = Held(
@@ -904,7 +933,7 @@ class ClassBuilder:
         rank = len(held.shape)
         if held.layout == layout or rank < 2:
             return held
-        converted = Held(held.var, layout, held.shape)
+        converted = replace(held, layout=layout)
         order = ", ".join(map(str, to_layout(layout, rank)))
         note = "channels-first" if layout == "first" else "channels-last"
         self.lines.append(
@@ -940,8 +969,9 @@ class ClassBuilder:
             return False
         attrs = [identifier(n.id) for n in run]
         emissions = []
+        mask = first_in.mask  # a repeat that keeps the mask keeps its input's
         for node, attr in zip(run, attrs, strict=True):
-            held = Held(var, _layout(layout, node.output.shape), node.output.shape)
+            held = Held(var, _layout(layout, node.output.shape), node.output.shape, mask)
             emission, out_layout = self._emission(node, attr, [held])
             if out_layout != layout:
                 return False
@@ -963,7 +993,7 @@ class ClassBuilder:
             zip(run, attrs, emissions, strict=True)
         ):
             out = node.output
-            held = Held(var, _layout(layout, out.shape), out.shape)
+            held = Held(var, _layout(layout, out.shape), out.shape, mask if out.masked else None)
             name = f"{holder}.{position}"
             # regularization() reaches the kernels of each repeat through the list.
             self.penalties += [
@@ -1013,7 +1043,8 @@ class ClassBuilder:
             emission = self.module.layers.emit(node, attr, ins)
             out_layout = ins[0].layout if need == "any" else need
         out = node.output
-        held = Held(self.names[out.id], _layout(out_layout, out.shape), out.shape)
+        mask = self._mask(node, ins)
+        held = Held(self.names[out.id], _layout(out_layout, out.shape), out.shape, mask)
         if emission.module is not None:
             self.modules.append((attr, emission.module))
         self.init += emission.init
@@ -1028,6 +1059,30 @@ class ClassBuilder:
         else:
             self.lines.append(Line(f"{held.var} = {emission.expr}", comment))
         self.held[out.id] = held
+
+    def _mask(self, node: ir.Node, ins: list[Held]) -> str | None:
+        """The variable of the padding mask of `node`'s output, when the IR says it carries
+        one: made from the token ids by a masking embedding, else its inputs' (where several
+        masks meet in a merge, a new one where all of them are True)."""
+        if not node.output.masked:
+            return None
+        if isinstance(node, ir.LayerNode) and node.layer.kind == "embedding":
+            mask = self._mask_variable()
+            self.lines.append(Line(f"{mask} = {ins[0].var} != 0", "False at padding (id 0)"))
+            return mask
+        masks = list(dict.fromkeys(x.mask for x in ins if x.mask is not None))
+        if len(masks) == 1:
+            return masks[0]
+        mask = self._mask_variable()
+        self.lines.append(Line(f"{mask} = {' & '.join(masks)}", "real where every input is"))
+        return mask
+
+    def _mask_variable(self) -> str:
+        """A new variable for a padding mask: `mask`, then `mask_2`..., clear of the spec's."""
+        taken = set(self.names.values()) | MODULE_NAMES | set(self.masks)
+        name = next(c for c in candidates("mask", PYTHON_RESERVED) if c not in taken)
+        self.masks.append(name)
+        return name
 
     def _inputs(self, value_ids: Sequence[str], need: Need) -> list[Held]:
         if need == "any":
@@ -1269,7 +1324,11 @@ POSITIONAL = {
     **{f"nn.BatchNorm{n}d": ("num_features",) for n in (1, 2, 3)},
     "nn.LayerNorm": ("features",),
     "nn.Embedding": ("vocab", "dim"),
-    **{f"nn.{cls}": ("input_size", "hidden_size") for cls in ("RNN", "LSTM", "GRU")},
+    **{
+        f"{prefix}{cls}": ("input_size", "hidden_size")
+        for prefix in ("nn.", "Stepped")
+        for cls in ("RNN", "LSTM", "GRU")
+    },
     "nn.Dropout": ("rate",),
     **{f"nn.{op}Pool{n}d": ("kernel_size",) for op in ("Max", "Avg") for n in (1, 2, 3)},
     "F.pad": ("x", "padding"),

@@ -1,0 +1,83 @@
+"""Which values carry a padding mask, decided once here for both backends.
+
+`embedding(..., mask_zero=true)` marks token id 0 as padding. As in Keras, the mask travels
+with the value through the layers that keep the time axis and pass it on, is honoured by the
+layers that read it (a recurrent layer keeps its state over padded steps; global average
+pooling leaves them out), and stops at every other layer, which computes on the padded steps
+as on any other (Keras drops it there too: flatten, convolutions, pooling, reshapes...).
+Layers whose Keras form would compute something else under a mask, that this compiler does
+not reproduce, are refused.
+"""
+
+from specc.errors import ShapeError
+from specc.layers.base import Layer, Shape
+
+# Kinds that keep the time axis and pass the mask on unchanged (Keras's supports_masking).
+KEEPS = frozenset(
+    {
+        "dense",
+        "dropout",
+        "spatial_dropout1d",
+        "gaussian_noise",
+        "gaussian_dropout",
+        "alpha_dropout",
+        "identity",
+        "relu",
+        "gelu",
+        "sigmoid",
+        "tanh",
+        "silu",
+        "elu",
+        "leaky_relu",
+        "softplus",
+        "softsign",
+        "selu",
+        "mish",
+        "hard_sigmoid",
+        "hard_swish",
+        "exponential",
+        "layernorm",
+    }
+)
+# Merges: the mask of the output is where every masked input is unpadded (Keras ANDs them).
+MERGES = frozenset({"add", "subtract", "multiply", "average", "maximum", "minimum", "concat"})
+# Kinds that read the mask: the recurrent layers pass it on with return_sequences.
+READS = frozenset({"simple_rnn", "lstm", "gru", "global_avgpool1d"})
+# Kinds whose Keras form computes otherwise under a mask: why each is refused.
+REFUSED = {
+    "batchnorm": "Keras leaves padded steps out of its batch statistics",
+    "softmax": "Keras applies the [batch, time] mask along the softmax's axis",
+    "multihead_attention": "masked attention is not supported yet",
+    "transformer_encoder": "masked attention is not supported yet",
+}
+
+
+def output_masked(layer: Layer, inputs: list[Shape], masked: list[bool]) -> bool:
+    """Whether `layer`'s output carries the mask, given which of its inputs do; ShapeError
+    for a layer that cannot take a masked input."""
+    if layer.kind == "embedding" and layer.mask_zero:  # type: ignore[attr-defined]
+        if len(inputs[0]) != 1:
+            raise ShapeError(
+                f"mask_zero needs a [time] sequence of token ids (expected rank 1, got "
+                f"rank {len(inputs[0])})"
+            )
+        return True
+    if not any(masked):
+        return False
+    if layer.kind in REFUSED:
+        raise ShapeError(
+            f"cannot take a masked sequence: {REFUSED[layer.kind]} (expected an input "
+            f"without mask_zero padding, got one)"
+        )
+    if layer.kind in KEEPS:
+        return True
+    if layer.kind in MERGES:
+        if layer.kind == "concat" and layer.axis not in (-1, len(inputs[0])):  # type: ignore[attr-defined]
+            raise ShapeError(
+                "cannot join masked sequences along their time axis (expected axis=-1, got "
+                f"axis={layer.axis})"  # type: ignore[attr-defined]
+            )
+        return True
+    if layer.kind in READS:
+        return bool(getattr(layer, "return_sequences", False))
+    return False
