@@ -148,6 +148,15 @@ class Recurrent(Layer):
     def output_shape(self, inputs: list[Shape]) -> Shape:
         shape = inputs[0]
         sequence_features(self.kind, shape)
+        if self.go_backwards and self.bidirectional:
+            raise ShapeError(
+                mismatch(
+                    "go_backwards=true cannot be bidirectional: its backward direction would "
+                    "read forwards (Keras's Bidirectional refuses it)",
+                    "one of go_backwards and bidirectional",
+                    "both",
+                )
+            )
         width = self.units * self.directions
         return (shape[0], width) if self.return_sequences else (width,)
 

@@ -73,6 +73,7 @@ from specc.backends.naming import (
     variable_names,
 )
 from specc.errors import SpecError
+from specc.layers import masking
 from specc.layers.args import per_axis
 from specc.layers.base import Shape
 from specc.layers.window import Window
@@ -672,7 +673,8 @@ class LayerWriter:
         (x,) = ins
         dims = spatial_dims(len(x.shape), x.layout)
         reduce = "amax" if node.layer.op == "max" else "mean"
-        if x.mask is not None:  # global_avgpool1d: the mean of the real steps only
+        if x.mask is not None and node.layer.kind in masking.READS:
+            # global_avgpool1d: the mean of the real steps only
             real = f"{x.mask}.unsqueeze({2 if x.layout == 'last' else 1})"
             return Emission(
                 f"torch.where({real}, {x.var}, 0.0).sum(dim={dims[0]}) / {real}.sum(dim={dims[0]})"
@@ -909,6 +911,7 @@ class ClassBuilder:
         self.names = self._variable_names()
         self.attributes = Namer()  # the names of this class's ModuleLists
         self.masks: list[str] = []  # the variables of padding masks in `forward`
+        self.mask_lines: list[Line] = []  # the lines that make them
         self.params = tuple(self.names[v.id] for v in graph.inputs)
         for value, layout in zip(graph.inputs, input_layouts, strict=True):
             self.held[value.id] = Held(
@@ -1069,13 +1072,29 @@ class ClassBuilder:
         if isinstance(node, ir.LayerNode) and node.layer.kind == "embedding":
             mask = self._mask_variable()
             self.lines.append(Line(f"{mask} = {ins[0].var} != 0", "False at padding (id 0)"))
+            self.mask_lines.append(self.lines[-1])
             return mask
         masks = list(dict.fromkeys(x.mask for x in ins if x.mask is not None))
         if len(masks) == 1:
             return masks[0]
         mask = self._mask_variable()
         self.lines.append(Line(f"{mask} = {' & '.join(masks)}", "real where every input is"))
+        self.mask_lines.append(self.lines[-1])
         return mask
+
+    def _forward_lines(self) -> tuple[Line, ...]:
+        """`forward`'s lines without the masks that no layer reads (a flatten or a
+        convolution drops the mask, as Keras's do)."""
+        lines = list(self.lines)
+        while True:
+            unread = [
+                line for line in lines if line in self.mask_lines
+                and not any(line.code.split(" = ")[0] in names_used(other.code)
+                            for other in lines if other is not line)
+            ]
+            if not unread:
+                return tuple(lines)
+            lines = [line for line in lines if line not in unread]
 
     def _mask_variable(self) -> str:
         """A new variable for a padding mask: `mask`, then `mask_2`..., clear of the spec's."""
@@ -1106,7 +1125,7 @@ class ClassBuilder:
             modules=tuple(self.modules),
             init=tuple(self.init),
             params=self.params,
-            forward=tuple(self.lines),
+            forward=self._forward_lines(),
             returns=", ".join(o.var for o in outputs),
             penalties=tuple(self.penalties),
         )

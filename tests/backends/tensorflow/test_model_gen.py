@@ -212,6 +212,26 @@ CASES: dict[str, str] = {
         """,
         "a, b, c, d, e, f, g, h",
     ),
+    # Token id 0 is padding anywhere in random_inputs' ids: masks through every recurrent
+    # layout, merges and pooling; the options that need PyTorch's step loop, with and without.
+    "masked": model_spec(
+        "input tokens: int[7]\ninput more: int[?]",
+        """
+        t = tokens -> embedding(10, 5, mask_zero=true) -> dropout(0.2) -> dense(4)
+        m = more -> embedding(10, 4, mask_zero=true)
+        a = t -> lstm(3, bidirectional=true)
+        b = t -> gru(3, return_sequences=true, bidirectional=true, dropout=0.5)
+            -> global_avgpool1d()
+        c = t -> simple_rnn(3, return_sequences=true, dropout=0.3, recurrent_dropout=0.2)
+            -> layernorm() -> lstm(2, go_backwards=true)
+        d = t -> lstm(3, return_sequences=true, recurrent_dropout=0.5) -> relu()
+        e = t -> gru(2, go_backwards=true, return_sequences=true)
+        f = add(t, t) -> global_avgpool1d()
+        g = m -> gru(3, dropout=0.1, bidirectional=true)
+        h = m -> lstm(3, return_sequences=true) -> global_maxpool1d()
+        """,
+        "a, b, c, d, e, f, g, h",
+    ),
     "attention": model_spec(
         "input series: float[5, 6]",
         """
