@@ -1,0 +1,92 @@
+"""Which values carry a padding mask (`embedding(mask_zero=true)`), decided in the front end
+and read by both generators; the layers that cannot take one are errors at their line."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def spec(body: str, inputs: str = "input tokens: int[8]", blocks: str = "") -> str:
+    return f"""
+{blocks}
+model net {{
+    {inputs}
+    graph {{
+{body}
+    }}
+    output y
+}}
+"""
+
+
+def masked(model) -> dict[str, bool]:
+    return {node.output.label: node.output.masked for node in model.graph.nodes}
+
+
+def test_the_mask_travels_while_the_time_axis_is_kept_and_stops_where_keras_drops_it(check):
+    model = check(spec("""
+        e = tokens -> embedding(20, 6, mask_zero=true)
+        d = e -> dropout(0.1) -> dense(4, activation=relu) -> layernorm()
+        s = d -> lstm(3, return_sequences=true)
+        a = add(d, d)
+        p = s -> global_avgpool1d()
+        f = e -> lstm(3)
+        c = e -> conv1d(4, 3)
+        y = concat(p, f) -> dense(2)
+        plain = tokens -> embedding(20, 6)
+    """)).model
+    named = {"e", "d", "s", "a", "p", "f", "c", "y", "plain"}
+    assert {label for label, carries in masked(model).items() if label in named and carries} \
+        == {"e", "d", "s", "a"}
+    # Inside a chain too: dropout, dense and layernorm keep it; the merge's inputs share it.
+    assert [masked(model)[n] for n in ("dropout_1", "dense_1", "concat_1")] == [True, True, False]
+    assert not model.graph.inputs[0].masked
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("y = tokens -> embedding(20, 6, mask_zero=true) -> batchnorm() -> lstm(2)",
+         ("batchnorm", "masked sequence", "batch statistics")),
+        ("y = tokens -> embedding(20, 6, mask_zero=true) -> softmax() -> lstm(2)",
+         ("softmax", "masked sequence")),
+        ("y = tokens -> embedding(20, 6, mask_zero=true) -> multihead_attention(2) -> lstm(2)",
+         ("multihead_attention", "masked sequence", "not supported")),
+    ],
+)
+def test_layers_that_would_compute_otherwise_under_a_mask_are_errors(check, line, words):
+    checked = check(spec(f"        {line}"))
+    error = checked.error(*words)
+    assert "expected" in error.message and "got" in error.message
+    assert error.span.line == checked.line(line.strip())
+
+
+def test_mask_zero_needs_a_sequence_of_token_ids(check):
+    checked = check(spec("        y = grid -> embedding(20, 6, mask_zero=true) -> flatten()",
+                         inputs="input grid: int[3, 4]"))
+    assert "expected rank 1, got rank 2" in checked.error("mask_zero").message
+
+
+def test_a_mask_neither_enters_nor_leaves_a_block(check):
+    blocks = """
+block encode(width) {
+    embedding(20, width, mask_zero=true)
+}
+block read(units) {
+    lstm(units)
+}
+"""
+    checked = check(spec("""
+        y = tokens -> encode(4) -> lstm(2)
+        z = tokens -> embedding(20, 4, mask_zero=true) -> read(3)
+    """, blocks=blocks))
+    assert checked.error("encode", "leave blocks").span.line == checked.line("encode(4)")
+    assert checked.error("read", "enter blocks").span.line == checked.line("-> read(3)")
+
+
+def test_go_backwards_cannot_be_bidirectional(check):
+    line = "y = tokens -> embedding(20, 6) -> gru(3, go_backwards=true, bidirectional=true)"
+    checked = check(spec(f"        {line}"))
+    error = checked.error("go_backwards", "bidirectional")
+    assert "expected one of go_backwards and bidirectional, got both" in error.message
+    assert error.span.line == checked.line(line)
