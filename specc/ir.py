@@ -101,6 +101,15 @@ class Graph(Frozen):
                 return node.output
         raise KeyError(value_id)
 
+    def reading_masks(self) -> set[str]:
+        """The kinds of the layers here that take a masked value (masks stay out of blocks):
+        the generators write the masked forms of their helpers only for these."""
+        return {
+            node.layer.kind
+            for node in self.nodes
+            if isinstance(node, LayerNode) and any(self.value(v).masked for v in node.inputs)
+        }
+
     def walk(self) -> list[tuple[tuple[str, ...], LayerNode]]:
         """Every layer node, depth first, with the path of block ids that contains it."""
         found: list[tuple[tuple[str, ...], LayerNode]] = []

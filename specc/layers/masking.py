@@ -37,18 +37,27 @@ KEEPS = frozenset(
         "hard_swish",
         "exponential",
         "layernorm",
+        "positional_embedding",
     }
+)
+# Kinds whose Keras layer returns its input tensor itself at inference (and its mask with it).
+ALIASES = frozenset(
+    {"dropout", "spatial_dropout1d", "gaussian_noise", "gaussian_dropout", "alpha_dropout",
+     "identity"}
 )
 # Merges: the mask of the output is where every masked input is unpadded (Keras ANDs them).
 MERGES = frozenset({"add", "subtract", "multiply", "average", "maximum", "minimum", "concat"})
-# Kinds that read the mask: the recurrent layers pass it on with return_sequences.
-READS = frozenset({"simple_rnn", "lstm", "gru", "global_avgpool1d"})
+# Kinds that read the mask: the recurrent layers pass it on with return_sequences, the
+# self-attention layers (padded keys ignored; Keras's MultiHeadAttention) always.
+READS = frozenset(
+    {"simple_rnn", "lstm", "gru", "global_avgpool1d", "multihead_attention",
+     "transformer_encoder"}
+)
+ATTENTION = frozenset({"multihead_attention", "transformer_encoder"})
 # Kinds whose Keras form computes otherwise under a mask: why each is refused.
 REFUSED = {
     "batchnorm": "Keras leaves padded steps out of its batch statistics",
     "softmax": "Keras applies the [batch, time] mask along the softmax's axis",
-    "multihead_attention": "masked attention is not supported yet",
-    "transformer_encoder": "masked attention is not supported yet",
 }
 
 
@@ -77,6 +86,8 @@ def output_masked(layer: Layer, inputs: list[Shape], masked: list[bool]) -> bool
                 "cannot join masked sequences along their time axis (expected axis=-1, got "
                 f"axis={layer.axis})"  # type: ignore[attr-defined]
             )
+        return True
+    if layer.kind in ATTENTION:
         return True
     if layer.kind in READS:
         return bool(getattr(layer, "return_sequences", False))

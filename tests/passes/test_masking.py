@@ -50,8 +50,9 @@ def test_the_mask_travels_while_the_time_axis_is_kept_and_stops_where_keras_drop
          ("batchnorm", "masked sequence", "batch statistics")),
         ("y = tokens -> embedding(20, 6, mask_zero=true) -> softmax() -> lstm(2)",
          ("softmax", "masked sequence")),
-        ("y = tokens -> embedding(20, 6, mask_zero=true) -> multihead_attention(2) -> lstm(2)",
-         ("multihead_attention", "masked sequence", "not supported")),
+        ("y = tokens -> embedding(20, 6, mask_zero=true) -> transformer_encoder(2, 4) -> relu()"
+         " -> transformer_encoder(2, 4)",
+         ("transformer_encoder", "came through a transformer_encoder")),
     ],
 )
 def test_layers_that_would_compute_otherwise_under_a_mask_are_errors(check, line, words):
@@ -59,6 +60,33 @@ def test_layers_that_would_compute_otherwise_under_a_mask_are_errors(check, line
     error = checked.error(*words)
     assert "expected" in error.message and "got" in error.message
     assert error.span.line == checked.line(line.strip())
+
+
+def test_attention_reads_a_masked_value_that_feeds_it_alone(check):
+    checked = check(spec("""
+        e = tokens -> embedding(20, 6, mask_zero=true)
+        a = e -> multihead_attention(2) -> lstm(2)
+        b = e -> lstm(3)
+        y = concat(a, b)
+    """))
+    error = checked.error("multihead_attention", "share the masked value `e`")
+    assert "got 2 layers" in error.message
+    assert error.span.line == checked.line("multihead_attention(2)")
+    # A dropout's output is its input's tensor in Keras: the same value.
+    through = check(spec("""
+        e = tokens -> embedding(20, 6, mask_zero=true)
+        d = e -> dropout(0.1)
+        a = d -> transformer_encoder(2, 4) -> lstm(2)
+        b = e -> lstm(3)
+        y = concat(a, b)
+    """))
+    assert "got 2 layers" in through.error("transformer_encoder", "share").message
+    fine = check(spec("""
+        e = tokens -> embedding(20, 6, mask_zero=true)
+        a = e -> multihead_attention(2) -> multihead_attention(3, causal=true) -> lstm(2)
+        y = a -> dense(2)
+    """))
+    assert not fine.errors
 
 
 def test_mask_zero_needs_a_sequence_of_token_ids(check):

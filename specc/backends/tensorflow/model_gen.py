@@ -1098,7 +1098,10 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
         functions=[_function_context(f) for f in functions]
     )
     helpers = [h for h in HELPERS if h in module.layers.helpers]
-    helpers_source = env.get_template("model_helpers.j2").render(helpers=helpers)
+    helpers_source = env.get_template("model_helpers.j2").render(
+        helpers=helpers,
+        masked_positions="positional_embedding" in model.graph.reading_masks(),
+    )
     used = names_used(helpers_source + functions_source)
     source = env.get_template("model.py.j2").render(
         model_name=identifier(model.name),

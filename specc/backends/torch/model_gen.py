@@ -832,7 +832,7 @@ class LayerWriter:
         shapes = [(features, width)] * 3 + [(width, features)]
         weights: list = []
         init = self._projections(me, ("query", "key", "value", "output"), layer, shapes, weights)
-        return Emission(f"{me}({x.var})", module, init, weights=weights)
+        return Emission(f"{me}({_with_mask(x)})", module, init, weights=weights)
 
     def _transformer(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         layer, (x,), me = node.layer, ins, f"self.{attr}"
@@ -861,7 +861,7 @@ class LayerWriter:
         )
         for norm in ("norm1", "norm2"):
             weights += [(f"{me}.{norm}.weight", (features,)), (f"{me}.{norm}.bias", (features,))]
-        return Emission(f"{me}({x.var})", module, init, weights=weights)
+        return Emission(f"{me}({_with_mask(x)})", module, init, weights=weights)
 
     # --- merges ------------------------------------------------------------------------
 
@@ -887,6 +887,11 @@ class LayerWriter:
         x = ins[0]
         dim = torch_axis(node.layer.axis, len(x.shape), x.layout)
         return Emission(f"torch.cat([{', '.join(i.var for i in ins)}], dim={dim})")
+
+
+def _with_mask(x: Held) -> str:
+    """The arguments of a layer that reads a padding mask: `x`, and its mask if it has one."""
+    return x.var if x.mask is None else f"{x.var}, {x.mask}"
 
 
 def _padded(pad: str | None, x: str) -> str:
@@ -1311,7 +1316,8 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
     env = _environment()
     classes_source = env.get_template("model_classes.j2").render(classes=classes)
     helpers_source = env.get_template("model_helpers.j2").render(
-        helpers=_helpers_named(classes_source)
+        helpers=_helpers_named(classes_source),
+        masked_attention=bool(model.graph.reading_masks() & masking.ATTENTION),
     )
     source = env.get_template("model.py.j2").render(
         model_name=identifier(model.name),

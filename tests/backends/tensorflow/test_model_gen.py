@@ -232,6 +232,21 @@ CASES: dict[str, str] = {
         """,
         "a, b, c, d, e, f, g, h",
     ),
+    # Self-attention under a mask: padded keys ignored, padded queries as Keras computes
+    # them (uniform weights, or zero ones where the layer has dropout), causal or not.
+    "masked_attention": model_spec(
+        "input tokens: int[8]",
+        """
+        x = tokens -> embedding(10, 8, mask_zero=true)
+        a = x -> positional_embedding(8) -> multihead_attention(2, key_dim=3)
+        b = x -> dense(8) -> multihead_attention(2, dropout=0.1, causal=true)
+        c = x -> relu() -> transformer_encoder(4, 8, norm_first=true) -> global_avgpool1d()
+        f = x -> dense(8) -> dropout(0.1) -> transformer_encoder(2, 16) -> dense(4)
+            -> global_avgpool1d()
+        d = x -> layernorm() -> transformer_encoder(2, 12, dropout=0.0) -> lstm(3)
+        """,
+        "a, b, c, d, f",
+    ),
     "attention": model_spec(
         "input series: float[5, 6]",
         """
