@@ -10,41 +10,21 @@ not reproduce, are refused.
 """
 
 from specc.errors import ShapeError
+from specc.layers.activation import ACTIVATIONS
 from specc.layers.base import Layer, Shape
 
-# Kinds that keep the time axis and pass the mask on unchanged (Keras's supports_masking).
-KEEPS = frozenset(
-    {
-        "dense",
-        "dropout",
-        "spatial_dropout1d",
-        "gaussian_noise",
-        "gaussian_dropout",
-        "alpha_dropout",
-        "identity",
-        "relu",
-        "gelu",
-        "sigmoid",
-        "tanh",
-        "silu",
-        "elu",
-        "leaky_relu",
-        "softplus",
-        "softsign",
-        "selu",
-        "mish",
-        "hard_sigmoid",
-        "hard_swish",
-        "exponential",
-        "layernorm",
-        "positional_embedding",
-    }
-)
 # Kinds whose Keras layer returns its input tensor itself at inference (and its mask with it).
 ALIASES = frozenset(
     {"dropout", "spatial_dropout1d", "gaussian_noise", "gaussian_dropout", "alpha_dropout",
      "identity"}
 )
+# Kinds that keep the time axis and pass the mask on unchanged (Keras's supports_masking):
+# the aliases, the activation layers (softmax takes a mask along its own axis: REFUSED), ...
+KEEPS = ALIASES | {kind for kind in ACTIVATIONS if kind != "softmax"} | {
+    "dense",
+    "layernorm",
+    "positional_embedding",
+}
 # Merges: the mask of the output is where every masked input is unpadded (Keras ANDs them).
 MERGES = frozenset({"add", "subtract", "multiply", "average", "maximum", "minimum", "concat"})
 # Kinds that read the mask: the recurrent layers pass it on with return_sequences, the
