@@ -95,6 +95,7 @@ HELPERS = (
     "same_padding",
     "average_inside",
     "final_state",
+    "masked_mean",
     "recurrent_steps",
     "SteppedRNN",
     "SteppedLSTM",
@@ -675,10 +676,7 @@ class LayerWriter:
         reduce = "amax" if node.layer.op == "max" else "mean"
         if x.mask is not None and node.layer.kind in masking.READS:
             # global_avgpool1d: the mean of the real steps only
-            real = f"{x.mask}.unsqueeze({2 if x.layout == 'last' else 1})"
-            return Emission(
-                f"torch.where({real}, {x.var}, 0.0).sum(dim={dims[0]}) / {real}.sum(dim={dims[0]})"
-            )
+            return Emission(call("masked_mean", Code(x.var), Code(x.mask), dim=unless(dims[0], 1)))
         return Emission(call(f"{x.var}.{reduce}", dim=axes(dims) if len(dims) > 1 else dims[0]))
 
     def _upsample(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:

@@ -517,6 +517,7 @@ def test_recurrent_layers_without_masks_or_options_stay_torch_s_own(tmp_path: Pa
     assert "self.simple_rnn_1(x, mask, dropout=0.2, recurrent_dropout=0.1)" in stepped
     # add(m, m) shares m's mask; flatten drops d's, which nothing reads after it.
     assert "mask_3" not in stepped
+    assert "b = masked_mean(x_2, mask)" in stepped and "e = masked_mean(x, mask_2)" in stepped
 
 
 @pytest.mark.slow
