@@ -34,6 +34,9 @@ class Value(Frozen):
     label: str
     shape: Shape
     dtype: DType
+    # Whether it carries a padding mask (`specc/layers/masking.py`): a sequence whose steps
+    # an `embedding(mask_zero=true)` marked as padding where its token id was 0.
+    masked: bool = False
 
 
 class Sharing(Frozen):
@@ -127,6 +130,15 @@ class Graph(Frozen):
                 if value.id == value_id:
                     return value
         raise KeyError(value_id)
+
+    def reading_masks(self) -> set[str]:
+        """The kinds of the layers here that take a masked value (masks stay out of blocks):
+        the generators write the masked forms of their helpers only for these."""
+        return {
+            node.layer.kind
+            for node in self.nodes
+            if isinstance(node, LayerNode) and any(self.value(v).masked for v in node.inputs)
+        }
 
     def walk(self) -> list[tuple[tuple[str, ...], LayerNode]]:
         """Every layer node, depth first, with the path of block ids that contains it."""

@@ -4,7 +4,7 @@ from typing import ClassVar, Literal
 
 from specc.backends.registry import BACKENDS
 from specc.errors import ShapeError, mismatch
-from specc.layers.args import Flag, PositiveInt
+from specc.layers.args import Flag, PositiveInt, Rate
 from specc.layers.base import (
     Backend,
     Layer,
@@ -29,11 +29,14 @@ class Embedding(Layer):
     """Looks up a learned `dim`-vector for each int token id in [0, vocab): [...] → [..., dim].
 
     Initialized U(-0.05, 0.05) (`uniform`, Keras's default) unless `init` says otherwise.
+    With `mask_zero`, id 0 is padding: the output carries a mask (`specc/layers/masking.py`)
+    that the recurrent layers, global average pooling and self-attention after it honour.
     """
 
     kind: Literal["embedding"] = "embedding"
     vocab: PositiveInt
     dim: PositiveInt
+    mask_zero: Flag = False
     init: Initializer = "uniform"
 
     hints: ClassVar[dict[str, str]] = {
@@ -100,6 +103,10 @@ class Recurrent(Layer):
     gate bias by default; the contract's zeros win, so its backend passes
     unit_forget_bias=False).
 
+    Options, all Keras's: `dropout` drops inputs and `recurrent_dropout` the previous state,
+    while training, with one mask per sequence for all steps; `go_backwards` reads the
+    sequence last step first (and returns the sequence of outputs in that reversed order).
+
     Parameters per direction, g gates, f features, u units: g * (u * (f + u) + b * u), where
     b counts bias vectors: PyTorch always has two (input and recurrent); Keras has one,
     except GRU whose default reset_after=True has two as well. Where Keras has one, the
@@ -110,6 +117,9 @@ class Recurrent(Layer):
     units: PositiveInt
     return_sequences: Flag = False
     bidirectional: Flag = False
+    dropout: Rate = 0.0
+    recurrent_dropout: Rate = 0.0
+    go_backwards: Flag = False
     init: Initializer = "glorot_uniform"
     recurrent_init: Initializer = "orthogonal"
     bias_init: BiasInitializer = "zeros"
@@ -124,6 +134,7 @@ class Recurrent(Layer):
         "hidden_size": "units",
         "num_units": "units",
         "recurrent_initializer": "recurrent_init",
+        "reverse": "go_backwards",
         **INIT_HINTS,
         **BIAS_INIT_HINTS,
     }
@@ -132,9 +143,33 @@ class Recurrent(Layer):
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    @property
+    def has_options(self) -> bool:
+        """Whether a recurrent dropout or `go_backwards` asks for more than a framework's
+        fused layer (nn.LSTM) does; a padding mask on the input does too."""
+        return bool(self.dropout or self.recurrent_dropout or self.go_backwards)
+
     def output_shape(self, inputs: list[Shape]) -> Shape:
         shape = inputs[0]
         sequence_features(self.kind, shape)
+        if self.go_backwards and self.bidirectional:
+            raise ShapeError(
+                mismatch(
+                    "go_backwards=true cannot be bidirectional: its backward direction would "
+                    "read forwards (Keras's Bidirectional refuses it)",
+                    "one of go_backwards and bidirectional",
+                    "both",
+                )
+            )
+        if (self.return_state or len(inputs) > 1) and self.has_options:
+            raise ShapeError(
+                mismatch(
+                    "return_state and initial_state are not supported together with dropout, "
+                    "recurrent_dropout or go_backwards yet",
+                    "the states of a layer without those options",
+                    "both",
+                )
+            )
         if len(inputs) > 1:  # `initial_state=[h, c]`: the states it starts from
             self._check_initial_states(inputs[1:])
         width = self.units * self.directions

@@ -77,6 +77,7 @@ __all__ = [
     "Report",
     "compare",
     "copy_weights",
+    "dropout_fields",
     "import_file",
     "load_splits",
     "program",
@@ -94,7 +95,15 @@ DROPOUT_FIELDS = {"dropout": "rate", "multihead_attention": "dropout",
                   "spatial_dropout2d": "rate", "gaussian_noise": "stddev",
                   "gaussian_dropout": "rate", "alpha_dropout": "rate",
                   "transformer_decoder": "dropout", "attention": "dropout",
-                  "additive_attention": "dropout"}
+                  "additive_attention": "dropout",
+                  **dict.fromkeys(("simple_rnn", "lstm", "gru"),
+                                  ("dropout", "recurrent_dropout"))}
+
+
+def dropout_fields(kind: str) -> tuple[str, ...]:
+    """The arguments of a layer kind that act only while training (DROPOUT_FIELDS)."""
+    fields = DROPOUT_FIELDS.get(kind, ())
+    return (fields,) if isinstance(fields, str) else fields
 
 
 def without_dropout(model: ir.Model) -> ir.Model:
@@ -106,8 +115,8 @@ def without_dropout(model: ir.Model) -> ir.Model:
             if isinstance(node, ir.BlockNode):
                 node = node.model_copy(update={"body": graph(node.body)})
             elif node.layer.kind in DROPOUT_FIELDS:
-                layer = node.layer.model_copy(update={DROPOUT_FIELDS[node.layer.kind]: 0.0})
-                node = node.model_copy(update={"layer": layer})
+                off = dict.fromkeys(dropout_fields(node.layer.kind), 0.0)
+                node = node.model_copy(update={"layer": node.layer.model_copy(update=off)})
             nodes.append(node)
         return g.model_copy(update={"nodes": tuple(nodes)})
 

@@ -21,6 +21,7 @@ from specc.backends.registry import BACKEND_NAMES
 from specc.errors import Diagnostic, Diagnostics, ShapeError, Span, SpecError
 from specc.layers import FRAMEWORK_LAYER_NAMES, LAYERS
 from specc.layers.base import Layer, ParamCount, Shape, fmt_shape
+from specc.layers.masking import ALIASES, ATTENTION, output_masked
 from specc.limits import MAX_COUNT, MAX_LAYERS, MAX_NESTING
 from specc.passes.bind import bind, lookup, match_arguments, plural, suggest
 from specc.passes.evaluate import CallValue, Env, evaluate, evaluate_call, evaluate_count, show
@@ -85,6 +86,8 @@ class GraphBuilder:
     used_ids: set[str] = field(default_factory=set)
     counters: dict[str, int] = field(default_factory=dict)
     input_spans: dict[str, Span] = field(default_factory=dict)  # where model inputs are declared
+    # Masked values whose mask came through a transformer_encoder (see `add_layer`).
+    encoded_masks: set[str] = field(default_factory=set)
 
     # --- reporting ------------------------------------------------------------------------
 
@@ -263,6 +266,19 @@ class GraphBuilder:
             shape = layer.output_shape(shapes)
             state_shapes = layer.state_shapes(shapes)
             params = {backend: layer.params(shapes, backend) for backend in BACKEND_NAMES}
+            masked = output_masked(layer, shapes, [v.masked for v in inputs])
+            encoded = masked and (
+                layer.kind == "transformer_encoder"
+                or any(v.id in self.encoded_masks for v in inputs)
+            )
+            if layer.kind in ATTENTION and any(v.id in self.encoded_masks for v in inputs):
+                # Keras's attention reads no mask there: it would attend to the padding.
+                raise ShapeError(
+                    "cannot attend under a padding mask that came through a "
+                    "transformer_encoder: Keras's MultiHeadAttention no longer sees it there "
+                    "(expected a mask from the embedding through no encoder, got one through "
+                    "an encoder)"
+                )
         except ShapeError as error:
             self.report(Diagnostic(f"{name}: {error}", span))
             return POISON
@@ -276,9 +292,11 @@ class GraphBuilder:
             return POISON
         self.expansion.layers += 1
         node_id = self.new_id(name)
+        if encoded:
+            self.encoded_masks.add(node_id)
         dtype = inputs[0].dtype if layer.produces == "same" else "float32"
         output = ir.Value.model_construct(
-            id=node_id, label=label or node_id, shape=tuple(shape), dtype=dtype
+            id=node_id, label=label or node_id, shape=tuple(shape), dtype=dtype, masked=masked
         )
         states = []
         for index, state_shape in enumerate(state_shapes):
@@ -320,6 +338,16 @@ class GraphBuilder:
                 Diagnostic(f"block `{block.name}` takes one input (got {len(inputs)})", call.span)
             )
             return POISON
+        if inputs[0].masked:
+            self.report(
+                Diagnostic(
+                    f"block `{block.name}` cannot take the masked sequence "
+                    f"`{inputs[0].label}`: a padding mask does not enter blocks (expected a "
+                    "value without mask_zero padding, got a masked one)",
+                    call.span,
+                )
+            )
+            return POISON
         try:
             args = _bind_block_args(block, evaluate_call(call, self.env), self.scope)
         except SpecError as error:
@@ -337,6 +365,16 @@ class GraphBuilder:
         child.used_ids.add("in")
         outputs = child.build_body(block.body, [body_input], result_name="out")
         if outputs is None:
+            return POISON
+        if outputs[0].masked:
+            self.report(
+                Diagnostic(
+                    f"block `{block.name}` returns a masked sequence: a padding mask does not "
+                    "leave blocks (expected its output to have no mask_zero padding, got a "
+                    "masked one)",
+                    call.span,
+                )
+            )
             return POISON
         body = ir.Graph.model_construct(
             inputs=(body_input,), nodes=tuple(child.nodes), outputs=tuple(o.id for o in outputs)
@@ -388,7 +426,44 @@ class GraphBuilder:
                 if self._unbound_states(call.span, slot, None):
                     slot = POISON
             return None if isinstance(slot, _Poison) else [slot]
-        return self._build_graph(body, inputs, result_name, output_names)
+        outputs = self._build_graph(body, inputs, result_name, output_names)
+        if outputs is not None:
+            self._refuse_shared_attention_masks()
+        return outputs
+
+    def _refuse_shared_attention_masks(self) -> None:
+        """Keras's MultiHeadAttention clears the mask of the tensor it attends over, so a
+        masked value that attention reads can feed no other layer: that one would see the
+        mask or not depending on which Keras ran first. A dropout or an identity returns
+        its input tensor itself at inference, so their outputs count as the same value."""
+        root: dict[str, str] = {}
+        for node in self.nodes:
+            aliasing = isinstance(node, ir.LayerNode) and node.layer.kind in ALIASES
+            root[node.output.id] = root.get(node.inputs[0], node.inputs[0]) if aliasing \
+                else node.output.id
+        readers: dict[str, set[str]] = {}
+        for node in self.nodes:
+            for value_id in node.inputs:
+                group = root.get(value_id, value_id)
+                if root[node.output.id] != group:  # an alias is the value itself
+                    readers.setdefault(group, set()).add(node.id)
+        values = {node.output.id: node.output for node in self.nodes}
+        for node in self.nodes:
+            if not (isinstance(node, ir.LayerNode) and node.layer.kind in ATTENTION):
+                continue
+            group = root.get(node.inputs[0], node.inputs[0])
+            value = values.get(group)
+            if value is None or not value.masked or len(readers[group]) < 2:
+                continue
+            self.report(
+                Diagnostic(
+                    f"{node.layer.kind} cannot share the masked value `{value.label}` with "
+                    "other layers: Keras's attention clears the mask of its input, and they "
+                    f"would lose it (expected `{value.label}` to feed this layer only, got "
+                    f"{len(readers[group])} layers)",
+                    node.span,
+                )
+            )
 
     def _build_graph(
         self,

@@ -177,9 +177,15 @@ def keras_layer(layer, shapes):
     if k == "layernorm":
         return L.LayerNormalization()
     if k == "embedding":
-        return L.Embedding(layer.vocab, layer.dim)
+        return L.Embedding(layer.vocab, layer.dim, mask_zero=layer.mask_zero)
     if k in _KERAS_RNN:
-        rnn = getattr(L, _KERAS_RNN[k])(layer.units, return_sequences=layer.return_sequences)
+        rnn = getattr(L, _KERAS_RNN[k])(
+            layer.units,
+            return_sequences=layer.return_sequences,
+            go_backwards=layer.go_backwards,
+            dropout=layer.dropout,
+            recurrent_dropout=layer.recurrent_dropout,
+        )
         return L.Bidirectional(rnn) if layer.bidirectional else rnn
     if k == "multihead_attention":
         key_dim = layer.key_dim or shapes[0][-1] // layer.heads
@@ -636,6 +642,13 @@ CASES = [
         for bi in (False, True)
     ],
     ("lstm", {"units": 4, "return_sequences": True}, [(None, 3)]),
+    ("embedding", {"vocab": 50, "dim": 8, "mask_zero": True}, [(10,)]),
+    *[
+        (kind, {"units": 3, "return_sequences": True, "dropout": 0.2, "recurrent_dropout": 0.3,
+                "go_backwards": True}, SEQ)
+        for kind in ("simple_rnn", "lstm", "gru")
+    ],
+    ("gru", {"units": 3, "bidirectional": True, "recurrent_dropout": 0.1}, SEQ),
     ("multihead_attention", {"heads": 2}, SEQ),
     ("multihead_attention", {"heads": 3, "key_dim": 4}, SEQ),
     ("multihead_attention", {"heads": 2, "key_dim": 5, "causal": True}, [(None, 6)]),

@@ -724,6 +724,44 @@ def test_recurrent_final_states(kind, names):
                                           bidirectional=True)
 
 
+# Arguments beyond LANGUAGE.md's, after the contract's (docs/language.md), with defaults.
+ADDED_ARGUMENTS = {
+    "embedding": {"mask_zero": False},
+    **{
+        name: {"dropout": 0.0, "recurrent_dropout": 0.0, "go_backwards": False}
+        for name in ("simple_rnn", "lstm", "gru")
+    },
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ADDED_ARGUMENTS))
+def test_added_arguments_follow_the_contract_s_with_keras_defaults(kind):
+    fields = list(LAYERS[kind].model_fields)
+    start = 1 + len(CONTRACT[kind])
+    added = ADDED_ARGUMENTS[kind]
+    assert fields[start : start + len(added)] == list(added)
+    for name, default in added.items():
+        assert LAYERS[kind].model_fields[name].default == default
+
+
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
+def test_recurrent_options_change_neither_shapes_nor_parameters(kind):
+    options = {"dropout": 0.2, "recurrent_dropout": 0.5, "go_backwards": True}
+    for backend in ("tensorflow", "torch"):
+        assert params_of(kind, [(7, 3)], backend, units=5, **options) == params_of(
+            kind, [(7, 3)], backend, units=5)
+    assert shape_of(kind, [(None, 3)], units=5, return_sequences=True, **options) == (None, 5)
+    assert "expected one of go_backwards and bidirectional, got both" in shape_error(
+        kind, [(7, 3)], units=5, go_backwards=True, bidirectional=True)
+    assert "less than 1" in error_of(kind, units=5, recurrent_dropout=1.0)
+    assert "greater than or equal to 0" in error_of(kind, units=5, dropout=-0.1)
+
+
+def test_masking_embedding_has_the_same_shape_and_parameters():
+    assert shape_of("embedding", [(None,)], vocab=100, dim=8, mask_zero=True) == (None, 8)
+    assert params_of("embedding", [(9,)], vocab=100, dim=8, mask_zero=True) == ParamCount(800)
+
+
 def test_multihead_attention():
     # Keras layout: q, k, v: f → h*k with bias; output h*k → f with bias
     assert params_of("multihead_attention", [(200, 32)], heads=2, key_dim=32) == ParamCount(8416)

@@ -646,7 +646,12 @@ class LayerWriter:
         init = unless(layer.init, "uniform")
         site.holds("embeddings", (layer.vocab, layer.dim))
         embedding = self.layer(
-            site, "layers.Embedding", layer.vocab, layer.dim, embeddings_initializer=init
+            site,
+            "layers.Embedding",
+            layer.vocab,
+            layer.dim,
+            embeddings_initializer=init,
+            mask_zero=unless(layer.mask_zero, False),
         )
         return [embedding]
 
@@ -671,6 +676,9 @@ class LayerWriter:
             layer.units,
             return_sequences=unless(layer.return_sequences, False),
             return_state=unless(layer.return_state, False),
+            go_backwards=unless(layer.go_backwards, False),
+            dropout=unless(layer.dropout, 0.0),
+            recurrent_dropout=unless(layer.recurrent_dropout, 0.0),
             kernel_initializer=unless(layer.init, "glorot_uniform"),
             recurrent_initializer=unless(layer.recurrent_init, "orthogonal"),
             bias_initializer=unless(layer.bias_init, "zeros"),
@@ -1218,7 +1226,10 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
         functions=[_function_context(f) for f in functions]
     )
     helpers = [h for h in HELPERS if h in module.layers.helpers]
-    helpers_source = env.get_template("model_helpers.j2").render(helpers=helpers)
+    helpers_source = env.get_template("model_helpers.j2").render(
+        helpers=helpers,
+        masked_positions="positional_embedding" in model.graph.reading_masks(),
+    )
     used = names_used(helpers_source + functions_source)
     source = env.get_template("model.py.j2").render(
         model_name=identifier(model.name),

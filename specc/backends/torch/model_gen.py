@@ -73,6 +73,7 @@ from specc.backends.naming import (
     variable_names,
 )
 from specc.errors import SpecError
+from specc.layers import masking
 from specc.layers.args import per_axis
 from specc.layers.attention import query_value_key
 from specc.layers.base import Shape
@@ -96,6 +97,11 @@ HELPERS = (
     "average_inside",
     "final_state",
     "with_states",
+    "masked_mean",
+    "recurrent_steps",
+    "SteppedRNN",
+    "SteppedLSTM",
+    "SteppedGRU",
     "PositionalEmbedding",
     "MultiheadAttention",
     "TransformerEncoder",
@@ -106,6 +112,7 @@ HELPERS = (
 )
 # Helpers that use other helpers.
 HELPER_NEEDS = {
+    **{f"Stepped{cls}": ("recurrent_steps",) for cls in ("RNN", "LSTM", "GRU")},
     "TransformerEncoder": ("MultiheadAttention",),
     "TransformerDecoder": ("MultiheadAttention",),
     "variance_scaling_": ("truncated_normal_",),
@@ -259,11 +266,13 @@ def _fan(mode: str, fans: tuple[int, int]) -> float:
 
 @dataclass(frozen=True)
 class Held:
-    """A value as `forward` holds it: in which variable, in which layout."""
+    """A value as `forward` holds it: in which variable, in which layout, and the variable of
+    its padding mask when the IR says it carries one ([batch, time], False at padding)."""
 
     var: str
     layout: Layout
     shape: Shape
+    mask: str | None = None
 
 
 @dataclass
@@ -688,6 +697,9 @@ class LayerWriter:
         (x,) = ins
         dims = spatial_dims(len(x.shape), x.layout)
         reduce = "amax" if node.layer.op == "max" else "mean"
+        if x.mask is not None and node.layer.kind in masking.READS:
+            # global_avgpool1d: the mean of the real steps only
+            return Emission(call("masked_mean", Code(x.var), Code(x.mask), dim=unless(dims[0], 1)))
         return Emission(call(f"{x.var}.{reduce}", dim=axes(dims) if len(dims) > 1 else dims[0]))
 
     def _upsample(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
@@ -760,6 +772,11 @@ class LayerWriter:
         layer, (x, *initial), me = node.layer, ins, f"self.{attr}"
         features, units, gates = x.shape[-1], layer.units, layer.gates
         cls = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}[layer.kind]
+        # Masks and these options need Keras's step loop (the module's forward then), over
+        # the weights of the framework's own layer.
+        stepped = x.mask is not None or layer.has_options
+        if stepped:
+            cls = cls.replace("nn.", "Stepped")
         module = call(
             cls, features, units, batch_first=True, bidirectional=unless(layer.bidirectional, False)
         )
@@ -793,6 +810,17 @@ class LayerWriter:
             if one_bias:
                 init.append(Line(f"{me}.bias_hh_l0{suffix}.requires_grad_(False)",
                                  "Keras has one bias here"))
+        if stepped:
+            steps = call(
+                me,
+                Code(x.var),
+                *(() if x.mask is None else (Code(x.mask),)),
+                return_sequences=unless(layer.return_sequences, False),
+                go_backwards=unless(layer.go_backwards, False),
+                dropout=unless(layer.dropout, 0.0),
+                recurrent_dropout=unless(layer.recurrent_dropout, 0.0),
+            )
+            return Emission(steps, module, init, weights=weights)
         # initial_state: [batch, units] each, as torch's (h_0, c_0) of [layers, batch, units]
         starts = [f"{state.var}.unsqueeze(0)" for state in initial]
         start = starts[0] if len(starts) == 1 else f"({', '.join(starts)})"
@@ -839,7 +867,8 @@ class LayerWriter:
                   (width, features)]
         weights: list = []
         init = self._projections(me, ("query", "key", "value", "output"), layer, shapes, weights)
-        return Emission(f"{me}({query.var}, {key.var}, {value.var})", module, init,
+        mask = "" if query.mask is None else f", {query.mask}"  # self-attention's only
+        return Emission(f"{me}({query.var}, {key.var}, {value.var}{mask})", module, init,
                         weights=weights)
 
     def _transformer(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
@@ -876,7 +905,8 @@ class LayerWriter:
         )
         for norm in ("norm1", "norm2", "norm3")[: len(attentions) + 1]:
             weights += [(f"{me}.{norm}.weight", (features,)), (f"{me}.{norm}.bias", (features,))]
-        return Emission(f"{me}({', '.join(i.var for i in ins)})", module, init, weights=weights)
+        args = ", ".join(i.var for i in ins) if decoder else _with_mask(x)
+        return Emission(f"{me}({args})", module, init, weights=weights)
 
     def _scores_attention(self, node: ir.LayerNode, attr: str, ins: list[Held]) -> Emission:
         """attention (Luong) and additive_attention (Bahdanau), Keras's layers of no
@@ -962,6 +992,11 @@ def _dot_product(node: ir.LayerNode, ins: list[Held]) -> str:
     return f"{left} @ {right}"
 
 
+def _with_mask(x: Held) -> str:
+    """The arguments of a layer that reads a padding mask: `x`, and its mask if it has one."""
+    return x.var if x.mask is None else f"{x.var}, {x.mask}"
+
+
 def _padded(pad: str | None, x: str) -> str:
     """`x`, zero-padded first when the layer pads unevenly."""
     return x if pad is None else f"F.pad({x}, {pad})"
@@ -983,6 +1018,8 @@ class ClassBuilder:
         self.entries: list[Entry] = []  # the manifest of this graph's layer nodes
         self.names = self._variable_names()
         self.attributes = Namer()  # the names of this class's ModuleLists
+        self.masks: list[str] = []  # the variables of padding masks in `forward`
+        self.mask_lines: list[Line] = []  # the lines that make them
         self.params = tuple(self.names[v.id] for v in graph.inputs)
         for value, layout in zip(graph.inputs, input_layouts, strict=True):
             self.held[value.id] = Held(
@@ -1004,7 +1041,7 @@ class ClassBuilder:
         rank = len(held.shape)
         if held.layout == layout or rank < 2:
             return held
-        converted = Held(held.var, layout, held.shape)
+        converted = replace(held, layout=layout)
         order = ", ".join(map(str, to_layout(layout, rank)))
         note = "channels-first" if layout == "first" else "channels-last"
         self.lines.append(
@@ -1040,8 +1077,9 @@ class ClassBuilder:
             return False
         attrs = [identifier(n.id) for n in run]
         emissions = []
+        mask = first_in.mask  # a repeat that keeps the mask keeps its input's
         for node, attr in zip(run, attrs, strict=True):
-            held = Held(var, _layout(layout, node.output.shape), node.output.shape)
+            held = Held(var, _layout(layout, node.output.shape), node.output.shape, mask)
             emission, out_layout = self._emission(node, attr, [held])
             if out_layout != layout:
                 return False
@@ -1063,7 +1101,7 @@ class ClassBuilder:
             zip(run, attrs, emissions, strict=True)
         ):
             out = node.output
-            held = Held(var, _layout(layout, out.shape), out.shape)
+            held = Held(var, _layout(layout, out.shape), out.shape, mask if out.masked else None)
             name = f"{holder}.{position}"
             # regularization() reaches the kernels of each repeat through the list.
             self.penalties += [
@@ -1115,7 +1153,8 @@ class ClassBuilder:
             emission = self.module.layers.emit(node, attr, ins)
             out_layout = ins[0].layout if need == "any" else need
         out = node.output
-        held = Held(self.names[out.id], _layout(out_layout, out.shape), out.shape)
+        mask = self._mask(node, ins)
+        held = Held(self.names[out.id], _layout(out_layout, out.shape), out.shape, mask)
         targets = ", ".join(self.names[value.id] for value in node.results)
         for state in node.results[1:]:  # [batch, units]: no layout of their own
             self.held[state.id] = Held(self.names[state.id], "last", state.shape)
@@ -1140,6 +1179,46 @@ class ClassBuilder:
             self.lines.append(Line(f"{targets} = {emission.expr}", comment))
         self.held[out.id] = held
 
+    def _mask(self, node: ir.Node, ins: list[Held]) -> str | None:
+        """The variable of the padding mask of `node`'s output, when the IR says it carries
+        one: made from the token ids by a masking embedding, else its inputs' (where several
+        masks meet in a merge, a new one where all of them are True)."""
+        if not node.output.masked:
+            return None
+        if isinstance(node, ir.LayerNode) and node.layer.kind == "embedding":
+            mask = self._mask_variable()
+            self.lines.append(Line(f"{mask} = {ins[0].var} != 0", "False at padding (id 0)"))
+            self.mask_lines.append(self.lines[-1])
+            return mask
+        masks = list(dict.fromkeys(x.mask for x in ins if x.mask is not None))
+        if len(masks) == 1:
+            return masks[0]
+        mask = self._mask_variable()
+        self.lines.append(Line(f"{mask} = {' & '.join(masks)}", "real where every input is"))
+        self.mask_lines.append(self.lines[-1])
+        return mask
+
+    def _forward_lines(self) -> tuple[Line, ...]:
+        """`forward`'s lines without the masks that no layer reads (a flatten or a
+        convolution drops the mask, as Keras's do)."""
+        lines = list(self.lines)
+        while True:
+            unread = [
+                line for line in lines if line in self.mask_lines
+                and not any(line.code.split(" = ")[0] in names_used(other.code)
+                            for other in lines if other is not line)
+            ]
+            if not unread:
+                return tuple(lines)
+            lines = [line for line in lines if line not in unread]
+
+    def _mask_variable(self) -> str:
+        """A new variable for a padding mask: `mask`, then `mask_2`..., clear of the spec's."""
+        taken = set(self.names.values()) | MODULE_NAMES | set(self.masks)
+        name = next(c for c in candidates("mask", PYTHON_RESERVED) if c not in taken)
+        self.masks.append(name)
+        return name
+
     def _inputs(self, value_ids: Sequence[str], need: Need) -> list[Held]:
         if need == "any":
             # Merges need one layout: the first input's (of rank ≥ 2) decides.
@@ -1162,7 +1241,7 @@ class ClassBuilder:
             modules=tuple(self.modules),
             init=tuple(self.init),
             params=self.params,
-            forward=tuple(self.lines),
+            forward=self._forward_lines(),
             returns=", ".join(o.var for o in outputs),
             penalties=tuple(self.penalties),
         )
@@ -1348,7 +1427,8 @@ def write_model(model: ir.Model) -> tuple[str, Manifest]:
     env = _environment()
     classes_source = env.get_template("model_classes.j2").render(classes=classes)
     helpers_source = env.get_template("model_helpers.j2").render(
-        helpers=_helpers_named(classes_source)
+        helpers=_helpers_named(classes_source),
+        masked_attention=bool(model.graph.reading_masks() & masking.ATTENTION),
     )
     source = env.get_template("model.py.j2").render(
         model_name=identifier(model.name),
@@ -1380,7 +1460,11 @@ POSITIONAL = {
     **{f"nn.BatchNorm{n}d": ("num_features",) for n in (1, 2, 3)},
     "nn.LayerNorm": ("features",),
     "nn.Embedding": ("vocab", "dim"),
-    **{f"nn.{cls}": ("input_size", "hidden_size") for cls in ("RNN", "LSTM", "GRU")},
+    **{
+        f"{prefix}{cls}": ("input_size", "hidden_size")
+        for prefix in ("nn.", "Stepped")
+        for cls in ("RNN", "LSTM", "GRU")
+    },
     "nn.Dropout": ("rate",),
     **{f"nn.{op}Pool{n}d": ("kernel_size",) for op in ("Max", "Avg") for n in (1, 2, 3)},
     "F.pad": ("x", "padding"),

@@ -214,6 +214,41 @@ CASES: dict[str, str] = {
         """,
         "a, b, c, d, e, f, g, h",
     ),
+    # Token id 0 is padding anywhere in random_inputs' ids: masks through every recurrent
+    # layout, merges and pooling; the options that need PyTorch's step loop, with and without.
+    "masked": model_spec(
+        "input tokens: int[7]\ninput more: int[?]",
+        """
+        t = tokens -> embedding(10, 5, mask_zero=true) -> dropout(0.2) -> dense(4)
+        m = more -> embedding(10, 4, mask_zero=true)
+        a = t -> lstm(3, bidirectional=true)
+        b = t -> gru(3, return_sequences=true, bidirectional=true, dropout=0.5)
+            -> global_avgpool1d()
+        c = t -> simple_rnn(3, return_sequences=true, dropout=0.3, recurrent_dropout=0.2)
+            -> layernorm() -> lstm(2, go_backwards=true)
+        d = t -> lstm(3, return_sequences=true, recurrent_dropout=0.5) -> relu()
+        e = t -> gru(2, go_backwards=true, return_sequences=true)
+        f = add(t, t) -> global_avgpool1d()
+        g = m -> gru(3, dropout=0.1, bidirectional=true)
+        h = m -> lstm(3, return_sequences=true) -> global_maxpool1d()
+        """,
+        "a, b, c, d, e, f, g, h",
+    ),
+    # Self-attention under a mask: padded keys ignored, padded queries as Keras computes
+    # them (uniform weights, or zero ones where the layer has dropout), causal or not.
+    "masked_attention": model_spec(
+        "input tokens: int[8]",
+        """
+        x = tokens -> embedding(10, 8, mask_zero=true)
+        a = x -> positional_embedding(8) -> multihead_attention(2, key_dim=3)
+        b = x -> dense(8) -> multihead_attention(2, dropout=0.1, causal=true)
+        c = x -> relu() -> transformer_encoder(4, 8, norm_first=true) -> global_avgpool1d()
+        f = x -> dense(8) -> dropout(0.1) -> transformer_encoder(2, 16) -> dense(4)
+            -> global_avgpool1d()
+        d = x -> layernorm() -> transformer_encoder(2, 12, dropout=0.0) -> lstm(3)
+        """,
+        "a, b, c, d, f",
+    ),
     "attention": model_spec(
         "input series: float[5, 6]",
         """

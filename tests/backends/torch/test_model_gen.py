@@ -264,7 +264,25 @@ STATES = model_spec(
     "y, z, c",
 )
 
+# Padding masks (embedding mask_zero) through layers that keep them, merges of two masks,
+# and the recurrent options that need the step loop.
+MASKS = model_spec(
+    "input tokens: int[?]\ninput more: int[9]",
+    """
+    x = tokens -> embedding(30, 6, mask_zero=true) -> dense(5) -> dropout(0.1)
+    m = more -> embedding(30, 5, mask_zero=true)
+    a = x -> lstm(4, bidirectional=true)
+    b = x -> gru(3, return_sequences=true, go_backwards=true) -> global_avgpool1d()
+    c = x -> simple_rnn(3, dropout=0.2, recurrent_dropout=0.1)
+    d = m -> lstm(4, return_sequences=true, recurrent_dropout=0.3) -> flatten()
+    e = add(m, m) -> global_avgpool1d()
+    out = concat(a, b, c, d, e) -> dense(2)
+    """,
+    "out",
+)
+
 ALL_SPECS = {
+    "masks": MASKS,
     "several_inputs": SEVERAL_INPUTS,
     "repeats": REPEATS,
     "shared": SHARED,
@@ -528,6 +546,50 @@ def test_recurrent_final_state_is_keras_s(tmp_path: Path) -> None:
     # Forward direction's state after the last step, backward's after the first.
     torch.testing.assert_close(final, torch.cat([steps[:, -1, :4], steps[:, 0, 4:]], dim=-1))
     torch.testing.assert_close(last, net.gru_1(x)[0][:, -1])
+
+
+def test_recurrent_layers_without_masks_or_options_stay_torch_s_own(tmp_path: Path) -> None:
+    plain = render_model(load(tmp_path, model_spec(
+        "input x: float[6, 3]", "a = x -> lstm(4)\nb = x -> gru(3, bidirectional=true)", "a, b")))
+    assert "nn.LSTM(3, 4, batch_first=True)" in plain and "nn.GRU(" in plain
+    assert "recurrent_steps" not in plain and "Stepped" not in plain and "mask" not in plain
+    stepped = render_model(load(tmp_path, MASKS))
+    assert "self.lstm_1 = SteppedLSTM(5, 4, batch_first=True, bidirectional=True)" in stepped
+    assert "mask = tokens != 0" in stepped and "mask_2 = more != 0" in stepped
+    assert "a = self.lstm_1(x, mask)" in stepped
+    assert "self.simple_rnn_1(x, mask, dropout=0.2, recurrent_dropout=0.1)" in stepped
+    # add(m, m) shares m's mask; flatten drops d's, which nothing reads after it.
+    assert "mask_3" not in stepped
+    assert "b = masked_mean(x_2, mask)" in stepped and "e = masked_mean(x, mask_2)" in stepped
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
+def test_the_step_loop_computes_torch_s_own_recurrence(tmp_path: Path, kind: str) -> None:
+    """Without padding or dropout, Keras's step loop over the module's weights is the fused
+    torch layer's computation; reading backwards is that of the flipped sequence."""
+    import torch
+    from torch import nn
+
+    model = load(tmp_path, model_spec(
+        "input x: float[5, 3]",
+        f"""
+        a = x -> {kind}(4, return_sequences=true, bidirectional=true, dropout=0.5)
+        b = x -> {kind}(4, return_sequences=true, go_backwards=true)
+        """,
+        "a, b",
+    ))
+    _, net = instantiate(tmp_path, model)
+    net.eval()
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))  # the frozen biases too
+        x = torch.randn(2, 5, 3)
+        a, b = net(x)
+        fused = {"simple_rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind].forward
+        first, second = (getattr(net, f"{kind}_{n}") for n in (1, 2))
+        torch.testing.assert_close(a, fused(first, x)[0])
+        torch.testing.assert_close(b, fused(second, x.flip(1))[0])
 
 
 @pytest.mark.slow
