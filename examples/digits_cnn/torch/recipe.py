@@ -38,7 +38,7 @@ monitor = "val_loss"  # its best epoch gives best.pt, which the test metrics use
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.pt
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = "1712a642ceca95d3"  # a checkpoint of another network is not resumed
+spec_hash = "e98ae6f63e713bb3"  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 591 KiB,
 # gradients 591 KiB, adam state 1.15 MiB, step scratch 1 MiB,
 # activations of a batch of 64 at fp32 2.8 MiB, activation gradients 1 MiB, data 927 KiB

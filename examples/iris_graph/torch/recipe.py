@@ -38,7 +38,7 @@ monitor = "val_loss"  # its best epoch gives best.pt, which the test metrics use
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.pt
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = "51a7ca0da9556d39"  # a checkpoint of another network is not resumed
+spec_hash = "085237b770796f38"  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 2.89 KiB,
 # gradients 2.89 KiB, adam state 5.77 KiB, step scratch 4.12 KiB,
 # activations of a batch of 16 at fp32 7.44 KiB, activation gradients 2 KiB, data 7.03 KiB

@@ -37,7 +37,7 @@ monitor = "val_loss"  # its best epoch gives best.npz, which the test metrics us
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = "098f973dc2a7d793"  # a checkpoint of another network is not resumed
+spec_hash = "0112d2ed89e739a9"  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 44 B,
 # gradients 44 B, sgd state 0 B, activations of a batch of 32 at fp32 1.38 KiB,
 # activation gradients 1.25 KiB, data 38 KiB

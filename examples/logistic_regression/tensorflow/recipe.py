@@ -39,7 +39,7 @@ monitor = "val_loss"  # its best epoch gives best.npz, which the test metrics us
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = "a15aa5fa5f1e00b7"  # a checkpoint of another network is not resumed
+spec_hash = "f34f3e2268e64e0f"  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 124 B,
 # gradients 124 B, adam state 248 B, step scratch 248 B,
 # activations of a batch of 32 at fp32 3.88 KiB, activation gradients 3.75 KiB, data 138 KiB

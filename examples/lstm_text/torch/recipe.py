@@ -38,7 +38,7 @@ monitor = "val_loss"  # its best epoch gives best.pt, which the test metrics use
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.pt
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = "5b39ca10ce94adeb"  # a checkpoint of another network is not resumed
+spec_hash = "dd15739dadb4a828"  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 10.3 MiB,
 # gradients 10.3 MiB, adam state 20.5 MiB, step scratch 19.5 MiB,
 # activations of a batch of 64 at fp32 113 MiB, activation gradients 6.25 MiB, data 153 MiB

@@ -38,7 +38,7 @@ monitor = "val_loss"  # its best epoch gives best.pt, which the test metrics use
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.pt
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = "dc0ec9be842e8014"  # a checkpoint of another network is not resumed
+spec_hash = "8b988b45e97a08ff"  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 365 KiB,
 # gradients 365 KiB, adam state 729 KiB, step scratch 288 KiB,
 # activations of a batch of 128 at fp32 25.3 MiB, activation gradients 10.6 MiB, data 420 MiB

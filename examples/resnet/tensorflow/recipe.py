@@ -42,7 +42,7 @@ monitor = "val_loss"  # its best epoch gives best.npz, which the test metrics us
 checkpoint_every = 1  # epochs
 checkpoint_keep = 3  # newest epoch checkpoints kept, besides best.npz
 log_every = 50  # optimizer steps between progress updates and finite-loss checks
-spec_hash = "afa164c810a43b31"  # a checkpoint of another network is not resumed
+spec_hash = "1d1f93474a4dc6a3"  # a checkpoint of another network is not resumed
 # what training takes, as specc estimated it from the model's shapes: parameters 170 KiB,
 # gradients 168 KiB, sgd state 168 KiB, activations of a batch of 64 at fp32 6.28 MiB,
 # activation gradients 256 KiB, data 927 KiB
