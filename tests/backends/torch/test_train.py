@@ -385,8 +385,9 @@ def test_a_run_writes_the_documented_files_and_keys(six_epochs: tuple[Path, Path
         assert all(math.isfinite(value) for value in record.values())
     results = json.loads((run / "results.json").read_text())
     assert list(results) == ["backend", "device", "epochs_run", "train_samples_per_s",
-                             "world_size", "nodes", "test"]
-    assert (results["world_size"], results["nodes"]) == (1, 1)  # one process alone
+                             "world_size", "nodes", "replicas", "test"]
+    # one process alone, on one device
+    assert (results["world_size"], results["nodes"], results["replicas"]) == (1, 1, 1)
     assert results["backend"] == "torch" and results["device"] == "cpu"
     assert results["epochs_run"] == 6 and results["train_samples_per_s"] > 0
     assert list(results["test"]) == ["loss", "accuracy", "f1"]
