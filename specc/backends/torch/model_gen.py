@@ -1019,6 +1019,7 @@ class ClassBuilder:
         self.names = self._variable_names()
         self.attributes = Namer()  # the names of this class's ModuleLists
         self.masks: list[str] = []  # the variables of padding masks in `forward`
+        self.token_masks: dict[str, str] = {}  # token ids' variable -> the mask made of them
         self.mask_lines: list[Line] = []  # the lines that make them
         self.params = tuple(self.names[v.id] for v in graph.inputs)
         for value, layout in zip(graph.inputs, input_layouts, strict=True):
@@ -1186,10 +1187,13 @@ class ClassBuilder:
         if not node.output.masked:
             return None
         if isinstance(node, ir.LayerNode) and node.layer.kind == "embedding":
-            mask = self._mask_variable()
-            self.lines.append(Line(f"{mask} = {ins[0].var} != 0", "False at padding (id 0)"))
-            self.mask_lines.append(self.lines[-1])
-            return mask
+            tokens = ins[0].var
+            if tokens not in self.token_masks:  # one mask per input, however many embed it
+                self.token_masks[tokens] = self._mask_variable()
+                self.lines.append(Line(f"{self.token_masks[tokens]} = {tokens} != 0",
+                                       "False at padding (id 0)"))
+                self.mask_lines.append(self.lines[-1])
+            return self.token_masks[tokens]
         masks = list(dict.fromkeys(x.mask for x in ins if x.mask is not None))
         if len(masks) == 1:
             return masks[0]

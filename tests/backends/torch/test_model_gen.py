@@ -561,6 +561,13 @@ def test_recurrent_layers_without_masks_or_options_stay_torch_s_own(tmp_path: Pa
     # add(m, m) shares m's mask; flatten drops d's, which nothing reads after it.
     assert "mask_3" not in stepped
     assert "b = masked_mean(x_2, mask)" in stepped and "e = masked_mean(x, mask_2)" in stepped
+    # Two embeddings of one input read one mask.
+    twice = render_model(load(tmp_path, model_spec("input tokens: int[7]", """
+        a = tokens -> embedding(9, 4, mask_zero=true) -> lstm(3)
+        b = tokens -> embedding(9, 5, mask_zero=true) -> gru(2)
+        y = concat(a, b)""", "y")))
+    assert twice.count("!= 0") == 1 and "mask_2" not in twice
+    assert "self.lstm_1(x, mask)" in twice and "self.gru_1(x, mask)" in twice
 
 
 @pytest.mark.slow
